@@ -1,0 +1,3 @@
+from sandkit.cli import main
+
+raise SystemExit(main())

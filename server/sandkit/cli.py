@@ -1,0 +1,161 @@
+"""The `sandkit` command. Thin: parse arguments, call a feature package, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from sandkit import __version__
+from sandkit.errors import SandkitError
+
+DESCRIPTION = """\
+Run AI coding agents in QEMU microVMs, with sbx-compatible kits.
+
+A kit (a folder with spec.yaml, or a .zip of one) packages what an agent needs:
+tools, environment, files, network rules, credentials, startup commands and
+instructions. One agent kit plus any number of mixins make a sandbox."""
+
+EPILOG = """\
+examples:
+  sandkit kit validate ./my-kit/            check a kit; errors name file:line:col
+  sandkit kit inspect --resolved claude --kit ./kits/python-dev
+                                            the merged result of an agent and mixins
+  sandkit kit schema > kit.schema.json      JSON Schema for YAML editors
+  sandkit kit migrate old-kit/spec.yaml     a schemaVersion 1 kit printed as v2
+
+Run `sandkit COMMAND --help` for the options of each command."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+def _kit_arg(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"'{text}' is not NAME=VALUE")
+    return name, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sandkit", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter
+    )
+    parser.add_argument("--version", action="version", version=f"sandkit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    kit = commands.add_parser(
+        "kit",
+        help="validate, inspect, migrate kits; print the kit schema",
+        description="Work with kits: folders with spec.yaml, or .zip files.",
+        formatter_class=_Formatter,
+    )
+    verbs = kit.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    validate = verbs.add_parser(
+        "validate",
+        help="check kits; print file:line:col for each problem",
+        description="Validate kits. Prints each problem as FILE:LINE:COL: error|warning: MESSAGE.\n"
+        "Exits 0 when every kit is valid (warnings allowed), 1 otherwise.",
+        formatter_class=_Formatter,
+    )
+    validate.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="kit directory, its spec.yaml, a .zip, or a built-in kit name",
+    )
+    validate.add_argument(
+        "--kit-arg",
+        type=_kit_arg,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value for a kit arg (repeatable)",
+    )
+    validate.add_argument("--json", action="store_true", help="print results as JSON")
+
+    inspect = verbs.add_parser(
+        "inspect",
+        help="print a kit, or an agent with mixins merged (--resolved)",
+        description="Print a kit in sandkit's canonical form (YAML, or JSON with --json).\n"
+        "With --resolved, compose AGENT with each --kit mixin, in order, by sbx's merge\n"
+        "rules, and print what the sandbox would run.",
+        epilog="example:\n  sandkit kit inspect --resolved claude --kit ./kits/github --kit-arg x=y",
+        formatter_class=_Formatter,
+    )
+    inspect.add_argument(
+        "target",
+        metavar="AGENT_OR_PATH",
+        help="built-in agent name (shell, claude, codex) or kit path",
+    )
+    inspect.add_argument(
+        "--kit",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a mixin to add (repeatable; merged in order); needs --resolved",
+    )
+    inspect.add_argument(
+        "--kit-arg",
+        type=_kit_arg,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value for a kit arg (repeatable)",
+    )
+    inspect.add_argument(
+        "--resolved", action="store_true", help="compose and print the merged result"
+    )
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+
+    verbs.add_parser(
+        "schema",
+        help="print the JSON Schema of the kit format",
+        description="Print a JSON Schema of spec.yaml (schemaVersion 1, 2 and 3), e.g. for\n"
+        "the YAML language server's yaml.schemas setting.",
+        formatter_class=_Formatter,
+    )
+
+    migrate = verbs.add_parser(
+        "migrate",
+        help="print a schemaVersion 1 kit as schemaVersion 2",
+        description="Print a v1 kit rewritten as v2. The file is not changed;\n"
+        "redirect the output to write it.",
+        formatter_class=_Formatter,
+    )
+    migrate.add_argument("path", metavar="PATH", help="kit directory, spec.yaml or .zip")
+
+    verbs.add_parser("ls", help="list the built-in kits", description="List the built-in kits.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "kit":
+            from sandkit import kit_cli
+
+            return kit_cli.run(args)
+        return 2
+    except SandkitError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def dump(data: Any, as_json: bool, out: TextIO = sys.stdout) -> None:
+    if as_json:
+        json.dump(data, out, indent=2)
+        out.write("\n")
+        return
+    from sandkit.yamlout import dump_yaml
+
+    dump_yaml(data, out)

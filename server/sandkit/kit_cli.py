@@ -1,0 +1,140 @@
+"""`sandkit kit …`: validate, inspect, schema, migrate, ls."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from sandkit.cli import dump
+from sandkit.kits import KitError, KitIssue, load_ref, resolve
+from sandkit.kits.builtin import builtin_dir, builtin_names, resolve_ref
+from sandkit.kits.loader import load_kit
+
+
+def run(args: argparse.Namespace) -> int:
+    handler = {
+        "validate": validate,
+        "inspect": inspect,
+        "schema": schema,
+        "migrate": migrate,
+        "ls": list_kits,
+    }[args.verb]
+    return handler(args)
+
+
+def _print_issues(issues: tuple[KitIssue, ...]) -> None:
+    for issue in issues:
+        print(issue.format(), file=sys.stderr)
+
+
+def _issue_json(i: KitIssue) -> dict[str, Any]:
+    return {
+        "file": i.file,
+        "line": i.span.line + 1,
+        "column": i.span.column + 1,
+        "endLine": i.span.end_line + 1,
+        "endColumn": i.span.end_column + 1,
+        "severity": str(i.severity),
+        "code": i.code,
+        "message": i.message,
+    }
+
+
+def validate(args: argparse.Namespace) -> int:
+    given = dict(args.kit_arg)
+    results: list[dict[str, Any]] = []
+    ok = True
+    for ref in args.paths:
+        try:
+            loaded = load_ref(ref, given)
+        except KitError as exc:
+            ok = False
+            results.append(
+                {"kit": ref, "valid": False, "issues": [_issue_json(i) for i in exc.issues]}
+            )
+            if not args.json:
+                _print_issues(exc.issues)
+                print(
+                    f"{ref}: invalid ({sum(i.severity == 'error' for i in exc.issues)} error(s))",
+                    file=sys.stderr,
+                )
+            continue
+        kit = loaded.kit
+        results.append(
+            {
+                "kit": ref,
+                "valid": True,
+                "name": kit.name,
+                "kind": str(kit.kind),
+                "schemaVersion": kit.schema_version,
+                "issues": [_issue_json(i) for i in loaded.warnings],
+            }
+        )
+        if not args.json:
+            _print_issues(loaded.warnings)
+            print(f"{ref}: valid {kit.kind} kit '{kit.name}' (schemaVersion {kit.schema_version})")
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return 0 if ok else 1
+
+
+def inspect(args: argparse.Namespace) -> int:
+    given = dict(args.kit_arg)
+    if args.kit and not args.resolved:
+        print("sandkit: --kit adds mixins to a composition: add --resolved", file=sys.stderr)
+        return 2
+    if args.resolved:
+        resolution = resolve(args.target, args.kit, given)
+        _print_issues(resolution.warnings)
+        merged = resolution.sandbox.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        head: dict[str, Any] = {k: merged.pop(k) for k in ("agentName", "kits", "agent")}
+        data: dict[str, Any] = {**head, **merged}
+    else:
+        loaded = load_ref(args.target, given)
+        _print_issues(loaded.warnings)
+        data = loaded.kit.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    dump(data, args.json)
+    return 0
+
+
+def schema(args: argparse.Namespace) -> int:
+    from sandkit.kits.schema import kit_json_schema
+
+    dump(kit_json_schema(), as_json=True)
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from sandkit.kits.migrate import migrate as to_v2
+    from sandkit.yamlout import dump_yaml
+
+    loaded = load_kit(resolve_ref(args.path))
+    if loaded.kit.schema_version != "1":
+        print(
+            f"{loaded.source.spec_file}: already schemaVersion {loaded.kit.schema_version}; "
+            "nothing to migrate",
+            file=sys.stderr,
+        )
+        return 0
+    doc, notes = to_v2(loaded)
+    for note in notes:
+        print(f"{loaded.source.spec_file}: note: {note}", file=sys.stderr)
+    dump_yaml(
+        doc, sys.stdout, header=f"# migrated from schemaVersion 1 ({loaded.source.spec_file})\n"
+    )
+    return 0
+
+
+def list_kits(args: argparse.Namespace) -> int:
+    rows = []
+    for name in builtin_names():
+        kit = load_kit(builtin_dir() / name).kit
+        rows.append((kit.name, str(kit.kind), kit.description or kit.display_name or ""))
+    width = max((len(r[0]) for r in rows), default=4)
+    print(f"{'NAME':<{width}}  {'KIND':<6}  DESCRIPTION")
+    for name, kind, desc in rows:
+        print(f"{name:<{width}}  {kind:<6}  {desc.strip().splitlines()[0] if desc.strip() else ''}")
+    return 0

@@ -1,0 +1,179 @@
+"""schemaVersion "2" → canonical kit."""
+
+from __future__ import annotations
+
+from sandkit.kits import model as m
+from sandkit.kits import spec_v2 as v2
+from sandkit.kits.convert_common import (
+    Folder,
+    check_allow_deny_overlap,
+    check_duplicate_services,
+    check_injects_allowed,
+    volumes_of,
+)
+from sandkit.kits.validation import Context
+
+ORIGIN_KEY = ("name",)
+
+
+def convert(spec: v2.KitV2, ctx: Context) -> m.Kit:
+    f = Folder(ctx, spec.name)
+    is_agent = spec.kind == "sandbox"
+    agent = _agent(spec, ctx, f) if is_agent else None
+    if not is_agent:
+        for key in ("sandbox", "extends", "mixins"):
+            if getattr(spec, key):
+                ctx.error(
+                    (key,), f"'{key}' belongs to sandbox kits; a mixin cannot have it", at_key=True
+                )
+    elif spec.requires is not None:
+        ctx.error(
+            ("requires",), "'requires' belongs to mixins; a sandbox kit cannot have it", at_key=True
+        )
+    if spec.mixins and is_agent:
+        ctx.warn(("mixins",), "'mixins' is accepted but not applied: pass mixins with --kit")
+
+    network = spec.permissions.network if spec.permissions else v2.NetworkRules()
+    base = ("permissions", "network")
+    allow = f.rules(network.allow, (*base, "allow"))
+    check_allow_deny_overlap(
+        ctx,
+        network.allow,
+        [(d, (*base, "deny", i)) for i, d in enumerate(network.deny)],
+        error=False,
+    )
+
+    creds = [
+        (f.credential(c, ("credentials", i), required=c.required), ("credentials", i))
+        for i, c in enumerate(spec.credentials)
+    ]
+    check_duplicate_services(ctx, [(c.service, (*p, "service")) for c, p in creds])
+    check_injects_allowed(
+        ctx,
+        [
+            (inj.domain, ("credentials", ci, "apiKey", "inject", n, "domain"), False)
+            for ci, c in enumerate(spec.credentials)
+            if c.apiKey
+            for n, inj in enumerate(c.apiKey.inject)
+        ],
+        allow,
+    )
+
+    if spec.licenses:
+        seen: set[str] = set()
+        for i, lic in enumerate(spec.licenses):
+            if lic in seen:
+                ctx.error(("licenses", i), f"license '{lic}' is listed twice")
+            seen.add(lic)
+
+    setup = spec.setup or v2.Setup()
+    context = spec.agentInstructions
+    if context and context.filename and not is_agent:
+        ctx.warn(
+            ("agentInstructions", "filename"),
+            "'filename' is ignored on a mixin: mixin instructions go under kits-agent-context/",
+        )
+    ports = [*spec.ports, *spec.publishedPorts]
+    return m.Kit(
+        name=spec.name,
+        kind=m.KitKind.AGENT if is_agent else m.KitKind.MIXIN,
+        schema_version="2",
+        file=ctx.file,
+        origin=f.origin(ORIGIN_KEY),
+        display_name=spec.displayName,
+        description=spec.description,
+        version=spec.version,
+        source_url=spec.sourceURL,
+        agent=agent,
+        args={
+            k: m.ArgDecl(
+                default=a.default,
+                required=a.required,
+                description=a.description,
+                enum=tuple(a.enum) if a.enum is not None else None,
+                pattern=a.pattern,
+            )
+            for k, a in spec.args.items()
+        },
+        extends=spec.extends if is_agent else None,
+        requires_agent=spec.requires.agent if spec.requires and not is_agent else None,
+        network=m.Network(allow=tuple(allow), deny=tuple(f.rules(network.deny, (*base, "deny")))),
+        credentials=tuple(c for c, _ in creds),
+        environment=f.environment(spec.environment.variables, ("environment", "variables"))
+        if spec.environment
+        else {},
+        install=tuple(
+            f.command(c.command, c.user, ("setup", "install", i), description=c.description)
+            for i, c in enumerate(setup.install)
+        ),
+        startup=tuple(
+            f.command(
+                c.command,
+                c.user,
+                ("setup", "startup", i),
+                background=c.background,
+                description=c.description,
+            )
+            for i, c in enumerate(setup.startup)
+        ),
+        files=tuple(
+            f.setup_file(x, ("setup", "files", i), overwrite=not x.onlyIfMissing)
+            for i, x in enumerate(setup.files)
+        ),
+        agent_context=(
+            m.AgentContext(
+                kit=spec.name,
+                content=context.content,
+                filename=context.filename if is_agent else None,
+            ),
+        )
+        if context and context.content
+        else (),
+        ports=tuple(
+            m.Port(container=p.container, protocol=p.protocol or "tcp", name=p.name) for p in ports
+        ),
+        volumes=tuple(
+            volumes_of((v.path, v.type == "tmpfs", v.size, v.mode) for v in spec.volumes)
+        ),
+        privileged=bool(spec.security and spec.security.privileged),
+    )
+
+
+def _agent(spec: v2.KitV2, ctx: Context, f: Folder) -> m.Agent | None:
+    block = spec.sandbox
+    if block is None:
+        if spec.extends is None:
+            ctx.error(
+                ("kind",),
+                "a sandbox kit needs a 'sandbox:' block (with 'image' and "
+                "usually 'entrypoint'), or 'extends: AGENT' to build on a built-in one",
+                at_key=True,
+                code="missing-key",
+            )
+        return None
+    if block.image is None and spec.extends is None:
+        ctx.error(
+            ("sandbox",),
+            "missing required key 'image' (or use 'extends: AGENT')",
+            at_key=True,
+            code="missing-key",
+        )
+    if block.build is not None and block.image is None:
+        ctx.error(("sandbox", "build"), "'build' needs 'image' (the tag to build)", at_key=True)
+    args: list[str] = []
+    interactive: list[str] | None = None
+    if isinstance(block.command, list):
+        args = block.command
+    elif block.command is not None:
+        args = block.command.default
+        interactive = block.command.interactive or None
+    res = block.resources
+    filename = spec.agentInstructions.filename if spec.agentInstructions else None
+    return m.Agent(
+        image=block.image,
+        entrypoint=tuple(block.entrypoint or ()),
+        args=tuple(args),
+        interactive_args=tuple(interactive) if interactive is not None else None,
+        context_filename=filename,
+        resources=f.resources(res.cpu, res.memory, res.gpu) if res else m.Resources(),
+    )

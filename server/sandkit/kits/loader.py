@@ -1,0 +1,126 @@
+"""Read one kit: source → YAML with positions → args → version model → canonical Kit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from sandkit.kits import convert_v1, convert_v2, convert_v3, spec_v1, spec_v2, spec_v3
+from sandkit.kits.args import arg_values, substitute
+from sandkit.kits.issues import KitError, KitIssue, Severity
+from sandkit.kits.model import Kit, StaticFile
+from sandkit.kits.source import KitSource, open_source
+from sandkit.kits.validation import Context
+from sandkit.kits.yamlpos import YamlFloat, YamlInt, parse
+
+VERSIONS = ("1", "2", "3")
+
+
+@dataclass(frozen=True)
+class LoadedKit:
+    kit: Kit
+    source: KitSource
+    warnings: tuple[KitIssue, ...]
+    arg_values: dict[str, str]
+
+
+class _ArgsV2(BaseModel):
+    args: dict[str, spec_v2.ArgSpec] = {}
+
+
+class _ArgsV3(BaseModel):
+    args: dict[str, spec_v3.Arg] = {}
+
+
+def load_kit(
+    location: str | Path, args: Mapping[str, str] | None = None, *, require_args: bool = False
+) -> LoadedKit:
+    """Load and validate a kit. Raises KitError holding every issue if it is invalid.
+
+    ``args`` are the user's --kit-arg values; with ``require_args`` a required arg without
+    a value is an error (composing a sandbox), otherwise a stand-in is used (validating)."""
+    return load_source(open_source(location), args, require_args=require_args)
+
+
+def load_text(text: str, file: str, args: Mapping[str, str] | None = None) -> LoadedKit:
+    """Validate spec text that is not on disk (an editor buffer)."""
+    name = Path(file).parent.name or "kit"
+    return load_source(KitSource(file, file, text, name), args)
+
+
+def load_source(
+    source: KitSource, args: Mapping[str, str] | None = None, *, require_args: bool = False
+) -> LoadedKit:
+    ctx = Context(source.spec_file, parse(source.text, source.spec_file))
+    kit, values = _load(source, ctx, dict(args or {}), require_args)
+    if kit is None or ctx.failed:
+        raise KitError(ctx.issues)
+    warnings = tuple(i for i in ctx.issues if i.severity is Severity.WARNING)
+    return LoadedKit(kit, source, warnings, values)
+
+
+def _load(
+    source: KitSource, ctx: Context, given: dict[str, str], require_args: bool
+) -> tuple[Kit | None, dict[str, str]]:
+    data = ctx.located.data
+    if not isinstance(data, dict):
+        ctx.error(
+            (),
+            "a kit spec is a YAML mapping that starts with schemaVersion, e.g. "
+            "'schemaVersion: \"2\"'",
+            code="not-a-kit",
+        )
+        return None, {}
+    version = _version(data, ctx)
+    if version is None:
+        return None, {}
+    decls: dict[str, spec_v2.ArgSpec] = {}
+    if version != "1" and isinstance(data.get("args"), dict):
+        model: type[_ArgsV2 | _ArgsV3] = _ArgsV3 if version == "3" else _ArgsV2
+        block = ctx.validate(model, {"args": data["args"]})
+        decls = dict(block.args) if block else {}
+    values = arg_values(decls, given, ctx, require_all=require_args)
+    data = substitute(data, values, ctx)
+    if ctx.failed:
+        return None, values
+    kit: Kit | None = None
+    if version == "1":
+        s1 = ctx.validate(spec_v1.KitV1, data)
+        kit = convert_v1.convert(s1, ctx) if s1 else None
+    elif version == "2":
+        s2 = ctx.validate(spec_v2.KitV2, data)
+        kit = convert_v2.convert(s2, ctx) if s2 else None
+    else:
+        s3 = ctx.validate(spec_v3.KitV3, data)
+        kit = convert_v3.convert(s3, ctx, source, values) if s3 else None
+    if kit is not None:
+        statics = tuple(
+            StaticFile(target=t, path=p, mode=mode, kit=kit.name)
+            for t, p, mode in source.static_files()
+        )
+        kit = kit.model_copy(update={"static_files": statics})
+    return kit, values
+
+
+def _version(data: dict[str, Any], ctx: Context) -> str | None:
+    if "schemaVersion" not in data:
+        ctx.error(
+            (),
+            "missing schemaVersion: add 'schemaVersion: \"2\"' as the first line",
+            code="missing-key",
+        )
+        return None
+    raw = data["schemaVersion"]
+    text = raw.raw if isinstance(raw, YamlInt | YamlFloat) else raw
+    if not isinstance(text, str) or text not in VERSIONS:
+        ctx.error(("schemaVersion",), f'schemaVersion must be "1", "2" or "3", got {raw!r}')
+        return None
+    data["schemaVersion"] = text
+    return text
+
+
+__all__ = ["LoadedKit", "load_kit", "load_source", "load_text"]

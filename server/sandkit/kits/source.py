@@ -1,0 +1,195 @@
+"""Where kits come from: a directory holding spec.yaml (plus files/home/**, files/workspace/**),
+that spec.yaml itself, or a .zip of such a directory.
+
+A kit may only ship regular files inside itself: no symlinks, no absolute or '..' paths,
+bounded sizes, so that nothing a kit names can reach outside it (security invariant 5)."""
+
+from __future__ import annotations
+
+import posixpath
+import stat
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from sandkit.kits.issues import KitError, Span
+
+SPEC_NAME = "spec.yaml"
+MAX_SPEC_BYTES = 1 << 20
+MAX_KIT_BYTES = 256 << 20
+MAX_KIT_FILES = 10_000
+TARGETS = ("home", "workspace")
+
+
+@dataclass(frozen=True)
+class KitSource:
+    """A kit's spec text and the files shipped with it, read but not yet validated."""
+
+    location: str  # as the user named it
+    spec_file: str  # the name issues are reported against
+    text: str
+    default_name: str  # v3 kits have no name: the folder (or zip) stem stands in
+    files: dict[str, int] = field(default_factory=dict)  # relative path → mode
+    reader: Callable[[str], bytes] | None = None
+
+    def read(self, relpath: str) -> bytes:
+        """Read a file shipped in the kit; KeyError if there is none at ``relpath``."""
+        if relpath not in self.files or self.reader is None:
+            raise KeyError(relpath)
+        return self.reader(relpath)
+
+    def static_files(self) -> list[tuple[str, str, int]]:
+        """(target, path under it, mode) for files/home/** and files/workspace/**."""
+        out = []
+        for rel, mode in sorted(self.files.items()):
+            parts = rel.split("/")
+            if len(parts) > 2 and parts[0] == "files" and parts[1] in TARGETS:
+                out.append((parts[1], "/".join(parts[2:]), mode))
+        return out
+
+
+def _fail(file: str, message: str) -> KitError:
+    return KitError.at(file, Span.point(), message, code="source")
+
+
+def open_source(location: str | Path) -> KitSource:
+    """Open a kit by path. Raises KitError naming the path and what to do."""
+    path = Path(location)
+    shown = str(location)
+    if path.is_dir():
+        return _from_dir(path, shown)
+    if path.suffix == ".zip" and path.is_file():
+        return _from_zip(path, shown)
+    if path.is_file():
+        return _from_dir(path.parent, shown, spec=path)
+    raise _fail(
+        shown, "no such kit: give a kit directory (with spec.yaml), its spec.yaml, or a .zip"
+    )
+
+
+def _decode(data: bytes, file: str) -> str:
+    if len(data) > MAX_SPEC_BYTES:
+        raise _fail(file, f"spec is larger than {MAX_SPEC_BYTES >> 10} KiB")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _fail(file, f"spec is not UTF-8 text (byte {exc.start})") from None
+
+
+def _stem(name: str) -> str:
+    return name.removesuffix(".zip") or "kit"
+
+
+def _from_dir(root: Path, shown: str, spec: Path | None = None) -> KitSource:
+    spec = spec or root / SPEC_NAME
+    spec_file = str(spec)
+    if not spec.is_file():
+        raise _fail(
+            str(root), f"no {SPEC_NAME} in this directory: a kit directory holds {SPEC_NAME}"
+        )
+    try:
+        text = _decode(spec.read_bytes(), spec_file)
+    except OSError as exc:
+        raise _fail(spec_file, f"cannot read: {exc.strerror}") from None
+    files: dict[str, int] = {}
+    files_dir = root / "files"
+    if spec.name == SPEC_NAME and files_dir.is_dir():
+        total = 0
+        for item in sorted(files_dir.rglob("*")):
+            rel = item.relative_to(root).as_posix()
+            info = item.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                raise _fail(
+                    str(item), "kits may not ship symlinks: copy the file into the kit instead"
+                )
+            if stat.S_ISREG(info.st_mode):
+                files[rel] = stat.S_IMODE(info.st_mode)
+                total += info.st_size
+            _check_bounds(len(files), total, str(item))
+    for rel in _extra_files(text):
+        candidate = root / rel
+        if candidate.is_file() and not candidate.is_symlink():
+            files.setdefault(PurePosixPath(rel).as_posix(), stat.S_IMODE(candidate.stat().st_mode))
+
+    def read(rel: str) -> bytes:
+        return (root / rel).read_bytes()
+
+    name = root.resolve().name if spec.name == SPEC_NAME else spec.stem
+    return KitSource(shown, spec_file, text, name, files, read)
+
+
+def _extra_files(text: str) -> list[str]:
+    """Files a v3 spec names (agent-context contentFile), so they can be read safely later."""
+    out = []
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "contentFile":
+            rel = value.strip().strip("'\"")
+            if rel and _safe_relative(rel):
+                out.append(posixpath.normpath(rel))
+    return out
+
+
+def _safe_relative(rel: str) -> bool:
+    return (
+        not rel.startswith("/")
+        and ".." not in rel.split("/")
+        and "\\" not in rel
+        and "\0" not in rel
+    )
+
+
+def _check_bounds(count: int, total: int, where: str) -> None:
+    if count > MAX_KIT_FILES:
+        raise _fail(where, f"kit ships more than {MAX_KIT_FILES} files")
+    if total > MAX_KIT_BYTES:
+        raise _fail(where, f"kit ships more than {MAX_KIT_BYTES >> 20} MiB of files")
+
+
+def _from_zip(path: Path, shown: str) -> KitSource:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _fail(shown, f"not a readable zip file: {exc}") from None
+    with archive:
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+        prefix = _zip_prefix([i.filename for i in infos], shown)
+        contents: dict[str, bytes] = {}
+        modes: dict[str, int] = {}
+        total = 0
+        for info in infos:
+            name = info.filename
+            if not _safe_relative(name):
+                raise _fail(
+                    f"{shown}!{name}", "unsafe path in zip (absolute or '..'): rebuild the zip"
+                )
+            mode = info.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise _fail(
+                    f"{shown}!{name}", "kits may not ship symlinks: rebuild the zip without them"
+                )
+            rel = name[len(prefix) :] if name.startswith(prefix) else name
+            total += info.file_size
+            _check_bounds(len(contents), total, f"{shown}!{name}")
+            try:
+                contents[rel] = archive.read(info)
+            except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as exc:
+                raise _fail(f"{shown}!{name}", f"cannot read from zip: {exc}") from None
+            modes[rel] = stat.S_IMODE(mode) or 0o644
+    spec_file = f"{shown}!{prefix}{SPEC_NAME}"
+    text = _decode(contents.pop(SPEC_NAME), spec_file)
+    modes.pop(SPEC_NAME, None)
+    return KitSource(shown, spec_file, text, _stem(path.name), modes, contents.__getitem__)
+
+
+def _zip_prefix(names: list[str], shown: str) -> str:
+    """spec.yaml at the root of the zip, or inside its one top-level folder."""
+    if SPEC_NAME in names:
+        return ""
+    nested = {
+        n.split("/", 1)[0] for n in names if n.count("/") == 1 and n.endswith("/" + SPEC_NAME)
+    }
+    if len(nested) == 1:
+        return nested.pop() + "/"
+    raise _fail(shown, f"no {SPEC_NAME} at the top of the zip (or in its one top-level folder)")

@@ -1,0 +1,241 @@
+"""schemaVersion "3" (docker/sandbox-kit-spec): a descriptor whose host duties are typed
+capabilities. Each capability's config is validated by the model for its type."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from sandkit.kits.fields import (
+    AbsPath,
+    ArgName,
+    ByteSize,
+    EnvName,
+    Mode,
+    Rule,
+    ServiceName,
+    SpecModel,
+    Str,
+    _check,
+    fail,
+)
+from sandkit.kits.spec_v2 import ApiKey, ArgSpec, OAuth
+
+_CAP_TYPE = re.compile(
+    r"(?P<ns>[a-z0-9][a-z0-9.-]*(?:/[a-z0-9][a-z0-9.-]*)*)/(?P<name>[a-z0-9][a-z0-9-]*)@(?P<ver>[0-9]+)"
+)
+_VERSION = re.compile(r"[0-9]+(?:\.[0-9A-Za-z-]+)*")
+
+
+def parse_capability_type(text: str) -> tuple[str, str, int] | None:
+    match = _CAP_TYPE.fullmatch(text)
+    if not match:
+        return None
+    return match["ns"], match["name"], int(match["ver"])
+
+
+class Arg(ArgSpec):
+    env: EnvName | None = Field(
+        None, description="Export the value into the sandbox as this variable."
+    )
+    buildArg: Str | None = None
+
+    @model_validator(mode="after")
+    def _env_or_build(self) -> Arg:
+        if self.env is not None and self.buildArg is not None:
+            fail("an arg may have 'env' or 'buildArg', not both")
+        return self
+
+
+class Capability(SpecModel):
+    type: Str = Field(description="Capability type, e.g. com.docker.sandbox/network-policy@1.")
+    name: Str = ""
+    optional: bool = Field(False, description="Skip it (with a warning) where unsupported.")
+    description: Str = ""
+    config: dict[str, Any] = {}
+    source: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _type(self) -> Capability:
+        if parse_capability_type(self.type) is None:
+            fail(f"capability type '{self.type}' must look like 'com.docker.sandbox/NAME@N'")
+        return self
+
+
+class GroupBody(SpecModel):
+    name: Str = ""
+    optional: bool = False
+    capabilities: list[Capability] = []
+
+
+class CapabilityGroup(SpecModel):
+    group: GroupBody
+
+
+class KitV3(SpecModel):
+    schemaVersion: Literal["3"]
+    kind: Literal["workload", "mixin", "set", "sandbox"]
+    displayName: Str | None = None
+    author: Str | None = None
+    description: Str | None = None
+    sourceUrl: Str | None = None
+    iconUrl: Str | None = None
+    version: Str | None = None
+    licenses: list[Str] | None = None
+    provides: list[Str] = []
+    requires: list[Str] = []
+    integrates: list[Str] = []
+    conflicts: list[Str] = []
+    # Items are checked one by one (a capability or a group) so errors point inside them.
+    capabilities: list[dict[str, Any]] = []
+    args: dict[ArgName, Arg] = {}
+    build: Str | None = None
+    dockerfile: Str | None = None
+    kits: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _checks(self) -> KitV3:
+        if self.version is not None and not _VERSION.fullmatch(self.version):
+            fail(f"version '{self.version}' must look like 1.2.3 (no leading 'v')")
+        if self.iconUrl is not None and not self.iconUrl.startswith("https://"):
+            fail("iconUrl must be an https:// address")
+        if sum(x is not None for x in (self.build, self.dockerfile, self.kits)) > 1:
+            fail("give at most one of 'build', 'dockerfile' or 'kits'")
+        return self
+
+
+# ---- capability configs -------------------------------------------------------------
+
+
+class PhaseRules(SpecModel):
+    allow: list[Rule] = []
+    deny: list[Rule] = []
+
+
+class NetworkPolicy1(SpecModel):
+    install: PhaseRules | None = None
+    runtime: PhaseRules | None = None
+
+
+Method = Annotated[
+    Str, _check(r"[A-Z]+", "method '{value}' must be an upper-case HTTP method or ANY")
+]
+
+
+class RuleObject(SpecModel):
+    hosts: Annotated[list[Rule], Field(min_length=1)]
+    methods: list[Method] = []
+    paths: list[Str] = []
+
+    @model_validator(mode="after")
+    def _paths_need_methods(self) -> RuleObject:
+        if self.paths and not self.methods:
+            fail("'paths' need 'methods' (use [ANY] for every method)")
+        return self
+
+
+class PhaseRules2(SpecModel):
+    allow: list[Rule | RuleObject] = []
+    deny: list[Rule | RuleObject] = []
+
+
+class NetworkPolicy2(SpecModel):
+    install: PhaseRules2 | None = None
+    runtime: PhaseRules2 | None = None
+
+
+Phase = Literal["install", "runtime"]
+
+
+class CredentialConfig(SpecModel):
+    service: ServiceName
+    description: Str = ""
+    phase: Phase | list[Phase] = "runtime"
+    apiKey: ApiKey | None = None
+    oauth: OAuth | None = None
+
+    @model_validator(mode="after")
+    def _some_auth(self) -> CredentialConfig:
+        if self.apiKey is None and self.oauth is None:
+            fail(f"credential '{self.service}' needs an 'apiKey' or 'oauth' block")
+        return self
+
+
+class Hook(SpecModel):
+    command: Str | Annotated[list[Str], Field(min_length=1)]
+    user: Str | None = None
+    env: list[EnvName] = []
+    description: Str = ""
+
+
+class StartupHook(Hook):
+    background: bool = False
+
+
+class LifecycleFile(SpecModel):
+    path: AbsPath
+    content: Str = ""
+    mode: Mode = "0644"
+    overwrite: bool = True
+    description: Str = ""
+
+
+class Lifecycle(SpecModel):
+    install: list[Hook] = []
+    startup: list[StartupHook] = []
+    files: list[LifecycleFile] = []
+    interactive: list[Str] = []
+
+
+class AgentContext(SpecModel):
+    filename: Str | None = None
+    directory: AbsPath | None = None
+    contentFile: Str | None = None
+    content: Str | None = None
+
+    @model_validator(mode="after")
+    def _one_body(self) -> AgentContext:
+        if self.content is not None and self.contentFile is not None:
+            fail("give 'content' or 'contentFile', not both")
+        return self
+
+
+class PortConfig(SpecModel):
+    name: Str = ""
+    container: Annotated[int, Field(ge=1, le=65535)]
+    transport: Literal["tcp", "udp"] = "tcp"
+
+
+class VolumeConfig(SpecModel):
+    path: AbsPath
+    size: ByteSize | None = None
+    tmpfs: bool = False
+    mode: Mode | None = None
+
+
+class ResourcesConfig(SpecModel):
+    cpu: Annotated[float, Field(ge=0)] | None = None
+    memory: ByteSize | None = None
+    gpu: Str | None = None
+
+
+class NoConfig(SpecModel):
+    pass
+
+
+# Capability name@version → config model. Everything else is unknown to sandkit.
+CONFIGS: dict[tuple[str, int], type[SpecModel]] = {
+    ("network-policy", 1): NetworkPolicy1,
+    ("network-policy", 2): NetworkPolicy2,
+    ("credential", 1): CredentialConfig,
+    ("lifecycle", 1): Lifecycle,
+    ("agent-context", 1): AgentContext,
+    ("port", 1): PortConfig,
+    ("volume", 1): VolumeConfig,
+    ("resources", 1): ResourcesConfig,
+    ("sbx", 1): NoConfig,
+    ("privileged", 1): NoConfig,
+}
+SANDBOX_NAMESPACE = "com.docker.sandbox"

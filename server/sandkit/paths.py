@@ -1,0 +1,28 @@
+"""Where sandkit keeps things, following the XDG base directory spec."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var, "")
+    # The spec says relative values are invalid and must be ignored.
+    base = Path(value) if value and Path(value).is_absolute() else Path.home() / fallback
+    return base / "sandkit"
+
+
+def config_dir() -> Path:
+    """Secrets, the CA key, user settings."""
+    return _xdg("XDG_CONFIG_HOME", ".config")
+
+
+def cache_dir() -> Path:
+    """Guest images and snapshots: rebuildable, may be large."""
+    return _xdg("XDG_CACHE_HOME", ".cache")
+
+
+def state_dir() -> Path:
+    """Per-sandbox state: overlays, sockets, logs, journals."""
+    return _xdg("XDG_STATE_HOME", ".local/state")
