@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from sandkit.cli import dump
+from sandkit.hostconfig import registry_args
 from sandkit.kits import KitError, KitIssue, load_ref, resolve
 from sandkit.kits.builtin import builtin_dir, builtin_names, resolve_ref
 from sandkit.kits.loader import load_kit
@@ -87,7 +88,7 @@ def inspect(args: argparse.Namespace) -> int:
         print("sandkit: --kit adds mixins to a composition: add --resolved", file=sys.stderr)
         return 2
     if args.resolved:
-        resolution = resolve(args.target, args.kit, given)
+        resolution = resolve(args.target, args.kit, given, defaults=registry_args())
         _print_issues(resolution.warnings)
         merged = resolution.sandbox.model_dump(mode="json", by_alias=True, exclude_defaults=True)
         head: dict[str, Any] = {k: merged.pop(k) for k in ("agentName", "kits", "agent")}

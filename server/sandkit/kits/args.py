@@ -66,6 +66,7 @@ def substitute(data: Any, values: Mapping[str, str], ctx: Context, path: Path = 
     if isinstance(data, str) and "${{" in data:
         try:
             text = substitute_text(data, values)
+            ctx.from_args[path] = _ARG.findall(data)
         except KeyError as exc:
             ctx.error(path, str(exc.args[0]), code="undeclared-arg")
             return data

@@ -71,11 +71,18 @@ def with_parents(
 
 
 def resolve(
-    agent: str, mixins: Sequence[str] = (), args: Mapping[str, str] | None = None
+    agent: str,
+    mixins: Sequence[str] = (),
+    args: Mapping[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
 ) -> Resolution:
-    """Load and compose; every arg given must be declared by some kit."""
-    loaded = [load_ref(agent, args, require_args=True)]
-    loaded += [load_ref(ref, args, require_args=True) for ref in mixins]
+    """Load and compose; every arg given must be declared by some kit.
+
+    ``defaults`` fill args that kits declare and the user did not give (the host's
+    package registries, for instance); unlike ``args`` they may go unused."""
+    values = {**(defaults or {}), **(args or {})}
+    loaded = [load_ref(agent, values, require_args=True)]
+    loaded += [load_ref(ref, values, require_args=True) for ref in mixins]
     declared = {name for k in loaded for name in k.kit.args}
     unknown = sorted(set(args or {}) - declared)
     if unknown:

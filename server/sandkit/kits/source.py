@@ -11,7 +11,7 @@ import stat
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from sandkit.kits.issues import KitError, Span
 
@@ -34,10 +34,12 @@ class KitSource:
     reader: Callable[[str], bytes] | None = None
 
     def read(self, relpath: str) -> bytes:
-        """Read a file shipped in the kit; KeyError if there is none at ``relpath``."""
-        if relpath not in self.files or self.reader is None:
+        """Read a regular file inside the kit; KeyError if there is none at ``relpath``
+        or the path would leave the kit (absolute, '..', through a symlink)."""
+        rel = posixpath.normpath(relpath)
+        if self.reader is None or not _safe_relative(rel):
             raise KeyError(relpath)
-        return self.reader(relpath)
+        return self.reader(rel)
 
     def static_files(self) -> list[tuple[str, str, int]]:
         """(target, path under it, mode) for files/home/** and files/workspace/**."""
@@ -107,28 +109,18 @@ def _from_dir(root: Path, shown: str, spec: Path | None = None) -> KitSource:
                 files[rel] = stat.S_IMODE(info.st_mode)
                 total += info.st_size
             _check_bounds(len(files), total, str(item))
-    for rel in _extra_files(text):
-        candidate = root / rel
-        if candidate.is_file() and not candidate.is_symlink():
-            files.setdefault(PurePosixPath(rel).as_posix(), stat.S_IMODE(candidate.stat().st_mode))
 
     def read(rel: str) -> bytes:
-        return (root / rel).read_bytes()
+        base = root.resolve()
+        target = (root / rel).resolve()
+        if not target.is_relative_to(base) or target != base.joinpath(*rel.split("/")):
+            raise KeyError(rel)  # it leaves the kit or passes through a symlink
+        if not target.is_file():
+            raise KeyError(rel)
+        return target.read_bytes()
 
     name = root.resolve().name if spec.name == SPEC_NAME else spec.stem
     return KitSource(shown, spec_file, text, name, files, read)
-
-
-def _extra_files(text: str) -> list[str]:
-    """Files a v3 spec names (agent-context contentFile), so they can be read safely later."""
-    out = []
-    for line in text.splitlines():
-        key, _, value = line.strip().partition(":")
-        if key == "contentFile":
-            rel = value.strip().strip("'\"")
-            if rel and _safe_relative(rel):
-                out.append(posixpath.normpath(rel))
-    return out
 
 
 def _safe_relative(rel: str) -> bool:

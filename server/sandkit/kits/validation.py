@@ -48,6 +48,8 @@ class Context:
     file: str
     located: Located
     issues: list[KitIssue] = field(default_factory=list)
+    # Values that came from kit args, so an error there can say which arg to fix.
+    from_args: dict[Path, list[str]] = field(default_factory=dict)
 
     def error(
         self,
@@ -73,6 +75,9 @@ class Context:
         suggestion: str | None,
     ) -> None:
         span = self.located.key_span(path) if at_key else self.located.value_span(path)
+        if path in self.from_args and severity is Severity.ERROR:
+            names = ", ".join(self.from_args[path])
+            message += f" (the value comes from kit arg {names}: check --kit-arg {names}=…)"
         self.issues.append(KitIssue(self.file, span, message, severity, code, suggestion))
 
     @property
@@ -88,7 +93,9 @@ class Context:
             for err in exc.errors(include_url=False):
                 seen.setdefault(_data_path(data, err["loc"]), []).append(err)
             for (path, at_key), errors in seen.items():
-                self._report(model, base, path, at_key, errors)
+                # An error about a whole mapping reads best on the key that names it.
+                on_mapping = isinstance(_node_at(data, path), dict) and bool(path)
+                self._report(model, base, path, at_key or on_mapping, errors)
             return None
 
     def _report(
@@ -151,6 +158,15 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> tuple[Path, bool]:
             path.append(step)
             node = node[step]
     return tuple(path), False
+
+
+def _node_at(data: Any, path: Path) -> Any:
+    for step in path:
+        try:
+            data = data[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _model_at(model: type[BaseModel], path: Path) -> type[BaseModel] | None:
@@ -232,6 +248,10 @@ def _describe(value: Any) -> str:
     return f"'{value}'"
 
 
+def _number(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def _message(err: ErrorDetails) -> str:
     kind, ctx = err["type"], err.get("ctx", {})
     if kind == "invalid":
@@ -244,9 +264,9 @@ def _message(err: ErrorDetails) -> str:
     if kind in ("too_short", "list_too_short"):
         return "must not be empty"
     if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']}, got {_describe(err['input'])}"
+        return f"must be at least {_number(ctx['ge'])}, got {_describe(err['input'])}"
     if kind == "less_than_equal":
-        return f"must be at most {ctx['le']}, got {_describe(err['input'])}"
+        return f"must be at most {_number(ctx['le'])}, got {_describe(err['input'])}"
     if kind == "greater_than":
-        return f"must be more than {ctx['gt']}, got {_describe(err['input'])}"
+        return f"must be more than {_number(ctx['gt'])}, got {_describe(err['input'])}"
     return str(err["msg"])

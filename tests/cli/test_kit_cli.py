@@ -1,0 +1,144 @@
+"""The `sandkit kit` verbs, run as a user runs them: the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+from tests.conftest import BUILTIN, CORPUS, REPO, WriteKit
+
+SANDKIT = shutil.which("sandkit", path=str(Path(sys.executable).parent)) or "sandkit"
+
+
+def sandkit(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SANDKIT, *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def test_validate_corpus_and_builtins() -> None:
+    kits = [str(p) for p in sorted(CORPUS.iterdir())] + ["shell", "claude", str(BUILTIN / "github")]
+    done = sandkit("kit", "validate", *kits)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(": valid ") == len(kits)
+    assert "Traceback" not in done.stderr
+
+
+def test_validate_reports_positions_and_fails(write_kit: WriteKit) -> None:
+    bad = write_kit(
+        'schemaVersion: "2"\nkind: mixin\nname: x\npermissions:\n  network:\n    alow: [a]\n'
+    )
+    done = sandkit("kit", "validate", str(bad), "shell")
+    assert done.returncode == 1
+    assert f"{bad}/spec.yaml:6:5: error: unknown key 'alow' (did you mean 'allow'?)" in done.stderr
+    assert "shell: valid agent kit 'shell'" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_validate_json(write_kit: WriteKit) -> None:
+    bad = write_kit('schemaVersion: "2"\nkind: mixin\nname: X\n')
+    done = sandkit("kit", "validate", "--json", str(bad), "shell")
+    results = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert [r["valid"] for r in results] == [False, True]
+    issue = results[0]["issues"][0]
+    assert (issue["line"], issue["column"], issue["severity"]) == (3, 7, "error")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["kit", "validate", "/nonexistent/kit"],
+        ["kit", "inspect", "no-such-agent"],
+        ["kit", "inspect", "--resolved", "shell", "--kit", "claude"],
+        ["kit", "migrate", "/nonexistent"],
+    ],
+)
+def test_bad_input_is_a_message_not_a_traceback(args: list[str]) -> None:
+    done = sandkit(*args)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and done.stderr.strip()
+
+
+def test_kit_without_resolved_is_a_usage_error() -> None:
+    done = sandkit("kit", "inspect", "shell", "--kit", "github")
+    assert done.returncode == 2 and "add --resolved" in done.stderr
+
+
+def test_inspect_resolved_aider_with_deepseek() -> None:
+    done = sandkit(
+        "kit",
+        "inspect",
+        "--resolved",
+        "--json",
+        str(CORPUS / "v2-sandbox-aider"),
+        "--kit",
+        str(CORPUS / "v1-mixin-deepseek-creds"),
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    hosts = {r["pattern"] for r in data["network"]["allow"]}
+    assert {"aider.chat", "api.github.com", "api.deepseek.com"} <= hosts
+    assert [c["service"] for c in data["credentials"]] == [
+        "anthropic",
+        "gemini",
+        "openai",
+        "deepseek",
+    ]
+    assert [k["name"] for k in data["kits"]] == ["aider", "deepseek-creds"]
+
+
+def test_inspect_yaml_is_yaml() -> None:
+    done = sandkit("kit", "inspect", "--resolved", "shell")
+    assert done.returncode == 0, done.stderr
+    data = YAML(typ="safe").load(done.stdout)
+    assert data["agentName"] == "shell" and data["agent"]["entrypoint"] == ["bash", "-l"]
+
+
+def test_schema_validates_every_good_kit_and_rejects_a_bad_one(write_kit: WriteKit) -> None:
+    done = sandkit("kit", "schema")
+    schema = json.loads(done.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    yaml = YAML(typ="safe")
+    for spec in [*CORPUS.glob("*/spec.yaml"), *BUILTIN.glob("*/spec.yaml")]:
+        errors = list(validator.iter_errors(yaml.load(spec.read_text())))
+        assert not errors, f"{spec}: {errors[0].message}"
+    bad = yaml.load('schemaVersion: "2"\nkind: mixin\nname: x\npermisions: {}\n')
+    assert list(validator.iter_errors(bad))
+
+
+def test_migrate_prints_valid_v2(tmp_path: Path) -> None:
+    done = sandkit("kit", "migrate", str(CORPUS / "v1-mixin-deepseek-creds"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# migrated from schemaVersion 1")
+    kit = tmp_path / "migrated"
+    kit.mkdir()
+    (kit / "spec.yaml").write_text(done.stdout)
+    again = sandkit("kit", "validate", str(kit))
+    assert again.returncode == 0 and again.stderr == ""
+
+
+def test_help_teaches() -> None:
+    done = sandkit("--help")
+    assert done.returncode == 0 and "examples:" in done.stdout
+    assert "--resolved" in sandkit("kit", "inspect", "--help").stdout
+
+
+def test_kit_ls_table() -> None:
+    done = sandkit("kit", "ls")
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "DESCRIPTION"]
+    assert sorted(line.split()[0] for line in lines[1:]) == [
+        "claude",
+        "codex",
+        "github",
+        "node",
+        "python-dev",
+        "shell",
+    ]
