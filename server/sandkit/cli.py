@@ -25,6 +25,10 @@ examples:
                                             the merged result of an agent and mixins
   sandkit kit schema > kit.schema.json      JSON Schema for YAML editors
   sandkit kit migrate old-kit/spec.yaml     a schemaVersion 1 kit printed as v2
+  sandkit proxy serve --kit github          the egress proxy alone, to try a policy with curl
+  sandkit policy check --kit github api.github.com
+  sandkit policy log                        blocked and allowed requests
+  echo "$TOKEN" | sandkit secret set github store a credential for the proxy to inject
 
 Run `sandkit COMMAND --help` for the options of each command."""
 
@@ -131,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("path", metavar="PATH", help="kit directory, spec.yaml or .zip")
 
     verbs.add_parser("ls", help="list the built-in kits", description="List the built-in kits.")
+
+    from sandkit import net_cli
+
+    net_cli.add_parsers(commands, _Formatter)
     return parser
 
 
@@ -141,7 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sandkit import kit_cli
 
             return kit_cli.run(args)
-        return 2
+        from sandkit import net_cli
+
+        return net_cli.run(args)
     except SandkitError as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
     SandkitError
      ├── KitError            a kit could not be read, validated or composed (carries positioned issues)
-     └── SetupError          the host lacks something sandkit needs (a package, a directory)
+     ├── SetupError          the host lacks something sandkit needs (a package, a directory)
+     └── ProxyError          the egress proxy cannot start or serve (CA, listen address, secrets)
 
 A ``SandkitError`` is the user's (or the host's) problem, reported as a message and exit
 status 1, never as a traceback. Anything else escaping is a bug in sandkit.
@@ -17,3 +18,7 @@ class SandkitError(Exception):
 
 class SetupError(SandkitError):
     """The host is missing something sandkit needs; the message says how to get it."""
+
+
+class ProxyError(SandkitError):
+    """The egress proxy cannot do its job; it fails closed and says why."""

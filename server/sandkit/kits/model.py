@@ -28,6 +28,8 @@ class Origin(Canonical):
     column: int
 
     def __str__(self) -> str:
+        if self.line == 0:  # built in, not written in a file
+            return f"{self.kit} {self.file}"
         return f"{self.kit} ({self.file}:{self.line}:{self.column})"
 
 

@@ -1,0 +1,97 @@
+"""Decision records: one per request or connection, appended to a JSONL log and pushed
+to in-process subscribers (the supervisor, the language server)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+
+@dataclass
+class Decision:
+    sandbox: str
+    method: str
+    scheme: str  # http | https (intercepted) | tunnel
+    host: str
+    port: int
+    action: str  # allowed | blocked
+    reason: str
+    path: str | None = None
+    rule: str | None = None
+    origin: str | None = None  # kit (file:line:col) of the deciding rule
+    credentials: list[str] = field(default_factory=list)  # service names, never values
+    status: int | None = None
+    bytes_up: int = 0
+    bytes_down: int = 0
+    latency_ms: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    time: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> Decision:
+        data: dict[str, Any] = json.loads(line)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+class DecisionLog:
+    """Appends records to ``path`` (if any) and fans them out to subscribers.
+
+    A slow subscriber loses its oldest records rather than slowing the proxy."""
+
+    QUEUE = 1000
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._file: TextIO | None = None
+        self._subscribers: set[asyncio.Queue[Decision]] = set()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", buffering=1)
+
+    def record(self, decision: Decision) -> None:
+        if self._file is not None:
+            self._file.write(decision.to_json() + "\n")
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(decision)
+
+    @contextlib.contextmanager
+    def subscription(self) -> Iterator[asyncio.Queue[Decision]]:
+        queue: asyncio.Queue[Decision] = asyncio.Queue(self.QUEUE)
+        self._subscribers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers.discard(queue)
+
+    async def follow(self) -> AsyncIterator[Decision]:
+        with self.subscription() as queue:
+            while True:
+                yield await queue.get()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_log(path: Path) -> list[Decision]:
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(Decision.from_json(line))
+        except (ValueError, TypeError):
+            continue  # a torn last line after a crash
+    return out

@@ -1,0 +1,505 @@
+"""The egress proxy: an HTTP/1.1 forward proxy with CONNECT, run on asyncio streams.
+
+Per client connection: read a request head; decide with the policy; then
+- plain HTTP: forward to the origin (keep-alive both sides, bodies streamed);
+- CONNECT to a host with no credential: tunnel bytes both ways with back-pressure;
+- CONNECT to a host that carries a credential (or has method/path rules): terminate TLS
+  with a leaf from the sandbox CA, inject the credential, forward over verified TLS.
+Names are resolved before connecting and internal addresses refused unless a rule names
+the host exactly (SSRF guard); the connection goes to the checked address (no rebinding).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httptools
+
+from sandkit.kits.model import Phase
+from sandkit.net.decisions import Decision, DecisionLog
+from sandkit.net.guard import IPAddress, Resolver, blocked_body, is_internal
+from sandkit.net.httpio import BadMessage, Head, MessageReader, encode_head, end_to_end, send_body
+from sandkit.net.inject import Injector
+from sandkit.net.policy import Action, Policy, Reason, Verdict
+from sandkit.net.tls import CertificateAuthority
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+IDLE_TIMEOUT = 120.0
+COPY_SIZE = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Approval:
+    action: Action
+    remember: bool = False  # for the rest of this sandbox's life
+
+
+Ask = Callable[[str, int], Awaitable[Approval | None]]
+
+
+@dataclass
+class ProxySettings:
+    policy: Policy
+    ca: CertificateAuthority
+    injector: Injector = field(default_factory=Injector)
+    log: DecisionLog = field(default_factory=DecisionLog)
+    resolver: Resolver = field(default_factory=Resolver)
+    upstream_tls: ssl.SSLContext = field(default_factory=ssl.create_default_context)
+    sandbox: str = "-"
+    phase: Phase = Phase.RUNTIME
+    ask: Ask | None = None
+    ask_timeout: float = 60.0
+
+
+class Blocked(Exception):
+    def __init__(self, code: str, body: str, verdict: Verdict | None = None) -> None:
+        super().__init__(code)
+        self.code, self.body, self.verdict = code, body, verdict
+
+
+class EgressProxy:
+    def __init__(self, settings: ProxySettings) -> None:
+        self.s = settings
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        self._server = await asyncio.start_server(
+            self._serve, host, port, limit=COPY_SIZE, reuse_address=True
+        )
+        address = self._server.sockets[0].getsockname()
+        return str(address[0]), int(address[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._clients):
+                writer.transport.abort()
+            await self._server.wait_closed()
+            self._server = None
+
+    # -- one client connection ------------------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
+        try:
+            await self._requests(reader, writer, MessageReader(reader, "request"), origin=None)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl.SSLError):
+            pass
+        except BadMessage as exc:
+            await self._error(writer, exc.status, exc.reason)
+        except Exception:  # a bug must cost one connection, never the proxy
+            log.exception("proxy connection failed")
+        finally:
+            self._clients.discard(writer)
+            writer.close()
+
+    async def _requests(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        messages: MessageReader,
+        origin: tuple[str, int] | None,
+    ) -> None:
+        """Serve requests until the client or a response ends the connection.
+        ``origin`` is the CONNECT target when this is a TLS-terminated tunnel."""
+        upstream: _Upstream | None = None
+        try:
+            while True:
+                head = await asyncio.wait_for(messages.head(), IDLE_TIMEOUT)
+                if head is None:
+                    return
+                if head.method == "CONNECT" and origin is None:
+                    await self._connect(head, reader, writer, messages)
+                    return
+                keep, upstream = await self._forward(head, writer, messages, origin, upstream)
+                if not keep:
+                    return
+        finally:
+            if upstream is not None:
+                upstream.close()
+
+    # -- decisions ----------------------------------------------------------------------
+    async def _verdict(
+        self, host: str, port: int, method: str | None = None, path: str | None = None
+    ) -> Verdict:
+        policy = self.s.policy
+        verdict = policy.decide(
+            host, port, phase=self.s.phase, method=method, path=path, can_ask=self.s.ask is not None
+        )
+        if verdict.action is not Action.ASK or self.s.ask is None:
+            return verdict
+        try:
+            answer = await asyncio.wait_for(self.s.ask(host, port), self.s.ask_timeout)
+        except TimeoutError:
+            answer = None
+        if answer is None:
+            return Verdict(Action.DENY, Reason.DEFAULT_DENY)
+        if answer.remember:
+            self.s.policy = policy.with_approval(host, answer.action)
+        reason = Reason.APPROVED if answer.action is Action.ALLOW else Reason.REFUSED
+        return Verdict(answer.action, reason)
+
+    def _blocked(self, host: str, port: int, verdict: Verdict) -> Blocked:
+        return Blocked(
+            str(verdict.reason), blocked_body(host, port, verdict, self.s.policy.default), verdict
+        )
+
+    async def _address(self, host: str, port: int, verdict: Verdict) -> IPAddress:
+        try:
+            addresses = await asyncio.wait_for(self.s.resolver.resolve(host, port), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, UnicodeError):
+            raise Blocked("dns", f"sandkit proxy: cannot resolve {host}\n", verdict) from None
+        if not addresses:
+            raise Blocked("dns", f"sandkit proxy: {host} has no address\n", verdict)
+        address = addresses[0]
+        if is_internal(address) and not (verdict.explicit or self.s.resolver.pinned(host)):
+            detail = f"{host} resolves to the internal address {address}"
+            body = blocked_body(host, port, verdict, self.s.policy.default, detail)
+            raise Blocked("private-address", body, verdict)
+        return address
+
+    def _record(self, decision: Decision, verdict: Verdict | None) -> None:
+        if verdict is not None and verdict.rule is not None:
+            decision.rule = verdict.rule.pattern
+            decision.origin = str(verdict.rule.origin)
+        self.s.log.record(decision)
+
+    # -- CONNECT --------------------------------------------------------------------------
+    async def _connect(
+        self,
+        head: Head,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        messages: MessageReader,
+    ) -> None:
+        started = time.monotonic()
+        host, port = _authority(head.target, 443)
+        decision = Decision(self.s.sandbox, "CONNECT", "tunnel", host, port, "blocked", "")
+        verdict: Verdict | None = None
+        try:
+            verdict = await self._verdict(host, port)
+            if verdict.action is not Action.ALLOW:
+                raise self._blocked(host, port, verdict)
+            decision.reason = str(verdict.reason)
+            if self.s.injector.intercepts(host) or verdict.inspect:
+                if messages.leftover:
+                    raise BadMessage(400, "data sent before the tunnel was established")
+                decision.action, decision.scheme = "allowed", "https"
+                self._record(decision, verdict)
+                await self._intercept(host, port, reader, writer)
+                return
+            address = await self._address(host, port, verdict)
+            try:
+                up_reader, up_writer = await asyncio.wait_for(
+                    asyncio.open_connection(str(address), port, limit=COPY_SIZE), CONNECT_TIMEOUT
+                )
+            except (OSError, TimeoutError) as exc:
+                decision.status = 502
+                await self._error(writer, 502, f"cannot connect to {host}:{port}: {exc}")
+                return
+            writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            decision.action, decision.status = "allowed", 200
+            if messages.leftover:
+                up_writer.write(messages.leftover)
+            decision.bytes_up, decision.bytes_down = await _splice(
+                reader, writer, up_reader, up_writer
+            )
+            decision.bytes_up += len(messages.leftover)
+        except Blocked as blocked:
+            decision.reason, decision.status = blocked.code, 403
+            await self._forbidden(writer, blocked)
+        finally:
+            if decision.scheme == "tunnel":
+                decision.latency_ms = round((time.monotonic() - started) * 1000, 2)
+                self._record(decision, verdict)
+
+    async def _intercept(
+        self, host: str, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        await writer.drain()
+        await writer.start_tls(self.s.ca.server_context(host))
+        await self._requests(reader, writer, MessageReader(reader, "request"), origin=(host, port))
+
+    # -- one forwarded request --------------------------------------------------------
+    async def _forward(
+        self,
+        head: Head,
+        writer: asyncio.StreamWriter,
+        messages: MessageReader,
+        origin: tuple[str, int] | None,
+        upstream: _Upstream | None,
+    ) -> tuple[bool, _Upstream | None]:
+        started = time.monotonic()
+        if origin is not None:
+            host, port, path, secure = origin[0], origin[1], head.target, True
+        else:
+            try:
+                host, port, path = _absolute(head.target)
+            except ValueError as exc:
+                raise BadMessage(400, str(exc)) from None
+            secure = False
+        decision = Decision(
+            self.s.sandbox,
+            head.method,
+            "https" if secure else "http",
+            host,
+            port,
+            "blocked",
+            "",
+            path=path.split("?", 1)[0],
+        )
+        verdict: Verdict | None = None
+        try:
+            verdict = await self._verdict(host, port, head.method, decision.path)
+            if verdict.action is not Action.ALLOW:
+                raise self._blocked(host, port, verdict)
+            decision.reason = str(verdict.reason)
+            injection = self.s.injector.apply(host, path, head.headers, secure=secure)
+            decision.credentials, decision.warnings = injection.injected, injection.warnings
+            if upstream is None or upstream.key != (host, port) or upstream.closed:
+                if upstream is not None:
+                    upstream.close()
+                upstream = None
+                address = await self._address(host, port, verdict)
+                upstream = await _Upstream.open(
+                    host, port, address, self.s.upstream_tls if secure else None
+                )
+            keep = await self._exchange(
+                head, injection.headers, path, host, port, writer, messages, upstream, decision
+            )
+            decision.action = "allowed"
+            if not keep:
+                upstream.close()
+            return keep, upstream
+        except Blocked as blocked:
+            decision.reason, decision.status = blocked.code, 403
+            await self._forbidden(writer, blocked)
+            return False, upstream
+        except (OSError, TimeoutError) as exc:
+            decision.status = 502
+            await self._error(writer, 502, f"cannot reach {host}:{port}: {exc}")
+            return False, upstream
+        finally:
+            decision.latency_ms = round((time.monotonic() - started) * 1000, 2)
+            self._record(decision, verdict)
+
+    async def _exchange(
+        self,
+        head: Head,
+        headers: list[tuple[str, str]],
+        path: str,
+        host: str,
+        port: int,
+        writer: asyncio.StreamWriter,
+        messages: MessageReader,
+        upstream: _Upstream,
+        decision: Decision,
+    ) -> bool:
+        upgrade = head.upgrade and head.method != "CONNECT"
+        keep_names = frozenset({"upgrade", "connection"}) if upgrade else frozenset()
+        out = end_to_end(headers, keep_names)
+        if not any(k.lower() == "host" for k, _ in out):
+            out.insert(0, ("Host", host if port in (80, 443) else f"{host}:{port}"))
+        framing = head.framing
+        if framing == "chunked":
+            out.append(("Transfer-Encoding", "chunked"))
+        upstream.writer.write(encode_head(f"{head.method} {path} HTTP/1.1", out))
+        if framing != "none":
+            decision.bytes_up = await send_body(
+                messages.body(), upstream.writer, framing == "chunked"
+            )
+        else:
+            async for _ in messages.body():
+                pass  # consume the end of message
+            await upstream.writer.drain()
+        while True:
+            response = await asyncio.wait_for(upstream.messages.head(), IDLE_TIMEOUT)
+            if response is None:
+                raise ConnectionError("upstream closed without a response")
+            if 100 <= response.status < 200 and response.status != 101:
+                writer.write(encode_head(f"HTTP/1.1 {response.status} Continue", []))
+                async for _ in upstream.messages.body():
+                    pass
+                continue
+            break
+        decision.status = response.status
+        no_body = head.method == "HEAD" or response.status in (204, 304) or response.status < 200
+        client_keep = head.keep_alive and not upgrade
+        back = end_to_end(response.headers, keep_names if response.status == 101 else frozenset())
+        rframing = response.framing
+        chunk_back = not no_body and rframing != "length"
+        if chunk_back:
+            back.append(("Transfer-Encoding", "chunked"))
+        if not client_keep:
+            back.append(("Connection", "close"))
+        phrase = response.reason or _phrase(response.status)
+        writer.write(encode_head(f"HTTP/1.1 {response.status} {phrase}", back))
+        if response.status == 101:
+            await writer.drain()
+            if upstream.messages.leftover:
+                writer.write(upstream.messages.leftover)
+            up, down = await _splice(messages.stream, writer, upstream.reader, upstream.writer)
+            decision.bytes_up += up + len(messages.leftover)
+            decision.bytes_down += down
+            return False
+        if no_body:
+            upstream.messages.skip_body()
+            await writer.drain()
+        else:
+            decision.bytes_down = await send_body(upstream.messages.body(), writer, chunk_back)
+        upstream_keep = response.keep_alive and rframing != "none"
+        if not upstream_keep:
+            upstream.closed = True
+        return client_keep
+
+    # -- answers ------------------------------------------------------------------------
+    async def _forbidden(self, writer: asyncio.StreamWriter, blocked: Blocked) -> None:
+        body = blocked.body.encode()
+        writer.write(
+            encode_head(
+                "HTTP/1.1 403 Forbidden",
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(body))),
+                    ("X-Sandkit-Blocked", blocked.code),
+                    ("Connection", "close"),
+                ],
+            )
+            + body
+        )
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+
+    async def _error(self, writer: asyncio.StreamWriter, status: int, reason: str) -> None:
+        if writer.is_closing():
+            return
+        body = f"sandkit proxy: {reason}\n".encode()
+        writer.write(
+            encode_head(
+                f"HTTP/1.1 {status} {_phrase(status)}",
+                [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(body))),
+                    ("Connection", "close"),
+                ],
+            )
+            + body
+        )
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+
+
+class _Upstream:
+    """One kept-alive connection to an origin, owned by one client connection."""
+
+    def __init__(
+        self, key: tuple[str, int], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.key, self.reader, self.writer = key, reader, writer
+        self.messages = MessageReader(reader, "response")
+        self.closed = False
+
+    @classmethod
+    async def open(
+        cls, host: str, port: int, address: IPAddress, tls: ssl.SSLContext | None
+    ) -> _Upstream:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                str(address), port, ssl=tls, limit=COPY_SIZE, server_hostname=host if tls else None
+            ),
+            CONNECT_TIMEOUT,
+        )
+        return cls((host, port), reader, writer)
+
+    def close(self) -> None:
+        self.closed = True
+        self.writer.transport.abort()
+
+
+async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> int:
+    total = 0
+    try:
+        while data := await src.read(COPY_SIZE):
+            total += len(data)
+            dst.write(data)
+            await dst.drain()
+        if dst.can_write_eof():
+            dst.write_eof()  # half-close: the other direction may still be talking
+    except (ConnectionError, OSError):
+        dst.transport.abort()
+    return total
+
+
+async def _splice(
+    client_r: asyncio.StreamReader,
+    client_w: asyncio.StreamWriter,
+    up_r: asyncio.StreamReader,
+    up_w: asyncio.StreamWriter,
+) -> tuple[int, int]:
+    try:
+        up, down = await asyncio.gather(_pipe(client_r, up_w), _pipe(up_r, client_w))
+    finally:
+        up_w.transport.abort()
+    return up, down
+
+
+def _authority(target: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = target.rpartition(":")
+    if not sep or "]" in port:
+        host, port = target, str(default_port)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadMessage(400, f"bad CONNECT target '{target}': expected HOST:PORT")
+    return host.lower(), int(port)
+
+
+def _absolute(target: str) -> tuple[str, int, str]:
+    if not target.startswith(("http://", "HTTP://")):
+        raise ValueError(
+            "this is a proxy: send requests with an absolute http:// URL "
+            "(https goes through CONNECT)"
+        )
+    try:
+        url = httptools.parse_url(target.encode("latin-1"))
+    except httptools.HttpParserInvalidURLError:
+        raise ValueError(f"malformed URL '{target[:200]}'") from None
+    if not url.host:
+        raise ValueError(f"no host in URL '{target[:200]}'")
+    path = (url.path or b"/").decode("latin-1")
+    if url.query:
+        path += "?" + url.query.decode("latin-1")
+    return url.host.decode("latin-1").lower().strip("[]"), url.port or 80, path
+
+
+_PHRASES = {
+    100: "Continue",
+    101: "Switching Protocols",
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    301: "Moved Permanently",
+    302: "Found",
+    304: "Not Modified",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+def _phrase(status: int) -> str:
+    return _PHRASES.get(status, "Status")

@@ -1,0 +1,90 @@
+"""Assemble a proxy from kits: the merged network rules and credentials, real values from
+the host, placeholders for the guest. Used by `sandkit proxy serve` and the supervisor."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sandkit.errors import ProxyError
+from sandkit.kits.compose import merge_content
+from sandkit.kits.issues import KitError, KitIssue
+from sandkit.kits.model import KitContent
+from sandkit.kits.resolve import load_ref
+from sandkit.net.decisions import DecisionLog
+from sandkit.net.guard import Resolver
+from sandkit.net.inject import BoundCredential, Injector
+from sandkit.net.policy import DefaultPolicy, Policy, baseline_rules
+from sandkit.net.proxy import ProxySettings
+from sandkit.net.secrets import SecretStore, credential_value, placeholder
+from sandkit.net.tls import CertificateAuthority
+from sandkit.paths import config_dir
+
+
+def merged_kits(
+    refs: Sequence[str], args: Mapping[str, str] | None = None
+) -> tuple[KitContent, list[KitIssue]]:
+    """Network rules and credentials of any kits (agent or mixin), merged in order."""
+    loaded = [load_ref(ref, args, require_args=True) for ref in refs]
+    issues: list[KitIssue] = []
+    content = merge_content([k.kit for k in loaded], issues)
+    if issues:
+        raise KitError(issues)
+    return content, [w for k in loaded for w in k.warnings]
+
+
+def build_policy(
+    content: KitContent, default: DefaultPolicy, registry_hosts: Sequence[str] = ()
+) -> Policy:
+    baseline = baseline_rules(registry_hosts) if default is DefaultPolicy.BALANCED else ()
+    return Policy(content.network.allow, content.network.deny, default, baseline)
+
+
+def bind_credentials(
+    content: KitContent, store: SecretStore | None = None
+) -> list[BoundCredential]:
+    store = store or SecretStore()
+    return [
+        BoundCredential(c, credential_value(c, store), placeholder(c.service))
+        for c in content.credentials
+    ]
+
+
+def upstream_context(extra_ca: Path | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    if extra_ca is not None:
+        try:
+            ctx.load_verify_locations(cafile=str(extra_ca))
+        except (OSError, ssl.SSLError) as exc:
+            raise ProxyError(f"cannot load the upstream CA {extra_ca}: {exc}") from None
+    return ctx
+
+
+def build_settings(
+    content: KitContent,
+    *,
+    default: DefaultPolicy,
+    log_path: Path | None,
+    pins: Mapping[str, str],
+    upstream_ca: Path | None,
+    sandbox: str = "-",
+    registry_hosts: Sequence[str] = (),
+    ca_dir: Path | None = None,
+    store: SecretStore | None = None,
+) -> tuple[ProxySettings, list[BoundCredential]]:
+    bound = bind_credentials(content, store)
+    try:
+        resolver = Resolver(pins)
+    except ValueError as exc:
+        raise ProxyError(f"--resolve: {exc}") from None
+    settings = ProxySettings(
+        policy=build_policy(content, default, registry_hosts),
+        ca=CertificateAuthority.load_or_create(ca_dir or config_dir() / "ca"),
+        injector=Injector(bound),
+        log=DecisionLog(log_path),
+        resolver=resolver,
+        upstream_tls=upstream_context(upstream_ca),
+        sandbox=sandbox,
+    )
+    return settings, bound

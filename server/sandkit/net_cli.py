@@ -1,0 +1,337 @@
+"""`sandkit proxy serve`, `sandkit policy check|log`, `sandkit secret set|ls|rm`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import getpass
+import signal
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sandkit.errors import ProxyError
+from sandkit.hostconfig import registry_args
+from sandkit.net.decisions import Decision, read_log
+from sandkit.net.policy import Action, DefaultPolicy
+from sandkit.paths import state_dir
+
+
+def default_log() -> Path:
+    return state_dir() / "proxy" / "decisions.jsonl"
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    formatter: type[argparse.HelpFormatter],
+) -> None:
+    proxy = commands.add_parser(
+        "proxy",
+        help="run the egress proxy on its own (try a policy with curl)",
+        description="The egress proxy that sandboxes send all traffic through.",
+        formatter_class=formatter,
+    )
+    verbs = proxy.add_subparsers(dest="verb", metavar="VERB", required=True)
+    serve = verbs.add_parser(
+        "serve",
+        formatter_class=formatter,
+        help="serve the proxy until Ctrl-C",
+        description="Serve the egress proxy with the network rules and credentials of kits.\n"
+        "Prints 'listening on HOST:PORT ca=CA_CERT' when ready; runs until SIGINT/SIGTERM.",
+        epilog="example:\n  sandkit proxy serve --kit github --default deny-all\n"
+        "  curl -x http://127.0.0.1:PORT --cacert CA_CERT https://api.github.com/",
+    )
+    _policy_options(serve)
+    serve.add_argument(
+        "--listen",
+        default="127.0.0.1:0",
+        metavar="HOST:PORT",
+        help="address to listen on (default: 127.0.0.1 and a free port)",
+    )
+    serve.add_argument(
+        "--log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"decision log (JSON lines; default: {default_log()})",
+    )
+    serve.add_argument(
+        "--upstream-ca",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="extra CA to trust for upstream TLS (e.g. a corporate TLS-inspection CA)",
+    )
+    serve.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="HOST=IP",
+        help="pin HOST to IP (as curl --resolve); a pinned address may be internal",
+    )
+
+    policy = commands.add_parser(
+        "policy",
+        help="check a host against kits' rules; show the decision log",
+        description="Network policy: check targets, read the decision log.",
+        formatter_class=formatter,
+    )
+    pverbs = policy.add_subparsers(dest="verb", metavar="VERB", required=True)
+    check = pverbs.add_parser(
+        "check",
+        formatter_class=formatter,
+        help="would a request be allowed?",
+        description="Decide TARGET (host, host:port or URL; a bare host means "
+        "port 443)\nwith the kits' rules. Exit 0 if allowed, 1 if denied.",
+    )
+    _policy_options(check)
+    check.add_argument("target", metavar="TARGET")
+    logp = pverbs.add_parser(
+        "log",
+        formatter_class=formatter,
+        help="blocked and allowed requests",
+        description="Blocked and allowed requests from a decision log, "
+        "aggregated by host, rule and reason.",
+    )
+    logp.add_argument(
+        "logfile",
+        nargs="?",
+        type=Path,
+        default=None,
+        metavar="LOGFILE",
+        help=f"decision log (default: {default_log()})",
+    )
+    logp.add_argument("--json", action="store_true", help="print the records as JSON lines")
+    logp.add_argument("--follow", action="store_true", help="keep printing new records")
+
+    secret = commands.add_parser(
+        "secret",
+        help="store credentials the proxy injects",
+        description="Secrets live on the host only; sandboxes get placeholders.",
+        formatter_class=formatter,
+    )
+    sverbs = secret.add_subparsers(dest="verb", metavar="VERB", required=True)
+    sset = sverbs.add_parser(
+        "set",
+        help="store a value (read from stdin)",
+        description="Store the value for SERVICE, read from standard input\n"
+        "(prompted without echo on a terminal).",
+        epilog="example:\n  pass show anthropic | sandkit secret set anthropic",
+        formatter_class=formatter,
+    )
+    sset.add_argument("service", metavar="SERVICE")
+    sverbs.add_parser("ls", help="list services with a stored value")
+    srm = sverbs.add_parser("rm", help="remove a stored value")
+    srm.add_argument("service", metavar="SERVICE")
+
+
+def _policy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kit",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="kit whose rules and credentials apply (repeatable; built-in name or path)",
+    )
+    parser.add_argument(
+        "--kit-arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value for a kit arg (repeatable)",
+    )
+    parser.add_argument(
+        "--default",
+        type=DefaultPolicy,
+        default=DefaultPolicy.BALANCED,
+        choices=list(DefaultPolicy),
+        metavar="{allow-all,balanced,deny-all}",
+        help="what happens to hosts no rule names (default: balanced)",
+    )
+
+
+def _kit_args(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ProxyError(f"--kit-arg '{item}' is not NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "proxy":
+        return asyncio.run(serve(args))
+    if args.command == "policy":
+        return check(args) if args.verb == "check" else show_log(args)
+    return secret(args)
+
+
+def _content(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from sandkit.net.service import merged_kits
+
+    defaults = registry_args()
+    content, warnings = merged_kits(args.kit, {**defaults, **_kit_args(args.kit_arg)})
+    for w in warnings:
+        print(w.format(), file=sys.stderr)
+    return content, list(defaults.values())
+
+
+async def serve(args: argparse.Namespace) -> int:
+    from sandkit.net.proxy import EgressProxy
+    from sandkit.net.service import build_settings
+
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ProxyError(f"--listen '{args.listen}' is not HOST:PORT")
+    pins = {}
+    for item in args.resolve:
+        name, sep, ip = item.partition("=")
+        if not sep:
+            raise ProxyError(f"--resolve '{item}' is not HOST=IP")
+        pins[name] = ip
+    content, registries = _content(args)
+    settings, bound = build_settings(
+        content,
+        default=args.default,
+        log_path=args.log or default_log(),
+        pins=pins,
+        upstream_ca=args.upstream_ca,
+        registry_hosts=registries,
+    )
+    proxy = EgressProxy(settings)
+    try:
+        bound_host, bound_port = await proxy.start(host.strip("[]"), int(port))
+    except OSError as exc:
+        raise ProxyError(f"cannot listen on {args.listen}: {exc.strerror}") from None
+    for b in bound:
+        state = "set" if b.value else "NOT SET: run `sandkit secret set " + b.service + "`"
+        if b.credential.env:
+            print(
+                f"credential {b.service} ({state}): {b.credential.env}={b.placeholder}",
+                file=sys.stderr,
+            )
+    print(f"listening on {bound_host}:{bound_port} ca={settings.ca.cert_path}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await proxy.close()
+        settings.log.close()
+        settings.ca.close()
+    return 0
+
+
+def _target(text: str) -> tuple[str, int]:
+    if "://" in text:
+        url = urlsplit(text)
+        if not url.hostname:
+            raise ProxyError(f"no host in '{text}'")
+        return url.hostname, url.port or (80 if url.scheme == "http" else 443)
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and "]" not in port and host.count(":") == 0:
+        return host, int(port)
+    if text.startswith("[") and "]:" in text:
+        inner, _, port = text[1:].partition("]:")
+        return inner, int(port)
+    return text.strip("[]"), 443
+
+
+def check(args: argparse.Namespace) -> int:
+    from sandkit.net.service import build_policy
+
+    content, registries = _content(args)
+    host, port = _target(args.target)
+    verdict = build_policy(content, args.default, registries).decide(host, port)
+    allowed = verdict.action is Action.ALLOW
+    print(f"{'allowed' if allowed else 'denied'}: {host}:{port} ({verdict.describe()})")
+    return 0 if allowed else 1
+
+
+def show_log(args: argparse.Namespace) -> int:
+    path = args.logfile or default_log()
+    if not path.exists():
+        raise ProxyError(
+            f"no decision log at {path}: start `sandkit proxy serve` or a sandbox first"
+        )
+    records = read_log(path)
+    if args.json:
+        for r in records:
+            print(r.to_json())
+    else:
+        _tables(records)
+    if args.follow:
+        _follow(path, args.json)
+    return 0
+
+
+def _tables(records: list[Decision]) -> None:
+    groups: dict[tuple[str, str, str, str], list[Decision]] = collections.defaultdict(list)
+    for r in records:
+        groups[(r.action, f"{r.host}:{r.port}", r.rule or "-", r.reason)].append(r)
+    for action, title in (("blocked", "Blocked requests:"), ("allowed", "Allowed requests:")):
+        rows = [
+            (k[1], k[2], k[3], str(len(v)), max(x.time for x in v)[:19].replace("T", " "))
+            for k, v in groups.items()
+            if k[0] == action
+        ]
+        print(title)
+        if not rows:
+            print("  (none)")
+        else:
+            header = ("HOST", "RULE", "REASON", "COUNT", "LAST SEEN")
+            rows.sort(key=lambda row: row[4], reverse=True)
+            widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+            for row in [header, *rows]:
+                print(
+                    "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                )
+        print()
+
+
+def _follow(path: Path, as_json: bool) -> None:
+    with path.open() as f, contextlib.suppress(KeyboardInterrupt):
+        f.seek(0, 2)
+        while True:
+            line = f.readline()
+            if not line:
+                time.sleep(0.2)
+                continue
+            try:
+                r = Decision.from_json(line)
+            except (ValueError, TypeError):
+                continue
+            print(
+                r.to_json()
+                if as_json
+                else f"{r.time[11:19]} {r.action:<7} {r.method:<7} {r.host}:{r.port} {r.reason} {r.rule or ''}",
+                flush=True,
+            )
+
+
+def secret(args: argparse.Namespace) -> int:
+    from sandkit.net.secrets import SecretStore
+
+    store = SecretStore()
+    if args.verb == "set":
+        value = (
+            getpass.getpass(f"value for {args.service}: ")
+            if sys.stdin.isatty()
+            else sys.stdin.read()
+        )
+        store.set(args.service, value.strip())
+        print(f"stored {args.service} in {store.path}")
+    elif args.verb == "ls":
+        print("SERVICE")
+        for name in store.services():
+            print(name)
+    elif not store.remove(args.service):
+        raise ProxyError(f"no stored value for '{args.service}'")
+    return 0
