@@ -132,6 +132,7 @@ class RunningProxy:
     log_path: Path
 
     def records(self) -> list[Decision]:
+        self.settings.log.flush()
         return read_log(self.log_path)
 
 

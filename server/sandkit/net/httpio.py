@@ -207,17 +207,18 @@ def end_to_end(headers: Sequence[tuple[str, str]], keep: frozenset[str] = frozen
 
 
 async def send_body(
-    source: AsyncIterator[bytes], writer: asyncio.StreamWriter, chunked: bool
+    source: AsyncIterator[bytes], writer: asyncio.StreamWriter, chunked: bool, head: bytes = b""
 ) -> int:
-    """Copy a body, chunk-encoded or as is; returns the payload bytes sent."""
+    """Write ``head``, then copy a body, chunk-encoded or as is; returns the payload bytes.
+    The head goes out with the first piece: one send for a small message, not two."""
     sent = 0
     async for piece in source:
         if not piece:
             continue
         sent += len(piece)
-        writer.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
+        writer.write(head + (b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece))
+        head = b""
         await writer.drain()
-    if chunked:
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
+    writer.write(head + b"0\r\n\r\n" if chunked else head)
+    await writer.drain()
     return sent

@@ -70,6 +70,10 @@ class EgressProxy:
         self.s = settings
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.StreamWriter] = set()
+        # Connections waiting for their next request, and since when: one timer reaps the
+        # idle ones, instead of a timer per request.
+        self._waiting: dict[asyncio.StreamWriter, float] = {}
+        self._reaper: asyncio.TimerHandle | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
@@ -77,9 +81,20 @@ class EgressProxy:
             self._serve, host, port, limit=COPY_SIZE, reuse_address=True
         )
         address = self._server.sockets[0].getsockname()
+        self._reap()
         return str(address[0]), int(address[1])
 
+    def _reap(self) -> None:
+        deadline = time.monotonic() - IDLE_TIMEOUT
+        for writer, since in list(self._waiting.items()):
+            if since < deadline:
+                self._waiting.pop(writer, None)
+                writer.transport.abort()
+        self._reaper = asyncio.get_running_loop().call_later(IDLE_TIMEOUT / 4, self._reap)
+
     async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
         if self._server is not None:
             self._server.close()
             for writer in list(self._clients):
@@ -100,6 +115,7 @@ class EgressProxy:
             log.exception("proxy connection failed")
         finally:
             self._clients.discard(writer)
+            self._waiting.pop(writer, None)
             writer.close()
 
     async def _requests(
@@ -114,7 +130,9 @@ class EgressProxy:
         upstream: _Upstream | None = None
         try:
             while True:
-                head = await asyncio.wait_for(messages.head(), IDLE_TIMEOUT)
+                self._waiting[writer] = time.monotonic()  # idle until a head arrives
+                head = await messages.head()
+                self._waiting.pop(writer, None)
                 if head is None:
                     return
                 if head.method == "CONNECT" and origin is None:
@@ -274,9 +292,13 @@ class EgressProxy:
                 upstream = await _Upstream.open(
                     host, port, address, self.s.upstream_tls if secure else None
                 )
-            keep = await self._exchange(
-                head, injection.headers, path, host, port, writer, messages, upstream, decision
-            )
+            try:
+                keep = await self._exchange(
+                    head, injection.headers, path, host, port, writer, messages, upstream, decision
+                )
+            except BaseException:
+                upstream.close()  # the caller never sees this connection: close it here
+                raise
             decision.action = "allowed"
             if not keep:
                 upstream.close()
@@ -323,7 +345,11 @@ class EgressProxy:
                 pass  # consume the end of message
             await upstream.writer.drain()
         while True:
-            response = await asyncio.wait_for(upstream.messages.head(), IDLE_TIMEOUT)
+            try:
+                # No time limit: a model's first byte can take minutes; the client decides.
+                response = await upstream.messages.head()
+            except BadMessage as exc:
+                raise ConnectionError(f"the origin sent bad HTTP ({exc.reason})") from None
             if response is None:
                 raise ConnectionError("upstream closed without a response")
             if 100 <= response.status < 200 and response.status != 101:
@@ -343,8 +369,9 @@ class EgressProxy:
         if not client_keep:
             back.append(("Connection", "close"))
         phrase = response.reason or _phrase(response.status)
-        writer.write(encode_head(f"HTTP/1.1 {response.status} {phrase}", back))
+        response_head = encode_head(f"HTTP/1.1 {response.status} {phrase}", back)
         if response.status == 101:
+            writer.write(response_head)
             await writer.drain()
             if upstream.messages.leftover:
                 writer.write(upstream.messages.leftover)
@@ -354,9 +381,12 @@ class EgressProxy:
             return False
         if no_body:
             upstream.messages.skip_body()
+            writer.write(response_head)
             await writer.drain()
         else:
-            decision.bytes_down = await send_body(upstream.messages.body(), writer, chunk_back)
+            decision.bytes_down = await send_body(
+                upstream.messages.body(), writer, chunk_back, response_head
+            )
         upstream_keep = response.keep_alive and rframing != "none"
         if not upstream_keep:
             upstream.closed = True
