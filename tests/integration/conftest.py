@@ -9,6 +9,7 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -203,14 +204,15 @@ async def proxy(
 
 @contextlib.asynccontextmanager
 async def one_off_proxy(
-    policy: Policy, home: Path, pins: dict[str, str] | None = None
+    policy: Policy, home: Path, pins: dict[str, str] | None = None, **options: Any
 ) -> AsyncIterator[str]:
-    """A proxy with its own policy for one test; yields its URL."""
+    """A proxy with its own policy (and other ProxySettings) for one test; yields its URL."""
     settings = ProxySettings(
         policy=policy,
         ca=CertificateAuthority.load_or_create(home / "ca"),
         log=DecisionLog(),
         resolver=Resolver(pins),
+        **options,
     )
     running = EgressProxy(settings)
     _, port = await running.start()

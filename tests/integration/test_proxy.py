@@ -13,7 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sandkit.net.policy import DefaultPolicy, Policy
+from sandkit.net.policy import Action, DefaultPolicy, Policy
+from sandkit.net.proxy import Approval
 from tests.integration.conftest import (
     OTHER_SECRET,
     REAL_SECRET,
@@ -302,3 +303,33 @@ async def test_pinned_address_may_be_internal(origins: Origins, tmp_path: Path) 
     async with one_off_proxy(policy, tmp_path, {"db.svc.test": "127.0.0.1"}) as url:
         _, out, _ = await curl("-x", url, f"http://db.svc.test:{origins.http_port}/")
     assert '"path": "/"' in out
+
+
+async def test_ask_allow_once_remember_refuse_and_time_out(origins: Origins, tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    async def ask(host: str, port: int) -> Approval | None:
+        asked.append(host)
+        if host == "slow.test":
+            await asyncio.sleep(30)
+        return {"once.test": Approval(Action.ALLOW), "keep.test": Approval(Action.ALLOW, remember=True),
+                "no.test": Approval(Action.DENY)}.get(host)
+
+    hosts = ["once.test", "keep.test", "no.test", "slow.test", "silent.test"]
+    policy = Policy([], [], DefaultPolicy.DENY_ALL)
+    async with one_off_proxy(policy, tmp_path, dict.fromkeys(hosts, "127.0.0.1"), ask=ask,
+                             ask_timeout=0.5) as url:
+
+        async def get(host: str) -> str:
+            _, out, _ = await curl("-i", "-x", url, f"http://{host}:{origins.http_port}/")
+            return out.split("\r\n", 1)[0]
+
+        assert await get("once.test") == "HTTP/1.1 200 OK"
+        assert await get("once.test") == "HTTP/1.1 200 OK"
+        assert await get("keep.test") == "HTTP/1.1 200 OK"
+        assert await get("keep.test") == "HTTP/1.1 200 OK"
+        assert await get("no.test") == "HTTP/1.1 403 Forbidden"
+        assert await get("slow.test") == "HTTP/1.1 403 Forbidden"  # no answer in time: denied
+        assert await get("silent.test") == "HTTP/1.1 403 Forbidden"
+    # allow-once asks again; a remembered answer does not
+    assert asked == ["once.test", "once.test", "keep.test", "no.test", "slow.test", "silent.test"]
