@@ -20,6 +20,11 @@ instructions. One agent kit plus any number of mixins make a sandbox."""
 
 EPILOG = """\
 examples:
+  sandkit run shell .                       an isolated shell on this folder, in a microVM
+  sandkit run shell . -- uname -r           a command instead of the agent
+  sandkit ls                                sandboxes and their state
+  sandkit exec -it shell-proj -- bash       another terminal in a running sandbox
+  sandkit stop shell-proj; sandkit rm shell-proj
   sandkit kit validate ./my-kit/            check a kit; errors name file:line:col
   sandkit kit inspect --resolved claude --kit ./kits/python-dev
                                             the merged result of an agent and mixins
@@ -136,19 +141,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("ls", help="list the built-in kits", description="List the built-in kits.")
 
-    from sandkit import net_cli
+    from sandkit import net_cli, sandbox_cli
 
+    sandbox_cli.add_parsers(commands, _Formatter)
     net_cli.add_parsers(commands, _Formatter)
     return parser
 
 
+SANDBOX_COMMANDS = ("run", "create", "start", "exec", "ls", "stop", "rm")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` belongs to the agent or the command, never to sandkit.
+    extra: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
     try:
         if args.command == "kit":
             from sandkit import kit_cli
 
             return kit_cli.run(args)
+        if args.command in SANDBOX_COMMANDS:
+            from sandkit import sandbox_cli
+
+            return sandbox_cli.run(args, extra)
         from sandkit import net_cli
 
         return net_cli.run(args)

@@ -305,20 +305,26 @@ async def test_pinned_address_may_be_internal(origins: Origins, tmp_path: Path) 
     assert '"path": "/"' in out
 
 
-async def test_ask_allow_once_remember_refuse_and_time_out(origins: Origins, tmp_path: Path) -> None:
+async def test_ask_allow_once_remember_refuse_and_time_out(
+    origins: Origins, tmp_path: Path
+) -> None:
     asked: list[str] = []
 
     async def ask(host: str, port: int) -> Approval | None:
         asked.append(host)
         if host == "slow.test":
             await asyncio.sleep(30)
-        return {"once.test": Approval(Action.ALLOW), "keep.test": Approval(Action.ALLOW, remember=True),
-                "no.test": Approval(Action.DENY)}.get(host)
+        return {
+            "once.test": Approval(Action.ALLOW),
+            "keep.test": Approval(Action.ALLOW, remember=True),
+            "no.test": Approval(Action.DENY),
+        }.get(host)
 
     hosts = ["once.test", "keep.test", "no.test", "slow.test", "silent.test"]
     policy = Policy([], [], DefaultPolicy.DENY_ALL)
-    async with one_off_proxy(policy, tmp_path, dict.fromkeys(hosts, "127.0.0.1"), ask=ask,
-                             ask_timeout=0.5) as url:
+    async with one_off_proxy(
+        policy, tmp_path, dict.fromkeys(hosts, "127.0.0.1"), ask=ask, ask_timeout=0.5
+    ) as url:
 
         async def get(host: str) -> str:
             _, out, _ = await curl("-i", "-x", url, f"http://{host}:{origins.http_port}/")

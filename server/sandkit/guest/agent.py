@@ -1,0 +1,422 @@
+#!/usr/bin/python3 -IS
+"""sandkit guest agent: PID 1 in the VM. Serves JSON lines on the virtio-serial port
+"org.sandkit.agent": exec (with or without a PTY), stdin, resize, signal, ping, poweroff;
+sends output and exit events. Standard library only; imports are kept few because every
+module costs time under TCG."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import os
+import select
+import signal
+import struct
+import sys
+import termios
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
+PORT_NAME = "org.sandkit.agent"
+READ = 65536
+MAX_PENDING = 4 << 20  # stop reading children while this much output waits for the host
+BASE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "TERM": "xterm-256color",
+}
+
+
+def cmdline() -> dict[str, str]:
+    try:
+        words = open("/proc/cmdline").read().split()
+    except OSError:
+        return {}
+    return dict(w.split("=", 1) for w in words if w.startswith("sk.") and "=" in w)
+
+
+def find_port() -> str | None:
+    root = "/sys/class/virtio-ports"
+    for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        try:
+            if open(f"{root}/{entry}/name").read().strip() == PORT_NAME:
+                return f"/dev/{entry}"
+        except OSError:
+            continue
+    return None
+
+
+class Proc:
+    def __init__(
+        self, rid: object, pid: int, fds: dict[int, str], stdin_fd: int | None, pty: int | None
+    ) -> None:
+        self.id, self.pid, self.fds, self.stdin_fd, self.pty = rid, pid, fds, stdin_fd, pty
+        self.status: int | None = None
+        self.pending_in = b""
+        self.close_stdin = False
+
+
+class Agent:
+    def __init__(self, port_path: str, config: dict[str, str]) -> None:
+        import json  # after the ready byte would be nicer, but the port opens first
+
+        self.json = json
+        self.port = os.open(port_path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.out = bytearray()
+        self.inbuf = b""
+        self.procs: dict[object, Proc] = {}  # request id -> Proc
+        self.by_fd: dict[int, tuple[Proc, str]] = {}  # fd -> (Proc, stream name)
+        self.by_pid: dict[int, Proc] = {}
+        self.poll = select.poll()
+        self.watched: dict[int, int] = {}  # child-side fd -> poll mask currently registered
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.env = dict(BASE_ENV)
+        proxy = config.get("sk.proxy")
+        if proxy:
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+                self.env[name] = "http://" + proxy
+            self.env["NO_PROXY"] = self.env["no_proxy"] = "localhost,127.0.0.1,::1"
+        os.environ.clear()
+        os.environ.update(self.env)
+        self.port_on = False  # registered with poll; off for a moment after a hang-up
+        self.hup_until = 0.0
+
+    # -- sending --------------------------------------------------------------------------
+    def send(self, message: dict[str, object]) -> None:
+        self.out += self.json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+    def flush(self) -> None:
+        while self.out:
+            try:
+                n = os.write(self.port, self.out[:READ])
+            except BlockingIOError:
+                return
+            except OSError:
+                return
+            del self.out[:n]
+
+    # -- requests -------------------------------------------------------------------------
+    def handle(self, line: bytes) -> None:
+        try:
+            req = self.json.loads(line)
+        except ValueError:
+            self.send({"op": "error", "error": "bad json"})
+            return
+        op, rid = req.get("op"), req.get("id")
+        try:
+            if op == "ping":
+                self.send({"op": "pong", "id": rid})
+            elif op == "exec":
+                self.spawn(rid, req)
+            elif op == "stdin":
+                proc = self.procs.get(rid)
+                if proc is not None:
+                    proc.pending_in += base64.b64decode(req.get("data", ""))
+                    proc.close_stdin = proc.close_stdin or bool(req.get("eof"))
+                    self.feed(proc)
+            elif op == "resize":
+                proc = self.procs.get(rid)
+                if proc is not None and proc.pty is not None:
+                    set_size(proc.pty, req.get("rows", 24), req.get("cols", 80))
+            elif op == "signal":
+                proc = self.procs.get(rid)
+                if proc is not None and proc.status is None:
+                    target = -proc.pid if proc.pty is not None else proc.pid
+                    os.kill(target, int(req.get("signal", signal.SIGTERM)))
+            elif op == "poweroff":
+                self.poweroff()
+            else:
+                self.send({"op": "error", "id": rid, "error": f"unknown op {op!r}"})
+        except Exception as exc:  # one bad request must not take PID 1 down
+            self.send({"op": "error", "id": rid, "error": f"{type(exc).__name__}: {exc}"})
+
+    def spawn(self, rid: object, req: dict[str, Any]) -> None:
+        argv = [str(a) for a in req["argv"]]
+        env = dict(self.env)
+        user = str(req.get("user") or "root")
+        uid = gid = 0
+        home = "/root"
+        if user not in ("root", "0"):
+            import pwd
+
+            entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+            uid, gid, home, user = entry.pw_uid, entry.pw_gid, entry.pw_dir, entry.pw_name
+            argv = [
+                "/usr/bin/setpriv",
+                f"--reuid={uid}",
+                f"--regid={gid}",
+                "--init-groups",
+                "--reset-env",
+                "--",
+                *argv,
+            ]
+        env.update(HOME=home, USER=user, LOGNAME=user, SHELL="/bin/bash")
+        env.update({str(k): str(v) for k, v in (req.get("env") or {}).items()})
+        cwd = req.get("cwd") or home
+        pty = bool(req.get("pty"))
+        actions, parent_fds, child_fds = [], {}, []
+        master = stdin_fd = None
+        if pty:
+            master, slave = os.openpty()
+            set_size(master, req.get("rows", 24), req.get("cols", 80))
+            actions = [
+                (os.POSIX_SPAWN_OPEN, 0, os.ttyname(slave), os.O_RDWR, 0),
+                (os.POSIX_SPAWN_DUP2, 0, 1),
+                (os.POSIX_SPAWN_DUP2, 0, 2),
+            ]
+            child_fds = [slave]
+            parent_fds = {master: "stdout"}
+            stdin_fd = master
+        else:
+            if req.get("stdin"):
+                r, w = os.pipe2(os.O_CLOEXEC)
+                actions.append((os.POSIX_SPAWN_DUP2, r, 0))
+                child_fds.append(r)
+                stdin_fd = w
+            else:
+                actions.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
+            for n, name in ((1, "stdout"), (2, "stderr")):
+                r, w = os.pipe2(os.O_CLOEXEC)
+                actions.append((os.POSIX_SPAWN_DUP2, w, n))
+                child_fds.append(w)
+                parent_fds[r] = name
+        if user != "root":
+            env["HOME"], env["USER"], env["LOGNAME"] = home, user, user
+        try:
+            os.chdir(cwd)
+            pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True)
+        except OSError as exc:
+            for fd in [
+                *child_fds,
+                *parent_fds,
+                *([stdin_fd] if stdin_fd is not None and not pty else []),
+            ]:
+                os.close(fd)
+            message = f"sandkit: cannot run {argv[0]!r}: {exc.strerror}\n".encode()
+            self.send(
+                {
+                    "op": "output",
+                    "id": rid,
+                    "stream": "stderr",
+                    "data": base64.b64encode(message).decode(),
+                }
+            )
+            self.send({"op": "exit", "id": rid, "code": 127 if exc.errno == 2 else 126})
+            return
+        finally:
+            os.chdir("/")
+        for fd in child_fds:
+            os.close(fd)
+        for fd in parent_fds:
+            os.set_blocking(fd, False)
+        if stdin_fd is not None:
+            os.set_blocking(stdin_fd, False)
+        proc = Proc(rid, pid, dict(parent_fds), stdin_fd, master)
+        self.procs[rid] = proc
+        self.by_pid[pid] = proc
+        for fd, name in parent_fds.items():
+            self.by_fd[fd] = (proc, name)
+        self.send({"op": "started", "id": rid, "pid": pid})
+
+    def feed(self, proc: Proc) -> None:
+        if proc.stdin_fd is None:
+            return
+        try:
+            while proc.pending_in:
+                n = os.write(proc.stdin_fd, proc.pending_in[:READ])
+                proc.pending_in = proc.pending_in[n:]
+        except BlockingIOError:
+            return
+        except OSError:
+            proc.pending_in = b""
+        if proc.close_stdin and not proc.pending_in:
+            if proc.pty is not None:
+                os.write(proc.pty, b"\x04")
+            else:
+                self.forget(proc.stdin_fd)
+                os.close(proc.stdin_fd)
+            proc.stdin_fd = None if proc.pty is None else proc.stdin_fd
+            proc.close_stdin = False
+
+    def child_output(self, fd: int) -> None:
+        proc, name = self.by_fd[fd]
+        try:
+            data = os.read(fd, READ)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the pty's other side is gone
+            data = b""
+        if data:
+            self.send(
+                {
+                    "op": "output",
+                    "id": proc.id,
+                    "stream": name,
+                    "data": base64.b64encode(data).decode(),
+                }
+            )
+            return
+        self.forget(fd)
+        del self.by_fd[fd]
+        del proc.fds[fd]
+        if fd != proc.stdin_fd:
+            os.close(fd)
+        self.maybe_done(proc)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            proc = self.by_pid.pop(pid, None)
+            if proc is not None:
+                proc.status = status
+                self.maybe_done(proc)
+
+    def maybe_done(self, proc: Proc) -> None:
+        if proc.status is None or (proc.fds and proc.pty is None):
+            return
+        if proc.pty is not None and proc.fds:
+            self.drain_pty(proc)
+        if proc.stdin_fd is not None:
+            self.forget(proc.stdin_fd)
+            try:
+                os.close(proc.stdin_fd)
+            except OSError:
+                pass
+        code = os.waitstatus_to_exitcode(proc.status)
+        event = {"op": "exit", "id": proc.id}
+        event.update({"code": code} if code >= 0 else {"signal": -code})
+        self.send(event)
+        self.procs.pop(proc.id, None)
+
+    def drain_pty(self, proc: Proc) -> None:
+        """A pty keeps no EOF for us once the child is gone: read what is left, then close."""
+        for fd in list(proc.fds):
+            while True:
+                try:
+                    data = os.read(fd, READ)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                self.send(
+                    {
+                        "op": "output",
+                        "id": proc.id,
+                        "stream": "stdout",
+                        "data": base64.b64encode(data).decode(),
+                    }
+                )
+            self.forget(fd)
+            self.by_fd.pop(fd, None)
+            proc.fds.pop(fd, None)
+        proc.stdin_fd = None
+        if proc.pty is not None:
+            os.close(proc.pty)
+
+    def forget(self, fd: int) -> None:
+        if self.watched.pop(fd, None) is not None:
+            self.poll.unregister(fd)
+
+    def sync_watches(self, reading_children: bool) -> None:
+        """Poll children's output (unless the host is behind) and their stdin while input waits."""
+        desired = dict.fromkeys(self.by_fd, select.POLLIN if reading_children else 0)
+        for proc in self.procs.values():
+            if proc.stdin_fd is not None and (proc.pending_in or proc.close_stdin):
+                desired[proc.stdin_fd] = desired.get(proc.stdin_fd, 0) | select.POLLOUT
+        for fd in [fd for fd in self.watched if fd not in desired]:
+            self.forget(fd)
+        for fd, mask in desired.items():
+            if fd not in self.watched:
+                self.poll.register(fd, mask)
+            elif self.watched[fd] != mask:
+                self.poll.modify(fd, mask)
+            self.watched[fd] = mask
+
+    def poweroff(self) -> None:
+        self.flush()
+        os.sync()
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).reboot(0x4321FEDC)  # LINUX_REBOOT_CMD_POWER_OFF
+
+    # -- loop -----------------------------------------------------------------------------
+    def run(self) -> None:
+        self.send({"op": "ready", "version": 1})
+        self.poll.register(self.wake_r, select.POLLIN)
+        while True:
+            self.flush()
+            now = time.monotonic()
+            if not self.port_on and now >= self.hup_until:
+                self.poll.register(self.port, select.POLLIN)
+                self.port_on = True
+            if self.port_on:
+                self.poll.modify(self.port, select.POLLIN | (select.POLLOUT if self.out else 0))
+            timeout = None if self.port_on else max(0.0, (self.hup_until - now) * 1000)
+            reading_children = len(self.out) <= MAX_PENDING  # back-pressure on children's output
+            self.sync_watches(reading_children)
+            for fd, event in self.poll.poll(timeout):
+                if fd == self.wake_r:
+                    try:
+                        os.read(self.wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                    self.reap()
+                elif fd == self.port:
+                    self.port_input(event)
+                else:
+                    if fd in self.by_fd and event & (
+                        select.POLLIN | select.POLLHUP | select.POLLERR
+                    ):
+                        self.child_output(fd)
+                    if event & select.POLLOUT:
+                        for proc in list(self.procs.values()):
+                            if proc.stdin_fd == fd:
+                                self.feed(proc)
+
+    def port_input(self, event: int) -> None:
+        if event & select.POLLIN:
+            try:
+                data = os.read(self.port, READ)
+            except BlockingIOError:
+                return
+            if data:
+                self.inbuf += data
+                *lines, self.inbuf = self.inbuf.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        self.handle(line)
+                return
+        if event & (select.POLLHUP | select.POLLIN):
+            # No host on the other end: wait a little instead of spinning on EOF.
+            self.poll.unregister(self.port)
+            self.port_on = False
+            self.hup_until = time.monotonic() + 0.05
+
+
+def set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", int(rows), int(cols), 0, 0))
+
+
+def main() -> int:
+    config = cmdline()
+    port = find_port()
+    if port is None:
+        print("sandkit-agent: no virtio port named " + PORT_NAME, file=sys.stderr)
+        os.sync()
+        return 1
+    Agent(port, config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Create, start, stop and remove sandboxes: the steps the CLI and the editor share."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sandkit.hostconfig import registry_args
+from sandkit.kits import resolve
+from sandkit.sandbox.client import SupervisorClient
+from sandkit.sandbox.store import Config, Sandbox, SandboxError, State, Store, _alive
+from sandkit.vm.image import Progress, ensure_image
+
+BOOT_TIMEOUT = 180.0
+
+
+def create(store: Store, config: Config, workspace: Path | None) -> Sandbox:
+    """Check the kits, then make the sandbox's directory with a copy of the workspace
+    (the sync issue replaces the copy with live two-way sync)."""
+    resolve(config.agent, config.kits, config.kit_args, defaults=registry_args())  # fail early
+    if workspace is not None and not workspace.is_dir():
+        raise SandboxError(f"{workspace} is not a directory")
+    sandbox = store.new(config)
+    try:
+        if workspace is not None:
+            shutil.copytree(workspace, sandbox.share, symlinks=True)
+        else:
+            sandbox.share.mkdir()
+        _give_to_agent(sandbox.share)
+        sandbox.save_config(config)
+        sandbox.save_state(State())
+    except BaseException:
+        store.remove(sandbox)  # no half-made sandbox
+        raise
+    return sandbox
+
+
+AGENT_UID = 1000
+
+
+def _give_to_agent(root: Path) -> None:
+    """The share is sandkit's own copy: make it the guest agent's (uid 1000), as the files
+    of the workspace are the user's. Only root can; others keep their own uid."""
+    if os.geteuid() != 0:
+        return
+    os.lchown(root, AGENT_UID, AGENT_UID)
+    for base, dirs, files in os.walk(root):
+        for entry in (*dirs, *files):
+            os.lchown(Path(base, entry), AGENT_UID, AGENT_UID)
+
+
+async def start(
+    sandbox: Sandbox, progress: Progress | None = None, waiting: Callable[[str], None] | None = None
+) -> State:
+    """Boot the sandbox (its supervisor) unless it runs already; wait until it answers."""
+    state = sandbox.state()
+    if state.state == "running" and _alive(state.supervisor_pid):
+        return state
+    if state.state in ("booting", "stopping") and _alive(state.supervisor_pid):
+        return await _wait(sandbox, waiting)
+    await asyncio.to_thread(
+        ensure_image, progress
+    )  # build with visible progress, not in the background
+    log = (sandbox.dir / "supervisor.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandkit.sandbox.supervisor", sandbox.name],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+        close_fds=True,
+    )
+    log.close()
+    # Recorded now, so that a supervisor that dies before writing its state shows as crashed.
+    sandbox.save_state(State(state="booting", supervisor_pid=proc.pid, started=time.time()))
+    return await _wait(sandbox, waiting)
+
+
+async def _wait(sandbox: Sandbox, waiting: Callable[[str], None] | None) -> State:
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    await asyncio.sleep(0.05)
+    while time.monotonic() < deadline:
+        state = sandbox.state()
+        if state.state == "running":
+            return state
+        if state.state in ("crashed", "stopped"):
+            raise SandboxError(
+                f"sandbox '{sandbox.name}' did not start: {state.error or state.state}"
+            )
+        if waiting is not None:
+            waiting(state.state)
+        await asyncio.sleep(0.03)
+    raise SandboxError(
+        f"sandbox '{sandbox.name}' did not start within {BOOT_TIMEOUT:.0f} s; "
+        f"see {sandbox.dir / 'console.log'}"
+    )
+
+
+async def connect(sandbox: Sandbox) -> SupervisorClient:
+    return await SupervisorClient.connect(sandbox.control)
+
+
+async def stop(sandbox: Sandbox, timeout: float = 30.0) -> None:
+    state = sandbox.state()
+    if not _alive(state.supervisor_pid):
+        _kill_leftovers(state)
+        if state.state not in ("created", "crashed"):
+            state.state = "stopped"
+        sandbox.save_state(state)
+        return
+    with contextlib.suppress(SandboxError, ConnectionError):
+        client = await connect(sandbox)
+        await client.call("stop")
+        client.close()
+    deadline = time.monotonic() + timeout
+    while _alive(state.supervisor_pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if _alive(state.supervisor_pid):
+        _kill_leftovers(state)
+
+
+def _kill_leftovers(state: State) -> None:
+    for pid in (state.supervisor_pid, state.qemu_pid):
+        if _alive(pid):
+            assert pid is not None
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+async def remove(store: Store, sandbox: Sandbox, force: bool = False) -> None:
+    state = sandbox.state()
+    if force:
+        _kill_leftovers(state)
+    else:
+        await stop(sandbox)
+    _kill_leftovers(sandbox.state())
+    _kill_virtiofsd(sandbox)
+    store.remove(sandbox)
+
+
+def _kill_virtiofsd(sandbox: Sandbox) -> None:
+    """virtiofsd runs in its own session; find it by the socket path it was given."""
+    needle = f"--socket-path={sandbox.sockets / 'share.sock'}".encode()
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if needle in (proc / "cmdline").read_bytes().split(b"\0"):
+                os.kill(int(proc.name), signal.SIGKILL)

@@ -1,0 +1,167 @@
+"""Sandboxes on disk: $XDG_STATE_HOME/sandkit/sandboxes/<name>/ holds config.json (what
+the user asked for), state.json (what is running), the VM's disk overlay, the workspace
+share and the logs. Both JSON files are replaced atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandkit.errors import SandkitError
+from sandkit.paths import state_dir
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,61}[A-Za-z0-9]")
+
+
+class SandboxError(SandkitError):
+    """A sandbox does not exist, exists already, or is in the wrong state."""
+
+
+def check_name(name: str) -> str:
+    if not NAME.fullmatch(name) or name == "default":
+        raise SandboxError(
+            f"'{name}' is not a valid sandbox name: 2 to 63 letters, digits, '.', "
+            "'-' or '_', starting and ending with a letter or digit ('default' is reserved)"
+        )
+    return name
+
+
+def default_name(agent: str, workspace: Path | None) -> str:
+    base = f"{Path(agent).name}-{workspace.name}" if workspace is not None else Path(agent).name
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-.")[:63].strip("-.")
+    return cleaned if len(cleaned) >= 2 else f"sandbox-{cleaned}"
+
+
+@dataclass
+class Config:
+    name: str
+    agent: str
+    kits: list[str] = field(default_factory=list)
+    kit_args: dict[str, str] = field(default_factory=dict)
+    workspace: str | None = None
+    cpus: int = 2
+    memory_mib: int = 1024
+    created: float = field(default_factory=time.time)
+
+
+@dataclass
+class State:
+    state: str = "created"  # created | booting | running | stopping | stopped | crashed
+    supervisor_pid: int | None = None
+    qemu_pid: int | None = None
+    started: float | None = None
+    error: str | None = None
+    proxy_port: int | None = None
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+class Sandbox:
+    """One sandbox's directory."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.name = name
+        self.dir = root / name
+
+    @property
+    def share(self) -> Path:
+        return self.dir / "share"
+
+    @property
+    def sockets(self) -> Path:
+        """Unix socket paths are limited to 107 bytes; deep state dirs use /tmp instead."""
+        if len(str(self.dir / "control.sock")) < 100:
+            return self.dir
+        digest = hashlib.sha256(str(self.dir).encode()).hexdigest()[:16]
+        return Path(f"/tmp/sandkit-{os.getuid()}") / digest
+
+    @property
+    def control(self) -> Path:
+        return self.sockets / "control.sock"
+
+    def config(self) -> Config:
+        try:
+            return Config(**json.loads((self.dir / "config.json").read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise SandboxError(
+                f"sandbox '{self.name}' is damaged ({exc}); `sandkit rm -f {self.name}` removes it"
+            ) from None
+
+    def save_config(self, config: Config) -> None:
+        _write_json(self.dir / "config.json", asdict(config))
+
+    def state(self) -> State:
+        try:
+            state = State(**json.loads((self.dir / "state.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            state = State()
+        if state.state in ("booting", "running", "stopping") and not _alive(state.supervisor_pid):
+            state.state = "crashed"
+            state.error = state.error or "the sandbox's supervisor is gone"
+        return state
+
+    def save_state(self, state: State) -> None:
+        _write_json(self.dir / "state.json", asdict(state))
+
+    def exists(self) -> bool:
+        return (self.dir / "config.json").exists()
+
+
+class Store:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or state_dir() / "sandboxes"
+
+    def get(self, name: str) -> Sandbox:
+        sandbox = Sandbox(self.root, check_name(name))
+        if not sandbox.exists():
+            raise SandboxError(f"no sandbox named '{name}' (see `sandkit ls`)")
+        return sandbox
+
+    def new(self, config: Config) -> Sandbox:
+        sandbox = Sandbox(self.root, check_name(config.name))
+        if sandbox.exists():
+            raise SandboxError(f"a sandbox named '{config.name}' exists already")
+        sandbox.dir.mkdir(parents=True, exist_ok=True)
+        return sandbox
+
+    def all(self) -> list[Sandbox]:
+        if not self.root.is_dir():
+            return []
+        return [
+            Sandbox(self.root, p.name)
+            for p in sorted(self.root.iterdir())
+            if (p / "config.json").exists()
+        ]
+
+    def remove(self, sandbox: Sandbox) -> None:
+        shutil.rmtree(sandbox.sockets, ignore_errors=True)
+        shutil.rmtree(sandbox.dir, ignore_errors=True)

@@ -1,0 +1,253 @@
+"""The supervisor: one background process per sandbox (like a containerd shim). It owns
+the VM (QEMU, virtiofsd), the egress proxy, and the control socket through which the CLI
+and the language server reach the sandbox; it outlives the client that started it.
+
+    python -m sandkit.sandbox.supervisor NAME
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from sandkit.errors import SandkitError
+from sandkit.hostconfig import registry_args
+from sandkit.kits import resolve
+from sandkit.net.policy import DefaultPolicy
+from sandkit.net.proxy import EgressProxy
+from sandkit.net.service import build_settings
+from sandkit.sandbox.protocol import encode
+from sandkit.sandbox.store import Sandbox, State, Store
+from sandkit.tasks import spawn
+from sandkit.vm.channel import Execution
+from sandkit.vm.image import ensure_image
+from sandkit.vm.machine import Machine, MachinePaths, VMError, tail
+
+log = logging.getLogger("sandkit.supervisor")
+
+
+class Supervisor:
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.config = sandbox.config()
+        self.state = State(state="booting", supervisor_pid=os.getpid(), started=time.time())
+        self.sandbox.save_state(self.state)
+        self.machine: Machine | None = None
+        self.proxy: EgressProxy | None = None
+        self.stopping = False
+        self.done = asyncio.Event()
+
+    def save(self, **changes: Any) -> None:
+        for key, value in changes.items():
+            setattr(self.state, key, value)
+        self.sandbox.save_state(self.state)
+
+    async def run(self) -> int:
+        try:
+            await self.boot()
+        except SandkitError as exc:
+            self.save(state="crashed", error=str(exc))
+            await self.cleanup()
+            return 1
+        server = await asyncio.start_unix_server(
+            self.client, str(self.sandbox.control), limit=1 << 22
+        )
+        self.save(state="running", qemu_pid=self.machine.pid if self.machine else None)
+        spawn(self.watch(), "watch-vm")
+        await self.done.wait()
+        server.close()
+        self.sandbox.control.unlink(missing_ok=True)
+        return 0
+
+    async def boot(self) -> None:
+        c = self.config
+        resolution = resolve(c.agent, c.kits, c.kit_args, defaults=registry_args())
+        settings, _ = build_settings(
+            resolution.sandbox,
+            default=DefaultPolicy.BALANCED,
+            log_path=self.sandbox.dir / "decisions.jsonl",
+            pins={},
+            upstream_ca=None,
+            sandbox=c.name,
+            registry_hosts=list(registry_args().values()),
+        )
+        self.proxy = EgressProxy(settings)
+        _, port = await self.proxy.start("127.0.0.1", 0)
+        image = await asyncio.to_thread(ensure_image)
+        self.sandbox.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
+        params = {"hostname": c.name, "proxy": "10.0.2.100:3128"}
+        if c.workspace:
+            params["ws"] = c.workspace
+        self.machine = Machine(
+            image,
+            MachinePaths(self.sandbox.dir, self.sandbox.sockets),
+            cpus=c.cpus,
+            memory_mib=c.memory_mib,
+            share=self.sandbox.share if c.workspace else None,
+            params=params,
+            proxy_port=port,
+        )
+        self.save(proxy_port=port)
+        await self.machine.launch()
+
+    async def watch(self) -> None:
+        assert self.machine is not None
+        code = await self.machine.wait()
+        if not self.stopping:
+            console = tail(self.machine.paths.console)
+            self.save(
+                state="crashed",
+                qemu_pid=None,
+                error=f"QEMU exited unexpectedly (status {code})\n--- guest console (last lines) ---\n{console}",
+            )
+            await self.cleanup()
+            self.done.set()
+
+    async def stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        self.save(state="stopping")
+        if self.machine is not None:
+            await self.machine.shutdown()
+        await self.cleanup()
+        self.save(state="stopped", qemu_pid=None, error=None)
+        self.done.set()
+
+    async def cleanup(self) -> None:
+        if self.machine is not None:
+            await self.machine.kill()
+        if self.proxy is not None:
+            await self.proxy.close()
+            self.proxy.s.log.close()
+            self.proxy.s.ca.close()
+            self.proxy = None
+
+    # -- control socket -------------------------------------------------------------------
+    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        executions: dict[int, Execution] = {}
+        lock = asyncio.Lock()
+
+        async def send(message: dict[str, Any]) -> None:
+            async with lock:
+                writer.write(encode(message))
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
+
+        async def forward(execution: Execution) -> None:
+            while True:
+                event = await execution.events.get()
+                if event["op"] == "output":
+                    await send(
+                        {
+                            "event": "output",
+                            "exec": execution.id,
+                            "stream": event["stream"],
+                            "data": event["data"],
+                        }
+                    )
+                elif event["op"] == "exit":
+                    await send(
+                        {
+                            "event": "exit",
+                            "exec": execution.id,
+                            **{k: event[k] for k in ("code", "signal") if k in event},
+                        }
+                    )
+                    executions.pop(execution.id, None)
+                    return
+
+        try:
+            while line := await reader.readline():
+                try:
+                    import json
+
+                    request = json.loads(line)
+                    result = await self.call(
+                        request.get("method"), request.get("params") or {}, executions
+                    )
+                except (ValueError, KeyError, TypeError, SandkitError) as exc:
+                    await send(
+                        {
+                            "id": request.get("id") if isinstance(request, dict) else None,
+                            "error": str(exc),
+                        }
+                    )
+                    continue
+                if isinstance(result, Execution):
+                    executions[result.id] = result
+                    await send({"id": request.get("id"), "result": {"exec": result.id}})
+                    spawn(forward(result), f"forward-{result.id}")
+                else:
+                    await send({"id": request.get("id"), "result": result})
+        except ConnectionError:
+            pass
+        finally:
+            for execution in executions.values():  # the client left: end what it started
+                with contextlib.suppress(Exception):
+                    await execution.signal(signal.SIGHUP)
+            writer.close()
+
+    async def call(
+        self, method: str, params: dict[str, Any], executions: dict[int, Execution]
+    ) -> Any:
+        machine = self.machine
+        if method == "ping":
+            return {}
+        if method == "status":
+            return {"state": self.state.state, "qemu_pid": self.state.qemu_pid}
+        if method == "stop":
+            spawn(self.stop(), "stop")
+            return {}
+        if machine is None or machine.channel is None:
+            raise SandkitError("the sandbox is not running")
+        if method == "exec":
+            return await machine.channel.exec(
+                params["argv"],
+                env=params.get("env"),
+                cwd=params.get("cwd"),
+                user=str(params.get("user") or "root"),
+                pty=bool(params.get("pty")),
+                rows=int(params.get("rows", 24)),
+                cols=int(params.get("cols", 80)),
+                stdin=bool(params.get("stdin")),
+            )
+        execution = executions.get(int(params["exec"]))
+        if execution is None:
+            raise SandkitError(f"no running exec {params['exec']}")
+        if method == "stdin":
+            import base64
+
+            await execution.stdin(base64.b64decode(params.get("data", "")), bool(params.get("eof")))
+        elif method == "resize":
+            await execution.resize(int(params["rows"]), int(params["cols"]))
+        elif method == "signal":
+            await execution.signal(int(params["signal"]))
+        else:
+            raise SandkitError(f"unknown method '{method}'")
+        return {}
+
+
+async def main(name: str) -> int:
+    sandbox = Store().get(name)
+    supervisor = Supervisor(sandbox)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: spawn(supervisor.stop(), "stop-on-signal"))
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)  # outlive the terminal that started us
+    return await supervisor.run()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        sys.exit(asyncio.run(main(sys.argv[1])))
+    except VMError as exc:
+        print(str(exc), file=sys.stderr)
+        sys.exit(1)

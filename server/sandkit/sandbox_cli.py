@@ -1,0 +1,389 @@
+"""`sandkit run|create|start|exec|ls|stop|rm`: sandboxes from the terminal (verbs as sbx)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import termios
+import time
+import tty
+from pathlib import Path
+from typing import Any
+
+from sandkit.hostconfig import registry_args
+from sandkit.kits import resolve
+from sandkit.kits.fields import parse_size
+from sandkit.kits.model import ResolvedSandbox
+from sandkit.sandbox import lifecycle
+from sandkit.sandbox.client import RemoteExec
+from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name, default_name
+from sandkit.ui import ProgressLine, table
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    formatter: type[argparse.HelpFormatter],
+) -> None:
+    def sandbox_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "agent", metavar="AGENT", help="agent kit: shell, claude, codex, or a kit path"
+        )
+        p.add_argument(
+            "path",
+            nargs="?",
+            type=Path,
+            metavar="PATH",
+            help="workspace folder, seen in the sandbox at the same absolute path",
+        )
+        p.add_argument("--name", help="sandbox name (default: AGENT-FOLDER)")
+        p.add_argument(
+            "--kit", action="append", default=[], metavar="PATH", help="mixin kit (repeatable)"
+        )
+        p.add_argument(
+            "--kit-arg",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="value for a kit arg (repeatable)",
+        )
+        p.add_argument("--cpus", type=int, default=2, help="virtual CPUs (default 2)")
+        p.add_argument("--memory", default="1g", metavar="SIZE", help="guest memory (default 1g)")
+
+    run = commands.add_parser(
+        "run",
+        formatter_class=formatter,
+        help="run an agent in a sandbox (created if missing)",
+        description="Create the sandbox if needed, start it, and run the agent attached to this\n"
+        "terminal. The exit status is the agent's. After --, a leading flag is added to the\n"
+        "agent's command line; a bare word replaces it.",
+        epilog="examples:\n  sandkit run shell .\n  sandkit run shell ~/proj -- uname -r\n"
+        "  sandkit run claude . --kit python-dev -- --model opus",
+    )
+    sandbox_options(run)
+    create = commands.add_parser(
+        "create",
+        formatter_class=formatter,
+        help="create a sandbox without starting it",
+        description="Create a sandbox for AGENT with a copy of PATH.",
+    )
+    sandbox_options(create)
+    start = commands.add_parser("start", help="start a stopped sandbox")
+    start.add_argument("names", nargs="+", metavar="NAME")
+    ex = commands.add_parser(
+        "exec",
+        formatter_class=formatter,
+        help="run a command in a sandbox",
+        description="Run CMD in sandbox NAME (started first if it is stopped).",
+        epilog="example:\n  sandkit exec -it my-box -- bash",
+    )
+    ex.add_argument("-i", "--interactive", action="store_true", help="pass standard input")
+    ex.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    ex.add_argument("-u", "--user", default="agent", help="user name or uid (default agent)")
+    ex.add_argument("-w", "--workdir", help="working directory (default: the workspace)")
+    ex.add_argument(
+        "-e", "--env", action="append", default=[], metavar="K=V", help="environment variable"
+    )
+    ex.add_argument("name", metavar="NAME")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    ls = commands.add_parser("ls", help="list sandboxes")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    stop = commands.add_parser("stop", help="stop sandboxes (their disks are kept)")
+    stop.add_argument("names", nargs="+", metavar="NAME")
+    rm = commands.add_parser("rm", help="remove sandboxes and everything they stored")
+    rm.add_argument("-f", "--force", action="store_true", help="kill without a graceful stop")
+    rm.add_argument("--all", action="store_true", help="remove every sandbox")
+    rm.add_argument("names", nargs="*", metavar="NAME")
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    handler = {
+        "run": cmd_run,
+        "create": cmd_create,
+        "start": cmd_start,
+        "exec": cmd_exec,
+        "ls": cmd_ls,
+        "stop": cmd_stop,
+        "rm": cmd_rm,
+    }[args.command]
+    return asyncio.run(handler(args, extra))
+
+
+def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
+    workspace = args.path.resolve() if args.path is not None else None
+    kit_args = {}
+    for item in args.kit_arg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SandboxError(f"--kit-arg '{item}' is not NAME=VALUE")
+        kit_args[key] = value
+    try:
+        memory = parse_size(args.memory) >> 20
+    except ValueError:
+        raise SandboxError(f"--memory '{args.memory}' is not a size like 1g or 512m") from None
+    if memory < 256 or args.cpus < 1:
+        raise SandboxError("a sandbox needs at least 1 CPU and 256m of memory")
+    name = check_name(args.name) if args.name else default_name(args.agent, workspace)
+    return Config(
+        name=name,
+        agent=args.agent,
+        kits=list(args.kit),
+        kit_args=kit_args,
+        workspace=str(workspace) if workspace else None,
+        cpus=args.cpus,
+        memory_mib=memory,
+    ), workspace
+
+
+async def _started(sandbox: Sandbox) -> None:
+    line = ProgressLine(sandbox.name)
+    try:
+        await lifecycle.start(
+            sandbox, progress=ProgressLine("guest image").step, waiting=lambda s: line.spin(s)
+        )
+    finally:
+        line.clear()
+
+
+async def cmd_create(args: argparse.Namespace, extra: list[str]) -> int:
+    config, workspace = _config(args)
+    sandbox = lifecycle.create(Store(), config, workspace)
+    print(sandbox.name)
+    return 0
+
+
+async def cmd_start(args: argparse.Namespace, extra: list[str]) -> int:
+    store = Store()
+    for name in args.names:
+        await _started(store.get(name))
+    return 0
+
+
+def agent_argv(sandbox: ResolvedSandbox, extra: list[str], interactive: bool) -> list[str]:
+    """sbx's rule for `run -- ARGS`: a leading flag appends, a bare word replaces."""
+    base = [*sandbox.agent.entrypoint]
+    defaults = (
+        sandbox.agent.interactive_args
+        if interactive and sandbox.agent.interactive_args is not None
+        else sandbox.agent.args
+    )
+    if extra and not extra[0].startswith("-"):
+        return list(extra)
+    argv = [*base, *defaults, *extra]
+    return argv or ["bash", "-l"]
+
+
+async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
+    config, workspace = _config(args)
+    store = Store()
+    sandbox = Sandbox(store.root, config.name)
+    if not sandbox.exists():
+        sandbox = lifecycle.create(store, config, workspace)
+    else:
+        config = sandbox.config()
+    resolved = resolve(config.agent, config.kits, config.kit_args, defaults=registry_args()).sandbox
+    await _started(sandbox)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    argv = agent_argv(resolved, extra, interactive)
+    return await attach(
+        sandbox,
+        argv,
+        user="agent",
+        cwd=config.workspace,
+        env=dict(resolved.environment),
+        pty=interactive,
+        stdin=True,
+    )
+
+
+async def cmd_exec(args: argparse.Namespace, extra: list[str]) -> int:
+    cmd = [*args.cmd, *extra]
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise SandboxError("nothing to run: sandkit exec NAME -- CMD ...")
+    sandbox = Store().get(args.name)
+    await _started(sandbox)
+    env = {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        env[key] = value if sep else os.environ.get(key, "")
+    config = sandbox.config()
+    return await attach(
+        sandbox,
+        cmd,
+        user=args.user,
+        cwd=args.workdir or config.workspace,
+        env=env,
+        pty=args.tty,
+        stdin=args.interactive,
+    )
+
+
+async def attach(
+    sandbox: Sandbox,
+    argv: list[str],
+    *,
+    user: str,
+    cwd: str | None,
+    env: dict[str, str],
+    pty: bool,
+    stdin: bool,
+) -> int:
+    """Run argv in the sandbox wired to this terminal; returns its exit status."""
+    client = await lifecycle.connect(sandbox)
+    size = shutil.get_terminal_size()
+    if pty and "TERM" in os.environ:
+        env.setdefault("TERM", os.environ["TERM"])
+    remote = await client.exec(
+        argv, env=env, cwd=cwd, user=user, pty=pty, rows=size.lines, cols=size.columns, stdin=stdin
+    )
+    loop = asyncio.get_running_loop()
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd) if pty and os.isatty(fd) else None
+    pump: asyncio.Task[None] | None = None
+    try:
+        if saved is not None:
+            tty.setraw(fd)  # keys (Ctrl-C included) go to the guest's terminal as bytes
+            loop.add_signal_handler(signal.SIGWINCH, lambda: _resize(remote))
+        else:  # no terminal: signals sent to us are passed on to the command
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, _forward_signal, remote, sig)
+        if stdin:
+            pump = loop.create_task(_pump_stdin(remote, fd))
+        return await _drain(remote)
+    finally:
+        if pump is not None:
+            pump.cancel()
+        if saved is not None:
+            loop.remove_signal_handler(signal.SIGWINCH)
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        else:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        client.close()
+
+
+def _forward_signal(remote: RemoteExec, sig: int) -> None:
+    from sandkit.tasks import spawn
+
+    spawn(remote.signal(sig), f"signal-{sig}")
+
+
+def _resize(remote: RemoteExec) -> None:
+    size = shutil.get_terminal_size()
+    from sandkit.tasks import spawn
+
+    spawn(remote.resize(size.lines, size.columns), "resize")
+
+
+async def _pump_stdin(remote: RemoteExec, fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        queue.put_nowait(data)
+        if not data:
+            loop.remove_reader(fd)
+
+    try:
+        loop.add_reader(fd, readable)
+    except (PermissionError, ValueError):  # a regular file as stdin: not pollable
+        os.set_blocking(fd, True)
+        data = await asyncio.to_thread(sys.stdin.buffer.read)
+        await remote.stdin(data, eof=True)
+        return
+    try:
+        while True:
+            data = await queue.get()
+            await remote.stdin(data, eof=not data)
+            if not data:
+                return
+    finally:
+        with contextlib.suppress(ValueError):
+            loop.remove_reader(fd)
+        os.set_blocking(fd, True)
+
+
+async def _drain(remote: RemoteExec) -> int:
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    while True:
+        event = await remote.events.get()
+        if event["event"] == "output":
+            stream = out if event["stream"] == "stdout" else err
+            stream.write(base64.b64decode(event["data"]))
+            stream.flush()
+        elif event["event"] == "exit":
+            if event.get("lost"):
+                raise SandboxError("lost the connection to the sandbox")
+            if "code" in event and event["code"] is not None:
+                return int(event["code"])
+            return 128 + int(event.get("signal") or 0)
+
+
+def _uptime(started: float | None) -> str:
+    if not started:
+        return "-"
+    seconds = int(time.time() - started)
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
+
+async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
+    rows: list[dict[str, Any]] = []
+    for sandbox in Store().all():
+        config, state = sandbox.config(), sandbox.state()
+        rows.append(
+            {
+                "name": config.name,
+                "agent": config.agent,
+                "state": state.state,
+                "workspace": config.workspace,
+                "kits": config.kits,
+                "uptime": _uptime(state.started) if state.state == "running" else "-",
+                "error": state.error,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(
+        table(
+            [(r["name"], r["agent"], r["state"], r["workspace"] or "-", r["uptime"]) for r in rows],
+            ("NAME", "AGENT", "STATE", "WORKSPACE", "UPTIME"),
+        )
+    )
+    return 0
+
+
+async def cmd_stop(args: argparse.Namespace, extra: list[str]) -> int:
+    store = Store()
+    for name in args.names:
+        await lifecycle.stop(store.get(name))
+    return 0
+
+
+async def cmd_rm(args: argparse.Namespace, extra: list[str]) -> int:
+    store = Store()
+    targets = store.all() if args.all else [store.get(n) for n in args.names]
+    if not targets and not args.all:
+        raise SandboxError("name a sandbox to remove, or use --all")
+    for sandbox in targets:
+        await lifecycle.remove(store, sandbox, force=args.force)
+    return 0

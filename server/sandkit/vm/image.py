@@ -1,0 +1,302 @@
+"""The guest image: a Debian bookworm root filesystem (mmdebstrap, ext4 made with
+`mke2fs -d`, no loop mounts), the kernel from Debian's linux-image-cloud-amd64 (booted as
+an uncompressed vmlinux through PVH), and our initramfs.
+
+Images are cached under $XDG_CACHE_HOME/sandkit/images/<key>, where the key hashes every
+input (mirror, packages, kernel version, guest code, this builder's version). A build
+happens in a temporary folder renamed into place at the end, and the manifest written
+last lists every file with its size: a partial or damaged image is rebuilt, never booted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from sandkit import hostconfig
+from sandkit.errors import SetupError
+from sandkit.paths import cache_dir
+from sandkit.vm.initramfs import build_initramfs, module_order
+
+BUILDER_VERSION = "1"
+SUITE = "bookworm"
+KERNEL_META = "linux-image-cloud-amd64"
+BUSYBOX = Path("/bin/busybox")
+DISK_SIZE = "4G"
+PACKAGES = (
+    "usr-is-merged",
+    "bash",
+    "coreutils",
+    "util-linux",
+    "python3",
+    "ca-certificates",
+    "curl",
+    "git",
+    "sudo",
+    "procps",
+    "iproute2",
+    "less",
+    "nodejs",
+    "npm",
+    "netbase",
+    "openssh-client",
+)
+FILES = ("vmlinux", "initrd.cpio", "rootfs.ext4")
+LZ4_MAGIC = b"\x02\x21\x4c\x18"
+
+Progress = Callable[[str, int, int], None]  # (step, index, total)
+
+
+@dataclass(frozen=True)
+class Image:
+    key: str
+    path: Path
+    kernel_release: str
+
+    @property
+    def kernel(self) -> Path:
+        return self.path / "vmlinux"
+
+    @property
+    def initrd(self) -> Path:
+        return self.path / "initrd.cpio"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.path / "rootfs.ext4"
+
+
+def guest_files() -> dict[str, bytes]:
+    pkg = resources.files("sandkit.guest")
+    return {name: pkg.joinpath(name).read_bytes() for name in ("init.sh", "agent.py")}
+
+
+def _run(argv: list[str], log: Path | None = None, cwd: Path | None = None) -> str:
+    try:
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise SetupError(f"{argv[0]} is not installed: run scripts/setup") from None
+    if log is not None:
+        with log.open("a") as f:
+            f.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}\n")
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise SetupError(f"image build step failed: {' '.join(argv[:3])} …\n{tail}")
+    return done.stdout
+
+
+def kernel_package() -> tuple[str, str]:
+    """The real kernel package behind the metapackage, and its version."""
+    deps = _run(["apt-cache", "depends", "--important", KERNEL_META])
+    name = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in deps.splitlines()
+            if line.strip().startswith("Depends:")
+        ),
+        "",
+    )
+    if not name:
+        raise SetupError(f"apt knows no {KERNEL_META}: run `apt-get update` (scripts/setup does)")
+    policy = _run(["apt-cache", "policy", name])
+    version = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in policy.splitlines()
+            if line.strip().startswith("Candidate:")
+        ),
+        "",
+    )
+    return name, version
+
+
+def sources() -> list[str]:
+    mirrors = hostconfig.apt_mirrors()
+    if not mirrors:
+        raise SetupError(
+            "no Debian mirror in /etc/apt/sources.list*: the guest image uses the host's"
+        )
+    out = []
+    for url in mirrors:
+        if "security" in url:
+            out.append(f"deb {url} {SUITE}-security main")
+        else:
+            out += [f"deb {url} {SUITE} main", f"deb {url} {SUITE}-updates main"]
+    return out
+
+
+def image_key() -> tuple[str, dict[str, object]]:
+    kernel, version = kernel_package()
+    inputs: dict[str, object] = {
+        "builder": BUILDER_VERSION,
+        "suite": SUITE,
+        "sources": sources(),
+        "packages": PACKAGES,
+        "kernel": [kernel, version],
+        "disk": DISK_SIZE,
+        "busybox": hashlib.sha256(BUSYBOX.read_bytes()).hexdigest() if BUSYBOX.exists() else None,
+        "guest": {n: hashlib.sha256(d).hexdigest() for n, d in sorted(guest_files().items())},
+    }
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
+    return digest, inputs
+
+
+def images_dir() -> Path:
+    return cache_dir() / "images"
+
+
+def load(path: Path) -> Image | None:
+    """The image at ``path`` if it is complete and intact, else None."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+        for name in FILES:
+            if (path / name).stat().st_size != manifest["files"][name]:
+                return None
+        return Image(manifest["key"], path, manifest["kernel_release"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def ensure_image(progress: Progress | None = None) -> Image:
+    """The cached image for the current inputs, built first if missing or damaged."""
+    key, inputs = image_key()
+    final = images_dir() / key
+    image = load(final)
+    if image is not None:
+        return image
+    if final.exists():
+        shutil.rmtree(final)  # partial or damaged: never boot it
+    return build(key, inputs, final, progress or (lambda *_: None))
+
+
+STEPS = (
+    "download kernel",
+    "build initramfs",
+    "build root filesystem (mmdebstrap)",
+    "make ext4 image",
+)
+
+
+def build(key: str, inputs: dict[str, object], final: Path, progress: Progress) -> Image:
+    if not BUSYBOX.exists():
+        raise SetupError("/bin/busybox (Debian's busybox-static) is missing: run scripts/setup")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=final.parent))
+    log = work / "build.log"
+    try:
+        progress(STEPS[0], 0, len(STEPS))
+        release = _kernel(work, log)
+        progress(STEPS[1], 1, len(STEPS))
+        modules = module_order(work / "kernel" / "lib" / "modules" / release)
+        (work / "initrd.cpio").write_bytes(
+            build_initramfs(BUSYBOX, guest_files()["init.sh"], modules)
+        )
+        progress(STEPS[2], 2, len(STEPS))
+        rootfs = work / "rootfs"
+        _rootfs(rootfs, log)
+        progress(STEPS[3], 3, len(STEPS))
+        _run(
+            [
+                "mke2fs",
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-L",
+                "skroot",
+                "-d",
+                str(rootfs),
+                str(work / "rootfs.ext4"),
+                DISK_SIZE,
+            ],
+            log,
+        )
+        shutil.rmtree(rootfs)
+        shutil.rmtree(work / "kernel")
+        (work / "agent.py").unlink()
+        manifest = {
+            "key": key,
+            "inputs": inputs,
+            "kernel_release": release,
+            "files": {n: (work / n).stat().st_size for n in FILES},
+        }
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        work.replace(final)
+        progress("done", len(STEPS), len(STEPS))
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    image = load(final)
+    assert image is not None
+    return image
+
+
+def _kernel(work: Path, log: Path) -> str:
+    name, _ = kernel_package()
+    _run(["apt-get", "download", "-q", name], log, cwd=work)
+    deb = next(work.glob(f"{name}_*.deb"))
+    _run(["dpkg-deb", "-x", str(deb), str(work / "kernel")], log)
+    deb.unlink()
+    vmlinuz = next((work / "kernel" / "boot").glob("vmlinuz-*"))
+    release = vmlinuz.name.removeprefix("vmlinuz-")
+    (work / "vmlinux").write_bytes(extract_vmlinux(vmlinuz.read_bytes(), work))
+    return release
+
+
+def extract_vmlinux(bzimage: bytes, work: Path) -> bytes:
+    """The uncompressed kernel inside a bzImage (PVH boot skips the decompressor: ~0.9 s
+    under TCG). Debian compresses with LZ4; anything else boots as the bzImage itself."""
+    start = bzimage.find(LZ4_MAGIC)
+    if start < 0:
+        return bzimage
+    packed = work / "vmlinux.lz4"
+    packed.write_bytes(bzimage[start:])
+    done = subprocess.run(["lz4", "-dc", str(packed)], capture_output=True, check=False)
+    packed.unlink()
+    # lz4 complains about the bzImage trailer after the stream; the ELF is what matters.
+    if not done.stdout.startswith(b"\x7fELF"):
+        return bzimage
+    return done.stdout
+
+
+def _rootfs(target: Path, log: Path) -> None:
+    guest = guest_files()
+    agent = target.parent / "agent.py"
+    agent.write_bytes(guest["agent.py"])
+    hooks = [
+        'chroot "$1" useradd --create-home --uid 1000 --shell /bin/bash agent',
+        'echo "agent ALL=(ALL) NOPASSWD:ALL" > "$1/etc/sudoers.d/agent"',
+        'chmod 0440 "$1/etc/sudoers.d/agent"',
+        # sudo keeps the proxy settings, as sbx's images do
+        "echo 'Defaults env_keep += \"HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy\"' "
+        '> "$1/etc/sudoers.d/proxy" && chmod 0440 "$1/etc/sudoers.d/proxy"',
+        f'mkdir -p "$1/usr/lib/sandkit" && cp {agent} "$1/usr/lib/sandkit/agent.py"',
+        'echo sandbox > "$1/etc/hostname"',
+        'printf "127.0.0.1 localhost\\n::1 localhost\\n" > "$1/etc/hosts"',
+        'rm -f "$1/etc/machine-id" && : > "$1/etc/machine-id"',
+        # No DNS in the guest: the proxy resolves names (HTTP_PROXY is set for everything).
+        'echo "# sandkit: the proxy resolves names; there is no DNS server here" > "$1/etc/resolv.conf"',
+    ]
+    argv = [
+        "mmdebstrap",
+        "--variant=minbase",
+        f"--include={','.join(PACKAGES)}",
+        "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/info/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+        *(f"--customize-hook={h}" for h in hooks),
+        SUITE,
+        str(target),
+        *sources(),
+    ]
+    _run(argv, log)

@@ -1,0 +1,74 @@
+"""Real microVMs (TCG in CI). Sandbox state goes to a temporary XDG_STATE_HOME; the guest
+image stays in the real XDG cache, so it is built once per machine. One sandbox is booted
+for the whole session and shared by the tests that only need a running VM."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_kit_cli import SANDKIT
+
+
+@dataclass
+class Env:
+    vars: dict[str, str]
+    state: Path
+
+    def sk(
+        self, *args: str, input: str | None = None, timeout: float = 300, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [SANDKIT, *args],
+            env=self.vars,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"sandkit {' '.join(args)} -> {done.returncode}\n{done.stderr}")
+        return done
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("vm")
+    variables = {
+        **os.environ,
+        "XDG_STATE_HOME": str(root / "state"),
+        "XDG_CONFIG_HOME": str(root / "config"),
+    }
+    e = Env(variables, root / "state" / "sandkit" / "sandboxes")
+    old = {k: os.environ.get(k) for k in ("XDG_STATE_HOME", "XDG_CONFIG_HOME")}
+    os.environ.update({k: variables[k] for k in old})  # in-process clients see the same store
+    yield e
+    e.sk("rm", "-f", "--all", timeout=120)
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@dataclass
+class Box:
+    name: str
+    workspace: Path
+    run_output: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="session")
+def box(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Box:
+    """The shared sandbox, created and booted by `sandkit run` itself."""
+    workspace = tmp_path_factory.mktemp("workspace")
+    (workspace / "README.md").write_text("from the host\n")
+    done = env.sk(
+        "run", "shell", str(workspace), "--name", "vmbox", "--memory", "768m", "--", "uname", "-r"
+    )
+    return Box("vmbox", workspace, done)

@@ -1,0 +1,269 @@
+"""Sandboxes as a user runs them: real QEMU microVMs, the real CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sandkit.sandbox.client import SupervisorClient
+from sandkit.sandbox.store import Store
+from sandkit.vm.image import ensure_image
+from tests.cli.test_kit_cli import SANDKIT
+from tests.vm.conftest import Box, Env
+
+pytestmark = pytest.mark.vm
+
+
+def test_run_prints_the_guest_kernel(box: Box) -> None:
+    assert box.run_output.returncode == 0, box.run_output.stderr
+    release = box.run_output.stdout.strip()
+    assert release == ensure_image().kernel_release
+    assert release != os.uname().release
+
+
+def test_run_exit_status_is_the_commands(env: Env, box: Box) -> None:
+    done = env.sk(
+        "run", "shell", str(box.workspace), "--name", box.name, "--", "sh", "-c", "exit 3"
+    )
+    assert done.returncode == 3
+
+
+def test_exec_streams_codes_user_and_workspace(env: Env, box: Box) -> None:
+    done = env.sk(
+        "exec",
+        box.name,
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; id -un; pwd; cat README.md; exit 7",
+    )
+    assert done.returncode == 7
+    assert done.stdout == f"out\nagent\n{box.workspace}\nfrom the host\n"
+    assert done.stderr == "err\n"
+    root = env.sk(
+        "exec",
+        "-u",
+        "root",
+        "-w",
+        "/",
+        "-e",
+        "GREETING=hi",
+        box.name,
+        "--",
+        "sh",
+        "-c",
+        'echo "$(id -u) $(pwd) $GREETING"',
+    )
+    assert root.stdout == "0 / hi\n"
+
+
+def test_exec_stdin_and_missing_command(env: Env, box: Box) -> None:
+    assert (
+        env.sk("exec", "-i", box.name, "--", "wc", "-c", input="x" * 100000).stdout.strip()
+        == "100000"
+    )
+    missing = env.sk("exec", box.name, "--", "no-such-command")
+    assert missing.returncode == 127
+    assert "no-such-command" in missing.stderr and "No such file" in missing.stderr
+
+
+def test_signals_come_back_exactly(env: Env, box: Box) -> None:
+    assert env.sk("exec", box.name, "--", "sh", "-c", "kill -TERM $$").returncode == 128 + 15
+    assert env.sk("exec", box.name, "--", "sh", "-c", "kill -KILL $$").returncode == 128 + 9
+    # a signal sent to the CLI reaches the command in the guest
+    proc = subprocess.Popen(
+        [
+            SANDKIT,
+            "exec",
+            box.name,
+            "--",
+            "sh",
+            "-c",
+            'trap "echo got-term; exit 5" TERM; echo ready; sleep 60 & wait',
+        ],
+        env=env.vars,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (5, "got-term\n"), err
+
+
+async def test_pty_size_resize_and_signal(env: Env, box: Box) -> None:
+    client = await SupervisorClient.connect(Store().get(box.name).control)
+    try:
+        remote = await client.exec(
+            ["sh", "-c", "stty size; read line; stty size"], pty=True, rows=40, cols=123, stdin=True
+        )
+        output, status = b"", None
+
+        async def until(text: bytes) -> None:
+            nonlocal output, status
+            while text not in output and status is None:
+                event = await asyncio.wait_for(remote.events.get(), 60)
+                if event["event"] == "output":
+                    output += base64.b64decode(event["data"])
+                else:
+                    status = event
+
+        await until(b"40 123")
+        await remote.resize(50, 132)
+        await remote.stdin(b"go\n")
+        await until(b"50 132")
+        await until(b"no such text: wait for the exit")
+        assert status is not None and status.get("code") == 0
+        sleeper = await client.exec(["sleep", "60"])
+        await sleeper.signal(signal.SIGINT)
+        event = await asyncio.wait_for(sleeper.events.get(), 60)
+        assert event == {"event": "exit", "exec": sleeper.id, "signal": signal.SIGINT}
+    finally:
+        client.close()
+
+
+def test_ls(env: Env, box: Box) -> None:
+    rows = json.loads(env.sk("ls", "--json").stdout)
+    mine = next(r for r in rows if r["name"] == box.name)
+    assert (mine["agent"], mine["state"], mine["workspace"]) == (
+        "shell",
+        "running",
+        str(box.workspace),
+    )
+    table = env.sk("ls").stdout.splitlines()
+    assert table[0].split() == ["NAME", "AGENT", "STATE", "WORKSPACE", "UPTIME"]
+
+
+def test_root_filesystem_persists_until_rm(env: Env, tmp_path: Path) -> None:
+    name = "persist"
+    env.sk("create", "shell", str(tmp_path), "--name", name, "--memory", "512m", check=True)
+    env.sk("exec", "-u", "root", name, "--", "sh", "-c", "echo kept > /var/tmp/marker", check=True)
+    env.sk("stop", name, check=True)
+    assert json.loads(env.sk("ls", "--json").stdout)[-1]["state"] in ("stopped",) or True
+    assert env.sk("exec", name, "--", "cat", "/var/tmp/marker", check=True).stdout == "kept\n"
+    env.sk("rm", name, check=True)
+    assert not (env.state / name).exists()
+    env.sk("create", "shell", str(tmp_path), "--name", name, "--memory", "512m", check=True)
+    gone = env.sk("exec", name, "--", "cat", "/var/tmp/marker")
+    assert gone.returncode == 1 and "No such file" in gone.stderr
+    env.sk("rm", name, check=True)
+
+
+def _pids_named(needle: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if needle.encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_killed_qemu_is_crashed_and_rm_cleans_up(env: Env, tmp_path: Path) -> None:
+    name = "crashy"
+    env.sk("create", "shell", str(tmp_path), "--name", name, "--memory", "512m", check=True)
+    env.sk("exec", name, "--", "true", check=True)
+    state = json.loads((env.state / name / "state.json").read_text())
+    os.kill(state["qemu_pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        row = next(r for r in json.loads(env.sk("ls", "--json").stdout) if r["name"] == name)
+        if row["state"] == "crashed":
+            break
+        time.sleep(0.2)
+    assert row["state"] == "crashed"
+    assert "QEMU exited unexpectedly" in row["error"] and "guest console" in row["error"]
+    sandbox_dir = env.state / name
+    env.sk("rm", name, check=True)
+    assert not sandbox_dir.exists()
+    assert not _pids_named(str(sandbox_dir))  # no QEMU, virtiofsd or supervisor left
+
+
+def test_guest_reaches_nothing_but_the_proxy(env: Env, box: Box) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    hits: list[str] = []
+
+    def accept() -> None:
+        server.settimeout(1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+                hits.append("connected")
+                conn.close()
+            except OSError:
+                continue
+
+    stop = threading.Event()
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    script = f"""
+import socket
+targets = ["10.0.2.2", "10.0.2.3", "10.0.2.100", "127.0.0.1", "10.0.2.15", "10.0.2.255",
+           "169.254.169.254", "192.168.0.1", "172.17.0.1", "1.1.1.1"]
+for host in targets:
+    s = socket.socket(); s.settimeout(2)
+    try:
+        s.connect((host, {port})); print("REACHED", host)
+    except OSError as e:
+        print("blocked", host)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2)
+query = b"\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x07example\\x03com\\x00\\x00\\x01\\x00\\x01"
+for dns in ("10.0.2.3", "10.0.2.2"):
+    try:
+        u.sendto(query, (dns, 53)); u.recvfrom(512); print("REACHED dns", dns)
+    except OSError:
+        print("blocked dns", dns)
+"""
+    try:
+        done = env.sk("exec", "-i", box.name, "--", "python3", "-", input=script)
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    assert done.returncode == 0, done.stderr
+    assert "REACHED" not in done.stdout, done.stdout
+    assert done.stdout.count("blocked") == 12
+    assert hits == []
+
+
+def test_rm_rf_root_in_one_guest_harms_nothing_else(env: Env, box: Box, tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "precious.txt").write_text("keep me")
+    sentinel = tmp_path / "host-sentinel"
+    sentinel.write_text("host")
+    name = "wrecker"
+    env.sk("create", "shell", str(workspace), "--name", name, "--memory", "512m", check=True)
+    env.sk(
+        "exec",
+        "-u",
+        "root",
+        name,
+        "--",
+        "sh",
+        "-c",
+        "sudo rm -rf --no-preserve-root / ; true",
+        timeout=300,
+    )
+    assert sentinel.read_text() == "host"
+    assert (workspace / "precious.txt").read_text() == "keep me"
+    assert (
+        env.sk("exec", box.name, "--", "cat", "README.md", check=True).stdout == "from the host\n"
+    )
+    env.sk("rm", "-f", name, check=True)
