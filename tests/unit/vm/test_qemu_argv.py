@@ -8,17 +8,17 @@ from sandkit.vm.qemu import MachineSpec, argv, kernel_cmdline
 
 
 def spec(**changes: object) -> MachineSpec:
-    base = dict(
-        kernel=Path("/img/vmlinux"),
-        initrd=Path("/img/initrd.cpio"),
-        disk=Path("/s/disk.qcow2"),
-        console_log=Path("/s/console.log"),
-        qmp_socket=Path("/s/qmp.sock"),
-        agent_socket=Path("/s/agent.sock"),
-        cpus=2,
-        memory_mib=1024,
-        kernel_params={"ws": "/home/u/proj", "hostname": "box"},
-    )
+    base = {
+        "kernel": Path("/img/vmlinux"),
+        "initrd": Path("/img/initrd.cpio"),
+        "disk": Path("/s/disk.qcow2"),
+        "console_log": Path("/s/console.log"),
+        "qmp_socket": Path("/s/qmp.sock"),
+        "agent_socket": Path("/s/agent.sock"),
+        "cpus": 2,
+        "memory_mib": 1024,
+        "kernel_params": {"ws": "/home/u/proj", "hostname": "box"},
+    }
     base.update(changes)
     return MachineSpec(**base)  # type: ignore[arg-type]
 
