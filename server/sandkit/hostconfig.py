@@ -4,6 +4,11 @@ the project, so sandboxes use the same mirrors the host does."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -96,8 +101,52 @@ def host_of(url: str | None) -> str | None:
     return urlsplit(url).hostname if url else None
 
 
+NPM_FILES = ("~/.npmrc", "/etc/npmrc", "/usr/etc/npmrc")
+PIP_FILES = ("~/.config/pip/pip.conf", "~/.pip/pip.conf", "/etc/pip.conf", "/etc/xdg/pip/pip.conf")
+
+
+def _config_fingerprint() -> str:
+    """The files and variables pip's and npm's answers depend on."""
+    parts: list[object] = [
+        sorted(
+            (k, v) for k, v in os.environ.items() if k.upper().startswith(("PIP_", "NPM_CONFIG_"))
+        )
+    ]
+    for name in (*NPM_FILES, *PIP_FILES):
+        path = Path(name).expanduser()
+        try:
+            st = path.stat()
+            parts.append([str(path), st.st_mtime_ns, st.st_size])
+        except OSError:
+            parts.append([str(path)])
+    parts.append([shutil.which("npm"), sys.executable])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+@functools.cache
 def registry_args() -> dict[str, str]:
-    """Values for the kit args that built-in kits use for package registries."""
+    """Values for the kit args that built-in kits use for package registries. Asking pip
+    and npm costs ~0.3 s, so answers are kept until their configuration changes."""
+    from sandkit.paths import cache_dir
+
+    memo = cache_dir() / "registries.json"
+    fingerprint = _config_fingerprint()
+    try:
+        known = json.loads(memo.read_text())
+        if known["fingerprint"] == fingerprint:
+            return {str(k): str(v) for k, v in known["values"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    values = _registry_args()
+    with contextlib.suppress(OSError):
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"fingerprint": fingerprint, "values": values}))
+        tmp.replace(memo)
+    return values
+
+
+def _registry_args() -> dict[str, str]:
     index = pip_index_urls()
     index_host = host_of(index[0]) if index else None
     default_index = host_of(_pip_default_index())

@@ -187,7 +187,9 @@ async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         sandbox = lifecycle.create(store, config, workspace)
     else:
         config = sandbox.config()
-    resolved = resolve(config.agent, config.kits, config.kit_args, defaults=registry_args()).sandbox
+    resolved = resolve(
+        config.agent, config.kits, config.kit_args, defaults=config.arg_defaults or registry_args()
+    ).sandbox
     await _started(sandbox)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     argv = agent_argv(resolved, extra, interactive)

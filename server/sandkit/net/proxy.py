@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -76,10 +77,17 @@ class EgressProxy:
         self._reaper: asyncio.TimerHandle | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
-        self._server = await asyncio.start_server(
-            self._serve, host, port, limit=COPY_SIZE, reuse_address=True
-        )
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
+    ) -> tuple[str, int]:
+        """Listen on host:port, or on an already bound ``sock`` (its port was promised
+        to someone, e.g. a VM's forward, before the proxy was ready)."""
+        if sock is not None:
+            self._server = await asyncio.start_server(self._serve, sock=sock, limit=COPY_SIZE)
+        else:
+            self._server = await asyncio.start_server(
+                self._serve, host, port, limit=COPY_SIZE, reuse_address=True
+            )
         address = self._server.sockets[0].getsockname()
         self._reap()
         return str(address[0]), int(address[1])

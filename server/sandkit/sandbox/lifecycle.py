@@ -25,7 +25,8 @@ BOOT_TIMEOUT = 180.0
 def create(store: Store, config: Config, workspace: Path | None) -> Sandbox:
     """Check the kits, then make the sandbox's directory with a copy of the workspace
     (the sync issue replaces the copy with live two-way sync)."""
-    resolve(config.agent, config.kits, config.kit_args, defaults=registry_args())  # fail early
+    config.arg_defaults = dict(registry_args())
+    resolve(config.agent, config.kits, config.kit_args, defaults=config.arg_defaults)  # fail early
     if workspace is not None and not workspace.is_dir():
         raise SandboxError(f"{workspace} is not a directory")
     sandbox = store.new(config)

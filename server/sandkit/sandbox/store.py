@@ -46,6 +46,8 @@ class Config:
     agent: str
     kits: list[str] = field(default_factory=list)
     kit_args: dict[str, str] = field(default_factory=dict)
+    # Host-derived values for kit args (package registries), fixed when the sandbox is made.
+    arg_defaults: dict[str, str] = field(default_factory=dict)
     workspace: str | None = None
     cpus: int = 2
     memory_mib: int = 1024

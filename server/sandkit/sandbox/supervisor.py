@@ -12,29 +12,31 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sandkit.errors import SandkitError
-from sandkit.hostconfig import registry_args
-from sandkit.kits import resolve
-from sandkit.net.policy import DefaultPolicy
-from sandkit.net.proxy import EgressProxy
-from sandkit.net.service import build_settings
 from sandkit.sandbox.protocol import encode
 from sandkit.sandbox.store import Sandbox, State, Store
 from sandkit.tasks import spawn
 from sandkit.vm.channel import Execution
 from sandkit.vm.image import ensure_image
+from sandkit.vm.image import load as load_image
 from sandkit.vm.machine import Machine, MachinePaths, VMError, tail
+
+if TYPE_CHECKING:
+    from sandkit.net.proxy import EgressProxy
 
 log = logging.getLogger("sandkit.supervisor")
 
 
 class Supervisor:
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, image_path: Path | None = None) -> None:
         self.sandbox = sandbox
+        self.image_path = image_path
         self.config = sandbox.config()
         self.state = State(state="booting", supervisor_pid=os.getpid(), started=time.time())
         self.sandbox.save_state(self.state)
@@ -66,20 +68,15 @@ class Supervisor:
         return 0
 
     async def boot(self) -> None:
+        """Start QEMU first and set up the proxy while the guest boots: the proxy's port is
+        bound now, so the VM's forward can name it before anything listens."""
         c = self.config
-        resolution = resolve(c.agent, c.kits, c.kit_args, defaults=registry_args())
-        settings, _ = build_settings(
-            resolution.sandbox,
-            default=DefaultPolicy.BALANCED,
-            log_path=self.sandbox.dir / "decisions.jsonl",
-            pins={},
-            upstream_ca=None,
-            sandbox=c.name,
-            registry_hosts=list(registry_args().values()),
-        )
-        self.proxy = EgressProxy(settings)
-        _, port = await self.proxy.start("127.0.0.1", 0)
-        image = await asyncio.to_thread(ensure_image)
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        image = load_image(self.image_path) if self.image_path else None
+        if image is None:
+            image = await asyncio.to_thread(ensure_image)
         self.sandbox.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
         params = {"hostname": c.name, "proxy": "10.0.2.100:3128"}
         if c.workspace:
@@ -94,7 +91,40 @@ class Supervisor:
             proxy_port=port,
         )
         self.save(proxy_port=port)
-        await self.machine.launch()
+        launch = spawn(self.machine.launch(), "launch")
+        log.info("QEMU starting")
+        try:
+            self.proxy = await self.make_proxy(listener)
+        except BaseException:
+            launch.cancel()
+            listener.close()
+            raise
+        log.info("proxy listening on 127.0.0.1:%d", port)
+        await launch
+        log.info("guest agent ready (%s)", self.machine.accel)
+
+    async def make_proxy(self, listener: socket.socket) -> EgressProxy:
+        from sandkit.kits import resolve  # heavy imports: after QEMU is on its way
+        from sandkit.net.policy import DefaultPolicy
+        from sandkit.net.proxy import EgressProxy
+        from sandkit.net.service import build_settings
+
+        c = self.config
+        resolution = await asyncio.to_thread(
+            resolve, c.agent, c.kits, c.kit_args, defaults=c.arg_defaults
+        )
+        settings, _ = build_settings(
+            resolution.sandbox,
+            default=DefaultPolicy.BALANCED,
+            log_path=self.sandbox.dir / "decisions.jsonl",
+            pins={},
+            upstream_ca=None,
+            sandbox=c.name,
+            registry_hosts=list(c.arg_defaults.values()),
+        )
+        proxy = EgressProxy(settings)
+        await proxy.start(sock=listener)
+        return proxy
 
     async def watch(self) -> None:
         assert self.machine is not None
@@ -207,6 +237,9 @@ class Supervisor:
             return {}
         if machine is None or machine.channel is None:
             raise SandkitError("the sandbox is not running")
+        if method == "guest-ping":  # a round trip through the guest agent's channel
+            await machine.channel.ping()
+            return {}
         if method == "exec":
             return await machine.channel.exec(
                 params["argv"],
@@ -234,9 +267,9 @@ class Supervisor:
         return {}
 
 
-async def main(name: str) -> int:
+async def main(name: str, image: str | None = None) -> int:
     sandbox = Store().get(name)
-    supervisor = Supervisor(sandbox)
+    supervisor = Supervisor(sandbox, Path(image) if image else None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: spawn(supervisor.stop(), "stop-on-signal"))
@@ -247,7 +280,7 @@ async def main(name: str) -> int:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        sys.exit(asyncio.run(main(sys.argv[1])))
+        sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)))
     except VMError as exc:
         print(str(exc), file=sys.stderr)
         sys.exit(1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -131,7 +132,44 @@ def sources() -> list[str]:
     return out
 
 
+APT_STATE = (Path("/var/lib/apt/lists"), Path("/var/cache/apt/pkgcache.bin"))
+
+
+def _fingerprint() -> str:
+    """What the key depends on that is cheap to read: if none of it changed, neither did
+    the key, and the apt-cache calls (~1 s) are skipped."""
+    parts: list[object] = [
+        BUILDER_VERSION,
+        hostconfig.apt_mirrors(),
+        sorted((n, hashlib.sha256(d).hexdigest()) for n, d in guest_files().items()),
+    ]
+    for path in (*APT_STATE, BUSYBOX):
+        try:
+            st = path.stat()
+            parts.append([str(path), st.st_mtime_ns, st.st_size])
+        except OSError:
+            parts.append([str(path), None])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
 def image_key() -> tuple[str, dict[str, object]]:
+    memo = cache_dir() / "image-key.json"
+    fingerprint = _fingerprint()
+    try:
+        known = json.loads(memo.read_text())
+        if known["fingerprint"] == fingerprint:
+            return str(known["key"]), dict(known["inputs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    key, inputs = _compute_key()
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "key": key, "inputs": inputs}))
+    tmp.replace(memo)
+    return key, inputs
+
+
+def _compute_key() -> tuple[str, dict[str, object]]:
     kernel, version = kernel_package()
     inputs: dict[str, object] = {
         "builder": BUILDER_VERSION,

@@ -54,7 +54,7 @@ def argv(spec: MachineSpec) -> list[str]:
         "-global",
         "virtio-mmio.force-legacy=false",
         "-accel",
-        "tcg,tb-size=64" if spec.accel == "tcg" else spec.accel,
+        "tcg,tb-size=32" if spec.accel == "tcg" else spec.accel,
         "-cpu",
         "max" if spec.accel == "tcg" else "host",
         "-m",

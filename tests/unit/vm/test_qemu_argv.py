@@ -31,7 +31,7 @@ def test_tcg_microvm() -> None:
     cmd = argv(spec())
     assert value(cmd, "-M") == ["microvm,x-option-roms=off,rtc=on,pit=on,pic=on"]
     assert value(cmd, "-global") == ["virtio-mmio.force-legacy=false"]
-    assert value(cmd, "-accel") == ["tcg,tb-size=64"]
+    assert value(cmd, "-accel") == ["tcg,tb-size=32"]
     append = value(cmd, "-append")[0]
     for arg in (
         "tsc_early_khz=2400000",
