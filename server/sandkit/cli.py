@@ -141,9 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("ls", help="list the built-in kits", description="List the built-in kits.")
 
-    from sandkit import net_cli, sandbox_cli
+    from sandkit import image_cli, net_cli, sandbox_cli
 
     sandbox_cli.add_parsers(commands, _Formatter)
+    image_cli.add_parsers(commands, _Formatter)
     net_cli.add_parsers(commands, _Formatter)
     return parser
 
@@ -164,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sandkit import kit_cli
 
             return kit_cli.run(args)
+        if args.command == "image":
+            from sandkit import image_cli
+
+            return image_cli.run(args)
         if args.command in SANDBOX_COMMANDS:
             from sandkit import sandbox_cli
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from sandkit.errors import ProxyError
 from sandkit.hostconfig import registry_args
+from sandkit.kits.model import KitContent
 from sandkit.net.decisions import Decision, read_log
 from sandkit.net.policy import Action, DefaultPolicy
 from sandkit.paths import state_dir
@@ -171,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     return secret(args)
 
 
-def _content(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _content(args: argparse.Namespace) -> tuple[KitContent, list[str]]:
     from sandkit.net.service import merged_kits
 
     defaults = registry_args()

@@ -267,3 +267,11 @@ def test_rm_rf_root_in_one_guest_harms_nothing_else(env: Env, box: Box, tmp_path
         env.sk("exec", box.name, "--", "cat", "README.md", check=True).stdout == "from the host\n"
     )
     env.sk("rm", "-f", name, check=True)
+
+
+def test_image_ls_shows_the_current_image(env: Env, box: Box) -> None:
+    rows = json.loads(env.sk("image", "ls", "--json", check=True).stdout)
+    current = [r for r in rows if r["current"]]
+    assert len(current) == 1 and current[0]["valid"]
+    assert current[0]["kernel"] == ensure_image().kernel_release
+    assert env.sk("image", "build", check=True).stdout.startswith(current[0]["key"])

@@ -8,7 +8,9 @@ and the language server reach the sandbox; it outlives the client that started i
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -196,8 +198,6 @@ class Supervisor:
         try:
             while line := await reader.readline():
                 try:
-                    import json
-
                     request = json.loads(line)
                     result = await self.call(
                         request.get("method"), request.get("params") or {}, executions
@@ -255,8 +255,6 @@ class Supervisor:
         if execution is None:
             raise SandkitError(f"no running exec {params['exec']}")
         if method == "stdin":
-            import base64
-
             await execution.stdin(base64.b64decode(params.get("data", "")), bool(params.get("eof")))
         elif method == "resize":
             await execution.resize(int(params["rows"]), int(params["cols"]))

@@ -1,0 +1,88 @@
+"""`sandkit image build|ls|rm`: the cached guest images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from typing import Any
+
+from sandkit.ui import ProgressLine, table
+from sandkit.vm import image as images
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    formatter: type[argparse.HelpFormatter],
+) -> None:
+    img = commands.add_parser(
+        "image",
+        help="build, list or remove guest images",
+        description="Guest images live in ~/.cache/sandkit/images/<key>; the key "
+        "hashes every input, so a changed mirror, kernel or guest code means a new image.",
+        formatter_class=formatter,
+    )
+    verbs = img.add_subparsers(dest="verb", metavar="VERB", required=True)
+    build = verbs.add_parser("build", help="build the current image (no-op when it is cached)")
+    build.add_argument("--force", action="store_true", help="rebuild even when cached")
+    ls = verbs.add_parser("ls", help="list cached images")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    rm = verbs.add_parser("rm", help="remove cached images")
+    rm.add_argument(
+        "keys", nargs="*", metavar="KEY", help="images to remove (default: all but the current)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.verb == "build":
+        if args.force:
+            key, _ = images.image_key()
+            shutil.rmtree(images.images_dir() / key, ignore_errors=True)
+        built = images.ensure_image(ProgressLine("guest image").step)
+        print(f"{built.key} {built.path} (kernel {built.kernel_release})")
+        return 0
+    root = images.images_dir()
+    found = (
+        [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+        if root.is_dir()
+        else []
+    )
+    current, _ = images.image_key()
+    if args.verb == "ls":
+        rows: list[dict[str, Any]] = []
+        for path in found:
+            image = images.load(path)
+            size = sum(f.stat().st_blocks * 512 for f in path.iterdir() if f.is_file())
+            rows.append(
+                {
+                    "key": path.name,
+                    "current": path.name == current,
+                    "valid": image is not None,
+                    "kernel": image.kernel_release if image else None,
+                    "size_mib": size >> 20,
+                    "path": str(path),
+                }
+            )
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print(
+                table(
+                    [
+                        (
+                            r["key"] + (" *" if r["current"] else ""),
+                            r["kernel"] or "(damaged)",
+                            f"{r['size_mib']} MiB",
+                            r["path"],
+                        )
+                        for r in rows
+                    ],
+                    ("KEY", "KERNEL", "SIZE", "PATH"),
+                )
+            )
+        return 0
+    targets = [p for p in found if (p.name in args.keys if args.keys else p.name != current)]
+    for path in targets:
+        shutil.rmtree(path)
+        print(f"removed {path.name}")
+    return 0
