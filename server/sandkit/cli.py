@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SANDBOX_COMMANDS = ("run", "create", "start", "exec", "ls", "stop", "rm")
+SANDBOX_COMMANDS = ("run", "create", "start", "exec", "ls", "stop", "rm", "sync", "undo")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

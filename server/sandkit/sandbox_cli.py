@@ -96,6 +96,28 @@ def add_parsers(
     ls.add_argument("--json", action="store_true", help="print JSON")
     stop = commands.add_parser("stop", help="stop sandboxes (their disks are kept)")
     stop.add_argument("names", nargs="+", metavar="NAME")
+    sync = commands.add_parser(
+        "sync",
+        formatter_class=formatter,
+        help="answer held deletions; show sync state",
+        description="A burst of deletions made in a sandbox is held until a person answers:\n"
+        "approve deletes the files on the host too (into the trash), reject puts them back in the\n"
+        "sandbox.",
+    )
+    sync.add_argument("verb", choices=["approve", "reject", "status"])
+    sync.add_argument("name", metavar="NAME")
+    undo = commands.add_parser(
+        "undo",
+        formatter_class=formatter,
+        help="restore host files that sync overwrote or deleted",
+        description="Every host file that sync overwrites or deletes goes to the sandbox's trash\n"
+        "first. Restore PATHs (the newest version of each), or list what is there.",
+    )
+    undo.add_argument("name", metavar="NAME")
+    undo.add_argument(
+        "paths", nargs="*", metavar="PATH", help="workspace-relative paths to restore"
+    )
+    undo.add_argument("--list", action="store_true", help="list the trash")
     rm = commands.add_parser("rm", help="remove sandboxes and everything they stored")
     rm.add_argument("-f", "--force", action="store_true", help="kill without a graceful stop")
     rm.add_argument("--all", action="store_true", help="remove every sandbox")
@@ -111,6 +133,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         "ls": cmd_ls,
         "stop": cmd_stop,
         "rm": cmd_rm,
+        "sync": cmd_sync,
+        "undo": cmd_undo,
     }[args.command]
     return asyncio.run(handler(args, extra))
 
@@ -358,6 +382,7 @@ async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
                 "state": state.state,
                 "workspace": config.workspace,
                 "kits": config.kits,
+                "sync": state.sync if state.state == "running" else None,
                 "uptime": _uptime(state.started) if state.state == "running" else "-",
                 "error": state.error,
             }
@@ -367,8 +392,18 @@ async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
         return 0
     print(
         table(
-            [(r["name"], r["agent"], r["state"], r["workspace"] or "-", r["uptime"]) for r in rows],
-            ("NAME", "AGENT", "STATE", "WORKSPACE", "UPTIME"),
+            [
+                (
+                    r["name"],
+                    r["agent"],
+                    r["state"],
+                    r["sync"] or "-",
+                    r["workspace"] or "-",
+                    r["uptime"],
+                )
+                for r in rows
+            ],
+            ("NAME", "AGENT", "STATE", "SYNC", "WORKSPACE", "UPTIME"),
         )
     )
     return 0
@@ -388,4 +423,64 @@ async def cmd_rm(args: argparse.Namespace, extra: list[str]) -> int:
         raise SandboxError("name a sandbox to remove, or use --all")
     for sandbox in targets:
         await lifecycle.remove(store, sandbox, force=args.force)
+    return 0
+
+
+async def cmd_sync(args: argparse.Namespace, extra: list[str]) -> int:
+    sandbox = Store().get(args.name)
+    client = await lifecycle.connect(sandbox)
+    try:
+        result = await client.call(f"sync-{args.verb}")
+    finally:
+        client.close()
+    if args.verb == "status":
+        print(json.dumps(result, indent=2))
+    else:
+        done = (
+            "deleted on the host (kept in the trash)"
+            if args.verb == "approve"
+            else "put back in the sandbox"
+        )
+        print(f"{result['count']} held path(s) {done}")
+    return 0
+
+
+async def cmd_undo(args: argparse.Namespace, extra: list[str]) -> int:
+    from sandkit.sync.journal import Journal
+
+    sandbox = Store().get(args.name)
+    db = sandbox.dir / "sync" / "sync.db"
+    if not db.exists():
+        raise SandboxError(f"sandbox '{args.name}' has no sync journal yet: nothing to undo")
+    journal = Journal(db)
+    try:
+        entries = journal.trash()
+    finally:
+        journal.close()
+    if args.list or not args.paths:
+        print(
+            table(
+                [(str(i), stamp, path, reason) for i, stamp, path, _, reason in entries],
+                ("ID", "WHEN", "PATH", "WHY"),
+            )
+        )
+        return 0
+    workspace = sandbox.config().workspace
+    if workspace is None:
+        raise SandboxError("this sandbox has no workspace")
+    for wanted in args.paths:
+        rel = wanted.strip("/")
+        versions = [e for e in entries if e[2] == rel]
+        if not versions:
+            raise SandboxError(
+                f"no trashed version of '{rel}' (see `sandkit undo {args.name} --list`)"
+            )
+        stored = Path(versions[-1][3])
+        target = Path(workspace) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if stored.is_dir():
+            shutil.copytree(stored, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(stored, target, follow_symlinks=False)
+        print(f"restored {rel} (from {versions[-1][1]})")
     return 0

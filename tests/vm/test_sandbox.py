@@ -143,7 +143,8 @@ def test_ls(env: Env, box: Box) -> None:
         str(box.workspace),
     )
     table = env.sk("ls").stdout.splitlines()
-    assert table[0].split() == ["NAME", "AGENT", "STATE", "WORKSPACE", "UPTIME"]
+    assert table[0].split() == ["NAME", "AGENT", "STATE", "SYNC", "WORKSPACE", "UPTIME"]
+    assert mine["sync"] in ("in sync", "syncing")
 
 
 def test_root_filesystem_persists_until_rm(env: Env, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,18 +22,15 @@ BOOT_TIMEOUT = 180.0
 
 
 def create(store: Store, config: Config, workspace: Path | None) -> Sandbox:
-    """Check the kits, then make the sandbox's directory with a copy of the workspace
-    (the sync issue replaces the copy with live two-way sync)."""
+    """Check the kits, then make the sandbox's directory; the supervisor fills the share
+    from the workspace (and keeps both in sync) when the sandbox starts."""
     config.arg_defaults = dict(registry_args())
     resolve(config.agent, config.kits, config.kit_args, defaults=config.arg_defaults)  # fail early
     if workspace is not None and not workspace.is_dir():
         raise SandboxError(f"{workspace} is not a directory")
     sandbox = store.new(config)
     try:
-        if workspace is not None:
-            shutil.copytree(workspace, sandbox.share, symlinks=True)
-        else:
-            sandbox.share.mkdir()
+        sandbox.share.mkdir()
         _give_to_agent(sandbox.share)
         sandbox.save_config(config)
         sandbox.save_state(State())
@@ -49,13 +45,10 @@ AGENT_UID = 1000
 
 def _give_to_agent(root: Path) -> None:
     """The share is sandkit's own copy: make it the guest agent's (uid 1000), as the files
-    of the workspace are the user's. Only root can; others keep their own uid."""
-    if os.geteuid() != 0:
-        return
-    os.lchown(root, AGENT_UID, AGENT_UID)
-    for base, dirs, files in os.walk(root):
-        for entry in (*dirs, *files):
-            os.lchown(Path(base, entry), AGENT_UID, AGENT_UID)
+    of the workspace are the user's. Only root can; others keep their own uid (sync
+    writes into the share as the same owner)."""
+    if os.geteuid() == 0:
+        os.lchown(root, AGENT_UID, AGENT_UID)
 
 
 async def start(

@@ -62,6 +62,7 @@ class State:
     started: float | None = None
     error: str | None = None
     proxy_port: int | None = None
+    sync: str | None = None  # in sync | syncing | paused | conflicts
 
 
 def _alive(pid: int | None) -> bool:

@@ -31,6 +31,7 @@ from sandkit.vm.machine import Machine, MachinePaths, VMError, tail
 
 if TYPE_CHECKING:
     from sandkit.net.proxy import EgressProxy
+    from sandkit.sync.engine import SyncEngine
 
 log = logging.getLogger("sandkit.supervisor")
 
@@ -43,6 +44,9 @@ class Supervisor:
         self.state = State(state="booting", supervisor_pid=os.getpid(), started=time.time())
         self.sandbox.save_state(self.state)
         self.machine: Machine | None = None
+        self.sync: SyncEngine | None = None
+        self.sync_stop = asyncio.Event()
+        self.sync_task: asyncio.Task[None] | None = None
         self.proxy: EgressProxy | None = None
         self.stopping = False
         self.done = asyncio.Event()
@@ -93,6 +97,8 @@ class Supervisor:
             proxy_port=port,
         )
         self.save(proxy_port=port)
+        if c.workspace:  # the share holds the workspace before the guest looks at it
+            await self.start_sync(Path(c.workspace))
         launch = spawn(self.machine.launch(), "launch")
         log.info("QEMU starting")
         try:
@@ -104,6 +110,33 @@ class Supervisor:
         log.info("proxy listening on 127.0.0.1:%d", port)
         await launch
         log.info("guest agent ready (%s)", self.machine.accel)
+
+    async def start_sync(self, workspace: Path) -> None:
+        from sandkit.sync.engine import SyncEngine
+
+        if not workspace.is_dir():
+            raise SandkitError(f"the workspace {workspace} is gone")
+        owners: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
+        if os.geteuid() == 0:  # files in the share belong to the guest's agent user
+            st = workspace.stat()
+            owners = (1000, 1000), (st.st_uid, st.st_gid)
+        self.sync = SyncEngine(
+            workspace,
+            self.sandbox.share,
+            self.sandbox.dir / "sync",
+            share_owner=owners[0],
+            host_owner=owners[1],
+        )
+        self.sync.listeners.append(self.on_sync_event)
+        await asyncio.to_thread(self.sync.sync)
+        self.save(sync=self.sync.status)
+        self.sync_task = spawn(self.sync.run(self.sync_stop), "sync")
+
+    def on_sync_event(self, event: str, data: dict[str, Any]) -> None:
+        if event == "status":
+            self.save(sync=data["status"])
+        else:
+            log.info("sync %s %s", event, data)
 
     async def make_proxy(self, listener: socket.socket) -> EgressProxy:
         from sandkit.kits import resolve  # heavy imports: after QEMU is on its way
@@ -153,6 +186,13 @@ class Supervisor:
         self.done.set()
 
     async def cleanup(self) -> None:
+        if self.sync is not None:
+            self.sync_stop.set()
+            if self.sync_task is not None:  # let the watcher finish its batch
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.sync_task, 10)
+            self.sync.close()
+            self.sync = None
         if self.machine is not None:
             await self.machine.kill()
         if self.proxy is not None:
@@ -235,6 +275,20 @@ class Supervisor:
         if method == "stop":
             spawn(self.stop(), "stop")
             return {}
+        if method in ("sync-approve", "sync-reject", "sync-status"):
+            if self.sync is None:
+                raise SandkitError("this sandbox has no workspace to sync")
+            if method == "sync-status":
+                return {
+                    "status": self.sync.status,
+                    "held": sorted(self.sync.pending),
+                    "conflicts": self.sync.conflicts,
+                }
+            count = await asyncio.to_thread(
+                self.sync.approve if method == "sync-approve" else self.sync.reject
+            )
+            self.save(sync=self.sync.status)
+            return {"count": count}
         if machine is None or machine.channel is None:
             raise SandkitError("the sandbox is not running")
         if method == "guest-ping":  # a round trip through the guest agent's channel

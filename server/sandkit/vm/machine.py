@@ -219,6 +219,8 @@ class Machine:
             "-o",
             "cache=auto",
             "-o",
+            "timeout=0.05",  # the guest sees host edits within 50 ms (default 1 s)
+            "-o",
             "xattr",
             stdout=log_file,
             stderr=log_file,

@@ -1,0 +1,254 @@
+"""The sync engine: an initial sync, then watchfiles on both trees, each batch planned
+(three-way, against the journal) and applied in one journal transaction.
+
+Nothing on the host is lost: a host file that sync overwrites or deletes is copied or moved
+to the sandbox's trash first (`sandkit undo`), and a burst of deletions coming from the
+sandbox is held until a person approves it (`sandkit sync approve|reject`)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from watchfiles import awatch
+
+from sandkit.sync.ignore import Ignore
+from sandkit.sync.journal import Journal
+from sandkit.sync.plan import Action, Entry, Kind, Op, conflict_name, plan
+from sandkit.sync.tree import Side
+
+log = logging.getLogger(__name__)
+
+DELETE_LIMIT = 50  # files deleted from the sandbox in one batch before we hold them
+DELETE_FRACTION = 0.3  # … or this share of the workspace (with at least 10 files)
+
+
+@dataclass
+class Report:
+    applied: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        host: Path,
+        share: Path,
+        state: Path,
+        *,
+        share_owner: tuple[int, int] | None = None,
+        host_owner: tuple[int, int] | None = None,
+        delete_limit: int = DELETE_LIMIT,
+        delete_fraction: float = DELETE_FRACTION,
+    ) -> None:
+        self.journal = Journal(state / "sync.db")
+        self.ignore = Ignore.for_workspace(host)
+        self.host = Side("host", host, self.journal, self.ignore, host_owner)
+        self.share = Side("share", share, self.journal, self.ignore, share_owner)
+        self.trash_root = state / "trash"
+        self.delete_limit, self.delete_fraction = delete_limit, delete_fraction
+        self.pending: set[str] = set()  # host paths whose deletion waits for a person
+        self.conflicts: list[str] = []
+        self.status = "syncing"
+        self._reported = ""  # the last status told to listeners
+        self.listeners: list[Listener] = []
+        self._lock = threading.Lock()
+
+    def emit(self, event: str, **data: Any) -> None:
+        for listener in self.listeners:
+            listener(event, data)
+
+    # -- one pass ---------------------------------------------------------------------------
+    def sync(self, paths: Iterable[str] | None = None) -> Report:
+        """Bring both trees together (all of them, or ``paths`` and what is below)."""
+        with self._lock:
+            self.status = "syncing"
+            wanted = None if paths is None else sorted(set(paths))
+            host, share = self.host.scan(wanted), self.share.scan(wanted)
+            base = self.journal.base(wanted)
+            report = Report()
+            with self.journal.batch():
+                self._apply(plan(host, share, base), host, share, base, report)
+            self.status = "paused" if self.pending else "conflicts" if self.conflicts else "in sync"
+        if self.status != self._reported:
+            self._reported = self.status
+            self.emit("status", status=self.status)
+        return report
+
+    def _apply(
+        self,
+        actions: list[Action],
+        host: dict[str, Entry],
+        share: dict[str, Entry],
+        base: dict[str, Entry],
+        report: Report,
+    ) -> None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        deletions = [a for a in actions if a.op is Op.DELETE_HOST]
+        files_lost = sum(
+            1
+            for a in deletions
+            for p in base
+            if (p == a.path or p.startswith(a.path + "/")) and base[p].kind is not Kind.DIR
+        )
+        tracked = sum(1 for e in base.values() if e.kind is not Kind.DIR) if base else 0
+        hold = bool(deletions) and (
+            files_lost > self.delete_limit
+            or (files_lost >= 10 and files_lost > self.delete_fraction * max(tracked, 1))
+            or any(a.path in self.pending for a in deletions)
+        )
+        newly_held = []
+        for action in actions:
+            rel, entry = action.path, action.entry
+            if action.op is Op.DELETE_HOST and hold:
+                if rel not in self.pending:
+                    newly_held.append(rel)
+                self.pending.add(rel)
+                report.held.append(rel)
+                continue
+            self._one(action, rel, entry, stamp, report)
+            report.applied += 1
+        if newly_held:
+            self.emit("deletions-held", count=len(newly_held), paths=newly_held[:20])
+
+    def _one(
+        self, action: Action, rel: str, entry: Entry | None, stamp: str, report: Report
+    ) -> None:
+        op = action.op
+        if op is Op.TO_SHARE and entry is not None:
+            self._copy(self.host, self.share, rel, entry)
+        elif op is Op.TO_HOST and entry is not None:
+            self._to_trash(rel, stamp, "overwritten by the sandbox", keep=True)
+            self._copy(self.share, self.host, rel, entry)
+        elif op is Op.DELETE_SHARE:
+            self.share.remove(rel)
+            self._forget(rel)
+        elif op is Op.DELETE_HOST:
+            self._to_trash(rel, stamp, "deleted in the sandbox", keep=False)
+            self._forget(rel)
+        elif op is Op.CONFLICT and entry is not None:
+            aside = conflict_name(rel, stamp)
+            self.share.path(rel).replace(self.share.path(aside))
+            kept = self.share.entry(aside)
+            if kept is not None:
+                self._copy(self.share, self.host, aside, kept)
+            self._copy(self.host, self.share, rel, entry)
+            self.conflicts.append(rel)
+            report.conflicts.append(rel)
+            self.emit("conflict", path=rel, sandbox_copy=aside)
+        elif op is Op.RECORD:
+            self.journal.record(rel, entry)
+        elif op is Op.FORGET:
+            self._forget(rel)
+        elif op is Op.REFUSE_LINK and entry is not None:
+            report.refused.append(rel)
+            self.emit("link-refused", path=rel, target=entry.target)
+
+    def _copy(self, src: Side, dst: Side, rel: str, entry: Entry) -> None:
+        dst.path(rel).parent.mkdir(parents=True, exist_ok=True)
+        if entry.kind is Kind.DIR:
+            dst.make_dir(rel, entry.mode)
+        elif entry.kind is Kind.LINK and entry.target is not None:
+            dst.make_link(rel, entry.target)
+        else:
+            try:
+                digest = dst.write_from(rel, src.path(rel), entry.mode)
+            except FileNotFoundError:
+                return  # gone since the scan: the next batch sees it
+            entry = Entry(Kind.FILE, entry.mode, entry.size, digest)
+        self.journal.record(rel, entry)
+
+    def _forget(self, rel: str) -> None:
+        for path in self.journal.base([rel]):
+            self.journal.record(path, None)
+
+    def _to_trash(self, rel: str, stamp: str, reason: str, keep: bool) -> None:
+        """Keep the host's version of ``rel`` in the trash: a copy (it is about to be
+        overwritten) or the thing itself (it is being deleted)."""
+        source = self.host.path(rel)
+        if not os.path.lexists(source):
+            return
+        stored = self.trash_root / stamp / rel
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        if keep:
+            if source.is_dir() and not source.is_symlink():
+                return  # a directory being replaced keeps its files: they are trashed one by one
+            shutil.copy2(source, stored, follow_symlinks=False)
+        else:
+            shutil.move(str(source), str(stored))
+        self.journal.trashed(stamp, rel, str(stored), reason)
+
+    # -- a person's answer to held deletions ----------------------------------------------
+    def approve(self) -> int:
+        with self._lock:
+            paths, self.pending = sorted(self.pending), set()
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        with self._lock, self.journal.batch():
+            for rel in paths:
+                if self.share.entry(rel) is None:
+                    self._to_trash(rel, stamp, "deleted in the sandbox (approved)", keep=False)
+                    self._forget(rel)
+        self.sync(paths)
+        return len(paths)
+
+    def reject(self) -> int:
+        """Put the held files back into the sandbox."""
+        with self._lock:
+            paths, self.pending = sorted(self.pending), set()
+            with self.journal.batch():
+                for rel in paths:
+                    for path, entry in sorted(self.host.scan([rel]).items()):
+                        self._copy(self.host, self.share, path, entry)
+        self.sync(paths)
+        return len(paths)
+
+    # -- watching ----------------------------------------------------------------------------
+    def _relative(self, changed: Iterable[str]) -> set[str]:
+        out = set()
+        for raw in changed:
+            path = Path(raw)
+            for side in (self.host, self.share):
+                if path.is_relative_to(side.root) and path != side.root:
+                    out.add(path.relative_to(side.root).as_posix())
+        return out
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Sync until ``stop`` is set: a full pass first, then watcher batches."""
+        self.host.clean_temporaries()
+        self.share.clean_temporaries()
+        await asyncio.to_thread(self.sync)
+        if ready is not None:
+            ready.set()
+        async for changes in awatch(
+            self.host.root,
+            self.share.root,
+            watch_filter=None,
+            debounce=30,
+            step=10,
+            stop_event=stop,
+        ):
+            paths = self._relative(path for _, path in changes)
+            if paths:
+                try:
+                    report = await asyncio.to_thread(self.sync, paths)
+                except OSError as exc:  # a path vanished mid-batch: a full pass settles it
+                    log.warning("sync batch failed (%s); rescanning", exc)
+                    report = await asyncio.to_thread(self.sync)
+                if report.applied:
+                    self.emit("synced", count=report.applied)
+
+    def close(self) -> None:
+        self.journal.close()

@@ -1,0 +1,99 @@
+"""The sync journal (sqlite, one transaction per batch): the last synced state of every
+path, the stat-keyed digest cache of each side, and the trash index. A kill -9 at any
+moment leaves either the old or the new state of a batch, never half of it."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sandkit.sync.plan import Entry, Kind
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS base (path TEXT PRIMARY KEY, kind TEXT, mode INTEGER, size INTEGER,
+                                 digest TEXT, target TEXT);
+CREATE TABLE IF NOT EXISTS stat (side TEXT, path TEXT, ino INTEGER, size INTEGER, mtime INTEGER,
+                                 digest TEXT, PRIMARY KEY (side, path));
+CREATE TABLE IF NOT EXISTS trash (id INTEGER PRIMARY KEY, stamp TEXT, path TEXT, stored TEXT,
+                                  reason TEXT);
+"""
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.executescript(SCHEMA)
+        self.db.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def base(self, paths: Iterable[str] | None = None) -> dict[str, Entry]:
+        rows: Iterable[tuple[Any, ...]]
+        if paths is None:
+            rows = self.db.execute("SELECT path, kind, mode, size, digest, target FROM base")
+        else:
+            wanted = list(paths)
+            rows = (
+                r
+                for p in wanted
+                for r in self.db.execute(
+                    "SELECT path, kind, mode, size, digest, target FROM base WHERE path = ? "
+                    "OR path LIKE ? ESCAPE '\\'",
+                    (p, _like_prefix(p)),
+                )
+            )
+        return {r[0]: Entry(Kind(r[1]), r[2], r[3], r[4], r[5]) for r in rows}
+
+    def record(self, path: str, entry: Entry | None) -> None:
+        if entry is None:
+            self.db.execute("DELETE FROM base WHERE path = ?", (path,))
+        else:
+            self.db.execute(
+                "INSERT OR REPLACE INTO base VALUES (?, ?, ?, ?, ?, ?)",
+                (path, str(entry.kind), entry.mode, entry.size, entry.digest, entry.target),
+            )
+
+    def cached_digest(self, side: str, path: str, ino: int, size: int, mtime: int) -> str | None:
+        row = self.db.execute(
+            "SELECT ino, size, mtime, digest FROM stat WHERE side = ? AND path = ?", (side, path)
+        ).fetchone()
+        return row[3] if row and tuple(row[:3]) == (ino, size, mtime) else None
+
+    def cache_digest(
+        self, side: str, path: str, ino: int, size: int, mtime: int, digest: str
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?)",
+            (side, path, ino, size, mtime, digest),
+        )
+
+    def trashed(self, stamp: str, path: str, stored: str, reason: str) -> None:
+        self.db.execute(
+            "INSERT INTO trash (stamp, path, stored, reason) VALUES (?, ?, ?, ?)",
+            (stamp, path, stored, reason),
+        )
+
+    def trash(self) -> list[tuple[int, str, str, str, str]]:
+        return list(
+            self.db.execute("SELECT id, stamp, path, stored, reason FROM trash ORDER BY id")
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _like_prefix(path: str) -> str:
+    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{escaped}/%"
