@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DELETE_LIMIT = 50  # files deleted from the sandbox in one batch before we hold them
 DELETE_FRACTION = 0.3  # … or this share of the workspace (with at least 10 files)
+CHUNK = 500  # actions per journal transaction
 
 
 @dataclass
@@ -80,8 +81,11 @@ class SyncEngine:
             host, share = self.host.scan(wanted), self.share.scan(wanted)
             base = self.journal.base(wanted)
             report = Report()
-            with self.journal.batch():
-                self._apply(plan(host, share, base), host, share, base, report)
+            actions = plan(host, share, base)
+            # Committed in chunks, so a crash during a big first sync keeps what was done.
+            for start in range(0, max(len(actions), 1), CHUNK):
+                with self.journal.batch():
+                    self._apply(actions[start : start + CHUNK], host, share, base, report)
             self.status = "paused" if self.pending else "conflicts" if self.conflicts else "in sync"
         if self.status != self._reported:
             self._reported = self.status

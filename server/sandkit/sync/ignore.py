@@ -26,7 +26,7 @@ ALWAYS = (".sandkit-tmp-*",)  # our own temporary files, never synced
 class Ignore:
     def __init__(self, patterns: list[str]) -> None:
         self.patterns = patterns
-        self._spec = pathspec.PathSpec.from_lines("gitwildmatch", [*patterns, *ALWAYS])
+        self._spec = pathspec.GitIgnoreSpec.from_lines([*patterns, *ALWAYS])
 
     @classmethod
     def for_workspace(cls, root: Path) -> Ignore:
