@@ -61,7 +61,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     (host / "node_modules").mkdir()
     (host / "node_modules" / "big.js").write_text("ignored by default")
     events: list[tuple[str, dict[str, object]]] = []
-    engine = SyncEngine(host, share, state, delete_limit=20)
+    engine = SyncEngine(host, share, state, delete_limit=20, grace=0.3)
     engine.listeners.append(lambda e, d: events.append((e, d)))
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.get_running_loop().create_task(engine.run(stop, ready))
@@ -86,7 +86,7 @@ async def test_edits_flow_both_ways(pair: Pair) -> None:
     (pair.host / "new" / "deep" / "f").write_text("f")
     await settle(lambda: (pair.share / "new" / "deep" / "f").exists())
     (pair.host / "src" / "main.py").chmod(0o755)
-    await settle(lambda: os.stat(pair.share / "src" / "main.py").st_mode & 0o777 == 0o755)
+    await settle(lambda: (pair.share / "src" / "main.py").stat().st_mode & 0o777 == 0o755)
     (pair.host / "keep.txt").rename(pair.host / "renamed.txt")
     await settle(lambda: tree(pair.share) == tree(pair.host))
     await settle(lambda: pair.engine.status == "in sync")
@@ -210,3 +210,17 @@ def test_kill_9_mid_sync_loses_nothing_and_converges(tmp_path: Path) -> None:
     for rel, content in before.items():
         assert after_host.get(rel) == content or trashed.get(rel) == content, rel
     assert "edited in the guest after the crash" in after_host.values()
+
+
+async def test_a_slow_burst_is_caught_and_its_first_victims_restored(pair: Pair) -> None:
+    for i in range(30):
+        (pair.host / f"g{i}.txt").write_text(str(i))
+    await settle(lambda: len(list(pair.share.glob("g*.txt"))) == 30)
+    (pair.share / "keep.txt").unlink()  # the first victim, alone: propagated after the grace
+    await settle(lambda: not (pair.host / "keep.txt").exists())
+    for path in pair.share.glob("g*.txt"):  # then the rest of the burst
+        path.unlink()
+    await settle(lambda: pair.engine.status == "paused")
+    assert (pair.host / "keep.txt").read_text() == "keep"  # brought back
+    assert len(list(pair.host.glob("g*.txt"))) == 30
+    assert "keep.txt" in pair.engine.pending

@@ -37,7 +37,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.host, self.share = self.root / "host", self.root / "share"
         self.host.mkdir()
         self.share.mkdir()
-        self.engine = SyncEngine(self.host, self.share, self.root / "state")
+        self.engine = SyncEngine(self.host, self.share, self.root / "state", grace=0.2)
         self.loop = asyncio.new_event_loop()
         self.stop = asyncio.Event()
         ready = threading.Event()

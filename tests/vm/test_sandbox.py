@@ -250,6 +250,8 @@ def test_rm_rf_root_in_one_guest_harms_nothing_else(env: Env, box: Box, tmp_path
     sentinel = tmp_path / "host-sentinel"
     sentinel.write_text("host")
     name = "wrecker"
+    for i in range(60):  # a workspace of some size: its deletion is a burst, and is held
+        (workspace / f"file{i}.txt").write_text(str(i))
     env.sk("create", "shell", str(workspace), "--name", name, "--memory", "512m", check=True)
     env.sk(
         "exec",
@@ -262,8 +264,20 @@ def test_rm_rf_root_in_one_guest_harms_nothing_else(env: Env, box: Box, tmp_path
         "sudo rm -rf --no-preserve-root / ; true",
         timeout=300,
     )
+    deadline = time.monotonic() + 30  # the guard holds the burst (and undoes its first steps)
+    while time.monotonic() < deadline:
+        state = json.loads((env.state / name / "state.json").read_text())
+        if state["sync"] == "paused" and len(list(workspace.glob("file*.txt"))) == 60:
+            break
+        time.sleep(0.2)
     assert sentinel.read_text() == "host"
     assert (workspace / "precious.txt").read_text() == "keep me"
+    log = (env.state / name / "supervisor.log").read_text()
+    assert len(list(workspace.glob("file*.txt"))) == 60, log[-4000:]
+    state = json.loads((env.state / name / "state.json").read_text())
+    assert state["sync"] == "paused"
+    undo = env.sk("undo", name, "--list", check=True)
+    assert undo.stdout.splitlines()[0].split() == ["ID", "WHEN", "PATH", "WHY"]
     assert (
         env.sk("exec", box.name, "--", "cat", "README.md", check=True).stdout == "from the host\n"
     )
@@ -276,3 +290,22 @@ def test_image_ls_shows_the_current_image(env: Env, box: Box) -> None:
     assert len(current) == 1 and current[0]["valid"]
     assert current[0]["kernel"] == ensure_image().kernel_release
     assert env.sk("image", "build", check=True).stdout.startswith(current[0]["key"])
+
+
+def test_workspace_edits_sync_both_ways(env: Env, box: Box) -> None:
+    (box.workspace / "from-host.txt").write_text("host edit 1")
+    deadline = time.monotonic() + 10
+    seen = ""
+    while time.monotonic() < deadline and seen != "host edit 1":
+        seen = env.sk("exec", box.name, "--", "cat", "from-host.txt").stdout
+    assert seen == "host edit 1"
+    env.sk("exec", box.name, "--", "sh", "-c", "echo guest edit > from-guest.txt", check=True)
+    target = box.workspace / "from-guest.txt"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (
+        target.exists() and target.read_text() == "guest edit\n"
+    ):
+        time.sleep(0.05)
+    assert target.read_text() == "guest edit\n"
+    rows = json.loads(env.sk("ls", "--json").stdout)
+    assert next(r for r in rows if r["name"] == box.name)["sync"] in ("in sync", "syncing")

@@ -8,11 +8,13 @@ sandbox is held until a person approves it (`sandkit sync approve|reject`)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,10 @@ log = logging.getLogger(__name__)
 DELETE_LIMIT = 50  # files deleted from the sandbox in one batch before we hold them
 DELETE_FRACTION = 0.3  # … or this share of the workspace (with at least 10 files)
 CHUNK = 500  # actions per journal transaction
+# Deletions coming from the sandbox reach the host only after this long without further
+# deletions, so that a burst (rm -rf) is seen whole and held before its first file is gone.
+DELETE_GRACE = 1.0
+BURST_WINDOW = 30.0  # seconds over which deletions from the sandbox count as one burst
 
 
 @dataclass
@@ -43,6 +49,10 @@ class Report:
 Listener = Callable[[str, dict[str, Any]], None]
 
 
+def _stamp() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
 class SyncEngine:
     def __init__(
         self,
@@ -54,6 +64,7 @@ class SyncEngine:
         host_owner: tuple[int, int] | None = None,
         delete_limit: int = DELETE_LIMIT,
         delete_fraction: float = DELETE_FRACTION,
+        grace: float = DELETE_GRACE,
     ) -> None:
         self.journal = Journal(state / "sync.db")
         self.ignore = Ignore.for_workspace(host)
@@ -62,6 +73,12 @@ class SyncEngine:
         self.trash_root = state / "trash"
         self.delete_limit, self.delete_fraction = delete_limit, delete_fraction
         self.pending: set[str] = set()  # host paths whose deletion waits for a person
+        self.deferred: dict[str, float] = {}  # deletions from the sandbox, waiting out the grace
+        self.last_deletion = 0.0
+        # Sandbox deletions applied lately: (when, path, where it went, files), so a burst
+        # that arrives slowly is still seen as one, and undone.
+        self.recent: collections.deque[tuple[float, str, Path, int]] = collections.deque()
+        self.grace = grace
         self.conflicts: list[str] = []
         self.status = "syncing"
         self._reported = ""  # the last status told to listeners
@@ -85,48 +102,100 @@ class SyncEngine:
             # Committed in chunks, so a crash during a big first sync keeps what was done.
             for start in range(0, max(len(actions), 1), CHUNK):
                 with self.journal.batch():
-                    self._apply(actions[start : start + CHUNK], host, share, base, report)
-            self.status = "paused" if self.pending else "conflicts" if self.conflicts else "in sync"
+                    self._apply(actions[start : start + CHUNK], report)
+            self._status()
+        self._tell()
+        return report
+
+    def _apply(self, actions: list[Action], report: Report) -> None:
+        stamp = _stamp()
+        now = time.monotonic()
+        for action in actions:
+            if action.op is Op.DELETE_HOST:
+                if action.path in self.pending:
+                    report.held.append(action.path)
+                else:
+                    self.deferred.setdefault(action.path, now)
+                    self.last_deletion = now
+                continue
+            self._one(action, action.path, action.entry, stamp, report)
+            report.applied += 1
+        self._release(report, stamp)
+
+    def _release(self, report: Report, stamp: str) -> None:
+        """Deferred deletions: drop those undone in the sandbox, hold them all if they are a
+        burst, else apply the ones whose grace period is over."""
+        for rel in [r for r in self.deferred if self.share.entry(r) is not None]:
+            del self.deferred[rel]
+        if not self.deferred:
+            return
+        now = time.monotonic()
+        while self.recent and now - self.recent[0][0] > BURST_WINDOW:
+            self.recent.popleft()
+        files = sum(self.journal.files_under(rel) for rel in self.deferred)
+        files += sum(count for _, _, _, count in self.recent)
+        tracked = max(self.journal.count_files() + sum(c for *_, c in self.recent), 1)
+        burst = files > self.delete_limit or (
+            files >= 10 and files > self.delete_fraction * tracked
+        )
+        if burst or self.pending:  # while a burst is held, later deletions join it
+            # A burst: hold it, and bring back what it already took (a slow rm -rf).
+            restored = [self._untrash(rel, stored) for _, rel, stored, _ in self.recent]
+            held = sorted({*self.deferred, *(r for r in restored if r)})
+            self.recent.clear()
+            self.pending.update(held)
+            self.deferred.clear()
+            report.held.extend(held)
+            self.emit("deletions-held", count=files, paths=held[:20])
+            return
+        if now - self.last_deletion < self.grace:
+            return  # deletions are still coming: wait until the burst is over and whole
+        for rel in list(self.deferred):
+            del self.deferred[rel]
+            count = self.journal.files_under(rel)
+            stored = self._to_trash(rel, stamp, "deleted in the sandbox", keep=False)
+            self._forget(rel)
+            if stored is not None:
+                self.recent.append((now, rel, stored, max(count, 1)))
+            report.applied += 1
+
+    def _untrash(self, rel: str, stored: Path) -> str | None:
+        """Put a just-deleted host path back from the trash, as synced state again."""
+        target = self.host.path(rel)
+        if os.path.lexists(target) or not os.path.lexists(stored):
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(stored), str(target))
+        for path, entry in self.host.scan([rel]).items():
+            self.journal.record(path, entry)
+        return rel
+
+    def tick(self) -> Report:
+        """Apply deferred deletions whose time has come (the watcher calls this when idle)."""
+        report = Report()
+        with self._lock:
+            if self.deferred:
+                with self.journal.batch():
+                    self._release(report, _stamp())
+            self._status()
+        self._tell()
+        return report
+
+    def _status(self) -> None:
+        self.status = (
+            "paused"
+            if self.pending
+            else "syncing"
+            if self.deferred
+            else "conflicts"
+            if self.conflicts
+            else "in sync"
+        )
+
+    def _tell(self) -> None:
         if self.status != self._reported:
             self._reported = self.status
             self.emit("status", status=self.status)
-        return report
-
-    def _apply(
-        self,
-        actions: list[Action],
-        host: dict[str, Entry],
-        share: dict[str, Entry],
-        base: dict[str, Entry],
-        report: Report,
-    ) -> None:
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        deletions = [a for a in actions if a.op is Op.DELETE_HOST]
-        files_lost = sum(
-            1
-            for a in deletions
-            for p in base
-            if (p == a.path or p.startswith(a.path + "/")) and base[p].kind is not Kind.DIR
-        )
-        tracked = sum(1 for e in base.values() if e.kind is not Kind.DIR) if base else 0
-        hold = bool(deletions) and (
-            files_lost > self.delete_limit
-            or (files_lost >= 10 and files_lost > self.delete_fraction * max(tracked, 1))
-            or any(a.path in self.pending for a in deletions)
-        )
-        newly_held = []
-        for action in actions:
-            rel, entry = action.path, action.entry
-            if action.op is Op.DELETE_HOST and hold:
-                if rel not in self.pending:
-                    newly_held.append(rel)
-                self.pending.add(rel)
-                report.held.append(rel)
-                continue
-            self._one(action, rel, entry, stamp, report)
-            report.applied += 1
-        if newly_held:
-            self.emit("deletions-held", count=len(newly_held), paths=newly_held[:20])
 
     def _one(
         self, action: Action, rel: str, entry: Entry | None, stamp: str, report: Report
@@ -179,27 +248,28 @@ class SyncEngine:
         for path in self.journal.base([rel]):
             self.journal.record(path, None)
 
-    def _to_trash(self, rel: str, stamp: str, reason: str, keep: bool) -> None:
+    def _to_trash(self, rel: str, stamp: str, reason: str, keep: bool) -> Path | None:
         """Keep the host's version of ``rel`` in the trash: a copy (it is about to be
         overwritten) or the thing itself (it is being deleted)."""
         source = self.host.path(rel)
         if not os.path.lexists(source):
-            return
+            return None
         stored = self.trash_root / stamp / rel
         stored.parent.mkdir(parents=True, exist_ok=True)
         if keep:
             if source.is_dir() and not source.is_symlink():
-                return  # a directory being replaced keeps its files: they are trashed one by one
+                return None  # a directory being replaced keeps its files: trashed one by one
             shutil.copy2(source, stored, follow_symlinks=False)
         else:
             shutil.move(str(source), str(stored))
         self.journal.trashed(stamp, rel, str(stored), reason)
+        return stored
 
     # -- a person's answer to held deletions ----------------------------------------------
     def approve(self) -> int:
         with self._lock:
             paths, self.pending = sorted(self.pending), set()
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = _stamp()
         with self._lock, self.journal.batch():
             for rel in paths:
                 if self.share.entry(rel) is None:
@@ -243,8 +313,16 @@ class SyncEngine:
             debounce=30,
             step=10,
             stop_event=stop,
+            rust_timeout=250,
+            yield_on_timeout=True,
         ):
             paths = self._relative(path for _, path in changes)
+            if not paths:  # a quiet moment: deferred deletions may be due
+                if self.deferred:
+                    report = await asyncio.to_thread(self.tick)
+                    if report.applied:
+                        self.emit("synced", count=report.applied)
+                continue
             if paths:
                 try:
                     report = await asyncio.to_thread(self.sync, paths)

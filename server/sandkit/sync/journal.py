@@ -56,6 +56,17 @@ class Journal:
             )
         return {r[0]: Entry(Kind(r[1]), r[2], r[3], r[4], r[5]) for r in rows}
 
+    def count_files(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM base WHERE kind != 'dir'").fetchone()[0])
+
+    def files_under(self, path: str) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM base WHERE kind != 'dir' AND (path = ? OR path "
+            "LIKE ? ESCAPE '\\')",
+            (path, _like_prefix(path)),
+        ).fetchone()
+        return int(row[0])
+
     def record(self, path: str, entry: Entry | None) -> None:
         if entry is None:
             self.db.execute("DELETE FROM base WHERE path = ?", (path,))

@@ -45,7 +45,9 @@ CASES = [
 
 @pytest.mark.parametrize(("host", "share", "base", "op"), CASES)
 def test_decide(host: Entry | None, share: Entry | None, base: Entry | None, op: Op | None) -> None:
-    tree = lambda e: {"p": e} if e is not None else {}  # noqa: E731
+    def tree(e: Entry | None) -> dict[str, Entry]:
+        return {"p": e} if e is not None else {}
+
     actions = plan(tree(host), tree(share), tree(base))
     assert [a.op for a in actions] == ([op] if op else [])
 
