@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 DELETE_LIMIT = 50  # files deleted from the sandbox in one batch before we hold them
 DELETE_FRACTION = 0.3  # … or this share of the workspace (with at least 10 files)
 CHUNK = 500  # actions per journal transaction
+PARALLEL_FROM = 64  # new files in one batch from which copies run in threads
+COPY_THREADS = 4
 # Deletions coming from the sandbox reach the host only after this long without further
 # deletions, so that a burst (rm -rf) is seen whole and held before its first file is gone.
 DELETE_GRACE = 1.0
@@ -95,8 +98,12 @@ class SyncEngine:
         with self._lock:
             self.status = "syncing"
             wanted = None if paths is None else sorted(set(paths))
-            host, share = self.host.scan(wanted), self.share.scan(wanted)
             base = self.journal.base(wanted)
+            with self.journal.batch():  # one commit for the digest cache, not one per file
+                share = self.share.scan(wanted)
+                # A host file the share and the base have never seen is simply copied (and
+                # hashed while copying): no need to read it twice.
+                host = self.host.scan(wanted, lambda rel: rel in share or rel in base)
             report = Report()
             actions = plan(host, share, base)
             # Committed in chunks, so a crash during a big first sync keeps what was done.
@@ -110,6 +117,7 @@ class SyncEngine:
     def _apply(self, actions: list[Action], report: Report) -> None:
         stamp = _stamp()
         now = time.monotonic()
+        actions = self._copy_many(actions, report)
         for action in actions:
             if action.op is Op.DELETE_HOST:
                 if action.path in self.pending:
@@ -121,6 +129,52 @@ class SyncEngine:
             self._one(action, action.path, action.entry, stamp, report)
             report.applied += 1
         self._release(report, stamp)
+
+    def _copy_many(self, actions: list[Action], report: Report) -> list[Action]:
+        """Copy many new files into the share at once (a first sync): file creation is
+        slow on most disks, and threads overlap it. Returns the actions left to do."""
+        bulk = [
+            a
+            for a in actions
+            if a.op is Op.TO_SHARE and a.entry is not None and a.entry.kind is Kind.FILE
+        ]
+        if len(bulk) < PARALLEL_FROM:
+            return actions
+        for action in bulk:  # parents first, in order, before the threads start
+            self.share.path(action.path).parent.mkdir(parents=True, exist_ok=True)
+        chosen = set(bulk)
+        rest = [a for a in actions if a not in chosen]
+        done = set()
+
+        def copy(action: Action) -> tuple[Action, str, os.stat_result] | None:
+            assert action.entry is not None
+            try:
+                digest, st = self.share.copy_in(
+                    action.path, self.host.path(action.path), action.entry.mode
+                )
+            except FileNotFoundError:
+                return None  # gone since the scan: the next batch sees it
+            return action, digest, st
+
+        dirs = [a for a in rest if a.op is Op.TO_SHARE and a.entry and a.entry.kind is Kind.DIR]
+        for action in dirs:  # directories first: their modes, their owner
+            self._one(action, action.path, action.entry, "", report)
+            report.applied += 1
+            done.add(action)
+        with ThreadPoolExecutor(COPY_THREADS) as pool:
+            for result in pool.map(copy, bulk):
+                if result is None:
+                    continue
+                action, digest, st = result
+                assert action.entry is not None
+                self.journal.cache_digest(
+                    "share", action.path, st.st_ino, st.st_size, st.st_mtime_ns, digest
+                )
+                self.journal.record(
+                    action.path, Entry(Kind.FILE, action.entry.mode, action.entry.size, digest)
+                )
+                report.applied += 1
+        return [a for a in rest if a not in done]
 
     def _release(self, report: Report, stamp: str) -> None:
         """Deferred deletions: drop those undone in the sandbox, hold them all if they are a

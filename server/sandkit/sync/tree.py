@@ -8,7 +8,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sandkit.sync.ignore import Ignore
@@ -34,7 +34,7 @@ class Side:
     def path(self, rel: str) -> Path:
         return self.root / rel
 
-    def entry(self, rel: str) -> Entry | None:
+    def entry(self, rel: str, digest_needed: bool = True) -> Entry | None:
         try:
             st = os.lstat(self.path(rel))
         except (FileNotFoundError, NotADirectoryError):
@@ -47,7 +47,7 @@ class Side:
         if not stat.S_ISREG(st.st_mode):
             return None  # sockets, fifos, devices: not synced
         digest = self.journal.cached_digest(self.name, rel, st.st_ino, st.st_size, st.st_mtime_ns)
-        if digest is None:
+        if digest is None and digest_needed:
             try:
                 with self.path(rel).open("rb") as f:
                     digest = hashlib.file_digest(f, "blake2b").hexdigest()
@@ -56,15 +56,22 @@ class Side:
             self.journal.cache_digest(self.name, rel, st.st_ino, st.st_size, st.st_mtime_ns, digest)
         return Entry(Kind.FILE, mode, st.st_size, digest)
 
-    def scan(self, under: Iterable[str] | None = None) -> dict[str, Entry]:
-        """Entries of the whole tree, or of some paths and everything below them."""
+    def scan(
+        self, under: Iterable[str] | None = None, needs_digest: Callable[[str], bool] | None = None
+    ) -> dict[str, Entry]:
+        """Entries of the whole tree, or of some paths and everything below them. Files for
+        which ``needs_digest`` says no are not read (their content is copied, hashed then)."""
+
+        def need(rel: str) -> bool:
+            return needs_digest is None or needs_digest(rel)
+
         out: dict[str, Entry] = {}
         starts = list(under) if under is not None else [""]
         for start in starts:
             if start:
                 if self.ignore(start) or any(self.ignore(p, True) for p in _parents(start)):
                     continue
-                entry = self.entry(start)
+                entry = self.entry(start, need(start))
                 if entry is None:
                     continue
                 out[start] = entry
@@ -88,7 +95,7 @@ class Side:
                     rel = f"{rel_base}/{name}" if rel_base else name
                     if self.ignore(rel) or name.startswith(TMP_PREFIX):
                         continue
-                    entry = self.entry(rel)
+                    entry = self.entry(rel, need(rel))
                     if entry is not None:
                         out[rel] = entry
         return out
@@ -108,6 +115,12 @@ class Side:
 
     def write_from(self, rel: str, source: Path, mode: int) -> str:
         """Copy ``source`` here atomically (temp file, then rename), returning its digest."""
+        hexdigest, st = self.copy_in(rel, source, mode)
+        self.journal.cache_digest(self.name, rel, st.st_ino, st.st_size, st.st_mtime_ns, hexdigest)
+        return hexdigest
+
+    def copy_in(self, rel: str, source: Path, mode: int) -> tuple[str, os.stat_result]:
+        """The copy alone, safe to run in a worker thread (no journal)."""
         target = self.path(rel)
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
@@ -124,10 +137,7 @@ class Side:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        st = os.lstat(target)
-        hexdigest = digest.hexdigest()
-        self.journal.cache_digest(self.name, rel, st.st_ino, st.st_size, st.st_mtime_ns, hexdigest)
-        return hexdigest
+        return digest.hexdigest(), os.lstat(target)
 
     def make_link(self, rel: str, target: str) -> None:
         path = self.path(rel)
