@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -55,6 +56,25 @@ def add_parsers(
         )
         p.add_argument("--cpus", type=int, default=2, help="virtual CPUs (default 2)")
         p.add_argument("--memory", default="1g", metavar="SIZE", help="guest memory (default 1g)")
+        p.add_argument(
+            "--default",
+            choices=["allow-all", "balanced", "deny-all"],
+            default="balanced",
+            help="network policy for hosts no kit names (default balanced)",
+        )
+        p.add_argument(
+            "--resolve",
+            action="append",
+            default=[],
+            metavar="HOST=IP",
+            help="pin HOST to IP for the proxy (e.g. a service on this machine)",
+        )
+        p.add_argument(
+            "--upstream-ca",
+            type=Path,
+            metavar="FILE",
+            help="extra CA for upstream TLS (a corporate inspection CA); trusted in the guest too",
+        )
 
     run = commands.add_parser(
         "run",
@@ -153,6 +173,21 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
         raise SandboxError(f"--memory '{args.memory}' is not a size like 1g or 512m") from None
     if memory < 256 or args.cpus < 1:
         raise SandboxError("a sandbox needs at least 1 CPU and 256m of memory")
+    pins = {}
+    for item in args.resolve:
+        host, sep, ip = item.partition("=")
+        if not sep or not host:
+            raise SandboxError(f"--resolve '{item}' is not HOST=IP")
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise SandboxError(f"--resolve '{item}': '{ip}' is not an IP address") from None
+        pins[host] = ip
+    upstream_ca = None
+    if args.upstream_ca is not None:
+        if not args.upstream_ca.is_file():
+            raise SandboxError(f"--upstream-ca {args.upstream_ca}: no such file")
+        upstream_ca = str(args.upstream_ca.resolve())
     name = check_name(args.name) if args.name else default_name(args.agent, workspace)
     return Config(
         name=name,
@@ -162,6 +197,9 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
         workspace=str(workspace) if workspace else None,
         cpus=args.cpus,
         memory_mib=memory,
+        default_policy=args.default,
+        resolve=pins,
+        upstream_ca=upstream_ca,
     ), workspace
 
 

@@ -167,7 +167,6 @@ class Agent:
                 f"--reuid={uid}",
                 f"--regid={gid}",
                 "--init-groups",
-                "--reset-env",
                 "--",
                 *argv,
             ]

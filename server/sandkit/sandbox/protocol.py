@@ -5,7 +5,8 @@
     event     {"event": "output", "exec": 7, "stream": "stdout", "data": "<base64>"}
               {"event": "exit", "exec": 7, "code": 0}   ("signal": N instead of "code")
 
-Methods: ping, guest-ping (through the guest agent), status, exec (argv, env, cwd, user, pty, rows, cols, stdin), stdin (exec,
+Methods: ping, guest-ping (through the guest agent), dump-memory (into the sandbox's
+directory, for audits), status, exec (argv, env, cwd, user, pty, rows, cols, stdin), stdin (exec,
 data, eof), resize (exec, rows, cols), signal (exec, signal), stop."""
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-METHODS = ("ping", "guest-ping", "status", "exec", "stdin", "resize", "signal", "stop")
+METHODS = (
+    "ping",
+    "guest-ping",
+    "dump-memory",
+    "status",
+    "exec",
+    "stdin",
+    "resize",
+    "signal",
+    "stop",
+)
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -51,6 +51,9 @@ class Config:
     workspace: str | None = None
     cpus: int = 2
     memory_mib: int = 1024
+    default_policy: str = "balanced"  # for hosts no rule names
+    resolve: dict[str, str] = field(default_factory=dict)  # HOST -> IP pins for the proxy
+    upstream_ca: str | None = None  # extra CA the proxy trusts upstream (and the guest too)
     created: float = field(default_factory=time.time)
 
 

@@ -35,6 +35,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sandkit.supervisor")
 
+GUEST_CA = "/usr/local/share/ca-certificates/sandkit-proxy.crt"
+GUEST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+CA_BUNDLE_VARS = (
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "PIP_CERT",
+    "GIT_SSL_CAINFO",
+    "CURL_CA_BUNDLE",
+)
+
 
 class Supervisor:
     def __init__(self, sandbox: Sandbox, image_path: Path | None = None) -> None:
@@ -47,6 +57,8 @@ class Supervisor:
         self.sync: SyncEngine | None = None
         self.sync_stop = asyncio.Event()
         self.sync_task: asyncio.Task[None] | None = None
+        self.guest_env: dict[str, str] = {}
+        self.ca_pem = b""
         self.proxy: EgressProxy | None = None
         self.stopping = False
         self.done = asyncio.Event()
@@ -110,6 +122,7 @@ class Supervisor:
         log.info("proxy listening on 127.0.0.1:%d", port)
         await launch
         log.info("guest agent ready (%s)", self.machine.accel)
+        await self.trust_ca()
 
     async def start_sync(self, workspace: Path) -> None:
         from sandkit.sync.engine import SyncEngine
@@ -148,18 +161,50 @@ class Supervisor:
         resolution = await asyncio.to_thread(
             resolve, c.agent, c.kits, c.kit_args, defaults=c.arg_defaults
         )
-        settings, _ = build_settings(
+        settings, bound = build_settings(
             resolution.sandbox,
-            default=DefaultPolicy.BALANCED,
+            default=DefaultPolicy(c.default_policy),
             log_path=self.sandbox.dir / "decisions.jsonl",
-            pins={},
-            upstream_ca=None,
+            pins=c.resolve,
+            upstream_ca=Path(c.upstream_ca) if c.upstream_ca else None,
             sandbox=c.name,
             registry_hosts=list(c.arg_defaults.values()),
         )
+        # What every process in the guest sees: the kits' variables, placeholders where the
+        # real secrets would be, and the sandbox CA for every TLS stack that has its own.
+        env = dict(resolution.sandbox.environment)
+        env.update(
+            {
+                b.credential.env: b.placeholder
+                for b in bound
+                if b.credential.env and b.credential.proxy_managed
+            }
+        )
+        env.update(dict.fromkeys(CA_BUNDLE_VARS, GUEST_CA_BUNDLE))
+        env["NODE_EXTRA_CA_CERTS"] = GUEST_CA
+        self.guest_env = env
+        self.ca_pem = settings.ca.cert_path.read_bytes()
+        if c.upstream_ca:
+            self.ca_pem += b"\n" + Path(c.upstream_ca).read_bytes()
         proxy = EgressProxy(settings)
         await proxy.start(sock=listener)
         return proxy
+
+    async def trust_ca(self) -> None:
+        """Install the sandbox CA (and an upstream CA) in the guest's trust store, once per
+        boot: the proxy terminates TLS for hosts that carry a credential."""
+        assert self.machine is not None and self.machine.channel is not None
+        script = (
+            f"cat > {GUEST_CA} && grep -q 'sandkit sandbox proxy CA' {GUEST_CA_BUNDLE} "
+            f"2>/dev/null || cat {GUEST_CA} >> {GUEST_CA_BUNDLE}"
+        )
+        run = await self.machine.channel.exec(["sh", "-c", script], stdin=True)
+        await run.stdin(self.ca_pem, eof=True)
+        result = await run.wait()
+        if result.exit_status != 0:
+            raise SandkitError(
+                f"cannot install the sandbox CA in the guest: {result.stderr.decode()}"
+            )
 
     async def watch(self) -> None:
         assert self.machine is not None
@@ -291,13 +336,20 @@ class Supervisor:
             return {"count": count}
         if machine is None or machine.channel is None:
             raise SandkitError("the sandbox is not running")
+        if method == "dump-memory":  # for audits: is a secret anywhere in the guest's RAM?
+            target = self.sandbox.dir / "memory.dump"
+            assert machine.qmp is not None
+            await machine.qmp.execute(
+                "dump-guest-memory", {"paging": False, "protocol": f"file:{target}"}
+            )
+            return {"path": str(target)}
         if method == "guest-ping":  # a round trip through the guest agent's channel
             await machine.channel.ping()
             return {}
         if method == "exec":
             return await machine.channel.exec(
                 params["argv"],
-                env=params.get("env"),
+                env={**self.guest_env, **(params.get("env") or {})},
                 cwd=params.get("cwd"),
                 user=str(params.get("user") or "root"),
                 pty=bool(params.get("pty")),

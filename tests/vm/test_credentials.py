@@ -1,0 +1,202 @@
+"""Security invariants 1 and 3 with a real VM: the real credential reaches its own host
+(as the configured header) and nowhere else; inside the guest there is only a placeholder."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from sandkit.sandbox.client import SupervisorClient
+from sandkit.sandbox.store import Store
+from tests.cli.test_kit_cli import SANDKIT
+from tests.vm.conftest import Env
+
+
+async def _dump(name: str) -> str:
+    client = await SupervisorClient.connect(Store().get(name).control)
+    try:
+        return str((await client.call("dump-memory"))["path"])
+    finally:
+        client.close()
+
+
+def _contains(path: Path, needle: bytes) -> bool:
+    overlap = len(needle) - 1
+    tail = b""
+    with path.open("rb") as f:
+        while chunk := f.read(16 << 20):
+            if needle in tail + chunk:
+                return True
+            tail = chunk[-overlap:]
+    return False
+
+
+pytestmark = pytest.mark.vm
+SECRET = "real-secret-7f3e9b1c5d"
+
+KIT = """
+schemaVersion: "2"
+kind: mixin
+name: api-test
+permissions:
+  network:
+    allow: [api.test, other.test]
+credentials:
+  - service: apitest
+    apiKey:
+      name: APITEST_KEY
+      proxyManaged: true
+      inject: [{domain: api.test, header: Authorization, format: "Bearer %s"}]
+environment:
+  variables: {FROM_KIT: "kit-value"}
+"""
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    root = tmp_path_factory.mktemp("upstream")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(root / "ca.pem"))
+    ca.issue_cert(
+        "api.test", "other.test", "blocked.test"
+    ).private_key_and_cert_chain_pem.write_to_path(str(root / "server.pem"))
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "echo_server.py"), str(root / "server.pem")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    yield port, root / "ca.pem"
+    proc.terminate()
+    proc.wait(10)
+    proc.stdout.close()
+
+
+def test_credentials_reach_their_host_only(
+    env: Env, upstream: tuple[int, Path], tmp_path: Path
+) -> None:
+    port, ca = upstream
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    (kit / "spec.yaml").write_text(textwrap.dedent(KIT))
+    assert env.sk("secret", "set", "apitest", input=SECRET).returncode == 0
+    name = "creds"
+    env.sk(
+        "create",
+        "shell",
+        "--name",
+        name,
+        "--kit",
+        str(kit),
+        "--default",
+        "deny-all",
+        "--memory",
+        "512m",
+        "--upstream-ca",
+        str(ca),
+        "--resolve",
+        "api.test=127.0.0.1",
+        "--resolve",
+        "other.test=127.0.0.1",
+        "--resolve",
+        "blocked.test=127.0.0.1",
+        check=True,
+    )
+    try:
+        inside = env.sk(
+            "exec", name, "--", "sh", "-c", "echo $APITEST_KEY; echo $FROM_KIT", check=True
+        )
+        placeholder, from_kit = inside.stdout.split()
+        assert placeholder.startswith("sandkit-placeholder-apitest-") and from_kit == "kit-value"
+
+        got = env.sk(
+            "exec",
+            name,
+            "--",
+            "curl",
+            "-sS",
+            f"https://api.test:{port}/v1",
+            "-H",
+            f"Authorization: Bearer {placeholder}",
+            check=True,
+        )
+        expected = hashlib.sha256(f"Bearer {SECRET}".encode()).hexdigest()
+        assert json.loads(got.stdout)["authorization_sha256"] == expected
+
+        other = env.sk(
+            "exec",
+            name,
+            "--",
+            "curl",
+            "-sS",
+            f"https://other.test:{port}/",
+            "-H",
+            f"X-Token: {placeholder}",
+            check=True,
+        )
+        assert json.loads(other.stdout)["headers"]["X-Token"] == placeholder  # never replaced
+
+        blocked = env.sk(
+            "exec",
+            name,
+            "--",
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/stderr",
+            "-w",
+            "%{http_code}",
+            f"https://blocked.test:{port}/",
+        )
+        assert "403" in blocked.stdout or "403" in blocked.stderr
+        plain = env.sk("exec", name, "--", "curl", "-sS", f"http://blocked.test:{port}/")
+        assert "Blocked by sandkit network policy: blocked.test" in plain.stdout
+
+        # Invariant 1: the secret is nowhere in the guest. Searched from the host, so the
+        # needle itself never enters the guest: every process's environment, the guest's disk
+        # (its overlay) and the workspace share; then its memory.
+        environ = env.sk(
+            "exec",
+            "-u",
+            "root",
+            name,
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n'; true",
+        )
+        assert placeholder in environ.stdout and SECRET not in environ.stdout
+        env.sk("exec", "-u", "root", name, "--", "sync", check=True)
+        box_dir = env.state / name
+        assert not _contains(box_dir / "disk.qcow2", SECRET.encode())
+        assert not any(
+            _contains(p, SECRET.encode()) for p in (box_dir / "share").rglob("*") if p.is_file()
+        )
+        # … and not in the guest's memory while a process holds the placeholder.
+        sleeper = subprocess.Popen(
+            [SANDKIT, "exec", name, "--", "sh", "-c", 'sleep 30 # "$APITEST_KEY"'],
+            env=env.vars,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            dump = Path(asyncio.run(_dump(name)))
+            assert dump.stat().st_size > 256 << 20
+            assert not _contains(dump, SECRET.encode())
+            assert _contains(dump, placeholder.encode())  # the scan does find what is there
+            dump.unlink()
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+    finally:
+        env.sk("rm", "-f", name)
