@@ -22,9 +22,10 @@ NAMES = st.sampled_from(["a.txt", "b.txt", "dir/c.txt", "dir/sub/d.txt"])
 TEXT = st.text(alphabet="xyz", min_size=1, max_size=6)
 
 
-def contents(root: Path) -> dict[str, str]:
+def contents(root: Path) -> dict[str, tuple[str, int]]:
+    """Content and permission bits of every file: both must converge."""
     return {
-        p.relative_to(root).as_posix(): p.read_text()
+        p.relative_to(root).as_posix(): (p.read_text(), p.stat().st_mode & 0o777)
         for p in sorted(root.rglob("*"))
         if p.is_file() and not p.is_symlink()
     }
@@ -87,7 +88,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     def before_share_action(self) -> None:
         """What the host holds now must survive whatever the sandbox does next."""
-        self.protected = contents(self.host)
+        self.protected = {k: text for k, (text, _) in contents(self.host).items()}
 
     # -- rules --------------------------------------------------------------------------------
     @rule(name=NAMES, text=TEXT)
@@ -123,6 +124,22 @@ class SyncMachine(RuleBasedStateMachine):
             src.rename(dst)
         self.settle()
 
+    @rule(a=NAMES, b=NAMES)
+    def host_renames(self, a: str, b: str) -> None:
+        src, dst = self.host / a, self.host / b
+        if a != b and src.is_file() and not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            src.rename(dst)
+        self.protected = {}
+        self.settle()
+
+    @rule(name=NAMES, mode=st.sampled_from([0o600, 0o644, 0o755]))
+    def host_chmods(self, name: str, mode: int) -> None:
+        if (self.host / name).is_file():
+            (self.host / name).chmod(mode)
+        self.protected = {}
+        self.settle()
+
     @rule(name=NAMES, mode=st.sampled_from([0o600, 0o644, 0o755]))
     def share_chmods(self, name: str, mode: int) -> None:
         self.before_share_action()
@@ -149,7 +166,7 @@ class SyncMachine(RuleBasedStateMachine):
         journal = Journal(self.root / "state" / "sync.db")
         trashed = {Path(t[3]).read_text() for t in journal.trash() if Path(t[3]).is_file()}
         journal.close()
-        everywhere = set(host.values()) | trashed
+        everywhere = {text for text, _ in host.values()} | trashed
         for rel, text in self.protected.items():
             assert not text or text in everywhere, f"{rel}: {text!r} was lost"
 
