@@ -60,12 +60,13 @@ async def start(
         return state
     if state.state in ("booting", "stopping") and _alive(state.supervisor_pid):
         return await _wait(sandbox, waiting)
-    await asyncio.to_thread(
-        ensure_image, progress
-    )  # build with visible progress, not in the background
+    _kill_leftovers(state)  # a crashed sandbox may have left QEMU or virtiofsd running
+    _kill_virtiofsd(sandbox)
+    # Built here, with visible progress; the supervisor is told where it is.
+    image = await asyncio.to_thread(ensure_image, progress)
     log = (sandbox.dir / "supervisor.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandkit.sandbox.supervisor", sandbox.name],
+        [sys.executable, "-m", "sandkit.sandbox.supervisor", sandbox.name, str(image.path)],
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=log,

@@ -30,6 +30,7 @@ from sandkit.vm.image import load as load_image
 from sandkit.vm.machine import Machine, MachinePaths, VMError, tail
 
 if TYPE_CHECKING:
+    from sandkit.kits.resolve import Resolution
     from sandkit.net.proxy import EgressProxy
     from sandkit.sync.engine import SyncEngine
 
@@ -58,6 +59,7 @@ class Supervisor:
         self.sync_stop = asyncio.Event()
         self.sync_task: asyncio.Task[None] | None = None
         self.guest_env: dict[str, str] = {}
+        self.resolution: Resolution | None = None
         self.ca_pem = b""
         self.proxy: EgressProxy | None = None
         self.stopping = False
@@ -71,8 +73,11 @@ class Supervisor:
     async def run(self) -> int:
         try:
             await self.boot()
-        except SandkitError as exc:
-            self.save(state="crashed", error=str(exc))
+        except Exception as exc:  # a bug must not leave QEMU or virtiofsd behind
+            if not isinstance(exc, SandkitError):
+                log.exception("boot failed")
+            message = str(exc) if isinstance(exc, SandkitError) else f"internal error: {exc!r}"
+            self.save(state="crashed", error=message)
             await self.cleanup()
             return 1
         server = await asyncio.start_unix_server(
@@ -120,9 +125,22 @@ class Supervisor:
             listener.close()
             raise
         log.info("proxy listening on 127.0.0.1:%d", port)
+        if c.workspace and self.resolution is not None:
+            from sandkit.sandbox.kitapply import place_workspace_files
+
+            placed = place_workspace_files(
+                self.resolution.sandbox,
+                list(self.resolution.loaded),
+                self.sandbox.share,
+                Path(c.workspace),
+            )
+            if placed and self.sync is not None:  # to the host now, not when a watcher notices
+                await asyncio.to_thread(self.sync.sync, placed)
         await launch
         log.info("guest agent ready (%s)", self.machine.accel)
         await self.trust_ca()
+        await self.apply_kits()
+        log.info("kits applied")
 
     async def start_sync(self, workspace: Path) -> None:
         from sandkit.sync.engine import SyncEngine
@@ -161,6 +179,7 @@ class Supervisor:
         resolution = await asyncio.to_thread(
             resolve, c.agent, c.kits, c.kit_args, defaults=c.arg_defaults
         )
+        self.resolution = resolution
         settings, bound = build_settings(
             resolution.sandbox,
             default=DefaultPolicy(c.default_policy),
@@ -189,6 +208,20 @@ class Supervisor:
         proxy = EgressProxy(settings)
         await proxy.start(sock=listener)
         return proxy
+
+    async def apply_kits(self) -> None:
+        from sandkit.sandbox.kitapply import apply_kits
+
+        assert self.machine is not None and self.machine.channel is not None
+        assert self.resolution is not None
+        await apply_kits(
+            self.machine.channel,
+            self.resolution.sandbox,
+            list(self.resolution.loaded),
+            self.guest_env,
+            self.config.workspace,
+            self.sandbox.share if self.config.workspace else None,
+        )
 
     async def trust_ca(self) -> None:
         """Install the sandbox CA (and an upstream CA) in the guest's trust store, once per

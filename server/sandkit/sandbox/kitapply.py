@@ -1,0 +1,176 @@
+"""Kits applied inside a running guest, in sbx's order: files/home, install commands (once,
+at create), setup files, startup commands (every boot; background ones do not block),
+agent context; files/workspace are placed in the share (only where the workspace has no
+such file). Environment variables and credential placeholders reach every process through
+the supervisor's exec. A failure names the kit and the step, with the command's output."""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import shlex
+from pathlib import Path
+
+from sandkit.errors import SandkitError
+from sandkit.kits.loader import LoadedKit
+from sandkit.kits.model import Command, ResolvedSandbox
+from sandkit.vm.channel import GuestChannel
+
+STATE_DIR = "/var/lib/sandkit"
+HOME = "/home/agent"
+AGENT_UID = "1000"
+MARK_START = "<!-- sbx:kits-section start -->"
+MARK_END = "<!-- sbx:kits-section end -->"
+
+
+class KitApplyError(SandkitError):
+    """A kit's step failed inside the sandbox."""
+
+
+def _user(uid: str) -> str:
+    return "root" if uid in ("0", "root") else ("agent" if uid in (AGENT_UID, "agent") else uid)
+
+
+async def _run(
+    channel: GuestChannel,
+    argv: list[str],
+    user: str,
+    env: dict[str, str],
+    what: str,
+    data: bytes | None = None,
+    cwd: str | None = None,
+) -> None:
+    run = await channel.exec(argv, env=env, user=_user(user), stdin=data is not None, cwd=cwd)
+    if data is not None:
+        await run.stdin(data, eof=True)
+    result = await run.wait()
+    if result.exit_status != 0:
+        output = (result.stdout + result.stderr).decode(errors="replace").strip().splitlines()[-20:]
+        raise KitApplyError(
+            f"{what} failed with status {result.exit_status}:\n" + "\n".join(output)
+        )
+
+
+async def write_file(
+    channel: GuestChannel,
+    path: str,
+    data: bytes,
+    mode: int,
+    user: str,
+    overwrite: bool = True,
+    what: str | None = None,
+) -> None:
+    """Written by root (kits may name any path in the guest), then owned by ``user``."""
+    quoted = shlex.quote(path)
+    owner = "agent:agent" if _user(user) == "agent" else shlex.quote(_user(user))
+    keep = "" if overwrite else f"[ -e {quoted} ] && exit 0; "
+    script = (
+        f"{keep}mkdir -p {shlex.quote(posixpath.dirname(path))} && cat > {quoted} && "
+        f"chmod {mode:o} {quoted} && chown {owner} {quoted}"
+    )
+    await _run(channel, ["sh", "-c", script], "0", {}, what or f"writing {path}", data)
+
+
+def _step(cmd: Command, kind: str, n: int) -> str:
+    label = f" ({cmd.description})" if cmd.description else ""
+    return f"kit {cmd.origin.kit}: {kind} command {n + 1}{label} [{cmd.origin}]"
+
+
+async def apply_kits(
+    channel: GuestChannel,
+    sandbox: ResolvedSandbox,
+    loaded: list[LoadedKit],
+    env: dict[str, str],
+    workspace: str | None,
+    share: Path | None,
+) -> None:
+    """Run every boot; steps meant once per sandbox leave a marker in the guest's disk."""
+    await _run(channel, ["mkdir", "-p", STATE_DIR], "0", {}, "preparing the kit state")
+    digest = hashlib.sha256(sandbox.model_dump_json().encode()).hexdigest()[:16]
+    marker = f"{STATE_DIR}/created-{digest}"
+    probe = await channel.run(["test", "-e", marker])
+    first_boot = probe.exit_status != 0
+    sources = {k.kit.name: k.source for k in loaded}
+    if first_boot:
+        for static in sandbox.static_files:  # files/home/** (files/workspace/**: below)
+            if static.target != "home":
+                continue
+            data = sources[static.kit].read(f"files/home/{static.path}")
+            await write_file(channel, f"{HOME}/{static.path}", data, static.mode, AGENT_UID)
+        for n, cmd in enumerate(sandbox.install):
+            await _run(
+                channel, list(cmd.argv), cmd.user, env, _step(cmd, "install", n), cwd=workspace
+            )
+    for f in sandbox.files:
+        content = f.content.replace("${WORKDIR}", workspace or HOME)
+        await write_file(
+            channel,
+            f.path,
+            content.encode(),
+            f.mode,
+            f.user,
+            overwrite=f.overwrite,
+            what=f"kit {f.origin.kit}: setup file {f.path} [{f.origin}]",
+        )
+    for n, cmd in enumerate(sandbox.startup):
+        if cmd.background:
+            await channel.exec(list(cmd.argv), env=env, user=_user(cmd.user), cwd=workspace)
+        else:
+            await _run(
+                channel, list(cmd.argv), cmd.user, env, _step(cmd, "startup", n), cwd=workspace
+            )
+    await write_agent_context(channel, sandbox, workspace)
+    if first_boot:
+        await _run(channel, ["touch", marker], "0", {}, "recording the kit state")
+
+
+async def write_agent_context(
+    channel: GuestChannel, sandbox: ResolvedSandbox, workspace: str | None
+) -> None:
+    """The base kit's context file, in the workspace's parent folder (where sbx puts it),
+    with a managed index of the mixins' files between markers; text outside is kept."""
+    filename = sandbox.agent.context_filename
+    if not filename or not sandbox.agent_context:
+        return
+    parent = posixpath.dirname(workspace.rstrip("/")) if workspace else HOME
+    base = [c for c in sandbox.agent_context if c.kit == sandbox.agent_name]
+    mixins = [c for c in sandbox.agent_context if c.kit != sandbox.agent_name]
+    for ctx in mixins:
+        await write_file(
+            channel,
+            f"{parent}/kits-agent-context/{ctx.kit}.md",
+            ctx.content.encode(),
+            0o644,
+            AGENT_UID,
+        )
+    index = "\n".join(f"- {c.kit}: kits-agent-context/{c.kit}.md" for c in mixins)
+    section = f"{MARK_START}\n## Kits\n{index}\n{MARK_END}\n" if mixins else ""
+    body = "\n".join(c.content.rstrip() for c in base)
+    target = f"{parent}/{filename}"
+    current = await channel.run(["cat", target])
+    text = current.stdout.decode(errors="replace") if current.exit_status == 0 else body + "\n"
+    if MARK_START in text and MARK_END in text:
+        head, _, rest = text.partition(MARK_START)
+        _, _, tail = rest.partition(MARK_END)
+        text = head + section.rstrip("\n") + tail if section else head.rstrip("\n") + tail
+    elif section:
+        text = text.rstrip("\n") + "\n\n" + section
+    await write_file(channel, target, text.encode(), 0o644, AGENT_UID)
+
+
+def place_workspace_files(
+    sandbox: ResolvedSandbox, loaded: list[LoadedKit], share: Path, workspace: Path
+) -> list[str]:
+    """files/workspace/** into the share where the workspace has no such file (sync then
+    brings them to the host); a kit never overwrites the user's files."""
+    sources = {k.kit.name: k.source for k in loaded}
+    placed = []
+    for static in sandbox.static_files:
+        if static.target != "workspace" or (workspace / static.path).exists():
+            continue
+        target = share / static.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(sources[static.kit].read(f"files/workspace/{static.path}"))
+        target.chmod(static.mode)
+        placed.append(static.path)
+    return placed
