@@ -43,7 +43,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32)
 
 
-def _kit_arg(text: str) -> tuple[str, str]:
+def kit_arg(text: str) -> tuple[str, str]:
+    """argparse type for --kit-arg NAME=VALUE (every command that takes kits uses it)."""
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"'{text}' is not NAME=VALUE")
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument(
         "--kit-arg",
-        type=_kit_arg,
+        type=kit_arg,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument(
         "--kit-arg",
-        type=_kit_arg,
+        type=kit_arg,
         action="append",
         default=[],
         metavar="NAME=VALUE",

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sandkit.cli import kit_arg
 from sandkit.errors import ProxyError
 from sandkit.hostconfig import registry_args
 from sandkit.kits.model import KitContent
@@ -139,6 +140,7 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--kit-arg",
+        type=kit_arg,
         action="append",
         default=[],
         metavar="NAME=VALUE",
@@ -154,16 +156,6 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _kit_args(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ProxyError(f"--kit-arg '{item}' is not NAME=VALUE")
-        out[name] = value
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     if args.command == "proxy":
         return asyncio.run(serve(args))
@@ -176,7 +168,7 @@ def _content(args: argparse.Namespace) -> tuple[KitContent, list[str]]:
     from sandkit.net.service import merged_kits
 
     defaults = registry_args()
-    content, warnings = merged_kits(args.kit, {**defaults, **_kit_args(args.kit_arg)})
+    content, warnings = merged_kits(args.kit, {**defaults, **dict(args.kit_arg)})
     for w in warnings:
         print(w.format(), file=sys.stderr)
     return content, list(defaults.values())

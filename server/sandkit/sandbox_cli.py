@@ -18,6 +18,7 @@ import tty
 from pathlib import Path
 from typing import Any
 
+from sandkit.cli import kit_arg
 from sandkit.hostconfig import registry_args
 from sandkit.kits import resolve
 from sandkit.kits.fields import parse_size
@@ -49,6 +50,7 @@ def add_parsers(
         )
         p.add_argument(
             "--kit-arg",
+            type=kit_arg,
             action="append",
             default=[],
             metavar="NAME=VALUE",
@@ -161,12 +163,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
     workspace = args.path.resolve() if args.path is not None else None
-    kit_args = {}
-    for item in args.kit_arg:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SandboxError(f"--kit-arg '{item}' is not NAME=VALUE")
-        kit_args[key] = value
+    kit_args = dict(args.kit_arg)
     try:
         memory = parse_size(args.memory) >> 20
     except ValueError:
