@@ -103,8 +103,8 @@ def add_parsers(
         nargs="?",
         type=Path,
         default=None,
-        metavar="LOGFILE",
-        help=f"decision log (default: {default_log()})",
+        metavar="SANDBOX|LOGFILE",
+        help=f"a sandbox's name, or a decision log file (default: {default_log()})",
     )
     logp.add_argument("--json", action="store_true", help="print the records as JSON lines")
     logp.add_argument("--follow", action="store_true", help="keep printing new records")
@@ -250,6 +250,11 @@ def check(args: argparse.Namespace) -> int:
 
 def show_log(args: argparse.Namespace) -> int:
     path = args.logfile or default_log()
+    if args.logfile is not None and not path.exists() and "/" not in str(args.logfile):
+        from sandkit.sandbox.store import SandboxError, Store
+
+        with contextlib.suppress(SandboxError):  # a sandbox's name: its own log
+            path = Store().get(str(args.logfile)).dir / "decisions.jsonl"
     if not path.exists():
         raise ProxyError(
             f"no decision log at {path}: start `sandkit proxy serve` or a sandbox first"

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,6 +162,10 @@ def test_credentials_reach_their_host_only(
         assert "403" in blocked.stdout or "403" in blocked.stderr
         plain = env.sk("exec", name, "--", "curl", "-sS", f"http://blocked.test:{port}/")
         assert "Blocked by sandkit network policy: blocked.test" in plain.stdout
+        time.sleep(0.5)  # the decision log is flushed every 0.2 s
+        log = env.sk("policy", "log", name, check=True).stdout
+        blocked_part, allowed_part = log.split("Allowed requests:")
+        assert "blocked.test" in blocked_part and "api.test" in allowed_part
 
         # Invariant 1: the secret is nowhere in the guest. Searched from the host, so the
         # needle itself never enters the guest: every process's environment, the guest's disk
