@@ -309,3 +309,19 @@ def test_workspace_edits_sync_both_ways(env: Env, box: Box) -> None:
     assert target.read_text() == "guest edit\n"
     rows = json.loads(env.sk("ls", "--json").stdout)
     assert next(r for r in rows if r["name"] == box.name)["sync"] in ("in sync", "syncing")
+
+
+def test_killed_supervisor_is_crashed_and_rm_kills_what_it_left(env: Env, tmp_path: Path) -> None:
+    name = "orphaned"
+    env.sk("create", "shell", str(tmp_path), "--name", name, "--memory", "512m", check=True)
+    env.sk("exec", name, "--", "true", check=True)
+    state = json.loads((env.state / name / "state.json").read_text())
+    os.kill(state["supervisor_pid"], signal.SIGKILL)
+    row = next(r for r in json.loads(env.sk("ls", "--json").stdout) if r["name"] == name)
+    assert row["state"] == "crashed" and "supervisor is gone" in row["error"]
+    assert _pids_named(str(env.state / name) + "/")  # QEMU is still there…
+    env.sk("rm", name, check=True)
+    deadline = time.monotonic() + 10
+    while _pids_named(str(env.state / name) + "/") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _pids_named(str(env.state / name) + "/")  # …until rm

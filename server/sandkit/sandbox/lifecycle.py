@@ -61,7 +61,7 @@ async def start(
     if state.state in ("booting", "stopping") and _alive(state.supervisor_pid):
         return await _wait(sandbox, waiting)
     _kill_leftovers(state)  # a crashed sandbox may have left QEMU or virtiofsd running
-    _kill_virtiofsd(sandbox)
+    _kill_orphans(sandbox)
     # Built here, with visible progress; the supervisor is told where it is.
     image = await asyncio.to_thread(ensure_image, progress)
     log = (sandbox.dir / "supervisor.log").open("ab")
@@ -139,14 +139,18 @@ async def remove(store: Store, sandbox: Sandbox, force: bool = False) -> None:
     else:
         await stop(sandbox)
     _kill_leftovers(sandbox.state())
-    _kill_virtiofsd(sandbox)
+    _kill_orphans(sandbox)
     store.remove(sandbox)
 
 
-def _kill_virtiofsd(sandbox: Sandbox) -> None:
-    """virtiofsd runs in its own session; find it by the socket path it was given."""
-    needle = f"--socket-path={sandbox.sockets / 'share.sock'}".encode()
+def _kill_orphans(sandbox: Sandbox) -> None:
+    """Processes left by a supervisor that died without saying their pids: QEMU (its disk is
+    in the sandbox's folder) and virtiofsd (its socket is). They run in their own sessions."""
+    needles = [f"{sandbox.dir}/".encode(), str(sandbox.sockets / "share.sock").encode()]
     for proc in Path("/proc").glob("[0-9]*"):
-        with contextlib.suppress(OSError):
-            if needle in (proc / "cmdline").read_bytes().split(b"\0"):
-                os.kill(int(proc.name), signal.SIGKILL)
+        with contextlib.suppress(OSError, ValueError):
+            cmdline = (proc / "cmdline").read_bytes()
+            if int(proc.name) != os.getpid() and any(n in cmdline for n in needles):
+                name = cmdline.split(b"\0", 1)[0].rsplit(b"/", 1)[-1]
+                if name in (b"qemu-system-x86_64", b"virtiofsd"):
+                    os.kill(int(proc.name), signal.SIGKILL)
