@@ -2,7 +2,7 @@
 the VM (QEMU, virtiofsd), the egress proxy, and the control socket through which the CLI
 and the language server reach the sandbox; it outlives the client that started it.
 
-    python -m sandkit.sandbox.supervisor NAME
+    python -m sandkit.sandbox.supervisor NAME [IMAGE_DIR]   (the CLI passes the image it built)
 """
 
 from __future__ import annotations
