@@ -51,6 +51,18 @@ def kit_arg(text: str) -> tuple[str, str]:
     return name, value
 
 
+def add_kit_arg_option(parser: argparse.ArgumentParser) -> None:
+    """--kit-arg NAME=VALUE, the same on every command that takes kits."""
+    parser.add_argument(
+        "--kit-arg",
+        type=kit_arg,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value for a kit arg (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sandkit", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter
@@ -79,14 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="kit directory, its spec.yaml, a .zip, or a built-in kit name",
     )
-    validate.add_argument(
-        "--kit-arg",
-        type=kit_arg,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="value for a kit arg (repeatable)",
-    )
+    add_kit_arg_option(validate)
     validate.add_argument("--json", action="store_true", help="print results as JSON")
 
     inspect = verbs.add_parser(
@@ -110,14 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a mixin to add (repeatable; merged in order); needs --resolved",
     )
-    inspect.add_argument(
-        "--kit-arg",
-        type=kit_arg,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="value for a kit arg (repeatable)",
-    )
+    add_kit_arg_option(inspect)
     inspect.add_argument(
         "--resolved", action="store_true", help="compose and print the merged result"
     )

@@ -12,6 +12,7 @@ from sandkit.hostconfig import registry_args
 from sandkit.kits import KitError, KitIssue, load_ref, resolve
 from sandkit.kits.builtin import builtin_dir, builtin_names, resolve_ref
 from sandkit.kits.loader import load_kit
+from sandkit.ui import table
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,8 +135,6 @@ def list_kits(args: argparse.Namespace) -> int:
     for name in builtin_names():
         kit = load_kit(builtin_dir() / name).kit
         rows.append((kit.name, str(kit.kind), kit.description or kit.display_name or ""))
-    width = max((len(r[0]) for r in rows), default=4)
-    print(f"{'NAME':<{width}}  {'KIND':<6}  DESCRIPTION")
-    for name, kind, desc in rows:
-        print(f"{name:<{width}}  {kind:<6}  {desc.strip().splitlines()[0] if desc.strip() else ''}")
+    first_lines = [(n, k, d.strip().splitlines()[0] if d.strip() else "") for n, k, d in rows]
+    print(table(first_lines, ("NAME", "KIND", "DESCRIPTION")))
     return 0

@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sandkit.cli import kit_arg
+from sandkit.cli import add_kit_arg_option
 from sandkit.errors import ProxyError
 from sandkit.hostconfig import registry_args
 from sandkit.kits.model import KitContent
 from sandkit.net.decisions import Decision, read_log
 from sandkit.net.policy import Action, DefaultPolicy
 from sandkit.paths import state_dir
+from sandkit.ui import table
 
 
 def default_log() -> Path:
@@ -138,14 +139,7 @@ def _policy_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="kit whose rules and credentials apply (repeatable; built-in name or path)",
     )
-    parser.add_argument(
-        "--kit-arg",
-        type=kit_arg,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="value for a kit arg (repeatable)",
-    )
+    add_kit_arg_option(parser)
     parser.add_argument(
         "--default",
         type=DefaultPolicy,
@@ -284,13 +278,9 @@ def _tables(records: list[Decision]) -> None:
         if not rows:
             print("  (none)")
         else:
-            header = ("HOST", "RULE", "REASON", "COUNT", "LAST SEEN")
             rows.sort(key=lambda row: row[4], reverse=True)
-            widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
-            for row in [header, *rows]:
-                print(
-                    "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                )
+            text = table(rows, ("HOST", "RULE", "REASON", "COUNT", "LAST SEEN"))
+            print("\n".join("  " + line for line in text.splitlines()))
         print()
 
 

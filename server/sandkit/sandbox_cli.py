@@ -18,7 +18,7 @@ import tty
 from pathlib import Path
 from typing import Any
 
-from sandkit.cli import kit_arg
+from sandkit.cli import add_kit_arg_option
 from sandkit.hostconfig import registry_args
 from sandkit.kits import resolve
 from sandkit.kits.fields import parse_size
@@ -48,14 +48,7 @@ def add_parsers(
         p.add_argument(
             "--kit", action="append", default=[], metavar="PATH", help="mixin kit (repeatable)"
         )
-        p.add_argument(
-            "--kit-arg",
-            type=kit_arg,
-            action="append",
-            default=[],
-            metavar="NAME=VALUE",
-            help="value for a kit arg (repeatable)",
-        )
+        add_kit_arg_option(p)
         p.add_argument("--cpus", type=int, default=2, help="virtual CPUs (default 2)")
         p.add_argument("--memory", default="1g", metavar="SIZE", help="guest memory (default 1g)")
         p.add_argument(
