@@ -1,4 +1,5 @@
-"""`sandkit proxy serve`, `sandkit policy check|log`, `sandkit secret set|ls|rm`."""
+"""`sandkit proxy serve`, `sandkit policy check|log|approve|deny|pending`,
+`sandkit secret set|ls|rm`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import collections
 import contextlib
 import getpass
+import json
 import signal
 import sys
 import time
@@ -109,6 +111,22 @@ def add_parsers(
     )
     logp.add_argument("--json", action="store_true", help="print the records as JSON lines")
     logp.add_argument("--follow", action="store_true", help="keep printing new records")
+    for verb, action in (("approve", "allow"), ("deny", "deny")):
+        answer = pverbs.add_parser(
+            verb,
+            formatter_class=formatter,
+            help=f"{action} a held request (from another terminal)",
+            description=f"{verb.capitalize()} the requests sandbox NAME holds for HOST (a host no\n"
+            f"rule covers, waiting for an answer), and {action} HOST for the rest of the\n"
+            "sandbox's life (kept across stop/start) unless --once is given.",
+            epilog=f"example:\n  sandkit policy {verb} claude-proj api.example.com",
+        )
+        answer.add_argument("name", metavar="NAME", help="the sandbox")
+        answer.add_argument("host", metavar="HOST", help="host name, or HOST:PORT")
+        answer.add_argument("--once", action="store_true", help="answer only the requests held now")
+    pending = pverbs.add_parser("pending", help="requests a sandbox holds for an answer")
+    pending.add_argument("name", metavar="NAME", help="the sandbox")
+    pending.add_argument("--json", action="store_true", help="print JSON")
 
     secret = commands.add_parser(
         "secret",
@@ -154,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "proxy":
         return asyncio.run(serve(args))
     if args.command == "policy":
+        if args.verb in ("approve", "deny", "pending"):
+            return asyncio.run(held(args))
         return check(args) if args.verb == "check" else show_log(args)
     return secret(args)
 
@@ -302,6 +322,42 @@ def _follow(path: Path, as_json: bool) -> None:
                 else f"{r.time[11:19]} {r.action:<7} {r.method:<7} {r.host}:{r.port} {r.reason} {r.rule or ''}",
                 flush=True,
             )
+
+
+async def held(args: argparse.Namespace) -> int:
+    """Answer or list a running sandbox's held requests through its supervisor."""
+    from sandkit.sandbox import lifecycle
+    from sandkit.sandbox.store import Store
+
+    client = await lifecycle.connect(Store().get(args.name))
+    try:
+        if args.verb == "pending":
+            items = (await client.call("pending"))["held"]
+            if args.json:
+                print(json.dumps(items, indent=2))
+            elif not items:
+                print(f"{args.name} holds no requests")
+            else:
+                rows = [
+                    (str(i["id"]), f"{i['host']}:{i['port']}", f"{time.time() - i['since']:.0f}s")
+                    for i in items
+                ]
+                print(table(rows, ("ID", "HOST", "WAITING")))
+            return 0
+        result = await client.call(args.verb, {"host": args.host, "remember": not args.once})
+    finally:
+        client.close()
+    action = "allowed" if args.verb == "approve" else "denied"
+    count = result["answered"]
+    held_part = f"{count} held request{'s' if count != 1 else ''} {action}"
+    if result["remembered"]:
+        print(f"{held_part}; {args.host} is {action} in {args.name} from now on")
+    elif count:
+        print(held_part)
+    else:
+        print(f"{args.name} holds no request for {args.host}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def secret(args: argparse.Namespace) -> int:

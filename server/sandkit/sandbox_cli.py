@@ -15,9 +15,11 @@ import sys
 import termios
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sandkit.approval_prompt import ApprovalPrompt
 from sandkit.cli import add_kit_arg_option
 from sandkit.hostconfig import registry_args
 from sandkit.kits import resolve
@@ -26,6 +28,7 @@ from sandkit.kits.model import ResolvedSandbox
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.client import RemoteExec
 from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name, default_name
+from sandkit.tasks import spawn
 from sandkit.ui import ProgressLine, table
 
 
@@ -63,6 +66,14 @@ def add_parsers(
             default=[],
             metavar="HOST=IP",
             help="pin HOST to IP for the proxy (e.g. a service on this machine)",
+        )
+        p.add_argument(
+            "--ask-timeout",
+            type=float,
+            default=60.0,
+            metavar="SECONDS",
+            help="how long a request no rule covers waits for your answer before it is denied "
+            "(default 60); asked in the terminal running the agent",
         )
         p.add_argument(
             "--upstream-ca",
@@ -190,6 +201,7 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
         default_policy=args.default,
         resolve=pins,
         upstream_ca=upstream_ca,
+        ask_timeout=args.ask_timeout,
     ), workspace
 
 
@@ -253,6 +265,8 @@ async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         env=dict(resolved.environment),
         pty=interactive,
         stdin=True,
+        ask=interactive,
+        ask_timeout=config.ask_timeout,
     )
 
 
@@ -289,9 +303,17 @@ async def attach(
     env: dict[str, str],
     pty: bool,
     stdin: bool,
+    ask: bool = False,
+    ask_timeout: float = 60.0,
 ) -> int:
-    """Run argv in the sandbox wired to this terminal; returns its exit status."""
+    """Run argv in the sandbox wired to this terminal; returns its exit status. With
+    ``ask``, requests no rule covers are asked about here (see approval_prompt)."""
     client = await lifecycle.connect(sandbox)
+    prompt: ApprovalPrompt | None = None
+    watcher: asyncio.Task[None] | None = None
+    if ask:
+        prompt = ApprovalPrompt(await lifecycle.connect(sandbox), sys.stderr.buffer, ask_timeout)
+        watcher = spawn(prompt.run(), "approval-prompt")
     size = shutil.get_terminal_size()
     if pty and "TERM" in os.environ:
         env.setdefault("TERM", os.environ["TERM"])
@@ -310,11 +332,16 @@ async def attach(
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(sig, _forward_signal, remote, sig)
         if stdin:
-            pump = loop.create_task(_pump_stdin(remote, fd))
+            pump = loop.create_task(
+                _pump_stdin(remote, fd, prompt.divert if prompt is not None else None)
+            )
         return await _drain(remote)
     finally:
         if pump is not None:
             pump.cancel()
+        if watcher is not None and prompt is not None:
+            watcher.cancel()
+            prompt.client.close()
         if saved is not None:
             loop.remove_signal_handler(signal.SIGWINCH)
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
@@ -325,19 +352,17 @@ async def attach(
 
 
 def _forward_signal(remote: RemoteExec, sig: int) -> None:
-    from sandkit.tasks import spawn
-
     spawn(remote.signal(sig), f"signal-{sig}")
 
 
 def _resize(remote: RemoteExec) -> None:
     size = shutil.get_terminal_size()
-    from sandkit.tasks import spawn
-
     spawn(remote.resize(size.lines, size.columns), "resize")
 
 
-async def _pump_stdin(remote: RemoteExec, fd: int) -> None:
+async def _pump_stdin(
+    remote: RemoteExec, fd: int, divert: Callable[[bytes], bytes] | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     os.set_blocking(fd, False)
@@ -363,6 +388,10 @@ async def _pump_stdin(remote: RemoteExec, fd: int) -> None:
     try:
         while True:
             data = await queue.get()
+            if divert is not None and data:
+                data = divert(data)
+                if not data:
+                    continue
             await remote.stdin(data, eof=not data)
             if not data:
                 return

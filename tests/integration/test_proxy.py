@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from sandkit.net.approvals import Approval
 from sandkit.net.policy import Action, DefaultPolicy, Policy
-from sandkit.net.proxy import Approval
 from tests.integration.conftest import (
     OTHER_SECRET,
     REAL_SECRET,

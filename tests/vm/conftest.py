@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.cli.test_kit_cli import SANDKIT
 
@@ -72,3 +74,26 @@ def box(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Box:
         "run", "shell", str(workspace), "--name", "vmbox", "--memory", "768m", "--", "uname", "-r"
     )
     return Box("vmbox", workspace, done)
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """An HTTPS echo server on the host, with its own CA, for api.test, other.test and
+    blocked.test (each pinned to 127.0.0.1 with --resolve)."""
+    root = tmp_path_factory.mktemp("upstream")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(root / "ca.pem"))
+    ca.issue_cert(
+        "api.test", "other.test", "blocked.test"
+    ).private_key_and_cert_chain_pem.write_to_path(str(root / "server.pem"))
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "echo_server.py"), str(root / "server.pem")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    yield port, root / "ca.pem"
+    proc.terminate()
+    proc.wait(10)
+    proc.stdout.close()

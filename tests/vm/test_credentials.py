@@ -7,14 +7,11 @@ import asyncio
 import hashlib
 import json
 import subprocess
-import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from sandkit.sandbox.client import SupervisorClient
 from sandkit.sandbox.store import Store
@@ -60,27 +57,6 @@ credentials:
 environment:
   variables: {FROM_KIT: "kit-value"}
 """
-
-
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
-    root = tmp_path_factory.mktemp("upstream")
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(root / "ca.pem"))
-    ca.issue_cert(
-        "api.test", "other.test", "blocked.test"
-    ).private_key_and_cert_chain_pem.write_to_path(str(root / "server.pem"))
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "echo_server.py"), str(root / "server.pem")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    port = int(proc.stdout.readline())
-    yield port, root / "ca.pem"
-    proc.terminate()
-    proc.wait(10)
-    proc.stdout.close()
 
 
 def test_credentials_reach_their_host_only(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import httptools
 
 from sandkit.kits.model import Phase
+from sandkit.net.approvals import Approval
 from sandkit.net.decisions import Decision, DecisionLog
 from sandkit.net.guard import IPAddress, Resolver, blocked_body, is_internal
 from sandkit.net.httpio import BadMessage, Head, MessageReader, encode_head, end_to_end, send_body
@@ -35,12 +36,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 IDLE_TIMEOUT = 120.0
 COPY_SIZE = 256 * 1024
-
-
-@dataclass(frozen=True)
-class Approval:
-    action: Action
-    remember: bool = False  # for the rest of this sandbox's life
 
 
 Ask = Callable[[str, int], Awaitable[Approval | None]]

@@ -39,6 +39,7 @@ class SupervisorClient:
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._execs: dict[int, RemoteExec] = {}
         self._early: dict[int, list[dict[str, Any]]] = {}
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         spawn(self._pump(), "supervisor-client")
 
     @classmethod
@@ -53,7 +54,9 @@ class SupervisorClient:
         try:
             while line := await self.reader.readline():
                 message = json.loads(line)
-                if "event" in message:
+                if "event" in message and "exec" not in message:
+                    self.events.put_nowait(message)  # approvals, after a watch call
+                elif "event" in message:
                     target = self._execs.get(message["exec"])
                     if target is not None:
                         target.events.put_nowait(message)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from sandkit.errors import SandkitError
 from sandkit.kits.loader import LoadedKit
-from sandkit.kits.model import Command, ResolvedSandbox
+from sandkit.kits.model import Command, Phase, ResolvedSandbox
 from sandkit.vm.channel import GuestChannel
 
 STATE_DIR = "/var/lib/sandkit"
@@ -83,8 +84,10 @@ async def apply_kits(
     env: dict[str, str],
     workspace: str | None,
     share: Path | None,
+    set_phase: Callable[[Phase], None] = lambda phase: None,
 ) -> None:
-    """Run every boot; steps meant once per sandbox leave a marker in the guest's disk."""
+    """Run every boot; steps meant once per sandbox leave a marker in the guest's disk.
+    ``set_phase`` opens the proxy's install-phase rules for the install commands only."""
     await _run(channel, ["mkdir", "-p", STATE_DIR], "0", {}, "preparing the kit state")
     digest = hashlib.sha256(sandbox.model_dump_json().encode()).hexdigest()[:16]
     marker = f"{STATE_DIR}/created-{digest}"
@@ -97,10 +100,14 @@ async def apply_kits(
                 continue
             data = sources[static.kit].read(f"files/home/{static.path}")
             await write_file(channel, f"{HOME}/{static.path}", data, static.mode, AGENT_UID)
-        for n, cmd in enumerate(sandbox.install):
-            await _run(
-                channel, list(cmd.argv), cmd.user, env, _step(cmd, "install", n), cwd=workspace
-            )
+        set_phase(Phase.INSTALL)
+        try:
+            for n, cmd in enumerate(sandbox.install):
+                await _run(
+                    channel, list(cmd.argv), cmd.user, env, _step(cmd, "install", n), cwd=workspace
+                )
+        finally:
+            set_phase(Phase.RUNTIME)
     for f in sandbox.files:
         content = f.content.replace("${WORKDIR}", workspace or HOME)
         await write_file(

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandkit.errors import SandkitError
+from sandkit.kits.model import Phase
+from sandkit.net.approvals import ApprovalBroker
+from sandkit.net.policy import Action
 from sandkit.sandbox.protocol import encode
 from sandkit.sandbox.store import Sandbox, State, Store
 from sandkit.tasks import spawn
@@ -62,6 +65,7 @@ class Supervisor:
         self.resolution: Resolution | None = None
         self.ca_pem = b""
         self.proxy: EgressProxy | None = None
+        self.approvals = ApprovalBroker()
         self.stopping = False
         self.done = asyncio.Event()
 
@@ -202,6 +206,9 @@ class Supervisor:
         env.update(dict.fromkeys(CA_BUNDLE_VARS, GUEST_CA_BUNDLE))
         env["NODE_EXTRA_CA_CERTS"] = GUEST_CA
         self.guest_env = env
+        settings.ask, settings.ask_timeout = self.approvals.ask, c.ask_timeout
+        for host, action in self.load_approvals().items():  # "allow for this sandbox"
+            settings.policy = settings.policy.with_approval(host, Action(action))
         self.ca_pem = settings.ca.cert_path.read_bytes()
         if c.upstream_ca:
             self.ca_pem += b"\n" + Path(c.upstream_ca).read_bytes()
@@ -221,7 +228,42 @@ class Supervisor:
             self.guest_env,
             self.config.workspace,
             self.sandbox.share if self.config.workspace else None,
+            set_phase=self.set_phase,
         )
+
+    def set_phase(self, phase: Phase) -> None:
+        """v3 kits' install-phase rules hold only while install commands run."""
+        if self.proxy is not None:
+            self.proxy.s.phase = phase
+
+    # -- approvals --------------------------------------------------------------------
+    def load_approvals(self) -> dict[str, str]:
+        try:
+            data = json.loads((self.sandbox.dir / "approvals.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items() if v in ("allow", "deny")}
+
+    def answer(self, host: str, action: Action, remember: bool) -> dict[str, Any]:
+        host = host.strip().lower()
+        if not host or any(c in host for c in "/ @"):
+            raise SandkitError(f"'{host}' is not a host name (e.g. api.example.com)")
+        answered = self.approvals.answer(action, host=host)
+        if remember:
+            from sandkit.kits.hostrules import parse_rule
+
+            try:
+                parse_rule(host)
+            except ValueError as exc:
+                raise SandkitError(f"'{host}': {exc}") from None
+            if self.proxy is not None:
+                self.proxy.s.policy = self.proxy.s.policy.with_approval(host, action)
+            stored = {**self.load_approvals(), host: str(action)}
+            path = self.sandbox.dir / "approvals.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(stored, indent=2, sort_keys=True))
+            tmp.replace(path)
+        return {"answered": len(answered), "remembered": remember}
 
     async def trust_ca(self) -> None:
         """Install the sandbox CA (and an upstream CA) in the guest's trust store, once per
@@ -282,6 +324,7 @@ class Supervisor:
     # -- control socket -------------------------------------------------------------------
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         executions: dict[int, Execution] = {}
+        watching: list[asyncio.Task[None]] = []
         lock = asyncio.Lock()
 
         async def send(message: dict[str, Any]) -> None:
@@ -313,10 +356,20 @@ class Supervisor:
                     executions.pop(execution.id, None)
                     return
 
+        async def watch() -> None:  # held requests, for as long as this client is here
+            with self.approvals.watch() as queue:
+                while True:
+                    await send(await queue.get())
+
         try:
             while line := await reader.readline():
                 try:
                     request = json.loads(line)
+                    if request.get("method") == "watch":
+                        if not watching:
+                            watching.append(spawn(watch(), "watch-approvals"))
+                        await send({"id": request.get("id"), "result": {}})
+                        continue
                     result = await self.call(
                         request.get("method"), request.get("params") or {}, executions
                     )
@@ -337,6 +390,8 @@ class Supervisor:
         except ConnectionError:
             pass
         finally:
+            for task in watching:
+                task.cancel()
             for execution in executions.values():  # the client left: end what it started
                 with contextlib.suppress(Exception):
                     await execution.signal(signal.SIGHUP)
@@ -367,6 +422,11 @@ class Supervisor:
             )
             self.save(sync=self.sync.status)
             return {"count": count}
+        if method in ("approve", "deny"):
+            action = Action.ALLOW if method == "approve" else Action.DENY
+            return self.answer(str(params.get("host", "")), action, bool(params.get("remember")))
+        if method == "pending":
+            return {"held": [h.describe() for h in self.approvals.held.values()]}
         if machine is None or machine.channel is None:
             raise SandkitError("the sandbox is not running")
         if method == "dump-memory":  # for audits: is a secret anywhere in the guest's RAM?

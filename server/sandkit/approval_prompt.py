@@ -1,0 +1,81 @@
+"""Network approvals in the terminal that runs the agent.
+
+While ``sandkit run`` is attached to a terminal it watches its sandbox's held requests and
+asks about each one, one at a time; the key pressed while a question is open answers it
+instead of reaching the agent. An answer given elsewhere (``sandkit policy approve``, the
+editor) closes the question here too."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, BinaryIO
+
+from sandkit.sandbox.client import SupervisorClient
+from sandkit.tasks import spawn
+
+KEYS = {  # key -> (supervisor method, remember for the sandbox)
+    b"o": ("approve", False),
+    b"y": ("approve", False),
+    b"a": ("approve", True),
+    b"d": ("deny", False),
+    b"n": ("deny", False),
+    b"\x03": ("deny", False),  # Ctrl-C while asked: no
+}
+
+
+class ApprovalPrompt:
+    def __init__(self, client: SupervisorClient, out: BinaryIO, timeout: float) -> None:
+        self.client, self.out, self.timeout = client, out, timeout
+        self.waiting: collections.deque[dict[str, Any]] = collections.deque()
+        self.current: dict[str, Any] | None = None
+
+    async def run(self) -> None:
+        await self.client.call("watch")
+        while True:
+            self.on_event(await self.client.events.get())
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "approval":
+            self.waiting.append(event)
+        elif event.get("event") == "approval-done":
+            if self.current is not None and self.current["id"] == event["id"]:
+                outcome = {"allow": "allowed", "deny": "denied"}.get(event["action"], "denied")
+                why = " (no answer in time)" if event["action"] == "timeout" else ""
+                self.say(f"{event['host']}: {outcome}{why}\r\n")
+                self.current = None
+            self.waiting = collections.deque(e for e in self.waiting if e["id"] != event["id"])
+        if self.current is None and self.waiting:
+            self.current = self.waiting.popleft()
+            self.ask(self.current)
+
+    def ask(self, event: dict[str, Any]) -> None:
+        self.say(
+            f"\r\n\x1b[1msandkit:\x1b[0m the agent wants to reach "
+            f"\x1b[1m{event['host']}:{event['port']}\x1b[0m, which no rule allows.\r\n"
+            "  [o] allow once   [a] allow for this sandbox   [d] deny   "
+            f"(denied after {self.timeout:g} s without an answer) "
+        )
+
+    def say(self, text: str) -> None:
+        self.out.write(text.encode())
+        self.out.flush()
+
+    def divert(self, data: bytes) -> bytes:
+        """Keys typed while a question is open answer it; the rest go to the agent."""
+        if self.current is None or not data:
+            return data
+        choice = KEYS.get(data[:1].lower())
+        if choice is None:
+            self.say("\a")
+            return b""
+        method, remember = choice
+        event, self.current = self.current, None
+        host = event["host"] if remember else f"{event['host']}:{event['port']}"
+        spawn(self.client.call(method, {"host": host, "remember": remember}), "approval-answer")
+        verdict = "allowed" if method == "approve" else "denied"
+        scope = " for this sandbox" if remember else ""
+        self.say(f"\r\n{event['host']}: {verdict}{scope}\r\n")
+        if self.waiting:
+            self.current = self.waiting.popleft()
+            self.ask(self.current)
+        return b""

@@ -1,0 +1,115 @@
+"""Requests the policy leaves open, held until a person answers.
+
+The proxy calls ``ApprovalBroker.ask`` for a host no rule covers; the broker publishes the
+question to its watchers (an attached ``sandkit run``, the language server) and waits for
+``answer`` (from a watcher, or ``sandkit policy approve|deny`` in another terminal). Nobody
+watching means nobody can answer: the request is denied at once instead of hanging. The
+proxy's own time-out turns a question nobody answers into a deny."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandkit.net.policy import Action
+
+
+@dataclass(frozen=True)
+class Approval:
+    action: Action
+    remember: bool = False  # for the rest of this sandbox's life
+
+
+@dataclass
+class Held:
+    id: int
+    host: str
+    port: int
+    since: float
+    future: asyncio.Future[Approval | None] = field(repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "host": self.host, "port": self.port, "since": self.since}
+
+
+class ApprovalBroker:
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self.held: dict[int, Held] = {}
+        self._watchers: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    @property
+    def watched(self) -> bool:
+        return bool(self._watchers)
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[asyncio.Queue[dict[str, Any]]]:
+        """Events: {"event": "approval", id, host, port, since} when a request is held,
+        {"event": "approval-done", id, host, action} when it is answered or dropped. A new
+        watcher first gets the questions already open."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for held in self.held.values():
+            queue.put_nowait({"event": "approval", **held.describe()})
+        self._watchers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._watchers.discard(queue)
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        for queue in self._watchers:
+            queue.put_nowait(event)
+
+    async def ask(self, host: str, port: int) -> Approval | None:
+        if not self._watchers:
+            return None
+        same = next((h for h in self.held.values() if (h.host, h.port) == (host, port)), None)
+        if same is not None:  # one question per host, however many requests wait on it
+            return await asyncio.shield(same.future)
+        held = Held(
+            next(self._ids), host, port, time.time(), asyncio.get_running_loop().create_future()
+        )
+        self.held[held.id] = held
+        self._publish({"event": "approval", **held.describe()})
+        try:
+            return await asyncio.shield(held.future)
+        finally:  # answered, or the proxy gave up waiting (its time-out cancels us)
+            if not held.future.done():
+                held.future.set_result(None)
+                self._publish(
+                    {"event": "approval-done", "id": held.id, "host": host, "action": "timeout"}
+                )
+            self.held.pop(held.id, None)
+
+    def answer(
+        self, action: Action, *, host: str | None = None, id: int | None = None
+    ) -> list[Held]:
+        """Answer the held requests to ``host`` (any port, or ``host:port``) or the one
+        with ``id``; returns those answered."""
+        name, _, port = (host or "").rpartition(":") if host and ":" in host else (host, "", "")
+        answered = []
+        for held in list(self.held.values()):
+            if id is not None and held.id != id:
+                continue
+            if host is not None and (
+                held.host.lower() != (name or "").lower() or (port and str(held.port) != port)
+            ):
+                continue
+            if not held.future.done():
+                held.future.set_result(Approval(action))
+            self.held.pop(held.id, None)
+            answered.append(held)
+            self._publish(
+                {
+                    "event": "approval-done",
+                    "id": held.id,
+                    "host": held.host,
+                    "action": str(action),
+                }
+            )
+        return answered
