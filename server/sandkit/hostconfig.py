@@ -58,6 +58,22 @@ def _run(argv: list[str]) -> str:
     return done.stdout if done.returncode == 0 else ""
 
 
+LOCAL_CAS = Path("/usr/local/share/ca-certificates")
+
+
+def local_cas(root: Path = LOCAL_CAS) -> bytes:
+    """The CAs this machine's administrator added to its trust store (Debian's place for
+    them): a company's TLS-inspection CA lives there, and without it nothing in a sandbox
+    could reach the package registries that the host reaches."""
+    pems = []
+    for path in sorted(root.rglob("*.crt")) if root.is_dir() else []:
+        with contextlib.suppress(OSError):
+            data = path.read_bytes()
+            if b"-----BEGIN CERTIFICATE-----" in data:
+                pems.append(data.strip() + b"\n")
+    return b"".join(pems)
+
+
 def npm_registry() -> str | None:
     if shutil.which("npm") is None:
         return None
@@ -108,9 +124,10 @@ PIP_FILES = ("~/.config/pip/pip.conf", "~/.pip/pip.conf", "/etc/pip.conf", "/etc
 def _config_fingerprint() -> str:
     """The files and variables pip's and npm's answers depend on."""
     parts: list[object] = [
+        FORMAT,
         sorted(
             (k, v) for k, v in os.environ.items() if k.upper().startswith(("PIP_", "NPM_CONFIG_"))
-        )
+        ),
     ]
     for name in (*NPM_FILES, *PIP_FILES):
         path = Path(name).expanduser()
@@ -121,6 +138,14 @@ def _config_fingerprint() -> str:
             parts.append([str(path)])
     parts.append([shutil.which("npm"), sys.executable])
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+FORMAT = 3  # of the values registry_args returns: a change makes the memo stale
+
+
+def registry_hosts(values: dict[str, str]) -> list[str]:
+    """The host names among registry_args' values (the rest are URLs)."""
+    return [v for k, v in values.items() if k.endswith("Host")]
 
 
 @functools.cache
@@ -152,7 +177,9 @@ def _registry_args() -> dict[str, str]:
     default_index = host_of(_pip_default_index())
     files_host = pip_files_host() if index_host == default_index else index_host
     values = {
+        "npmRegistry": npm_registry(),
         "npmRegistryHost": host_of(npm_registry()),
+        "pypiIndex": index[0] if index else None,
         "pypiIndexHost": index_host,
         "pypiFilesHost": files_host,
         "debianMirrorHost": host_of(debian_mirror()),

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from sandkit.cli import add_kit_arg_option
 from sandkit.errors import ProxyError
-from sandkit.hostconfig import registry_args
+from sandkit.hostconfig import registry_args, registry_hosts
 from sandkit.kits.model import KitContent
 from sandkit.net.decisions import Decision, read_log
 from sandkit.net.policy import Action, DefaultPolicy
@@ -185,7 +185,7 @@ def _content(args: argparse.Namespace) -> tuple[KitContent, list[str]]:
     content, warnings = merged_kits(args.kit, {**defaults, **dict(args.kit_arg)})
     for w in warnings:
         print(w.format(), file=sys.stderr)
-    return content, list(defaults.values())
+    return content, registry_hosts(defaults)
 
 
 async def serve(args: argparse.Namespace) -> int:

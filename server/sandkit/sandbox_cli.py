@@ -76,6 +76,13 @@ def add_parsers(
             "(default 60); asked in the terminal running the agent",
         )
         p.add_argument(
+            "--no-host-cas",
+            dest="host_cas",
+            action="store_false",
+            help="do not trust, in the guest, the CAs added to this machine's trust store "
+            "(/usr/local/share/ca-certificates)",
+        )
+        p.add_argument(
             "--upstream-ca",
             type=Path,
             metavar="FILE",
@@ -144,6 +151,11 @@ def add_parsers(
         "paths", nargs="*", metavar="PATH", help="workspace-relative paths to restore"
     )
     undo.add_argument("--list", action="store_true", help="list the trash")
+    undo.add_argument(
+        "--last",
+        action="store_true",
+        help="restore everything the last sync step trashed (e.g. an approved mass deletion)",
+    )
     rm = commands.add_parser("rm", help="remove sandboxes and everything they stored")
     rm.add_argument("-f", "--force", action="store_true", help="kill without a graceful stop")
     rm.add_argument("--all", action="store_true", help="remove every sandbox")
@@ -202,6 +214,7 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
         resolve=pins,
         upstream_ca=upstream_ca,
         ask_timeout=args.ask_timeout,
+        host_cas=args.host_cas,
     ), workspace
 
 
@@ -514,7 +527,11 @@ async def cmd_undo(args: argparse.Namespace, extra: list[str]) -> int:
         entries = journal.trash()
     finally:
         journal.close()
-    if args.list or not args.paths:
+    wanted_paths = list(args.paths)
+    if args.last and entries:
+        newest = max(stamp for _, stamp, *_ in entries)
+        wanted_paths += sorted({path for _, stamp, path, *_ in entries if stamp == newest})
+    if args.list or not wanted_paths:
         print(
             table(
                 [(str(i), stamp, path, reason) for i, stamp, path, _, reason in entries],
@@ -525,7 +542,7 @@ async def cmd_undo(args: argparse.Namespace, extra: list[str]) -> int:
     workspace = sandbox.config().workspace
     if workspace is None:
         raise SandboxError("this sandbox has no workspace")
-    for wanted in args.paths:
+    for wanted in wanted_paths:
         rel = wanted.strip("/")
         versions = [e for e in entries if e[2] == rel]
         if not versions:

@@ -243,7 +243,10 @@ for dns in ("10.0.2.3", "10.0.2.2"):
     assert hits == []
 
 
-def test_rm_rf_root_in_one_guest_harms_nothing_else(env: Env, box: Box, tmp_path: Path) -> None:
+def test_seed_scenario_agent_wipes_its_sandbox(env: Env, box: Box, tmp_path: Path) -> None:
+    """The seed scenario: an agent runs `sudo rm -rf --no-preserve-root /*` in its sandbox.
+    The host, the other sandbox and the user's workspace are unharmed: the mass deletion is
+    held, not propagated; a person who approves it anyway gets every file back with undo."""
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "precious.txt").write_text("keep me")
@@ -252,35 +255,38 @@ def test_rm_rf_root_in_one_guest_harms_nothing_else(env: Env, box: Box, tmp_path
     name = "wrecker"
     for i in range(60):  # a workspace of some size: its deletion is a burst, and is held
         (workspace / f"file{i}.txt").write_text(str(i))
+    before = {p.name: p.read_text() for p in workspace.iterdir()}
     env.sk("create", "shell", str(workspace), "--name", name, "--memory", "512m", check=True)
-    env.sk(
-        "exec",
-        "-u",
-        "root",
-        name,
-        "--",
-        "sh",
-        "-c",
-        "sudo rm -rf --no-preserve-root / ; true",
+    wiped = env.sk(
+        "exec", name, "--", "sh", "-c", "sudo rm -rf --no-preserve-root /*; echo done",
         timeout=300,
-    )
+    )  # fmt: skip
+    assert "done" in wiped.stdout or wiped.returncode != 0  # the shell may go with /usr
+    gone = env.sk("exec", name, "--", "ls", "/usr/bin/ls")
+    assert gone.returncode != 0  # the guest really lost its files
     deadline = time.monotonic() + 30  # the guard holds the burst (and undoes its first steps)
     while time.monotonic() < deadline:
         state = json.loads((env.state / name / "state.json").read_text())
-        if state["sync"] == "paused" and len(list(workspace.glob("file*.txt"))) == 60:
+        if state["sync"] == "paused" and len(list(workspace.iterdir())) == 61:
             break
         time.sleep(0.2)
     assert sentinel.read_text() == "host"
-    assert (workspace / "precious.txt").read_text() == "keep me"
     log = (env.state / name / "supervisor.log").read_text()
-    assert len(list(workspace.glob("file*.txt"))) == 60, log[-4000:]
+    assert {p.name: p.read_text() for p in workspace.iterdir()} == before, log[-4000:]
     state = json.loads((env.state / name / "state.json").read_text())
     assert state["sync"] == "paused"
-    undo = env.sk("undo", name, "--list", check=True)
-    assert undo.stdout.splitlines()[0].split() == ["ID", "WHEN", "PATH", "WHY"]
+    status = env.sk("sync", "status", name, check=True).stdout
+    assert "precious.txt" in status
+    # The other sandbox did not notice.
     assert (
         env.sk("exec", box.name, "--", "cat", "README.md", check=True).stdout == "from the host\n"
     )
+    # Approving the deletion deletes on the host, into the trash; undo brings it all back.
+    env.sk("sync", "approve", name, check=True)
+    assert list(workspace.iterdir()) == []
+    restored = env.sk("undo", name, "--last", check=True)
+    assert restored.stdout.count("restored ") == 61
+    assert {p.name: p.read_text() for p in workspace.iterdir()} == before
     env.sk("rm", "-f", name, check=True)
 
 

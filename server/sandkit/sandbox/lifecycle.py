@@ -18,7 +18,7 @@ from sandkit.sandbox.client import SupervisorClient
 from sandkit.sandbox.store import Config, Sandbox, SandboxError, State, Store, _alive
 from sandkit.vm.image import Progress, ensure_image
 
-BOOT_TIMEOUT = 180.0
+BOOT_TIMEOUT = 900.0  # installs (npm, apt) run before a sandbox counts as started
 
 
 def create(store: Store, config: Config, workspace: Path | None) -> Sandbox:

@@ -54,6 +54,7 @@ class Config:
     default_policy: str = "balanced"  # for hosts no rule names
     resolve: dict[str, str] = field(default_factory=dict)  # HOST -> IP pins for the proxy
     upstream_ca: str | None = None  # extra CA the proxy trusts upstream (and the guest too)
+    host_cas: bool = True  # the guest also trusts the CAs added to the host's trust store
     ask_timeout: float = 60.0  # seconds a request no rule covers waits for a person's answer
     created: float = field(default_factory=time.time)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandkit.errors import SandkitError
+from sandkit.hostconfig import local_cas, registry_hosts
 from sandkit.kits.model import Phase
 from sandkit.net.approvals import ApprovalBroker
 from sandkit.net.policy import Action
@@ -191,7 +192,7 @@ class Supervisor:
             pins=c.resolve,
             upstream_ca=Path(c.upstream_ca) if c.upstream_ca else None,
             sandbox=c.name,
-            registry_hosts=list(c.arg_defaults.values()),
+            registry_hosts=registry_hosts(c.arg_defaults),
         )
         # What every process in the guest sees: the kits' variables, placeholders where the
         # real secrets would be, and the sandbox CA for every TLS stack that has its own.
@@ -212,6 +213,8 @@ class Supervisor:
         self.ca_pem = settings.ca.cert_path.read_bytes()
         if c.upstream_ca:
             self.ca_pem += b"\n" + Path(c.upstream_ca).read_bytes()
+        if c.host_cas:
+            self.ca_pem += b"\n" + local_cas()
         proxy = EgressProxy(settings)
         await proxy.start(sock=listener)
         return proxy

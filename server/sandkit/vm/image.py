@@ -25,7 +25,7 @@ from sandkit.errors import SetupError
 from sandkit.paths import cache_dir
 from sandkit.vm.initramfs import build_initramfs, module_order
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 SUITE = "bookworm"
 KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX = Path("/bin/busybox")
@@ -315,6 +315,9 @@ def _rootfs(target: Path, log: Path) -> None:
         "echo 'Defaults env_keep += \"HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy\"' "
         '> "$1/etc/sudoers.d/proxy" && chmod 0440 "$1/etc/sudoers.d/proxy"',
         f'mkdir -p "$1/usr/lib/sandkit" && cp {agent} "$1/usr/lib/sandkit/agent.py"',
+        # sh is bash, as in sbx's templates: kits' string commands run as `sh -c` and
+        # published ones use bash syntax there (`set -o pipefail`).
+        'ln -sf bash "$1/usr/bin/sh"',
         'echo sandbox > "$1/etc/hostname"',
         'printf "127.0.0.1 localhost\\n::1 localhost\\n" > "$1/etc/hosts"',
         'rm -f "$1/etc/machine-id" && : > "$1/etc/machine-id"',

@@ -37,6 +37,11 @@ def test_host_of() -> None:
     assert hostconfig.host_of(None) is None
 
 
-def test_registry_args_are_hosts() -> None:
-    for name, value in hostconfig.registry_args().items():
-        assert name.endswith("Host") and "/" not in value and ":" not in value
+def test_registry_args_are_hosts_or_urls() -> None:
+    values = hostconfig.registry_args()
+    for name, value in values.items():
+        if name.endswith("Host"):
+            assert "/" not in value and ":" not in value
+        else:
+            assert value.startswith(("https://", "http://")), (name, value)
+            assert hostconfig.host_of(value) in hostconfig.registry_hosts(values)

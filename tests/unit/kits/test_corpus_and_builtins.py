@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandkit.hostconfig import registry_args
+from sandkit.hostconfig import registry_args, registry_hosts
 from sandkit.kits import load_kit, resolve
 from sandkit.kits.builtin import builtin_names
 from sandkit.kits.issues import Severity
@@ -69,7 +69,9 @@ def test_builtin_credentials_use_real_header_conventions(
 def test_builtin_agent_with_all_mixins_composes() -> None:
     args = {
         "npmRegistryHost": "registry.npm.test",
+        "npmRegistry": "https://registry.npm.test/",
         "pypiIndexHost": "index.py.test",
+        "pypiIndex": "https://index.py.test/simple/",
         "pypiFilesHost": "files.py.test",
         "debianMirrorHost": "deb.test",
     }
@@ -92,4 +94,5 @@ def test_no_package_registry_host_is_written_in_builtin_kits() -> None:
 def test_registry_args_fill_builtin_kits() -> None:
     sandbox = resolve("claude", ["python-dev"], defaults=registry_args()).sandbox
     allowed = {r.pattern for r in sandbox.network.allow}
-    assert set(registry_args().values()) <= allowed
+    assert set(registry_hosts(registry_args())) <= allowed
+    assert sandbox.environment["NPM_CONFIG_REGISTRY"] == registry_args()["npmRegistry"]

@@ -63,5 +63,11 @@ def test_long_state_paths_use_short_socket_dirs(tmp_path: Path) -> None:
     ],
 )
 def test_run_args_follow_sbx(extra: list[str], interactive: bool, expected: list[str]) -> None:
-    sandbox = resolve("claude", defaults={"npmRegistryHost": "registry.npm.test"}).sandbox
+    sandbox = resolve(
+        "claude",
+        defaults={
+            "npmRegistryHost": "registry.npm.test",
+            "npmRegistry": "https://registry.npm.test/",
+        },
+    ).sandbox
     assert agent_argv(sandbox, extra, interactive) == expected

@@ -1,0 +1,199 @@
+"""Every built-in kit and the corpus kits that need no image of their own, applied in real
+guests: their env, placeholders, installs (through the proxy, from the host's registries),
+startup commands, agent context and network rules take effect inside the VM."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from sandkit.hostconfig import registry_args
+from tests.vm.conftest import Env
+
+pytestmark = pytest.mark.vm
+
+CORPUS = Path(__file__).parent.parent / "data" / "kit-corpus"
+HTTP = "%{http_code}:%{http_connect}"
+
+
+def decisions(env: Env, name: str) -> list[dict[str, object]]:
+    time.sleep(0.5)  # the decision log is flushed every 0.2 s
+    out = env.sk("policy", "log", name, "--json", check=True).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_claude_installs_through_the_proxy_and_prints_its_version(env: Env, tmp_path: Path) -> None:
+    """`sandkit run claude -- --version`: npm installs Claude Code inside the VM from the
+    host's npm registry, through the proxy; a leading flag is appended to `claude`."""
+    done = env.sk(
+        "run", "claude", str(tmp_path), "--name", "claude-box", "--memory", "2g", "--",
+        "--version", timeout=900,
+    )  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        assert re.fullmatch(r"\d+\.\d+\.\d+ \(Claude Code\)\n", done.stdout), done.stdout
+        registry = registry_args()["npmRegistryHost"]
+        hosts = {(r["host"], r["action"], r["rule"]) for r in decisions(env, "claude-box")}
+        assert (registry, "allowed", registry) in hosts  # the kit's arg-filled rule let it in
+        inside = env.sk(
+            "exec", "claude-box", "--", "sh", "-c",
+            "echo $ANTHROPIC_API_KEY; echo $NPM_CONFIG_REGISTRY; command -v claude",
+            check=True,
+        ).stdout.split()  # fmt: skip
+        assert inside[0].startswith("sandkit-placeholder-anthropic-")
+        assert inside[1:] == [registry_args()["npmRegistry"], "/usr/local/bin/claude"]
+    finally:
+        env.sk("rm", "-f", "claude-box")
+
+
+def test_builtin_mixins_and_a_v1_corpus_kit_in_one_guest(env: Env, tmp_path: Path) -> None:
+    ws = tmp_path / "proj"
+    ws.mkdir()
+    name = "allkits"
+    kits = ["python-dev", "node", "github", str(CORPUS / "v1-mixin-deepseek-creds")]
+    env.sk(
+        "create", "shell", str(ws), "--name", name, "--memory", "1g",
+        *[f"--kit={k}" for k in kits], timeout=1200, check=True,
+    )  # fmt: skip
+    try:
+        values = registry_args()
+        got = env.sk(
+            "exec", name, "--", "sh", "-c",
+            'echo "$PIP_INDEX_URL|$PIP_DISABLE_PIP_VERSION_CHECK|$NPM_CONFIG_REGISTRY|'
+            '$NPM_CONFIG_FUND|$GH_TOKEN|$DEEPSEEK_API_KEY"',
+            check=True,
+        ).stdout.strip().split("|")  # fmt: skip
+        assert got[:4] == [values["pypiIndex"], "1", values["npmRegistry"], "false"]
+        assert got[4].startswith("sandkit-placeholder-github-")
+        assert got[5].startswith("sandkit-placeholder-deepseek-")
+
+        # python-dev's install ran (apt through the proxy); pip reaches the index
+        tools = env.sk(
+            "exec", name, "--", "sh", "-c",
+            "python3 -m venv /tmp/v && /tmp/v/bin/pip download -q --no-deps -d /tmp/dl six "
+            "&& ls /tmp/dl && dpkg -s build-essential | grep -c '^Status: install ok'",
+            timeout=600,
+        )  # fmt: skip
+        assert tools.returncode == 0, tools.stderr
+        wheel, installed = tools.stdout.split()
+        assert wheel.startswith("six-") and wheel.endswith(".whl") and installed == "1"
+
+        # node: npm asks the host's registry, through the proxy
+        npm = env.sk("exec", name, "--", "npm", "view", "left-pad", "version", timeout=300)
+        assert re.fullmatch(r"\d+\.\d+\.\d+\n", npm.stdout), npm.stderr
+
+        # github's startup command configured git for the agent user
+        helper = env.sk(
+            "exec", name, "--", "git", "config", "--global", "--get",
+            "credential.https://github.com.helper", check=True,
+        )  # fmt: skip
+        assert "x-access-token" in helper.stdout
+
+        # agent context: the base kit's file in the workspace's parent, one entry per mixin
+        context = env.sk("exec", name, "--", "cat", f"{tmp_path}/AGENTS.md", check=True).stdout
+        for kit in ("python-dev", "node", "github", "deepseek-creds"):
+            assert f"- {kit}: kits-agent-context/{kit}.md" in context
+        deepseek = env.sk(
+            "exec", name, "--", "cat", f"{tmp_path}/kits-agent-context/deepseek-creds.md",
+            check=True,
+        ).stdout  # fmt: skip
+        assert deepseek.startswith("## DeepSeek (proxy-managed)")
+
+        # network: the kits' hosts are allowed (by their own rules), others are not
+        blocked = env.sk(
+            "exec", name, "--", "curl", "-s", "-o", "/dev/null", "-w", HTTP,
+            "https://not-in-any-kit.example/",
+        )  # fmt: skip
+        assert blocked.stdout == "000:403"
+        rules = {(r["host"], r["rule"]) for r in decisions(env, name) if r["rule"]}
+        assert (values["pypiIndexHost"], values["pypiIndexHost"]) in rules
+        assert (values["npmRegistryHost"], values["npmRegistryHost"]) in rules
+    finally:
+        env.sk("rm", "-f", name)
+
+
+INSTALL_ONLY = """\
+# syntax=docker/sandbox-kit:3
+schemaVersion: "3"
+kind: mixin
+capabilities:
+  - type: com.docker.sandbox/network-policy@1
+    config:
+      install:
+        allow: [other.test]
+      runtime:
+        allow: [api.test]
+  - type: com.docker.sandbox/lifecycle@1
+    config:
+      install:
+        - command: curl -sS -o /dev/null -w "%{http_code}" https://other.test:PORT/ > /var/tmp/reach
+          description: reach an install-only host
+      files:
+        - path: /etc/v3-demo.conf
+          content: from a v3 kit
+"""
+
+
+def test_v3_workload_and_install_phase_network(
+    env: Env, tmp_path: Path, upstream: tuple[int, Path]
+) -> None:
+    """The v3 corpus workload as the agent; a v3 mixin whose install-phase host is open
+    while its install command runs and closed afterwards."""
+    port, ca = upstream
+    kit = tmp_path / "install-only"
+    kit.mkdir()
+    (kit / "spec.yaml").write_text(INSTALL_ONLY.replace("PORT", str(port)))
+    ws = tmp_path / "proj"
+    ws.mkdir()
+    name = "v3box"
+    env.sk(
+        "create", str(CORPUS / "v3-workload-shell"), str(ws), "--name", name,
+        "--kit", str(kit), "--default", "deny-all", "--memory", "512m",
+        "--upstream-ca", str(ca), "--resolve", "other.test=127.0.0.1",
+        "--resolve", "api.test=127.0.0.1", check=True,
+    )  # fmt: skip
+    try:
+        script = textwrap.dedent(f"""\
+            cat /var/tmp/reach; echo
+            cat /etc/v3-demo.conf; echo
+            curl -s -o /dev/null -w "{HTTP}" https://other.test:{port}/; echo
+            curl -s -o /dev/null -w "{HTTP}" https://api.test:{port}/; echo
+            """)
+        out = env.sk("exec", name, "--", "sh", "-c", script, check=True).stdout.splitlines()
+        assert out == ["200", "from a v3 kit", "000:403", "200:200"]
+        context = env.sk("exec", name, "--", "cat", f"{tmp_path}/AGENTS.md", check=True).stdout
+        assert context.startswith("This is a plain shell sandbox on the shell-docker template")
+        assert "- install-only: kits-agent-context/install-only.md" not in context  # no body
+        records = decisions(env, name)
+        other = [r for r in records if r["host"] == "other.test"]
+        assert [r["action"] for r in other] == ["allowed", "blocked"]  # install, then runtime
+    finally:
+        env.sk("rm", "-f", name)
+
+
+def test_corpus_glab_install_runs_through_the_proxy(env: Env, tmp_path: Path) -> None:
+    """glab's install downloads from gitlab.com, which the kit allows; this CI reaches only
+    the package registries, so the download fails there: the failure names the kit and
+    the step, and the proxy's log shows the kit's own rule let the request out."""
+    done = env.sk(
+        "run", "shell", "--name", "glab-box", "--memory", "512m",
+        "--kit", str(CORPUS / "v2-mixin-glab"), "--", "glab", "--version", timeout=600,
+    )  # fmt: skip
+    try:
+        if done.returncode == 0:  # a machine that does reach gitlab.com
+            assert "1.114.0" in done.stdout
+            return
+        assert "kit glab: install command 1 (Install glab v1.114.0, version+digest pinned)" in (
+            done.stderr
+        )
+        assert "Traceback" not in done.stderr
+        gitlab = [r for r in decisions(env, "glab-box") if r["host"] == "gitlab.com"]
+        assert gitlab and gitlab[0]["rule"] == "gitlab.com:443"
+        assert "v2-mixin-glab/spec.yaml" in str(gitlab[0]["origin"])
+    finally:
+        env.sk("rm", "-f", "glab-box")
