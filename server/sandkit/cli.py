@@ -140,6 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("ls", help="list the built-in kits", description="List the built-in kits.")
 
+    lsp = commands.add_parser(
+        "lsp",
+        help="run the language server (for editors; speaks LSP on stdio)",
+        description="The language server the VS Code extension starts: kit diagnostics,\n"
+        "completion and quick fixes, sandbox commands, network approvals. Speaks LSP on\n"
+        "standard input and output, or on a TCP port for debugging.",
+        formatter_class=_Formatter,
+    )
+    lsp.add_argument("--stdio", action="store_true", help="use stdin/stdout (the default)")
+    lsp.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP port instead")
+
     from sandkit import image_cli, net_cli, sandbox_cli
 
     sandbox_cli.add_parsers(commands, _Formatter)
@@ -164,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sandkit import kit_cli
 
             return kit_cli.run(args)
+        if args.command == "lsp":
+            from sandkit.lsp.server import run as run_lsp
+
+            return run_lsp(args)
         if args.command == "image":
             from sandkit import image_cli
 

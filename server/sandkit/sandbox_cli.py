@@ -23,6 +23,7 @@ from sandkit.approval_prompt import ApprovalPrompt
 from sandkit.cli import add_kit_arg_option
 from sandkit.hostconfig import registry_args
 from sandkit.kits import resolve
+from sandkit.kits.builtin import looks_like_path
 from sandkit.kits.fields import parse_size
 from sandkit.kits.model import ResolvedSandbox
 from sandkit.sandbox import lifecycle
@@ -177,6 +178,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     return asyncio.run(handler(args, extra))
 
 
+def absolute_ref(ref: str) -> str:
+    """A kit path made absolute (the supervisor and the editor resolve it from elsewhere);
+    a built-in kit's name as it is."""
+    return str(Path(ref).resolve()) if looks_like_path(ref) or Path(ref).exists() else ref
+
+
 def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
     workspace = args.path.resolve() if args.path is not None else None
     kit_args = dict(args.kit_arg)
@@ -204,8 +211,8 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
     name = check_name(args.name) if args.name else default_name(args.agent, workspace)
     return Config(
         name=name,
-        agent=args.agent,
-        kits=list(args.kit),
+        agent=absolute_ref(args.agent),
+        kits=[absolute_ref(k) for k in args.kit],
         kit_args=kit_args,
         workspace=str(workspace) if workspace else None,
         cpus=args.cpus,

@@ -89,7 +89,7 @@ def _parents(above: list[str], column: int) -> Path:
             path.append(0)
             # The list's key sits left of the dash, or in the same column (compact style).
             target, in_item = len(lead), True
-        elif not dashes and key is not None and (start < target or in_item and start == target):
+        elif not dashes and key is not None and (start < target or (in_item and start == target)):
             path.append(key.group(2))
             target, in_item = start, False
     return tuple(reversed(path))

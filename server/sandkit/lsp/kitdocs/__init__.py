@@ -1,0 +1,381 @@
+"""Kits as a language: diagnostics (debounced) with the kit engine's exact ranges,
+completion of keys and values by YAML path, hover, outline, and quick fixes."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from sandkit.kits.issues import KitIssue, Severity, Span
+from sandkit.lsp.kitdocs.analysis import Analysis, analyze, is_kit_document
+from sandkit.lsp.kitdocs.cursor import (
+    cursor_at,
+    describe,
+    field_at,
+    keys_at,
+    schema_version,
+    values_for,
+)
+from sandkit.lsp.kitdocs.edits import Insert, add_allowed_host
+
+if TYPE_CHECKING:
+    from sandkit.kits.yamlpos import Located
+    from sandkit.lsp.server import SandkitServer
+
+SOURCE = "kit"
+
+
+def to_range(span: Span) -> types.Range:
+    return types.Range(
+        types.Position(span.line, span.column), types.Position(span.end_line, span.end_column)
+    )
+
+
+def to_diagnostic(issue: KitIssue) -> types.Diagnostic:
+    return types.Diagnostic(
+        range=to_range(issue.span),
+        message=issue.message,
+        severity=(
+            types.DiagnosticSeverity.Error
+            if issue.severity is Severity.ERROR
+            else types.DiagnosticSeverity.Warning
+        ),
+        code=issue.code,
+        source="sandkit",
+        data={"suggestion": issue.suggestion} if issue.suggestion else None,
+    )
+
+
+def insert_edit(text: str, insert: Insert) -> types.TextEdit:
+    lines = text.splitlines(keepends=True)
+    new_text = insert.text
+    if insert.line >= len(lines) and lines and not lines[-1].endswith("\n"):
+        new_text = "\n" + new_text  # the file does not end with a newline
+    position = types.Position(insert.line, insert.column)
+    return types.TextEdit(types.Range(position, position), new_text)
+
+
+class KitDocuments:
+    def __init__(self, server: SandkitServer) -> None:
+        self.server = server
+        self.analyses: dict[str, Analysis] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def changed(self, uri: str, immediate: bool = False) -> None:
+        timer = self._timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+        delay = self.server.settings.debounce_ms / 1000
+        if immediate or delay <= 0:
+            self.check(uri)
+        else:  # typing: check once the keys stop for a moment
+            self._timers[uri] = asyncio.get_running_loop().call_later(delay, self.check, uri)
+
+    def check(self, uri: str) -> Analysis | None:
+        self._timers.pop(uri, None)
+        doc = self.server.workspace.get_text_document(uri)
+        if not is_kit_document(doc.path, doc.source):
+            self.analyses.pop(uri, None)
+            return None
+        analysis = analyze(doc.source, doc.path)
+        self.analyses[uri] = analysis
+        self.server.publish(uri, SOURCE, [to_diagnostic(i) for i in analysis.issues])
+        return analysis
+
+    def closed(self, uri: str) -> None:
+        timer = self._timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+        self.analyses.pop(uri, None)
+        self.server.publish(uri, SOURCE, [])
+
+    def analysis(self, uri: str) -> Analysis | None:
+        return self.analyses.get(uri) or self.check(uri)
+
+
+def register(server: SandkitServer) -> None:
+    docs = KitDocuments(server)
+    server.kit_documents = docs  # type: ignore[attr-defined]  # for the sandboxes feature
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: SandkitServer, params: types.DidOpenTextDocumentParams) -> None:
+        docs.changed(params.text_document.uri, immediate=True)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: SandkitServer, params: types.DidChangeTextDocumentParams) -> None:
+        docs.changed(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: SandkitServer, params: types.DidSaveTextDocumentParams) -> None:
+        docs.changed(params.text_document.uri, immediate=True)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: SandkitServer, params: types.DidCloseTextDocumentParams) -> None:
+        docs.closed(params.text_document.uri)
+
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[" ", ":"])
+    )
+    def completion(
+        ls: SandkitServer, params: types.CompletionParams
+    ) -> types.CompletionList | None:
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        if not is_kit_document(doc.path, doc.source):
+            return None
+        return complete(
+            doc.source, params.position, docs.analyses.get(doc.uri), _markdown(ls, "completion")
+        )
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    def hover(ls: SandkitServer, params: types.HoverParams) -> types.Hover | None:
+        analysis = docs.analysis(params.text_document.uri)
+        if analysis is None or analysis.located is None:
+            return None
+        return hover_at(analysis, params.position, _markdown(ls, "hover"))
+
+    @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    def symbols(
+        ls: SandkitServer, params: types.DocumentSymbolParams
+    ) -> list[types.DocumentSymbol] | None:
+        analysis = docs.analysis(params.text_document.uri)
+        if analysis is None or analysis.located is None:
+            return None
+        return outline(analysis.located)
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(
+            code_action_kinds=[
+                types.CodeActionKind.QuickFix,
+                types.CodeActionKind.RefactorRewrite,
+            ]
+        ),
+    )
+    def code_actions(
+        ls: SandkitServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction] | None:
+        doc = ls.workspace.get_text_document(params.text_document.uri)
+        if not is_kit_document(doc.path, doc.source):
+            return None
+        return actions(doc.uri, doc.source, params.context.diagnostics, docs.analysis(doc.uri))
+
+
+# -- completion ---------------------------------------------------------------------------
+def _markdown(ls: SandkitServer, feature: str) -> bool:
+    """Whether the client renders Markdown in completion documentation or hovers."""
+    caps = ls.client_capabilities.text_document
+    formats: Sequence[types.MarkupKind] | None = None
+    if caps is not None and feature == "completion" and caps.completion is not None:
+        item = caps.completion.completion_item
+        formats = item.documentation_format if item is not None else None
+    elif caps is not None and feature == "hover" and caps.hover is not None:
+        formats = caps.hover.content_format
+    return types.MarkupKind.Markdown in (formats or ())
+
+
+def _markup(text: str, markdown: bool) -> types.MarkupContent:
+    if markdown:
+        return types.MarkupContent(types.MarkupKind.Markdown, text)
+    return types.MarkupContent(types.MarkupKind.PlainText, text.replace("**", "").replace("`", ""))
+
+
+def complete(
+    text: str, position: types.Position, analysis: Analysis | None, markdown: bool = True
+) -> types.CompletionList:
+    cursor = cursor_at(text, position.line, position.character)
+    version = schema_version(text)
+    span = types.Range(types.Position(position.line, cursor.start), position)
+    items: list[types.CompletionItem] = []
+    if cursor.in_value:
+        info = field_at(version, cursor.path)
+        if cursor.path == ("schemaVersion",):
+            values = ["1", "2", "3"]
+        else:
+            values = values_for(info) if info is not None else []
+        for value in values:
+            shown = f'"{value}"' if cursor.path == ("schemaVersion",) else value
+            items.append(
+                types.CompletionItem(
+                    label=shown,
+                    kind=types.CompletionItemKind.EnumMember,
+                    text_edit=types.TextEdit(span, shown),
+                )
+            )
+    else:
+        present = _present_keys(analysis, cursor.path) if analysis else set()
+        for key, info in keys_at(version, cursor.path):
+            if key in present:
+                continue
+            items.append(
+                types.CompletionItem(
+                    label=key,
+                    kind=types.CompletionItemKind.Property,
+                    detail="required" if info.is_required() else None,
+                    documentation=_markup(describe(info, key), markdown),
+                    text_edit=types.TextEdit(span, f"{key}: "),
+                )
+            )
+    return types.CompletionList(is_incomplete=False, items=items)
+
+
+def _present_keys(analysis: Analysis, path: tuple[str | int, ...]) -> set[str]:
+    if analysis.located is None:
+        return set()
+    node: Any = analysis.located.data
+    for step in path:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return set()
+    return set(node) if isinstance(node, dict) else set()
+
+
+# -- hover ----------------------------------------------------------------------------------
+def _contains(span: Span, position: types.Position) -> bool:
+    start = (span.line, span.column)
+    end = (span.end_line, span.end_column)
+    return start <= (position.line, position.character) <= end
+
+
+def hover_at(
+    analysis: Analysis, position: types.Position, markdown: bool = True
+) -> types.Hover | None:
+    assert analysis.located is not None
+    for path, span in analysis.located.keys.items():
+        if not _contains(span, position):
+            continue
+        info = field_at(analysis.version, path)
+        if info is None:
+            return None
+        text = describe(info, str(path[-1]))
+        return types.Hover(_markup(text, markdown), range=to_range(span))
+    return None
+
+
+# -- outline --------------------------------------------------------------------------------
+ITEM_NAMES = ("name", "service", "path", "command", "domain", "type", "description")
+
+
+def outline(located: Located) -> list[types.DocumentSymbol]:
+    def build(path: tuple[str | int, ...], value: Any) -> list[types.DocumentSymbol]:
+        out = []
+        if isinstance(value, dict):
+            entries: list[tuple[tuple[str | int, ...], str, Any]] = [
+                ((*path, k), str(k), v) for k, v in value.items()
+            ]
+        elif isinstance(value, list):
+            entries = [((*path, i), _item_name(v, i), v) for i, v in enumerate(value)]
+        else:
+            return []
+        for child, name, item in entries:
+            head = located.keys.get(child) or located.values[child]
+            body = located.values.get(child, head)
+            whole = Span(head.line, head.column, body.end_line, body.end_column)
+            out.append(
+                types.DocumentSymbol(
+                    name=name,
+                    kind=_kind(item),
+                    range=to_range(whole),
+                    selection_range=to_range(head),
+                    detail=_detail(item),
+                    children=build(child, item) or None,
+                )
+            )
+        return out
+
+    return build((), located.data)
+
+
+def _item_name(item: Any, index: int) -> str:
+    if isinstance(item, dict):
+        for key in ITEM_NAMES:
+            if isinstance(item.get(key), str | list):
+                text = item[key] if isinstance(item[key], str) else " ".join(map(str, item[key]))
+                first = text.strip().splitlines()[0] if text.strip() else ""
+                return first[:60] or f"[{index}]"
+    if isinstance(item, str | int | float):
+        return str(item)
+    return f"[{index}]"
+
+
+def _kind(value: Any) -> types.SymbolKind:
+    if isinstance(value, dict):
+        return types.SymbolKind.Object
+    if isinstance(value, list):
+        return types.SymbolKind.Array
+    if isinstance(value, bool):
+        return types.SymbolKind.Boolean
+    if isinstance(value, int | float):
+        return types.SymbolKind.Number
+    return types.SymbolKind.String
+
+
+def _detail(value: Any) -> str | None:
+    if isinstance(value, str):
+        first = value.strip().splitlines()[0] if value.strip() else ""
+        return first[:60]
+    if isinstance(value, list):
+        return f"{len(value)} item{'s' if len(value) != 1 else ''}"
+    return None
+
+
+# -- code actions ---------------------------------------------------------------------------
+def actions(
+    uri: str, text: str, diagnostics: Sequence[types.Diagnostic], analysis: Analysis | None
+) -> list[types.CodeAction]:
+    out: list[types.CodeAction] = []
+    for diag in diagnostics:
+        data = diag.data if isinstance(diag.data, dict) else {}
+        if diag.code == "unknown-key" and data.get("suggestion"):
+            suggestion = str(data["suggestion"])
+            out.append(
+                types.CodeAction(
+                    title=f"Change to '{suggestion}'",
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[diag],
+                    is_preferred=True,
+                    edit=types.WorkspaceEdit(
+                        changes={uri: [types.TextEdit(diag.range, suggestion)]}
+                    ),
+                )
+            )
+        if diag.code == "blocked-host" and data.get("host"):
+            host = str(data["host"])
+            insert = add_allowed_host(text, host)
+            if insert is not None:
+                out.append(
+                    types.CodeAction(
+                        title=f"Allow {host} in this kit",
+                        kind=types.CodeActionKind.QuickFix,
+                        diagnostics=[diag],
+                        edit=types.WorkspaceEdit(changes={uri: [insert_edit(text, insert)]}),
+                    )
+                )
+    if analysis is not None and analysis.version == "1" and analysis.loaded is not None:
+        out.append(migrate_action(uri, text, analysis))
+    return out
+
+
+def migrate_action(uri: str, text: str, analysis: Analysis) -> types.CodeAction:
+    from sandkit.kits.migrate import migrate
+    from sandkit.yamlout import dump_yaml
+
+    assert analysis.loaded is not None
+    data, notes = migrate(analysis.loaded)
+    out = io.StringIO()
+    for note in notes:
+        out.write(f"# {note}\n")
+    dump_yaml(data, out)
+    lines = text.splitlines()
+    end = types.Position(len(lines), 0)
+    return types.CodeAction(
+        title="Migrate this kit to schemaVersion 2",
+        kind=types.CodeActionKind.RefactorRewrite,
+        edit=types.WorkspaceEdit(
+            changes={uri: [types.TextEdit(types.Range(types.Position(0, 0), end), out.getvalue())]}
+        ),
+    )

@@ -1,0 +1,143 @@
+"""Edits to kit text that keep its comments and layout: the text around the change is
+left exactly as written (a YAML round trip would reflow it). Pure: text in, edits out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sandkit.kits.issues import KitError, Span
+from sandkit.kits.yamlpos import Located, parse
+from sandkit.lsp.kitdocs.cursor import Path, schema_version
+
+NETWORK_POLICY = ("com.docker.sandbox/network-policy@1", "com.docker.sandbox/network-policy@2")
+
+
+@dataclass(frozen=True)
+class Insert:
+    line: int  # insert before this line (0-based), at column ``column``
+    column: int
+    text: str
+
+
+def allow_list_path(located: Located, version: str) -> tuple[Path, bool]:
+    """Where the kit's allowed hosts go, and whether that list exists already."""
+    data = located.data if isinstance(located.data, dict) else {}
+    if version == "1":
+        path: Path = ("network", "allowedDomains")
+    elif version == "3":
+        caps = data.get("capabilities")
+        index = next(
+            (
+                i
+                for i, c in enumerate(caps if isinstance(caps, list) else [])
+                if isinstance(c, dict) and c.get("type") in NETWORK_POLICY
+            ),
+            None,
+        )
+        if index is None:
+            return ("capabilities",), False
+        path = ("capabilities", index, "config", "runtime", "allow")
+    else:
+        path = ("permissions", "network", "allow")
+    return path, isinstance(_get(data, path), list)
+
+
+def _get(data: Any, path: Path) -> Any:
+    for step in path:
+        try:
+            data = data[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def add_allowed_host(text: str, host: str) -> Insert | None:
+    """The insertion that allows ``host`` in this kit; None if it is allowed already or the
+    text is not a kit mapping (a person has to fix the YAML first)."""
+    try:
+        located = parse(text, "kit")
+    except KitError:
+        return None
+    if not isinstance(located.data, dict):
+        return None
+    version = schema_version(text)
+    path, exists = allow_list_path(located, version)
+    lines = text.splitlines()
+    if exists:
+        items = _get(located.data, path)
+        if host in items:
+            return None
+        return _append_item(located, lines, path, len(items), host)
+    if version == "3":
+        block = [
+            "- type: com.docker.sandbox/network-policy@1",
+            "  config:",
+            "    runtime:",
+            "      allow:",
+            f"        - {host}",
+        ]
+        if isinstance(located.data.get("capabilities"), list) and located.data["capabilities"]:
+            return _after_list(located, lines, ("capabilities",), block)
+        return _at_end(lines, ["capabilities:", *("  " + b for b in block)])
+    # The deepest mapping on the way that exists; the rest of the keys are written out.
+    depth = max(n for n in range(len(path)) if isinstance(_get(located.data, path[:n]), dict))
+    missing = path[depth:]
+    if depth == 0:
+        block = [f"{'  ' * i}{key}:" for i, key in enumerate(missing)]
+        return _at_end(lines, [*block, f"{'  ' * len(missing)}- {host}"])
+    parent_key = located.keys[path[:depth]]
+    indent = parent_key.column + 2
+    block = [f"{' ' * (indent + 2 * i)}{key}:" for i, key in enumerate(missing)]
+    block.append(f"{' ' * (indent + 2 * len(missing))}- {host}")
+    return Insert(
+        _line_after(located.values[path[:depth]], lines, parent_key.line), 0, _join(block)
+    )
+
+
+def _append_item(located: Located, lines: list[str], path: Path, count: int, host: str) -> Insert:
+    whole = located.values[path]
+    first_line = lines[whole.line] if whole.line < len(lines) else ""
+    if count == 0 or first_line[whole.column : whole.column + 1] == "[":  # flow style: [a, b]
+        end_line = lines[whole.end_line]
+        close = end_line.rfind("]", 0, whole.end_column)
+        sep = ", " if count else ""
+        return Insert(whole.end_line, close, f"{sep}{host}")
+    last = located.values[(*path, count - 1)]
+    prefix = lines[last.line][: last.column]  # indentation and "- ", as the kit writes them
+    return Insert(_line_after(last, lines, last.line), 0, _join([f"{prefix}{host}"]))
+
+
+def _after_list(located: Located, lines: list[str], path: Path, block: list[str]) -> Insert:
+    items = _get(located.data, path)
+    last = located.values[(*path, len(items) - 1)]
+    first = located.values[(*path, 0)]
+    prefix = lines[first.line][: first.column - 2]  # the dash column of the list's items
+    return Insert(_line_after(last, lines, last.line), 0, _join([prefix + b for b in block]))
+
+
+def _line_after(span: Span, lines: list[str], floor: int) -> int:
+    """The line after a node ends (a block node's end mark sits at the next line's start)."""
+    line = span.end_line if span.end_column == 0 else span.end_line + 1
+    # Skip back over blank lines and comments that follow the node: insert right after it.
+    while line - 1 > floor and line - 1 < len(lines) and not lines[line - 1].strip():
+        line -= 1
+    return min(line, len(lines))
+
+
+def _at_end(lines: list[str], block: list[str]) -> Insert:
+    return Insert(len(lines), 0, _join(block))
+
+
+def _join(block: list[str]) -> str:
+    return "".join(line + "\n" for line in block)
+
+
+def apply(text: str, insert: Insert) -> str:
+    """The text with ``insert`` applied (what the editor will do with the edit)."""
+    lines = text.splitlines(keepends=True)
+    if insert.line >= len(lines):
+        needs_newline = bool(lines) and not lines[-1].endswith("\n")
+        return text + ("\n" if needs_newline else "") + insert.text
+    offset = sum(len(line) for line in lines[: insert.line]) + insert.column
+    return text[:offset] + insert.text + text[offset:]
