@@ -1,0 +1,182 @@
+"""The language server with a real VM: open a workspace in a sandbox, exec in it, stream a
+terminal, answer a held request with "Add to kit" (the kit is edited with its comments
+kept, the request passes), and see the proxy's decisions as diagnostics on the kit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from sandkit.vm.image import ensure_image
+from tests.cli.test_kit_cli import SANDKIT
+from tests.lsp.conftest import start
+from tests.vm.conftest import Env
+
+pytestmark = pytest.mark.vm
+
+KIT = """\
+schemaVersion: "2"
+kind: mixin
+name: lsp-demo
+# The hosts this project's agent may reach.
+permissions:
+  network:
+    allow:
+      - api.test   # our API
+environment:
+  variables:
+    FROM_KIT: "yes"
+"""
+
+
+@pytest_asyncio.fixture
+async def editor(env: Env) -> AsyncIterator[LanguageClient]:
+    config = ClientServerConfig(server_command=[SANDKIT, "lsp"], server_env=env.vars)
+    client = await config.start()
+    assert isinstance(client, LanguageClient)
+    await start(client)
+    yield client
+    await client.shutdown_session()
+
+
+def apply_text_edits(path: Path, edits: Sequence[Any]) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character))[::-1]:
+        start, end = edit.range.start, edit.range.end
+        offset = sum(len(x) for x in lines[: start.line]) + start.character
+        stop = sum(len(x) for x in lines[: end.line]) + end.character
+        text = "".join(lines)
+        lines = (text[:offset] + edit.new_text + text[stop:]).splitlines(keepends=True)
+    path.write_text("".join(lines))
+
+
+async def run(client: LanguageClient, command: str, args: dict[str, Any]) -> Any:
+    return await asyncio.wait_for(
+        client.workspace_execute_command_async(types.ExecuteCommandParams(command, [args])), 600
+    )
+
+
+async def test_editor_drives_a_sandbox(
+    editor: LanguageClient, env: Env, upstream: tuple[int, Path], tmp_path: Path
+) -> None:
+    port, ca = upstream
+    ws = tmp_path / "ws"
+    (ws / "kit").mkdir(parents=True)
+    spec = ws / "kit" / "spec.yaml"
+    spec.write_text(KIT)
+    (ws / ".sandkit.yaml").write_text("agent: shell\nkits: [./kit]\ndefault: deny-all\n")
+    asked: list[types.ShowMessageRequestParams] = []
+    output: list[str] = []
+    exits: list[int] = []
+    decisions: list[str] = []
+
+    @editor.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)  # type: ignore[untyped-decorator]
+    def ask(ls: LanguageClient, params: types.ShowMessageRequestParams) -> types.MessageActionItem:
+        asked.append(params)
+        answer = "Add to kit" if "other.test" in params.message else "Deny"
+        return types.MessageActionItem(title=answer)
+
+    @editor.feature(types.WORKSPACE_APPLY_EDIT)  # type: ignore[untyped-decorator]
+    def apply_edit(
+        ls: LanguageClient, params: types.ApplyWorkspaceEditParams
+    ) -> types.ApplyWorkspaceEditResult:
+        for change in params.edit.document_changes or []:
+            assert isinstance(change, types.TextDocumentEdit)
+            apply_text_edits(Path(change.text_document.uri.removeprefix("file://")), change.edits)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    @editor.feature("sandkit/terminalOutput")  # type: ignore[untyped-decorator]
+    def terminal_output(ls: LanguageClient, params: Any) -> None:
+        output.append(params.data)
+
+    @editor.feature("sandkit/decision")  # type: ignore[untyped-decorator]
+    def decision(ls: LanguageClient, params: Any) -> None:
+        decisions.append(params.record.host)
+
+    @editor.feature("sandkit/terminalExit")  # type: ignore[untyped-decorator]
+    def terminal_exit(ls: LanguageClient, params: Any) -> None:
+        exits.append(params.code)
+
+    opened = await run(
+        editor,
+        "sandkit.openWorkspace",
+        {
+            "folder": ws.as_uri(),
+            "name": "lspbox",
+            "memory": "512m",
+            "resolve": dict.fromkeys(("api.test", "other.test", "blocked.test"), "127.0.0.1"),
+            "upstreamCa": str(ca),
+        },
+    )
+    try:
+        assert opened == {"name": "lspbox", "state": "running", "created": True}
+        assert editor.progress_reports  # boot (and image) progress reached the editor
+        uname = await run(editor, "sandkit.exec", {"name": "lspbox", "argv": ["uname", "-r"]})
+        assert uname["code"] == 0 and uname["stdout"].strip() == ensure_image().kernel_release
+
+        streamed = await run(
+            editor,
+            "sandkit.exec",
+            {"name": "lspbox", "argv": ["sh", "-c", "echo $FROM_KIT; exit 3"], "stream": True},
+        )
+        assert isinstance(streamed["terminal"], int)
+        for _ in range(100):
+            if exits:
+                break
+            await asyncio.sleep(0.1)
+        assert exits == [3] and "".join(output) == "yes\n"
+
+        def curl(host: str) -> dict[str, Any]:
+            argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}:%{http_connect}"]
+            return {"name": "lspbox", "argv": [*argv, f"https://{host}:{port}/"]}
+
+        assert (await run(editor, "sandkit.exec", curl("api.test")))["stdout"] == "200:200"
+        # Not in the kit: held, asked in the editor, answered "Add to kit", let through.
+        assert (await run(editor, "sandkit.exec", curl("other.test")))["stdout"] == "200:200"
+        assert [a.title for a in asked[0].actions or []] == [
+            "Allow once",
+            "Allow for this sandbox",
+            "Add to kit",
+            "Deny",
+        ]
+        edited = spec.read_text()
+        assert edited == KIT.replace(
+            "      - api.test   # our API\n", "      - api.test   # our API\n      - other.test\n"
+        )  # the comments and layout are kept
+        assert (await run(editor, "sandkit.exec", curl("other.test")))["stdout"] == "200:200"
+        assert len(asked) == 1  # the retried request was not asked about again
+
+        assert (await run(editor, "sandkit.exec", curl("blocked.test")))["stdout"] == "000:403"
+        uri = spec.resolve().as_uri()
+        blocked: list[types.Diagnostic] = []
+        for _ in range(50):  # decisions reach the editor within a moment
+            current = list(editor.diagnostics.get(uri, []))
+            blocked = [d for d in current if d.code == "blocked-host"]
+            if blocked:
+                break
+            await asyncio.sleep(0.1)
+        assert len(blocked) == 1
+        assert blocked[0].message == (
+            "1 request to blocked.test blocked (refused-by-user) in sandbox lspbox"
+        )
+        assert blocked[0].range.start == types.Position(5, 2)  # on `network:`
+        allowed = [d for d in current if d.code == "allowed-host"]
+        assert any(
+            d.message == "api.test: 1 request allowed" and d.range.start.line == 7 for d in allowed
+        )
+
+        rows = await run(editor, "sandkit.list", {})
+        assert [(r["name"], r["state"]) for r in rows] == [("lspbox", "running")]
+        log = await run(editor, "sandkit.showNetworkLog", {"name": "lspbox"})
+        assert {r["host"] for r in log} >= {"api.test", "other.test", "blocked.test"}
+        assert {"api.test", "other.test", "blocked.test"} <= set(decisions)  # live, too
+    finally:
+        await run(editor, "sandkit.remove", {"name": "lspbox", "force": True})
+    assert list(editor.diagnostics[spec.resolve().as_uri()]) == []  # cleared with the sandbox
