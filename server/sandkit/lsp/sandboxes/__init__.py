@@ -74,8 +74,8 @@ def _command(
 
 
 def workspace_defaults(folder: Path) -> dict[str, Any]:
-    """The folder's .sandkit.yaml (agent, kits, kitArgs, default); kit paths in it are
-    relative to the folder."""
+    """The folder's .sandkit.yaml (agent, kits, kitArgs, default, memory, resolve,
+    upstreamCa); paths in it are relative to the folder."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -96,6 +96,15 @@ def workspace_defaults(folder: Path) -> dict[str, Any]:
     if isinstance(agent, str) and ("/" in agent or agent.startswith(".")):
         data["agent"] = str((folder / agent).resolve())
     return data
+
+
+def _upstream_ca(value: Any, folder: Path) -> str | None:
+    if not value:
+        return None
+    path = (folder / str(value)).resolve()
+    if not path.is_file():
+        raise SandboxError(f"upstreamCa {value}: no such file")
+    return str(path)
 
 
 class Progress:
@@ -201,14 +210,18 @@ def register(server: SandkitServer) -> None:
                 kit_args={**(defaults.get("kitArgs") or {}), **(p.get("kitArgs") or {})},
                 workspace=str(folder),
                 default_policy=str(p.get("default") or defaults.get("default") or "balanced"),
-                resolve=dict(p.get("resolve") or {}),
-                upstream_ca=str(p["upstreamCa"]) if p.get("upstreamCa") else None,
+                resolve=dict(p.get("resolve") or defaults.get("resolve") or {}),
+                upstream_ca=_upstream_ca(p.get("upstreamCa") or defaults.get("upstreamCa"), folder),
                 ask_timeout=ls.settings.approval_timeout,
             )
-            if p.get("memory"):
+            memory = p.get("memory") or defaults.get("memory")
+            if memory:
                 from sandkit.kits.fields import parse_size
 
-                config.memory_mib = parse_size(str(p["memory"])) >> 20
+                try:
+                    config.memory_mib = parse_size(str(memory)) >> 20
+                except ValueError:
+                    raise SandboxError(f"memory '{memory}' is not a size like 1g or 512m") from None
             sandbox = await asyncio.to_thread(lifecycle.create, store, config, folder)
         await started(ls, sandbox)
         return {"name": name, "state": sandbox.state().state, "created": created}

@@ -1,0 +1,113 @@
+// The extension in a real VS Code (code-server) in Debian's headless chromium, driven
+// through its UI with playwright-core. Called by test_vscode_e2e.py:
+//   node e2e.js URL ARTIFACTS_DIR KERNEL_RELEASE APPROVAL_URL
+// Saves a screenshot per step; exits 0 when every step passed.
+const path = require("path");
+const fs = require("fs");
+const os = require("os");
+const { chromium } = require(path.join(__dirname, "..", "..", "vscode-client", "node_modules", "playwright-core"));
+
+const [url, artifacts, kernel, approvalUrl] = process.argv.slice(2);
+const started = Date.now();
+const lap = (what) => console.log(`${what} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+
+async function palette(page, title) {
+  // Contributed commands appear once the extension host has scanned the extensions: retry.
+  for (let i = 0; i < 8; i++) {
+    await page.keyboard.press("F1");
+    const input = page.locator(".quick-input-widget input");
+    await input.waitFor({ state: "visible", timeout: 10000 });
+    await input.fill(`>${title}`);
+    const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
+    try {
+      await row.waitFor({ timeout: 4000 });
+      await page.keyboard.press("Enter");
+      return;
+    } catch {
+      await page.keyboard.press("Escape");
+      await page.waitForTimeout(1500);
+    }
+  }
+  throw new Error(`command "${title}" never showed in the palette`);
+}
+
+async function terminalText(page) {
+  return (await page.locator(".terminal-wrapper .xterm-rows").allInnerTexts()).join("\n");
+}
+
+async function waitForTerminal(page, needle, timeout) {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if ((await terminalText(page)).includes(needle)) return;
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`the terminal never showed "${needle}"; it shows:\n${await terminalText(page)}`);
+}
+
+(async () => {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  const shot = (name) => page.screenshot({ path: path.join(artifacts, name) });
+  let step = "start";
+  try {
+    step = "workbench";
+    await page.goto(url);
+    await page.waitForSelector(".monaco-workbench .statusbar", { timeout: 90000 });
+    lap("workbench up");
+
+    step = "broken kit in the Problems panel";
+    await page.keyboard.press("Control+P");
+    await page.locator(".quick-input-widget input").fill("broken-kit/spec.yaml");
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: "spec.yaml" }).first().waitFor({ timeout: 15000 });
+    await page.keyboard.press("Enter");
+    await page.locator(".monaco-editor .squiggly-error").first().waitFor({ timeout: 90000 });
+    await page.keyboard.press("Control+Shift+M");
+    await page.locator(".markers-panel", { hasText: "must be one of: sandbox, mixin" }).first().waitFor({ timeout: 20000 });
+    await shot("1-problems-panel.png");
+    lap("diagnostic in the Problems panel");
+
+    step = "Open Workspace in Sandbox";
+    await palette(page, "Sandkit: Open Workspace in Sandbox");
+    await page.locator(".terminal-wrapper .xterm-rows").first().waitFor({ timeout: 300000 });
+    await waitForTerminal(page, "$", 120000);
+    await page.locator(".terminal-wrapper").first().click();
+    await page.keyboard.type("uname -r\n");
+    await waitForTerminal(page, kernel, 60000);
+    await shot("2-terminal-in-the-vm.png");
+    lap("terminal runs in the VM");
+
+    step = "approval prompt";
+    await page.keyboard.type(`curl -s -o /dev/null -w "code=%{http_code}\\n" ${approvalUrl}\n`);
+    const toast = page.locator(".notification-toast", { hasText: "wants to reach" }).first();
+    await toast.waitFor({ timeout: 60000 });
+    const allowOnce = toast.locator(".monaco-button", { hasText: "Allow once" }).first();
+    await allowOnce.waitFor({ state: "visible", timeout: 10000 });
+    await page.waitForTimeout(600); // the toast's fade-in, for a readable screenshot
+    await shot("3-approval-prompt.png");
+    await allowOnce.click();
+    await waitForTerminal(page, "code=200", 60000);
+    lap("approved once, request passed");
+
+    step = "network log view";
+    await palette(page, "Sandkit: Show Network Log");
+    const host = new URL(approvalUrl).host;
+    await page.locator(".monaco-list-row", { hasText: `allowed ${host}` }).first().waitFor({ timeout: 30000 });
+    await shot("4-network-log.png");
+    lap("network log shows it");
+    console.log("PASS");
+    await context.close();
+    process.exit(0);
+  } catch (err) {
+    console.log(`FAIL at ${step}: ${String(err.message || err).split("\n").slice(0, 6).join("\n")}`);
+    await shot("failure.png").catch(() => undefined);
+    await context.close().catch(() => undefined);
+    process.exit(1);
+  }
+})();

@@ -1,0 +1,45 @@
+// How the language server is started: pure, so it is tested without VS Code.
+import * as path from "node:path";
+
+export interface ServerSettings {
+  path: string; // the sandkit executable, if set
+  pythonPath: string; // or a Python whose environment has sandkit
+}
+
+export interface ServerCommand {
+  command: string;
+  args: string[];
+}
+
+/** `sandkit.path`, else `python -m sandkit` with `sandkit.pythonPath`, else the
+ * `sandkit` next to the workspace's .venv, else `sandkit` on PATH. */
+export function serverCommand(
+  settings: ServerSettings,
+  workspaceFolders: string[],
+  exists: (p: string) => boolean,
+): ServerCommand {
+  if (settings.path.trim()) {
+    return { command: settings.path.trim(), args: ["lsp"] };
+  }
+  if (settings.pythonPath.trim()) {
+    return { command: settings.pythonPath.trim(), args: ["-m", "sandkit", "lsp"] };
+  }
+  for (const folder of workspaceFolders) {
+    const candidate = path.join(folder, ".venv", "bin", "sandkit");
+    if (exists(candidate)) {
+      return { command: candidate, args: ["lsp"] };
+    }
+  }
+  return { command: "sandkit", args: ["lsp"] };
+}
+
+/** What the server reads from initializationOptions and didChangeConfiguration. */
+export function serverSettings(get: (key: string) => unknown): Record<string, unknown> {
+  return {
+    sandkit: {
+      defaultAgent: get("defaultAgent") ?? "shell",
+      defaultKits: get("defaultKits") ?? [],
+      approvalTimeout: get("approvalTimeout") ?? 60,
+    },
+  };
+}
