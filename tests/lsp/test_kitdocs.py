@@ -220,3 +220,36 @@ async def test_validate_and_new_kit_commands(client: LanguageClient, tmp_path: P
                 "sandkit.newKit", [{"folder": str(tmp_path), "name": "tools"}]
             )
         )
+
+
+MIXIN = """\
+schemaVersion: "2"
+kind: mixin
+name: {name}
+credentials:
+  - service: shared
+    apiKey:
+      name: SHARED_KEY
+      proxyManaged: true
+      inject: [{{domain: api.example.com, header: Authorization, format: "Bearer %s"}}]
+"""
+
+
+async def test_composition_errors_when_the_workspace_names_the_kit(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "spec.yaml").write_text(MIXIN.format(name=name))
+    (tmp_path / ".sandkit.yaml").write_text("agent: shell\nkits: [./first, ./second]\n")
+    spec = tmp_path / "second" / "spec.yaml"
+    uri = open_doc(client, spec, spec.read_text())
+    for _ in range(50):
+        found = [d for d in client.diagnostics.get(uri, []) if d.code == "compose"]
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert len(found) == 1, [d.message for d in found]
+    (diag,) = found
+    assert diag.code == "compose" and "shared" in diag.message, diag.message
+    assert diag.range.start.line == 4  # the second kit's `- service: shared`

@@ -180,3 +180,45 @@ async def test_editor_drives_a_sandbox(
     finally:
         await run(editor, "sandkit.remove", {"name": "lspbox", "force": True})
     assert list(editor.diagnostics[spec.resolve().as_uri()]) == []  # cleared with the sandbox
+
+
+async def test_held_deletions_are_asked_about_in_the_editor(
+    editor: LanguageClient, tmp_path: Path
+) -> None:
+    ws = tmp_path / "many"
+    ws.mkdir()
+    for i in range(60):
+        (ws / f"f{i}.txt").write_text(str(i))
+    asked: list[str] = []
+
+    @editor.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)  # type: ignore[untyped-decorator]
+    def ask(ls: LanguageClient, params: types.ShowMessageRequestParams) -> types.MessageActionItem:
+        asked.append(params.message)
+        return types.MessageActionItem(title="Put them back")
+
+    await run(
+        editor, "sandkit.openWorkspace", {"folder": str(ws), "name": "lspsync", "memory": "512m"}
+    )
+    try:
+        gone = await run(
+            editor,
+            "sandkit.exec",
+            {"name": "lspsync", "argv": ["sh", "-c", "rm -f *.txt; ls | wc -l"]},
+        )
+        assert gone["stdout"].strip() == "0"
+        for _ in range(300):
+            if asked:
+                break
+            await asyncio.sleep(0.1)
+        assert asked and "deleted many files at once" in asked[0]
+        for _ in range(100):  # put back in the sandbox, and never deleted on the host
+            back = await run(
+                editor, "sandkit.exec", {"name": "lspsync", "argv": ["sh", "-c", "ls | wc -l"]}
+            )
+            if back["stdout"].strip() == "60":
+                break
+            await asyncio.sleep(0.2)
+        assert back["stdout"].strip() == "60"
+        assert len(list(ws.glob("f*.txt"))) == 60
+    finally:
+        await run(editor, "sandkit.remove", {"name": "lspsync", "force": True})

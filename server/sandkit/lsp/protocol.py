@@ -54,5 +54,8 @@ ALLOW_ONCE = "Allow once"
 ALLOW_SANDBOX = "Allow for this sandbox"
 ADD_TO_KIT = "Add to kit"
 DENY = "Deny"
+# … and when a burst of deletions in the sandbox is held by the sync guard.
+PUT_BACK = "Put them back"
+DELETE_TOO = "Delete on the host too"
 
 WORKSPACE_FILE = ".sandkit.yaml"  # per-folder defaults: agent, kits, kitArgs, default

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -86,6 +87,63 @@ class KitDocuments:
         self.server.publish(uri, SOURCE, [to_diagnostic(i) for i in analysis.issues])
         return analysis
 
+    async def compose_check(self, uri: str) -> None:
+        """When the folder's .sandkit.yaml names this kit, compose the sandbox it describes
+        (from the files on disk, so on open and save) and show the problems that belong
+        here: a duplicate credential service, an arg no kit declares, a conflict."""
+        from sandkit.errors import SandkitError
+        from sandkit.hostconfig import registry_args
+        from sandkit.kits import resolve
+        from sandkit.kits.builtin import looks_like_path
+        from sandkit.kits.issues import KitError
+        from sandkit.lsp.workspace import find_workspace_file, workspace_defaults
+
+        doc = self.server.workspace.get_text_document(uri)
+        analysis = self.analyses.get(uri)
+        if analysis is None:  # not a kit
+            return
+        found: list[types.Diagnostic] = []
+        path = Path(doc.path).resolve()
+        settings = find_workspace_file(path.parent)
+        if analysis.loaded is not None and settings is not None:
+            try:
+                defaults = workspace_defaults(settings.parent)
+            except SandkitError:
+                defaults = {}
+            agent = str(defaults.get("agent") or self.server.settings.default_agent)
+            kits = [str(k) for k in defaults.get("kits") or []]
+            named = {
+                Path(r).resolve() for r in (agent, *kits) if looks_like_path(r) or Path(r).exists()
+            }
+            if path in named or path.parent in named:
+                try:
+                    await asyncio.to_thread(
+                        resolve,
+                        agent,
+                        kits,
+                        {str(k): str(v) for k, v in (defaults.get("kitArgs") or {}).items()},
+                        defaults=registry_args(),
+                    )
+                except KitError as exc:
+                    for issue in exc.issues:
+                        diag = to_diagnostic(issue)
+                        if _same_file(issue.file, path):
+                            found.append(diag)
+                        else:  # about another kit or an arg: shown at the top, said so
+                            diag.range = to_range(Span.point())
+                            diag.message = f"composing {settings.name}: {issue.format()}"
+                            found.append(diag)
+                except SandkitError as exc:
+                    found.append(
+                        types.Diagnostic(
+                            range=to_range(Span.point()),
+                            message=f"composing {settings.name}: {exc}",
+                            source="sandkit",
+                            code="compose",
+                        )
+                    )
+        self.server.publish(uri, "compose", found)
+
     def closed(self, uri: str) -> None:
         timer = self._timers.pop(uri, None)
         if timer is not None:
@@ -102,16 +160,18 @@ def register(server: SandkitServer) -> None:
     server.kit_documents = docs  # type: ignore[attr-defined]  # for the sandboxes feature
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: SandkitServer, params: types.DidOpenTextDocumentParams) -> None:
+    async def did_open(ls: SandkitServer, params: types.DidOpenTextDocumentParams) -> None:
         docs.changed(params.text_document.uri, immediate=True)
+        await docs.compose_check(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: SandkitServer, params: types.DidChangeTextDocumentParams) -> None:
         docs.changed(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: SandkitServer, params: types.DidSaveTextDocumentParams) -> None:
+    async def did_save(ls: SandkitServer, params: types.DidSaveTextDocumentParams) -> None:
         docs.changed(params.text_document.uri, immediate=True)
+        await docs.compose_check(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: SandkitServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -162,6 +222,13 @@ def register(server: SandkitServer) -> None:
         if not is_kit_document(doc.path, doc.source):
             return None
         return actions(doc.uri, doc.source, params.context.diagnostics, docs.analysis(doc.uri))
+
+
+def _same_file(name: str, path: Path) -> bool:
+    try:
+        return Path(name).resolve() == path
+    except (OSError, ValueError):
+        return False
 
 
 # -- completion ---------------------------------------------------------------------------

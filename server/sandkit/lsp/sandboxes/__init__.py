@@ -21,6 +21,7 @@ from sandkit.errors import SandkitError
 from sandkit.lsp import protocol
 from sandkit.lsp.sandboxes.terminals import Terminals
 from sandkit.lsp.sandboxes.watch import Watcher
+from sandkit.lsp.workspace import workspace_defaults
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name, default_name
 
@@ -71,31 +72,6 @@ def _command(
         return handler
 
     return decorate
-
-
-def workspace_defaults(folder: Path) -> dict[str, Any]:
-    """The folder's .sandkit.yaml (agent, kits, kitArgs, default, memory, resolve,
-    upstreamCa); paths in it are relative to the folder."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    path = folder / protocol.WORKSPACE_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = YAML(typ="safe").load(path.read_text())
-    except (OSError, YAMLError) as exc:
-        raise SandboxError(f"{path}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise SandboxError(f"{path}: expected a mapping with agent, kits, kitArgs")
-    kits = [str(k) for k in data.get("kits") or []]
-    data["kits"] = [
-        str((folder / k).resolve()) if ("/" in k or k.startswith(".")) else k for k in kits
-    ]
-    agent = data.get("agent")
-    if isinstance(agent, str) and ("/" in agent or agent.startswith(".")):
-        data["agent"] = str((folder / agent).resolve())
-    return data
 
 
 def _upstream_ca(value: Any, folder: Path) -> str | None:

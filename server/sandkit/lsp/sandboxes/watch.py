@@ -59,6 +59,8 @@ class Watched:
     )
     approvals: asyncio.Task[None] | None = None
     uris: set[str] = field(default_factory=set)  # documents that carry our diagnostics
+    sync: str | None = None  # the sync state last seen (paused: deletions held)
+    asking_sync: bool = False
 
 
 def kit_spec_files(refs: list[str]) -> list[Path]:
@@ -107,6 +109,7 @@ class Watcher:
                 self.watched[name] = watched
                 watched.approvals = spawn(self._approvals(watched), f"approvals-{name}")
             self._read(watched)
+            self._sync(watched, sandbox.state().sync)
 
     def forget(self, name: str) -> None:
         watched = self.watched.pop(name, None)
@@ -200,6 +203,55 @@ class Watcher:
         for uri, diagnostics in per_uri.items():
             self.server.publish(uri, f"{SOURCE}:{watched.sandbox.name}", diagnostics)
         watched.uris = set(per_uri)
+
+    # -- sync: held deletions and conflicts ------------------------------------------------
+    def _sync(self, watched: Watched, state: str | None) -> None:
+        before, watched.sync = watched.sync, state
+        if state == before or watched.asking_sync:
+            return
+        if state == "paused":
+            watched.asking_sync = True
+            spawn(self._ask_sync(watched), "sync-prompt")
+        elif state == "conflicts":
+            self.server.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Warning,
+                    message=f"Sandbox {watched.sandbox.name}: a file changed on both sides; "
+                    "both versions are kept (the sandbox's as NAME.sandbox-conflict-WHEN).",
+                )
+            )
+
+    async def _ask_sync(self, watched: Watched) -> None:
+        name = watched.sandbox.name
+        try:
+            client = await lifecycle.connect(watched.sandbox)
+        except SandkitError:
+            watched.asking_sync = False
+            return
+        try:
+            held = (await client.call("sync-status")).get("held", [])
+            shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+            answer = await self.server.window_show_message_request_async(
+                types.ShowMessageRequestParams(
+                    type=types.MessageType.Warning,
+                    message=f"Sandbox {name} deleted many files at once ({shown}). They are "
+                    "still in your workspace. Delete them there too (into the trash), or put "
+                    "them back in the sandbox?",
+                    actions=[
+                        types.MessageActionItem(title=protocol.PUT_BACK),
+                        types.MessageActionItem(title=protocol.DELETE_TOO),
+                    ],
+                )
+            )
+            if answer is not None and answer.title == protocol.DELETE_TOO:
+                await client.call("sync-approve")
+            elif answer is not None and answer.title == protocol.PUT_BACK:
+                await client.call("sync-reject")
+        except (SandkitError, ConnectionError):
+            pass
+        finally:
+            client.close()
+            watched.asking_sync = False
 
     # -- approvals ------------------------------------------------------------------------
     async def _approvals(self, watched: Watched) -> None:
