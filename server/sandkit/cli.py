@@ -151,9 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     lsp.add_argument("--stdio", action="store_true", help="use stdin/stdout (the default)")
     lsp.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP port instead")
 
-    from sandkit import image_cli, net_cli, sandbox_cli
+    from sandkit import image_cli, net_cli, pool_cli, sandbox_cli
 
     sandbox_cli.add_parsers(commands, _Formatter)
+    pool_cli.add_parsers(commands, _Formatter)
     image_cli.add_parsers(commands, _Formatter)
     net_cli.add_parsers(commands, _Formatter)
     return parser
@@ -179,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sandkit.lsp.server import run as run_lsp
 
             return run_lsp(args)
+        if args.command == "pool":
+            from sandkit import pool_cli
+
+            return pool_cli.run(args)
         if args.command == "image":
             from sandkit import image_cli
 

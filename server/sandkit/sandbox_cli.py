@@ -209,6 +209,10 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
             raise SandboxError(f"--upstream-ca {args.upstream_ca}: no such file")
         upstream_ca = str(args.upstream_ca.resolve())
     name = check_name(args.name) if args.name else default_name(args.agent, workspace)
+    if name.startswith(lifecycle.POOL_PREFIX):
+        raise SandboxError(
+            f"'{name}': names starting with '{lifecycle.POOL_PREFIX}' are the warm pool's"
+        )
     return Config(
         name=name,
         agent=absolute_ref(args.agent),
@@ -237,7 +241,9 @@ async def _started(sandbox: Sandbox) -> None:
 
 async def cmd_create(args: argparse.Namespace, extra: list[str]) -> int:
     config, workspace = _config(args)
-    sandbox = lifecycle.create(Store(), config, workspace)
+    sandbox, adopted = await lifecycle.create_or_adopt(Store(), config, workspace)
+    if adopted:
+        lifecycle.refill_in_background(config.cpus, config.memory_mib)
     print(sandbox.name)
     return 0
 
@@ -267,14 +273,18 @@ async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     config, workspace = _config(args)
     store = Store()
     sandbox = Sandbox(store.root, config.name)
+    refill = False
     if not sandbox.exists():
-        sandbox = lifecycle.create(store, config, workspace)
+        sandbox, _ = await lifecycle.create_or_adopt(store, config, workspace)
+        refill = lifecycle.pool_size() > 0  # so that the next new sandbox starts warm
     else:
         config = sandbox.config()
     resolved = resolve(
         config.agent, config.kits, config.kit_args, defaults=config.arg_defaults or registry_args()
     ).sandbox
     await _started(sandbox)
+    if refill:
+        lifecycle.refill_in_background(config.cpus, config.memory_mib)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     argv = agent_argv(resolved, extra, interactive)
     return await attach(
@@ -451,6 +461,8 @@ def _uptime(started: float | None) -> str:
 async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
     rows: list[dict[str, Any]] = []
     for sandbox in Store().all():
+        if lifecycle.is_pool_member(sandbox):
+            continue  # `sandkit pool status` lists them
         config, state = sandbox.config(), sandbox.state()
         rows.append(
             {

@@ -45,11 +45,13 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         **os.environ,
         "XDG_STATE_HOME": str(root / "state"),
         "XDG_CONFIG_HOME": str(root / "config"),
+        "SANDKIT_POOL_SIZE": "0",  # tests of the warm pool turn it on themselves
     }
     e = Env(variables, root / "state" / "sandkit" / "sandboxes")
-    old = {k: os.environ.get(k) for k in ("XDG_STATE_HOME", "XDG_CONFIG_HOME")}
+    old = {k: os.environ.get(k) for k in ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "SANDKIT_POOL_SIZE")}
     os.environ.update({k: variables[k] for k in old})  # in-process clients see the same store
     yield e
+    e.sk("pool", "drain", timeout=300)  # waits for a background refill, then removes it
     e.sk("rm", "-f", "--all", timeout=120)
     for key, value in old.items():
         if value is None:

@@ -3,6 +3,7 @@ files, startup at every boot (background ones too), agent context with the manag
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -61,7 +62,13 @@ def kit(root: Path, name: str, text: str, files: dict[str, str]) -> Path:
     return path
 
 
-def test_kit_steps_in_the_guest(env: Env, tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", ["cold", "pooled"])
+def test_kit_steps_in_the_guest(env: Env, tmp_path: Path, start: str) -> None:
+    """The same kit, the same results: on a cold-booted VM and on one adopted from the
+    warm pool."""
+    if start == "pooled":
+        env = Env({**env.vars, "SANDKIT_POOL_SIZE": "1"}, env.state)
+        env.sk("pool", "fill", "--memory", "512m", timeout=600, check=True)
     demo = kit(
         tmp_path,
         "demo",
@@ -75,7 +82,7 @@ def test_kit_steps_in_the_guest(env: Env, tmp_path: Path) -> None:
     ws = tmp_path / "proj"
     ws.mkdir()
     (ws / "README.md").write_text("the user's readme")
-    name = "kitlive"
+    name = f"kitlive-{start}"
     env.sk(
         "create",
         "shell",
@@ -94,6 +101,8 @@ def test_kit_steps_in_the_guest(env: Env, tmp_path: Path) -> None:
             "cat ~/.config/demo/settings; echo; cat from-kit.txt; echo; echo $DEMO_VAR; "
             "cat /var/tmp/started | wc -l; pgrep -c -x sleep; cat ~/keep.txt"
         )
+        adopted = json.loads((env.state / name / "state.json").read_text())["adopted_from"]
+        assert (adopted is not None) == (start == "pooled")
         out = env.sk("exec", name, "--", "sh", "-c", script, check=True).stdout.splitlines()
         assert out == [
             "installed-by-root demo-value",
@@ -132,6 +141,8 @@ def test_kit_steps_in_the_guest(env: Env, tmp_path: Path) -> None:
         assert again.stdout.split() == ["1", "2", "mine"]  # install once, startup per boot
     finally:
         env.sk("rm", "-f", name)
+        if start == "pooled":
+            env.sk("pool", "drain", timeout=300)
 
 
 def test_a_failing_step_names_the_kit_and_shows_its_output(env: Env, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,15 +60,12 @@ async def write_file(
     overwrite: bool = True,
     what: str | None = None,
 ) -> None:
-    """Written by root (kits may name any path in the guest), then owned by ``user``."""
-    quoted = shlex.quote(path)
-    owner = "agent:agent" if _user(user) == "agent" else shlex.quote(_user(user))
-    keep = "" if overwrite else f"[ -e {quoted} ] && exit 0; "
-    script = (
-        f"{keep}mkdir -p {shlex.quote(posixpath.dirname(path))} && cat > {quoted} && "
-        f"chmod {mode:o} {quoted} && chown {owner} {quoted}"
-    )
-    await _run(channel, ["sh", "-c", script], "0", {}, what or f"writing {path}", data)
+    """Written by root (kits may name any path in the guest), then owned by ``user``; by
+    the guest agent itself, as starting programs is slow under TCG."""
+    try:
+        await channel.write_file(path, data, mode, _user(user), keep=not overwrite)
+    except SandkitError as exc:
+        raise KitApplyError(f"{what or f'writing {path}'} failed: {exc}") from None
 
 
 def _step(cmd: Command, kind: str, n: int) -> str:
@@ -88,11 +84,9 @@ async def apply_kits(
 ) -> None:
     """Run every boot; steps meant once per sandbox leave a marker in the guest's disk.
     ``set_phase`` opens the proxy's install-phase rules for the install commands only."""
-    await _run(channel, ["mkdir", "-p", STATE_DIR], "0", {}, "preparing the kit state")
     digest = hashlib.sha256(sandbox.model_dump_json().encode()).hexdigest()[:16]
     marker = f"{STATE_DIR}/created-{digest}"
-    probe = await channel.run(["test", "-e", marker])
-    first_boot = probe.exit_status != 0
+    first_boot = await channel.read_file(marker) is None
     sources = {k.kit.name: k.source for k in loaded}
     if first_boot:
         for static in sandbox.static_files:  # files/home/** (files/workspace/**: below)
@@ -128,7 +122,7 @@ async def apply_kits(
             )
     await write_agent_context(channel, sandbox, workspace)
     if first_boot:
-        await _run(channel, ["touch", marker], "0", {}, "recording the kit state")
+        await write_file(channel, marker, b"", 0o644, "0", what="recording the kit state")
 
 
 async def write_agent_context(
@@ -154,8 +148,8 @@ async def write_agent_context(
     section = f"{MARK_START}\n## Kits\n{index}\n{MARK_END}\n" if mixins else ""
     body = "\n".join(c.content.rstrip() for c in base)
     target = f"{parent}/{filename}"
-    current = await channel.run(["cat", target])
-    text = current.stdout.decode(errors="replace") if current.exit_status == 0 else body + "\n"
+    current = await channel.read_file(target)
+    text = current.decode(errors="replace") if current is not None else body + "\n"
     if MARK_START in text and MARK_END in text:
         head, _, rest = text.partition(MARK_START)
         _, _, tail = rest.partition(MARK_END)

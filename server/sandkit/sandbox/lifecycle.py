@@ -56,9 +56,9 @@ async def start(
 ) -> State:
     """Boot the sandbox (its supervisor) unless it runs already; wait until it answers."""
     state = sandbox.state()
-    if state.state == "running" and _alive(state.supervisor_pid):
+    if state.state in ("running", "pooled") and _alive(state.supervisor_pid):
         return state
-    if state.state in ("booting", "stopping") and _alive(state.supervisor_pid):
+    if state.state in ("booting", "adopting", "stopping") and _alive(state.supervisor_pid):
         return await _wait(sandbox, waiting)
     _kill_leftovers(state)  # a crashed sandbox may have left QEMU or virtiofsd running
     _kill_orphans(sandbox)
@@ -84,7 +84,7 @@ async def _wait(sandbox: Sandbox, waiting: Callable[[str], None] | None) -> Stat
     await asyncio.sleep(0.05)
     while time.monotonic() < deadline:
         state = sandbox.state()
-        if state.state == "running":
+        if state.state in ("running", "pooled"):
             return state
         if state.state in ("crashed", "stopped"):
             raise SandboxError(
@@ -154,3 +154,129 @@ def _kill_orphans(sandbox: Sandbox) -> None:
                 name = cmdline.split(b"\0", 1)[0].rsplit(b"/", 1)[-1]
                 if name in (b"qemu-system-x86_64", b"virtiofsd"):
                     os.kill(int(proc.name), signal.SIGKILL)
+
+
+# -- the warm pool ------------------------------------------------------------------------------
+POOL_PREFIX = "pool-"
+
+
+def pool_size() -> int:
+    """Members kept ready per machine shape: $SANDKIT_POOL_SIZE (default 1; 0 turns the
+    pool off)."""
+    try:
+        return max(int(os.environ.get("SANDKIT_POOL_SIZE", "1")), 0)
+    except ValueError:
+        raise SandboxError(
+            "SANDKIT_POOL_SIZE must be a whole number (0 turns the pool off)"
+        ) from None
+
+
+def shape(cpus: int, memory_mib: int) -> str:
+    return f"{cpus}c{memory_mib}m"
+
+
+def pool_members(store: Store) -> list[Sandbox]:
+    return [s for s in store.all() if s.name.startswith(POOL_PREFIX)]
+
+
+def is_pool_member(sandbox: Sandbox) -> bool:
+    return sandbox.name.startswith(POOL_PREFIX)
+
+
+async def adopt(store: Store, config: Config) -> Sandbox | None:
+    """Claim a paused pool member of the config's shape and make it this sandbox; None
+    when none is ready (the caller boots one cold)."""
+    from dataclasses import asdict
+
+    wanted = shape(config.cpus, config.memory_mib)
+    for member in pool_members(store):
+        try:
+            if member.config().pool_shape != wanted:
+                continue
+        except SandboxError:
+            continue
+        state = member.state()
+        if state.state != "pooled" or not _alive(state.supervisor_pid):
+            continue
+        try:
+            client = await SupervisorClient.connect(member.control)
+        except SandboxError:
+            continue
+        try:
+            await client.call("adopt", {"name": config.name, "config": asdict(config)})
+        except SandboxError as exc:
+            if "taken" in str(exc):
+                continue  # another client got it first
+            raise
+        finally:
+            client.close()
+        return Sandbox(store.root, config.name)
+    return None
+
+
+async def create_or_adopt(
+    store: Store, config: Config, workspace: Path | None
+) -> tuple[Sandbox, bool]:
+    """A new sandbox: adopted from the warm pool when a member is ready, else created (and
+    booted later, cold). Either way the kits are checked first."""
+    config.arg_defaults = dict(registry_args())
+    resolve(config.agent, config.kits, config.kit_args, defaults=config.arg_defaults)
+    if workspace is not None and not workspace.is_dir():
+        raise SandboxError(f"{workspace} is not a directory")
+    if Sandbox(store.root, config.name).exists():
+        raise SandboxError(f"a sandbox named '{config.name}' exists already")
+    if pool_size() > 0:
+        adopted = await adopt(store, config)
+        if adopted is not None:
+            return adopted, True
+    return create(store, config, workspace), False
+
+
+async def fill(store: Store, cpus: int, memory_mib: int, size: int | None = None) -> int:
+    """Boot members until the pool holds ``size`` of this shape; returns how many started."""
+    import secrets
+
+    want = pool_size() if size is None else size
+    wanted = shape(cpus, memory_mib)
+    started = 0
+    while _count(store, wanted) < want:  # counted again each time: adoptions go on meanwhile
+        # Never reuse a member's name: an adopted VM's QEMU still names its first folder.
+        name = f"{POOL_PREFIX}{wanted}-{secrets.token_hex(3)}"
+        config = Config(
+            name=name,
+            agent="shell",
+            cpus=cpus,
+            memory_mib=memory_mib,
+            default_policy="deny-all",
+            pool_shape=wanted,
+        )
+        member = create(store, config, None)
+        await start(member)
+        started += 1
+    return started
+
+
+def _count(store: Store, wanted: str) -> int:
+    count = 0
+    for member in pool_members(store):
+        try:
+            same = member.config().pool_shape == wanted
+        except SandboxError:
+            continue
+        if same and member.state().state in ("pooled", "booting", "created"):
+            count += 1
+    return count
+
+
+def refill_in_background(cpus: int, memory_mib: int) -> None:
+    """Top the pool up after an adoption, at low priority, outliving this command."""
+    if pool_size() == 0:
+        return
+    log_dir = Store().root
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / "pool.log").open("ab") as log:
+        subprocess.Popen(
+            ["nice", "-n", "10", sys.executable, "-m", "sandkit", "pool", "fill",
+             "--cpus", str(cpus), "--memory", f"{memory_mib}m", "--quiet"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip

@@ -54,6 +54,7 @@ class Config:
     default_policy: str = "balanced"  # for hosts no rule names
     resolve: dict[str, str] = field(default_factory=dict)  # HOST -> IP pins for the proxy
     upstream_ca: str | None = None  # extra CA the proxy trusts upstream (and the guest too)
+    pool_shape: str | None = None  # set on warm-pool members (e.g. "2c1024m"), until adopted
     host_cas: bool = True  # the guest also trusts the CAs added to the host's trust store
     ask_timeout: float = 60.0  # seconds a request no rule covers waits for a person's answer
     created: float = field(default_factory=time.time)
@@ -61,13 +62,15 @@ class Config:
 
 @dataclass
 class State:
-    state: str = "created"  # created | booting | running | stopping | stopped | crashed
+    # created | booting | running | pooled (a paused warm-pool member) | stopping | stopped | crashed
+    state: str = "created"
     supervisor_pid: int | None = None
     qemu_pid: int | None = None
     started: float | None = None
     error: str | None = None
     proxy_port: int | None = None
     sync: str | None = None  # in sync | syncing | paused | conflicts
+    adopted_from: str | None = None  # the warm-pool member this sandbox started as
 
 
 def _alive(pid: int | None) -> bool:
@@ -132,7 +135,8 @@ class Sandbox:
             state = State(**json.loads((self.dir / "state.json").read_text()))
         except (OSError, ValueError, TypeError):
             state = State()
-        if state.state in ("booting", "running", "stopping") and not _alive(state.supervisor_pid):
+        alive_states = ("booting", "running", "pooled", "adopting", "stopping")
+        if state.state in alive_states and not _alive(state.supervisor_pid):
             state.state = "crashed"
             state.error = state.error or "the sandbox's supervisor is gone"
         return state

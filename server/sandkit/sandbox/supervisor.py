@@ -35,7 +35,7 @@ from sandkit.vm.machine import Machine, MachinePaths, VMError, tail
 
 if TYPE_CHECKING:
     from sandkit.kits.resolve import Resolution
-    from sandkit.net.proxy import EgressProxy
+    from sandkit.net.proxy import EgressProxy, ProxySettings
     from sandkit.sync.engine import SyncEngine
 
 log = logging.getLogger("sandkit.supervisor")
@@ -67,6 +67,8 @@ class Supervisor:
         self.ca_pem = b""
         self.proxy: EgressProxy | None = None
         self.approvals = ApprovalBroker()
+        self.servers: list[asyncio.Server] = []
+        self.adopting = asyncio.Lock()
         self.stopping = False
         self.done = asyncio.Event()
 
@@ -85,13 +87,18 @@ class Supervisor:
             self.save(state="crashed", error=message)
             await self.cleanup()
             return 1
-        server = await asyncio.start_unix_server(
-            self.client, str(self.sandbox.control), limit=1 << 22
+        self.servers.append(
+            await asyncio.start_unix_server(self.client, str(self.sandbox.control), limit=1 << 22)
         )
-        self.save(state="running", qemu_pid=self.machine.pid if self.machine else None)
+        pooled = self.config.pool_shape is not None
+        self.save(
+            state="pooled" if pooled else "running",
+            qemu_pid=self.machine.pid if self.machine else None,
+        )
         spawn(self.watch(), "watch-vm")
         await self.done.wait()
-        server.close()
+        for server in self.servers:
+            server.close()
         self.sandbox.control.unlink(missing_ok=True)
         return 0
 
@@ -109,12 +116,14 @@ class Supervisor:
         params = {"hostname": c.name, "proxy": "10.0.2.100:3128"}
         if c.workspace:
             params["ws"] = c.workspace
+        elif c.pool_shape:  # an empty share, mounted now, filled and bound at adoption
+            params["share"] = "1"
         self.machine = Machine(
             image,
             MachinePaths(self.sandbox.dir, self.sandbox.sockets),
             cpus=c.cpus,
             memory_mib=c.memory_mib,
-            share=self.sandbox.share if c.workspace else None,
+            share=self.sandbox.share if c.workspace or c.pool_shape else None,
             params=params,
             proxy_port=port,
         )
@@ -144,6 +153,11 @@ class Supervisor:
         await launch
         log.info("guest agent ready (%s)", self.machine.accel)
         await self.trust_ca()
+        if c.pool_shape:  # wait, paused (no CPU), for a sandbox to adopt this VM
+            assert self.machine.qmp is not None
+            await self.machine.qmp.execute("stop")
+            log.info("pooled (%s), paused", c.pool_shape)
+            return
         await self.apply_kits()
         log.info("kits applied")
 
@@ -175,9 +189,16 @@ class Supervisor:
             log.info("sync %s %s", event, data)
 
     async def make_proxy(self, listener: socket.socket) -> EgressProxy:
+        from sandkit.net.proxy import EgressProxy
+
+        proxy = EgressProxy(await self.proxy_settings())
+        await proxy.start(sock=listener)
+        return proxy
+
+    async def proxy_settings(self) -> ProxySettings:
+        """The composed kits' policy and credentials, and what the guest sees of them."""
         from sandkit.kits import resolve  # heavy imports: after QEMU is on its way
         from sandkit.net.policy import DefaultPolicy
-        from sandkit.net.proxy import EgressProxy
         from sandkit.net.service import build_settings
 
         c = self.config
@@ -215,9 +236,7 @@ class Supervisor:
             self.ca_pem += b"\n" + Path(c.upstream_ca).read_bytes()
         if c.host_cas:
             self.ca_pem += b"\n" + local_cas()
-        proxy = EgressProxy(settings)
-        await proxy.start(sock=listener)
-        return proxy
+        return settings
 
     async def apply_kits(self) -> None:
         from sandkit.sandbox.kitapply import apply_kits
@@ -233,6 +252,104 @@ class Supervisor:
             self.sandbox.share if self.config.workspace else None,
             set_phase=self.set_phase,
         )
+
+    # -- warm pool ------------------------------------------------------------------------
+    async def adopt(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Become sandbox ``name``: take its directory name and config, fill the share
+        from its workspace, resume, make the guest unique, then the same kit application
+        as a cold boot."""
+        from sandkit.sandbox.store import Config, Sandbox, check_name
+
+        if self.state.state != "pooled" or self.stopping:
+            raise SandkitError("this pool member is taken")
+        self.state.state = "adopting"  # before any await: one adopter only
+        started = time.monotonic()
+        member = self.sandbox.name
+        target = self.sandbox.dir.parent / check_name(name)
+        try:
+            if target.exists():
+                raise FileExistsError(17, "a sandbox has that name")
+            self.sandbox.dir.rename(target)
+        except OSError as exc:
+            self.state.state = "pooled"
+            raise SandkitError(f"cannot take the name '{name}': {exc.strerror}") from None
+        old_control = self.sandbox.control
+        self.sandbox = Sandbox(target.parent, name)
+        self.config = Config(**{**config, "name": name, "pool_shape": None})
+        self.sandbox.save_config(self.config)
+        self.save(state="booting", adopted_from=member, started=time.time())
+        if self.sandbox.control != old_control:  # the socket moved with the folder, or not
+            self.sandbox.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.servers.append(
+                await asyncio.start_unix_server(
+                    self.client, str(self.sandbox.control), limit=1 << 22
+                )
+            )
+        try:
+            await self._adopt()
+        except Exception as exc:
+            if not isinstance(exc, SandkitError):
+                log.exception("adoption failed")
+            message = str(exc) if isinstance(exc, SandkitError) else f"internal error: {exc!r}"
+            self.save(state="crashed", error=message)
+            spawn(self._end_after_failure(), "end")
+            raise SandkitError(f"sandbox '{name}' did not start: {message}") from None
+        self.save(state="running")
+        log.info("adopted %s as %s in %.2f s", member, name, time.monotonic() - started)
+        return {"member": member, "seconds": round(time.monotonic() - started, 3)}
+
+    async def _end_after_failure(self) -> None:
+        self.stopping = True
+        await self.cleanup()
+        self.done.set()
+
+    async def _adopt(self) -> None:
+        assert self.machine is not None and self.machine.qmp is not None
+        assert self.machine.channel is not None and self.proxy is not None
+        from sandkit.vm.machine import MachinePaths
+
+        c = self.config
+        self.machine.paths = MachinePaths(self.sandbox.dir, self.machine.paths.sockets)
+        old = self.proxy.s
+        self.proxy.s = await self.proxy_settings()
+        old.log.close()
+        if c.workspace:
+            await self.start_sync(Path(c.workspace))
+            if self.resolution is not None:
+                from sandkit.sandbox.kitapply import place_workspace_files
+
+                placed = place_workspace_files(
+                    self.resolution.sandbox,
+                    list(self.resolution.loaded),
+                    self.sandbox.share,
+                    Path(c.workspace),
+                )
+                if placed and self.sync is not None:
+                    await asyncio.to_thread(self.sync.sync, placed)
+        await self.machine.qmp.execute("cont")
+        await self.make_unique()
+        await self.apply_kits()
+
+    async def make_unique(self) -> None:
+        """A pooled VM was booted before anyone knew its name: give it this sandbox's
+        hostname, a fresh machine-id, the host's clock, host entropy mixed into its RNG
+        (then reseeded), and the workspace bound at its path; the CAs it must trust."""
+        import secrets
+
+        assert self.machine is not None and self.machine.channel is not None
+        c = self.config
+        try:
+            await self.machine.channel.adopt(
+                hostname=c.name,
+                machine_id=secrets.token_hex(16),
+                time=time.time(),
+                seed=secrets.token_hex(64),
+                workspace=c.workspace,
+            )
+        except Exception as exc:
+            raise SandkitError(f"cannot prepare the pooled VM: {exc}") from None
+        if c.upstream_ca:  # the member trusts sandkit's CA already; add this sandbox's own
+            await self.trust_ca(Path(c.upstream_ca).read_bytes())
 
     def set_phase(self, phase: Phase) -> None:
         """v3 kits' install-phase rules hold only while install commands run."""
@@ -268,21 +385,20 @@ class Supervisor:
             tmp.replace(path)
         return {"answered": len(answered), "remembered": remember}
 
-    async def trust_ca(self) -> None:
+    async def trust_ca(self, extra: bytes = b"") -> None:
         """Install the sandbox CA (and an upstream CA) in the guest's trust store, once per
         boot: the proxy terminates TLS for hosts that carry a credential."""
         assert self.machine is not None and self.machine.channel is not None
-        script = (
-            f"cat > {GUEST_CA} && grep -q 'sandkit sandbox proxy CA' {GUEST_CA_BUNDLE} "
-            f"2>/dev/null || cat {GUEST_CA} >> {GUEST_CA_BUNDLE}"
-        )
-        run = await self.machine.channel.exec(["sh", "-c", script], stdin=True)
-        await run.stdin(self.ca_pem, eof=True)
-        result = await run.wait()
-        if result.exit_status != 0:
-            raise SandkitError(
-                f"cannot install the sandbox CA in the guest: {result.stderr.decode()}"
-            )
+        channel = self.machine.channel
+        pem = extra or self.ca_pem
+        try:
+            bundle = await channel.read_file(GUEST_CA_BUNDLE) or b""
+            if not extra:
+                await channel.write_file(GUEST_CA, pem)
+            if pem.strip() not in bundle:
+                await channel.write_file(GUEST_CA_BUNDLE, bundle.rstrip(b"\n") + b"\n" + pem)
+        except SandkitError as exc:
+            raise SandkitError(f"cannot install the sandbox CA in the guest: {exc}") from None
 
     async def watch(self) -> None:
         assert self.machine is not None
@@ -300,10 +416,14 @@ class Supervisor:
     async def stop(self) -> None:
         if self.stopping:
             return
+        pooled = self.state.state == "pooled"
         self.stopping = True
         self.save(state="stopping")
         if self.machine is not None:
-            await self.machine.shutdown()
+            if pooled:  # paused, nothing in it to lose: no graceful shutdown to wait for
+                await self.machine.kill()
+            else:
+                await self.machine.shutdown()
         await self.cleanup()
         self.save(state="stopped", qemu_pid=None, error=None)
         self.done.set()
@@ -430,6 +550,8 @@ class Supervisor:
             return self.answer(str(params.get("host", "")), action, bool(params.get("remember")))
         if method == "pending":
             return {"held": [h.describe() for h in self.approvals.held.values()]}
+        if method == "adopt":
+            return await self.adopt(str(params["name"]), dict(params["config"]))
         if machine is None or machine.channel is None:
             raise SandkitError("the sandbox is not running")
         if method == "dump-memory":  # for audits: is a secret anywhere in the guest's RAM?

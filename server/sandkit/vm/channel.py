@@ -169,6 +169,43 @@ class GuestChannel:
         await queue.get()
         self._waiting.pop(rid, None)
 
+    async def _ask(self, op: str, **fields: Any) -> dict[str, Any]:
+        """One request answered in the guest agent's own process (no program started)."""
+        rid = next(self._ids)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._waiting[rid] = queue
+        try:
+            await self.send({"op": op, "id": rid, **fields})
+            reply = await queue.get()
+        finally:
+            self._waiting.pop(rid, None)
+        if reply.get("op") == "error" or reply.get("lost"):
+            raise ChannelError(str(reply.get("error") or "the guest agent is gone"))
+        return reply
+
+    async def adopt(self, **fields: Any) -> None:
+        """The in-process adoption step of a pooled VM (see agent.adopt)."""
+        await self._ask("adopt", **fields)
+
+    async def read_file(self, path: str) -> bytes | None:
+        data = (await self._ask("read", path=path)).get("data")
+        return base64.b64decode(data) if data is not None else None
+
+    async def write_file(
+        self, path: str, data: bytes, mode: int = 0o644, user: str = "root", keep: bool = False
+    ) -> bool:
+        """Written as root and then given to ``user``; with ``keep`` an existing file stays
+        (returns False)."""
+        reply = await self._ask(
+            "write",
+            path=path,
+            data=base64.b64encode(data).decode(),
+            mode=mode,
+            user=user,
+            keep=keep,
+        )
+        return bool(reply.get("written"))
+
     async def poweroff(self) -> None:
         with contextlib.suppress(ConnectionError):
             await self.send({"op": "poweroff"})

@@ -198,8 +198,10 @@ def register(server: SandkitServer) -> None:
                     config.memory_mib = parse_size(str(memory)) >> 20
                 except ValueError:
                     raise SandboxError(f"memory '{memory}' is not a size like 1g or 512m") from None
-            sandbox = await asyncio.to_thread(lifecycle.create, store, config, folder)
+            sandbox, _ = await lifecycle.create_or_adopt(store, config, folder)
         await started(ls, sandbox)
+        if created:
+            lifecycle.refill_in_background(config.cpus, config.memory_mib)
         return {"name": name, "state": sandbox.state().state, "created": created}
 
     @_command(server, protocol.EXEC)
@@ -265,6 +267,8 @@ def register(server: SandkitServer) -> None:
     async def list_(ls: SandkitServer, p: dict[str, Any]) -> list[dict[str, Any]]:
         rows = []
         for sandbox in Store().all():
+            if lifecycle.is_pool_member(sandbox):
+                continue
             config, state = sandbox.config(), sandbox.state()
             rows.append(
                 {

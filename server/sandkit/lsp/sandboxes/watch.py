@@ -95,6 +95,8 @@ class Watcher:
         """Follow every running sandbox; forget the ones that are gone."""
         alive = {}
         for sandbox in Store().all():
+            if lifecycle.is_pool_member(sandbox):
+                continue
             state = sandbox.state()
             if state.state == "running" and _alive(state.supervisor_pid):
                 alive[sandbox.name] = sandbox

@@ -1,0 +1,109 @@
+"""`sandkit pool status|fill|drain`: the warm pool of paused, pre-booted VMs that
+`run` and `create` adopt instead of booting cold."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from sandkit.kits.fields import parse_size
+from sandkit.sandbox import lifecycle
+from sandkit.sandbox.store import SandboxError, Store
+from sandkit.ui import table
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    formatter: type[argparse.HelpFormatter],
+) -> None:
+    pool = commands.add_parser(
+        "pool",
+        formatter_class=formatter,
+        help="the warm pool of pre-booted VMs (instant sandboxes)",
+        description="Paused, pre-booted VMs that `run` and `create` adopt instead of booting\n"
+        "cold (about 0.5 s instead of 3-5 s under TCG). Each shape (CPUs, memory) keeps\n"
+        "$SANDKIT_POOL_SIZE members (default 1; 0 turns the pool off), refilled in the\n"
+        "background after each adoption. A paused member uses memory but no CPU.",
+    )
+    verbs = pool.add_subparsers(dest="verb", metavar="VERB", required=True)
+    status = verbs.add_parser("status", help="list the pool's members")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    fill = verbs.add_parser("fill", help="boot members until the pool is full")
+    fill.add_argument("--cpus", type=int, default=2, help="the shape's CPUs (default 2)")
+    fill.add_argument("--memory", default="1g", help="the shape's memory (default 1g)")
+    fill.add_argument("--size", type=int, help="members to keep (default $SANDKIT_POOL_SIZE)")
+    fill.add_argument("--quiet", action="store_true", help="print nothing")
+    verbs.add_parser("drain", help="remove every member")
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run({"status": status, "fill": fill, "drain": drain}[args.verb](args))
+
+
+async def status(args: argparse.Namespace) -> int:
+    rows: list[dict[str, Any]] = []
+    for member in lifecycle.pool_members(Store()):
+        state, config = member.state(), member.config()
+        rows.append(
+            {
+                "name": member.name,
+                "shape": config.pool_shape,
+                "state": state.state,
+                "qemu_pid": state.qemu_pid,
+                "age_s": round(time.time() - state.started) if state.started else None,
+            }
+        )
+    if args.json:
+        print(json.dumps({"size": lifecycle.pool_size(), "members": rows}, indent=2))
+        return 0
+    print(f"pool size per shape: {lifecycle.pool_size()} ($SANDKIT_POOL_SIZE)")
+    print(
+        table(
+            [(r["name"], r["shape"] or "-", r["state"], f"{r['age_s'] or 0}s") for r in rows],
+            ("NAME", "SHAPE", "STATE", "AGE"),
+        )
+    )
+    return 0
+
+
+@contextlib.contextmanager
+def _filling(wait: bool = False) -> Iterator[bool]:
+    """One filler at a time; the next one (or a drain) waits for it, so that the pool is
+    never overfilled and no member is booted after a drain."""
+    root = Store().root
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".pool.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+async def fill(args: argparse.Namespace) -> int:
+    try:
+        memory = parse_size(args.memory) >> 20
+    except ValueError:
+        raise SandboxError(f"--memory '{args.memory}' is not a size like 1g or 512m") from None
+    with _filling(wait=True):  # after another filler: it may have filled the pool already
+        started = await lifecycle.fill(Store(), args.cpus, memory, args.size)
+    if not args.quiet:
+        print(f"{started} member(s) started; shape {lifecycle.shape(args.cpus, memory)}")
+    return 0
+
+
+async def drain(args: argparse.Namespace) -> int:
+    store = Store()
+    with _filling(wait=True):
+        members = lifecycle.pool_members(store)
+        for member in members:
+            await lifecycle.remove(store, member, force=True)
+    print(f"{len(members)} member(s) removed")
+    return 0

@@ -1,0 +1,81 @@
+"""The warm pool with real VMs: members boot paused and use no CPU; `run` adopts one (the
+agent's output comes from the adopted VM, with the workspace synced in); adopted sandboxes
+are unique (entropy, machine-id, clock); the pool refills after an adoption."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.vm.conftest import Env
+
+pytestmark = pytest.mark.vm
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def members(env: Env) -> list[dict[str, object]]:
+    out = env.sk("pool", "status", "--json", check=True).stdout
+    return list(json.loads(out)["members"])
+
+
+def wait_pooled(env: Env, count: int, timeout: float = 240) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [m for m in members(env) if m["state"] == "pooled"]
+        if len(found) >= count:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"the pool never held {count} paused member(s): {members(env)}")
+
+
+def test_pool_adopt_unique_and_refill(env: Env, tmp_path: Path) -> None:
+    pooled = Env({**env.vars, "SANDKIT_POOL_SIZE": "2"}, env.state)
+    filled = pooled.sk("pool", "fill", "--memory", "512m", timeout=600, check=True)
+    assert "2 member(s) started; shape 2c512m" in filled.stdout
+    ready = wait_pooled(pooled, 2)
+    assert env.sk("ls", "--json", check=True).stdout.strip() == "[]"  # members are not listed
+
+    # A paused member uses no CPU.
+    pid = int(str(ready[0]["qemu_pid"]))
+    before = cpu_seconds(pid)
+    time.sleep(10)
+    assert cpu_seconds(pid) - before < 0.05
+
+    names = []
+    for n in (1, 2):
+        ws = tmp_path / f"ws{n}"
+        ws.mkdir()
+        (ws / "hello.txt").write_text(f"from host {n}\n")
+        name = f"warm{n}"
+        before = time.time()
+        done = pooled.sk(
+            "run", "shell", str(ws), "--name", name, "--memory", "512m", "--", "sh", "-c",
+            "cat hello.txt; hostname; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; "
+            "echo; cat /etc/machine-id; date +%s.%N",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        text, host, random, machine_id, clock = done.stdout.splitlines()
+        assert text == f"from host {n}" and host == name
+        assert before - 1 <= float(clock) <= time.time() + 1  # the host's clock, within 1 s
+        names.append((random, machine_id))
+        state = json.loads((env.state / name / "state.json").read_text())
+        assert str(state["adopted_from"]).startswith("pool-2c512m-")
+        (ws / "from-host.txt").write_text("later\n")  # sync keeps running after adoption
+        seen = pooled.sk("exec", name, "--", "sh", "-c", "sleep 1; cat from-host.txt")
+        assert seen.stdout == "later\n"
+    assert names[0][0] != names[1][0] and names[0][1] != names[1][1]
+
+    # Each adoption started a background refill: the pool is full again.
+    wait_pooled(pooled, 2)
+    pooled.sk("rm", "-f", "warm1", "warm2")
+    drained = pooled.sk("pool", "drain", check=True)
+    assert "removed" in drained.stdout and members(env) == []
