@@ -7,9 +7,14 @@
      subprocess spawn of `true` on the host as the floor
   4. host memory of an idle sandbox with 1 GiB of guest memory: RSS of QEMU +
      virtiofsd + supervisor
+  5. warm start, side by side with 1: `sandkit run shell PATH -- cat README` adopting a
+     paused member of the warm pool (filled before each run, not timed) until the
+     file's first line, read over the share; and the adoption alone (supervisor's log)
+  6. an idle pooled member: RSS of its processes and its CPU time over 10 s
 
-Prints the figures and ratios; exits 1 when a DESIGN.md target is missed (cold start <= 3 s
-under TCG, ping <= 2 ms, exec <= 30 ms under TCG, idle RSS <= 200 MiB).
+Prints the figures and ratios; exits 1 when a target is missed (cold start <= 3 s under
+TCG, ping <= 2 ms, exec <= 30 ms under TCG, idle RSS <= 200 MiB, warm start <= 0.5 s,
+pooled member <= 120 MiB and ~0 CPU).
 
     .venv/bin/python bench/vm.py [--runs 5]
 """
@@ -39,7 +44,7 @@ def sk(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SANDKIT, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
-def cold_start(workspace: Path, env: dict[str, str]) -> float:
+def cold_start(workspace: Path, env: dict[str, str], command: str = "echo") -> float:
     sk("rm", "-f", NAME, env=env)
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -53,8 +58,7 @@ def cold_start(workspace: Path, env: dict[str, str]) -> float:
             "--memory",
             "1g",
             "--",
-            "echo",
-            "ready",
+            *(["echo", "ready"] if command == "echo" else ["cat", "README"]),
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -65,7 +69,7 @@ def cold_start(workspace: Path, env: dict[str, str]) -> float:
     line = proc.stdout.readline()
     elapsed = time.perf_counter() - start
     _, err = proc.communicate(timeout=60)
-    if line.strip() != "ready":
+    if line.strip() not in ("ready", "bench"):
         raise SystemExit(f"run failed: {line!r} {err}")
     return elapsed
 
@@ -75,6 +79,11 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pids_with(needle: str) -> list[int]:
@@ -123,7 +132,9 @@ def main() -> int:
         **os.environ,
         "XDG_STATE_HOME": str(root / "state"),
         "XDG_CONFIG_HOME": str(root / "config"),
+        "SANDKIT_POOL_SIZE": "0",
     }
+    warm_env = {**env, "SANDKIT_POOL_SIZE": "1"}
     os.environ.update({k: env[k] for k in ("XDG_STATE_HOME", "XDG_CONFIG_HOME")})
     workspace = root / "ws"
     workspace.mkdir()
@@ -141,6 +152,28 @@ def main() -> int:
         ]
         rss = {pid: rss_kib(pid) for pid in pids}
         total_mib = sum(rss.values()) / 1024
+        sk("rm", "-f", NAME, env=env)
+        warm, adoptions = [], []
+        for _ in range(args.runs):
+            sk("pool", "fill", "--memory", "1g", env=warm_env)
+            time.sleep(1)  # settled, as a member waiting in the pool is
+            warm.append(cold_start(workspace, warm_env, "cat"))
+            log = (Store().get(NAME).dir / "supervisor.log").read_text()
+            adoptions.append(float(log.rsplit(" in ", 1)[1].split()[0]))
+            sk("pool", "drain", env=warm_env)
+        sk("rm", "-f", NAME, env=env)
+        sk("pool", "fill", "--memory", "1g", env=warm_env)
+        (member,) = [m for m in Store().all() if m.name.startswith("pool-")]
+        mstate = member.state()
+        assert mstate.qemu_pid and mstate.supervisor_pid
+        mpids = sorted(
+            {mstate.qemu_pid, mstate.supervisor_pid, *pids_with(str(member.sockets / "share.sock"))}
+        )
+        cpu_before = sum(cpu_seconds(p) for p in mpids)
+        time.sleep(10)
+        pool_cpu = sum(cpu_seconds(p) for p in mpids) - cpu_before
+        pool_mib = sum(rss_kib(p) for p in mpids) / 1024
+        sk("pool", "drain", env=warm_env)
     finally:
         sk("rm", "-f", "--all", env=env)
         shutil.rmtree(root, ignore_errors=True)
@@ -158,8 +191,23 @@ def main() -> int:
         f"idle host memory (QEMU + virtiofsd + supervisor, 1 GiB guest): {total_mib:.0f} MiB   "
         + ", ".join(f"pid {p}: {v // 1024} MiB" for p, v in rss.items())
     )
+    warm_median = statistics.median(warm)
+    print(
+        f"warm start, pooled, to a file read over the share (median of {args.runs}): "
+        f"{warm_median:.2f} s   runs: "
+        + ", ".join(f"{s:.2f}" for s in warm)
+        + f"   cold/warm {cold / warm_median:.1f}x"
+    )
+    print(
+        f"adoption alone (supervisor): median {statistics.median(adoptions):.2f} s   runs: "
+        + ", ".join(f"{s:.2f}" for s in adoptions)
+    )
+    print(f"idle pooled member: {pool_mib:.0f} MiB RSS, {pool_cpu:.2f} CPU-s over 10 s")
     targets = [
         ("cold start <= 3 s (TCG)", cold <= 3.0),
+        ("warm start <= 0.5 s (TCG)", warm_median <= 0.5),
+        ("pooled member <= 120 MiB", pool_mib <= 120),
+        ("pooled member ~0 CPU (< 0.05 s in 10 s)", pool_cpu < 0.05),
         ("guest ping <= 2 ms", ping <= 0.002),
         ("exec true <= 30 ms (TCG)", exec_true <= 0.030),
         ("idle RSS <= 200 MiB", total_mib <= 200),

@@ -76,6 +76,10 @@ def write_file(req: dict[str, Any]) -> bool:
     if req.get("keep") and os.path.lexists(path):
         return False
     os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+    if req.get("append"):  # e.g. a CA added to a bundle that is big to send back and forth
+        with open(path, "ab") as f:
+            f.write(binascii.a2b_base64(str(req.get("data", ""))))
+        return True
     tmp = f"{path}.sandkit-tmp"
     with open(tmp, "wb") as f:
         f.write(binascii.a2b_base64(str(req.get("data", ""))))

@@ -386,17 +386,21 @@ class Supervisor:
         return {"answered": len(answered), "remembered": remember}
 
     async def trust_ca(self, extra: bytes = b"") -> None:
-        """Install the sandbox CA (and an upstream CA) in the guest's trust store, once per
-        boot: the proxy terminates TLS for hosts that carry a credential."""
+        """Install the sandbox CA (and an upstream CA) in the guest's trust store: once per
+        disk, recorded by a marker named after the certificates, so the bundle (large)
+        never travels over the channel."""
+        import hashlib
+
         assert self.machine is not None and self.machine.channel is not None
         channel = self.machine.channel
         pem = extra or self.ca_pem
+        marker = f"/var/lib/sandkit/ca-{hashlib.sha256(pem).hexdigest()[:16]}"
         try:
-            bundle = await channel.read_file(GUEST_CA_BUNDLE) or b""
             if not extra:
                 await channel.write_file(GUEST_CA, pem)
-            if pem.strip() not in bundle:
-                await channel.write_file(GUEST_CA_BUNDLE, bundle.rstrip(b"\n") + b"\n" + pem)
+            if await channel.read_file(marker) is None:
+                await channel.write_file(GUEST_CA_BUNDLE, b"\n" + pem, append=True)
+                await channel.write_file(marker, b"")
         except SandkitError as exc:
             raise SandkitError(f"cannot install the sandbox CA in the guest: {exc}") from None
 

@@ -192,7 +192,13 @@ class GuestChannel:
         return base64.b64decode(data) if data is not None else None
 
     async def write_file(
-        self, path: str, data: bytes, mode: int = 0o644, user: str = "root", keep: bool = False
+        self,
+        path: str,
+        data: bytes,
+        mode: int = 0o644,
+        user: str = "root",
+        keep: bool = False,
+        append: bool = False,
     ) -> bool:
         """Written as root and then given to ``user``; with ``keep`` an existing file stays
         (returns False)."""
@@ -203,6 +209,7 @@ class GuestChannel:
             mode=mode,
             user=user,
             keep=keep,
+            append=append,
         )
         return bool(reply.get("written"))
 
