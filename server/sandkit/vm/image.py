@@ -23,7 +23,7 @@ from pathlib import Path
 from sandkit import hostconfig
 from sandkit.errors import SetupError
 from sandkit.paths import cache_dir
-from sandkit.vm.initramfs import build_initramfs, module_order
+from sandkit.vm.initramfs import WANTED, build_initramfs, module_order
 
 BUILDER_VERSION = "2"
 SUITE = "bookworm"
@@ -140,6 +140,7 @@ def _fingerprint() -> str:
     the key, and the apt-cache calls (~1 s) are skipped."""
     parts: list[object] = [
         BUILDER_VERSION,
+        WANTED,
         hostconfig.apt_mirrors(),
         sorted((n, hashlib.sha256(d).hexdigest()) for n, d in guest_files().items()),
     ]
@@ -180,6 +181,7 @@ def _compute_key() -> tuple[str, dict[str, object]]:
         "disk": DISK_SIZE,
         "busybox": hashlib.sha256(BUSYBOX.read_bytes()).hexdigest() if BUSYBOX.exists() else None,
         "guest": {n: hashlib.sha256(d).hexdigest() for n, d in sorted(guest_files().items())},
+        "modules": WANTED,  # the initramfs's drivers
     }
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
     return digest, inputs

@@ -10,8 +10,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 # What the guest needs from the kernel's modules: the virtio-mmio bus, the disk, the agent
-# port, the network card, virtiofs and the entropy device. Dependencies are added.
-WANTED = ("virtio_mmio", "virtio_blk", "virtio_console", "virtio_net", "virtiofs", "virtio_rng")
+# port, the network card, virtiofs, the entropy device and the balloon (free-page
+# reporting hands memory the guest freed back to the host). Dependencies are added.
+WANTED = (
+    "virtio_mmio",
+    "virtio_blk",
+    "virtio_console",
+    "virtio_net",
+    "virtiofs",
+    "virtio_rng",
+    "virtio_balloon",
+)
 
 
 def _modinfo_depends(data: bytes) -> list[str]:

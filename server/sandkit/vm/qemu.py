@@ -88,6 +88,10 @@ def argv(spec: MachineSpec) -> list[str]:
         "rng-random,filename=/dev/urandom,id=rng0",
         "-device",
         "virtio-rng-device,rng=rng0",
+        # Pages the guest frees go back to the host within seconds (a finished build's
+        # memory does not stay with QEMU); deflate-on-oom keeps the guest safe.
+        "-device",
+        "virtio-balloon-device,free-page-reporting=on,deflate-on-oom=on",
         "-qmp",
         f"unix:{spec.qmp_socket},server=on,wait=off",
     ]
