@@ -154,7 +154,11 @@ class Supervisor:
         log.info("guest agent ready (%s)", self.machine.accel)
         await self.trust_ca()
         if c.pool_shape:  # wait, paused (no CPU), for a sandbox to adopt this VM
-            assert self.machine.qmp is not None
+            assert self.machine.qmp is not None and self.machine.channel is not None
+            # Run once what every adoption runs first (a command as the agent user, a
+            # shell), so that its code is translated and cached before the pause.
+            for argv in (["true"], ["sh", "-c", "cat /dev/null"], ["bash", "-lc", "true"]):
+                await self.machine.channel.run(argv, user="agent", env=self.guest_env)
             await self.machine.qmp.execute("stop")
             log.info("pooled (%s), paused", c.pool_shape)
             return
