@@ -157,6 +157,10 @@ class Agent:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.env = dict(BASE_ENV)
+        if config.get("sk.share") == "1":  # a warm-pool member: what adopt() needs, now
+            import ctypes  # noqa: F401  (~0.2 s to import under TCG: paid before the pause)
+            import socket  # noqa: F401
+
         proxy = config.get("sk.proxy")
         if proxy:
             for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):

@@ -308,31 +308,49 @@ class Supervisor:
         self.done.set()
 
     async def _adopt(self) -> None:
+        """The guest resumes and is made unique while the host composes the kits and fills
+        the share; the kits are applied once both are done."""
         assert self.machine is not None and self.machine.qmp is not None
         assert self.machine.channel is not None and self.proxy is not None
         from sandkit.vm.machine import MachinePaths
 
         c = self.config
-        self.machine.paths = MachinePaths(self.sandbox.dir, self.machine.paths.sockets)
-        old = self.proxy.s
-        self.proxy.s = await self.proxy_settings()
-        old.log.close()
-        if c.workspace:
-            await self.start_sync(Path(c.workspace))
-            if self.resolution is not None:
-                from sandkit.sandbox.kitapply import place_workspace_files
+        steps: list[str] = []
+        mark = time.monotonic()
 
-                placed = place_workspace_files(
-                    self.resolution.sandbox,
-                    list(self.resolution.loaded),
-                    self.sandbox.share,
-                    Path(c.workspace),
-                )
-                if placed and self.sync is not None:
-                    await asyncio.to_thread(self.sync.sync, placed)
+        def lap(what: str) -> None:
+            nonlocal mark
+            steps.append(f"{what} {1000 * (time.monotonic() - mark):.0f} ms")
+            mark = time.monotonic()
+
+        self.machine.paths = MachinePaths(self.sandbox.dir, self.machine.paths.sockets)
         await self.machine.qmp.execute("cont")
-        await self.make_unique()
+        guest = spawn(self.make_unique(), "make-unique")
+        try:
+            old = self.proxy.s
+            self.proxy.s = await self.proxy_settings()
+            old.log.close()
+            lap("kits and proxy")
+            if c.workspace:
+                await self.start_sync(Path(c.workspace))
+                if self.resolution is not None:
+                    from sandkit.sandbox.kitapply import place_workspace_files
+
+                    placed = place_workspace_files(
+                        self.resolution.sandbox,
+                        list(self.resolution.loaded),
+                        self.sandbox.share,
+                        Path(c.workspace),
+                    )
+                    if placed and self.sync is not None:
+                        await asyncio.to_thread(self.sync.sync, placed)
+                lap("sync")
+        finally:
+            await guest  # its failure, if any, is the one to report
+        lap("guest made unique")
         await self.apply_kits()
+        lap("kits applied")
+        log.info("adoption steps: %s", ", ".join(steps))
 
     async def make_unique(self) -> None:
         """A pooled VM was booted before anyone knew its name: give it this sandbox's
