@@ -8,11 +8,15 @@ editor) closes the question here too."""
 from __future__ import annotations
 
 import collections
+import time
 from typing import Any, BinaryIO
 
+from sandkit.errors import SandkitError
+from sandkit.net.approvals import host_with_port
 from sandkit.sandbox.client import SupervisorClient
 from sandkit.tasks import spawn
 
+TYPING_GUARD = 0.4  # seconds after a question appears during which keys are not answers
 KEYS = {  # key -> (supervisor method, remember for the sandbox)
     b"o": ("approve", False),
     b"y": ("approve", False),
@@ -28,11 +32,16 @@ class ApprovalPrompt:
         self.client, self.out, self.timeout = client, out, timeout
         self.waiting: collections.deque[dict[str, Any]] = collections.deque()
         self.current: dict[str, Any] | None = None
+        self.asked_at = 0.0
 
     async def run(self) -> None:
-        await self.client.call("watch")
-        while True:
-            self.on_event(await self.client.events.get())
+        try:
+            await self.client.call("watch")
+        except SandkitError as exc:  # e.g. a supervisor older than this client
+            self.say(f"\r\nsandkit: approvals are not available here: {exc}\r\n")
+            return
+        while (event := await self.client.events.get()).get("event") != "closed":
+            self.on_event(event)
 
     def on_event(self, event: dict[str, Any]) -> None:
         if event.get("event") == "approval":
@@ -49,12 +58,19 @@ class ApprovalPrompt:
             self.ask(self.current)
 
     def ask(self, event: dict[str, Any]) -> None:
+        self.asked_at = time.monotonic()
         self.say(
             f"\r\n\x1b[1msandkit:\x1b[0m the agent wants to reach "
             f"\x1b[1m{event['host']}:{event['port']}\x1b[0m, which no rule allows.\r\n"
             "  [o] allow once   [a] allow for this sandbox   [d] deny   "
             f"(denied after {self.timeout:g} s without an answer) "
         )
+
+    async def answer(self, method: str, host: str, remember: bool) -> None:
+        try:
+            await self.client.call(method, {"host": host, "remember": remember})
+        except SandkitError as exc:
+            self.say(f"\r\nsandkit: the answer did not reach the sandbox: {exc}\r\n")
 
     def say(self, text: str) -> None:
         self.out.write(text.encode())
@@ -65,13 +81,13 @@ class ApprovalPrompt:
         if self.current is None or not data:
             return data
         choice = KEYS.get(data[:1].lower())
-        if choice is None:
-            self.say("\a")
+        if choice is None or time.monotonic() - self.asked_at < TYPING_GUARD:
+            self.say("\a")  # a key typed for the agent as the question appeared: not an answer
             return b""
         method, remember = choice
         event, self.current = self.current, None
-        host = event["host"] if remember else f"{event['host']}:{event['port']}"
-        spawn(self.client.call(method, {"host": host, "remember": remember}), "approval-answer")
+        host = event["host"] if remember else host_with_port(event["host"], event["port"])
+        spawn(self.answer(method, host, remember), "approval-answer")
         verdict = "allowed" if method == "approve" else "denied"
         scope = " for this sandbox" if remember else ""
         self.say(f"\r\n{event['host']}: {verdict}{scope}\r\n")

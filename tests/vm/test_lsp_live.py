@@ -200,12 +200,9 @@ async def test_held_deletions_are_asked_about_in_the_editor(
         editor, "sandkit.openWorkspace", {"folder": str(ws), "name": "lspsync", "memory": "512m"}
     )
     try:
-        gone = await run(
-            editor,
-            "sandkit.exec",
-            {"name": "lspsync", "argv": ["sh", "-c", "rm -f *.txt; ls | wc -l"]},
-        )
-        assert gone["stdout"].strip() == "0"
+        # The editor answers at once, so the files may be back before `ls` runs: the
+        # prompt itself shows that the deletion happened and was held.
+        await run(editor, "sandkit.exec", {"name": "lspsync", "argv": ["sh", "-c", "rm -f *.txt"]})
         for _ in range(300):
             if asked:
                 break

@@ -40,9 +40,16 @@ class SandboxTerminal implements vscode.Pseudoterminal {
     private readonly start: (rows: number, cols: number) => Promise<number>,
   ) {}
 
+  private closed = false;
+
   async open(dimensions: vscode.TerminalDimensions | undefined): Promise<void> {
     try {
       this.id = await this.start(dimensions?.rows ?? 24, dimensions?.columns ?? 80);
+      if (this.closed) {
+        // closed while it was starting: end what started
+        client?.sendNotification(protocol.TERMINAL_CLOSE, { terminal: this.id });
+        return;
+      }
       this.router.attach(this.id, {
         output: (data) => this.write.fire(data),
         exit: (code) => this.done.fire(code),
@@ -70,8 +77,9 @@ class SandboxTerminal implements vscode.Pseudoterminal {
   }
 
   close(): void {
+    this.closed = true;
     if (this.id !== undefined) {
-      client?.sendNotification(protocol.TERMINAL_INPUT, { terminal: this.id, data: "", eof: true });
+      client?.sendNotification(protocol.TERMINAL_CLOSE, { terminal: this.id });
     }
   }
 }

@@ -14,6 +14,7 @@ export const TERMINAL_OUTPUT = "sandkit/terminalOutput";
 export const TERMINAL_EXIT = "sandkit/terminalExit";
 export const TERMINAL_INPUT = "sandkit/terminalInput";
 export const TERMINAL_RESIZE = "sandkit/terminalResize";
+export const TERMINAL_CLOSE = "sandkit/terminalClose";
 export const DECISION = "sandkit/decision";
 
 export interface SandboxRow {

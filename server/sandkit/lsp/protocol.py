@@ -24,6 +24,7 @@ Terminals (an agent or exec streamed to the editor):
     server -> client  sandkit/terminalExit    {terminal, code}       code: int (128+N: signal)
     client -> server  sandkit/terminalInput   {terminal, data, eof?}
     client -> server  sandkit/terminalResize  {terminal, rows, cols}
+    client -> server  sandkit/terminalClose   {terminal}   (the program gets SIGHUP)
 
 Network decisions (live, for a log view):
 
@@ -47,6 +48,7 @@ TERMINAL_OUTPUT = "sandkit/terminalOutput"
 TERMINAL_EXIT = "sandkit/terminalExit"
 TERMINAL_INPUT = "sandkit/terminalInput"
 TERMINAL_RESIZE = "sandkit/terminalResize"
+TERMINAL_CLOSE = "sandkit/terminalClose"
 DECISION = "sandkit/decision"
 
 # Answers offered when a request waits for approval (window/showMessageRequest).

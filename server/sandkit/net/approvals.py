@@ -91,7 +91,7 @@ class ApprovalBroker:
     ) -> list[Held]:
         """Answer the held requests to ``host`` (any port, or ``host:port``) or the one
         with ``id``; returns those answered."""
-        name, _, port = (host or "").rpartition(":") if host and ":" in host else (host, "", "")
+        name, port = _host_port(host) if host is not None else (None, "")
         answered = []
         for held in list(self.held.values()):
             if id is not None and held.id != id:
@@ -113,3 +113,19 @@ class ApprovalBroker:
                 }
             )
         return answered
+
+
+def _host_port(text: str) -> tuple[str, str]:
+    """ "host", "host:443", "[::1]:443" or a bare IPv6 address "::1" (no port)."""
+    if text.startswith("["):
+        inside, _, rest = text[1:].partition("]")
+        return inside, rest.removeprefix(":")
+    if text.count(":") == 1:
+        name, _, port = text.partition(":")
+        return name, port
+    return text, ""
+
+
+def host_with_port(host: str, port: int) -> str:
+    """The form answer() takes for one host and port (IPv6 in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -72,6 +72,7 @@ class SupervisorClient:
                     future.set_result({"error": "the supervisor closed the connection"})
             for target in self._execs.values():
                 target.events.put_nowait({"event": "exit", "signal": 9, "lost": True})
+            self.events.put_nowait({"event": "closed"})  # for watchers of approvals
 
     async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
         rid = next(self._ids)

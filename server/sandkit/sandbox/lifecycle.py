@@ -133,6 +133,8 @@ def _kill_leftovers(state: State) -> None:
 
 
 async def remove(store: Store, sandbox: Sandbox, force: bool = False) -> None:
+    if not sandbox.dir.exists():  # e.g. a pool member adopted meanwhile: it is not ours
+        return
     state = sandbox.state()
     if force:
         _kill_leftovers(state)
@@ -158,6 +160,7 @@ def _kill_orphans(sandbox: Sandbox) -> None:
 
 # -- the warm pool ------------------------------------------------------------------------------
 POOL_PREFIX = "pool-"
+MEMBER_TAKEN = "pool member taken"  # the supervisor's answer when another adopter won
 
 
 def pool_size() -> int:
@@ -188,6 +191,8 @@ async def adopt(store: Store, config: Config) -> Sandbox | None:
     when none is ready (the caller boots one cold)."""
     from dataclasses import asdict
 
+    if not config.host_cas:  # members already trust the host's CAs: boot this one cold
+        return None
     wanted = shape(config.cpus, config.memory_mib)
     for member in pool_members(store):
         try:
@@ -205,7 +210,7 @@ async def adopt(store: Store, config: Config) -> Sandbox | None:
         try:
             await client.call("adopt", {"name": config.name, "config": asdict(config)})
         except SandboxError as exc:
-            if "taken" in str(exc):
+            if str(exc).startswith(MEMBER_TAKEN):
                 continue  # another client got it first
             raise
         finally:
@@ -251,7 +256,11 @@ async def fill(store: Store, cpus: int, memory_mib: int, size: int | None = None
             pool_shape=wanted,
         )
         member = create(store, config, None)
-        await start(member)
+        try:
+            await start(member)
+        except BaseException:
+            await remove(store, member, force=True)  # no dead member counted as ready
+            raise
         started += 1
     return started
 
@@ -263,7 +272,8 @@ def _count(store: Store, wanted: str) -> int:
             same = member.config().pool_shape == wanted
         except SandboxError:
             continue
-        if same and member.state().state in ("pooled", "booting", "created"):
+        state = member.state()
+        if same and state.state in ("pooled", "booting") and _alive(state.supervisor_pid):
             count += 1
     return count
 

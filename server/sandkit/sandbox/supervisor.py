@@ -262,34 +262,37 @@ class Supervisor:
         """Become sandbox ``name``: take its directory name and config, fill the share
         from its workspace, resume, make the guest unique, then the same kit application
         as a cold boot."""
+        from sandkit.sandbox.lifecycle import MEMBER_TAKEN
         from sandkit.sandbox.store import Config, Sandbox, check_name
 
         if self.state.state != "pooled" or self.stopping:
-            raise SandkitError("this pool member is taken")
+            raise SandkitError(MEMBER_TAKEN)
         self.state.state = "adopting"  # before any await: one adopter only
         started = time.monotonic()
         member = self.sandbox.name
-        target = self.sandbox.dir.parent / check_name(name)
-        try:
+        try:  # everything that can refuse, before the folder is renamed
+            target = self.sandbox.dir.parent / check_name(name)
+            new_config = Config(**{**config, "name": name, "pool_shape": None})
             if target.exists():
                 raise FileExistsError(17, "a sandbox has that name")
             self.sandbox.dir.rename(target)
-        except OSError as exc:
+        except (OSError, TypeError, SandkitError) as exc:
             self.state.state = "pooled"
-            raise SandkitError(f"cannot take the name '{name}': {exc.strerror}") from None
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise SandkitError(f"cannot adopt this pool member as '{name}': {why}") from None
         old_control = self.sandbox.control
         self.sandbox = Sandbox(target.parent, name)
-        self.config = Config(**{**config, "name": name, "pool_shape": None})
-        self.sandbox.save_config(self.config)
-        self.save(state="booting", adopted_from=member, started=time.time())
-        if self.sandbox.control != old_control:  # the socket moved with the folder, or not
-            self.sandbox.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.servers.append(
-                await asyncio.start_unix_server(
-                    self.client, str(self.sandbox.control), limit=1 << 22
-                )
-            )
+        self.config = new_config
         try:
+            self.sandbox.save_config(self.config)
+            self.save(state="booting", adopted_from=member, started=time.time())
+            if self.sandbox.control != old_control:  # the socket moved with the folder, or not
+                self.sandbox.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.servers.append(
+                    await asyncio.start_unix_server(
+                        self.client, str(self.sandbox.control), limit=1 << 22
+                    )
+                )
             await self._adopt()
         except Exception as exc:
             if not isinstance(exc, SandkitError):
@@ -330,6 +333,7 @@ class Supervisor:
             old = self.proxy.s
             self.proxy.s = await self.proxy_settings()
             old.log.close()
+            old.ca.close()
             lap("kits and proxy")
             if c.workspace:
                 await self.start_sync(Path(c.workspace))
@@ -348,6 +352,7 @@ class Supervisor:
         finally:
             await guest  # its failure, if any, is the one to report
         lap("guest made unique")
+        await self.trust_ca()  # this sandbox's CAs (an upstream CA) in GUEST_CA and the bundle
         await self.apply_kits()
         lap("kits applied")
         log.info("adoption steps: %s", ", ".join(steps))
@@ -370,8 +375,6 @@ class Supervisor:
             )
         except Exception as exc:
             raise SandkitError(f"cannot prepare the pooled VM: {exc}") from None
-        if c.upstream_ca:  # the member trusts sandkit's CA already; add this sandbox's own
-            await self.trust_ca(Path(c.upstream_ca).read_bytes())
 
     def set_phase(self, phase: Phase) -> None:
         """v3 kits' install-phase rules hold only while install commands run."""
@@ -387,17 +390,18 @@ class Supervisor:
         return {str(k): str(v) for k, v in data.items() if v in ("allow", "deny")}
 
     def answer(self, host: str, action: Action, remember: bool) -> dict[str, Any]:
+        from sandkit.kits.hostrules import parse_rule
+
         host = host.strip().lower()
         if not host or any(c in host for c in "/ @"):
             raise SandkitError(f"'{host}' is not a host name (e.g. api.example.com)")
-        answered = self.approvals.answer(action, host=host)
-        if remember:
-            from sandkit.kits.hostrules import parse_rule
-
+        if remember:  # checked before anything is let through
             try:
                 parse_rule(host)
             except ValueError as exc:
                 raise SandkitError(f"'{host}': {exc}") from None
+        answered = self.approvals.answer(action, host=host)
+        if remember:
             if self.proxy is not None:
                 self.proxy.s.policy = self.proxy.s.policy.with_approval(host, action)
             stored = {**self.load_approvals(), host: str(action)}
@@ -407,7 +411,7 @@ class Supervisor:
             tmp.replace(path)
         return {"answered": len(answered), "remembered": remember}
 
-    async def trust_ca(self, extra: bytes = b"") -> None:
+    async def trust_ca(self) -> None:
         """Install the sandbox CA (and an upstream CA) in the guest's trust store: once per
         disk, recorded by a marker named after the certificates, so the bundle (large)
         never travels over the channel."""
@@ -415,11 +419,10 @@ class Supervisor:
 
         assert self.machine is not None and self.machine.channel is not None
         channel = self.machine.channel
-        pem = extra or self.ca_pem
+        pem = self.ca_pem
         marker = f"/var/lib/sandkit/ca-{hashlib.sha256(pem).hexdigest()[:16]}"
         try:
-            if not extra:
-                await channel.write_file(GUEST_CA, pem)
+            await channel.write_file(GUEST_CA, pem)
             if await channel.read_file(marker) is None:
                 await channel.write_file(GUEST_CA_BUNDLE, b"\n" + pem, append=True)
                 await channel.write_file(marker, b"")

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sandkit.net.approvals import Approval, ApprovalBroker
+from sandkit.net.approvals import Approval, ApprovalBroker, host_with_port
 from sandkit.net.policy import Action
 
 
@@ -81,3 +81,18 @@ async def test_answers_match_the_host_exactly() -> None:
         assert broker.answer(Action.ALLOW, host="api.a.test:80") == []
         assert len(broker.answer(Action.ALLOW, host="api.a.test:443")) == 1
         assert await waiting == Approval(Action.ALLOW)
+
+
+async def test_ipv6_hosts_are_answered_by_address_and_port() -> None:
+    broker = ApprovalBroker()
+    with broker.watch():
+        waiting = asyncio.ensure_future(broker.ask("::1", 8443))
+        await asyncio.sleep(0)
+        assert broker.answer(Action.ALLOW, host=host_with_port("::1", 443)) == []
+        assert len(broker.answer(Action.ALLOW, host="::1")) == 1  # a bare address: any port
+        assert await waiting == Approval(Action.ALLOW)
+        again = asyncio.ensure_future(broker.ask("::1", 8443))
+        await asyncio.sleep(0)
+        assert host_with_port("::1", 8443) == "[::1]:8443"
+        assert len(broker.answer(Action.DENY, host="[::1]:8443")) == 1
+        assert await again == Approval(Action.DENY)

@@ -80,8 +80,19 @@ def add_allowed_host(text: str, host: str) -> Insert | None:
         if isinstance(located.data.get("capabilities"), list) and located.data["capabilities"]:
             return _after_list(located, lines, ("capabilities",), block)
         return _at_end(lines, ["capabilities:", *("  " + b for b in block)])
+    written = [n for n in range(1, len(path) + 1) if path[:n] in located.keys]
+    if written and _get(located.data, path[: written[-1]]) is None:
+        # `network:` or `allow:` written with nothing under it: fill it in, below its key
+        n = written[-1]
+        key = located.keys[path[:n]]
+        indent = key.column + 2
+        block = [f"{' ' * (indent + 2 * i)}{k}:" for i, k in enumerate(path[n:])]
+        block.append(f"{' ' * (indent + 2 * len(path[n:]))}- {host}")
+        return Insert(key.line + 1, 0, _join(block))
     # The deepest mapping on the way that exists; the rest of the keys are written out.
     depth = max(n for n in range(len(path)) if isinstance(_get(located.data, path[:n]), dict))
+    if depth + 1 <= len(path) and path[: depth + 1] in located.keys:
+        return None  # written, but as something other than a mapping or list: a person decides
     missing = path[depth:]
     if depth == 0:
         block = [f"{'  ' * i}{key}:" for i, key in enumerate(missing)]

@@ -139,6 +139,10 @@ def register(server: SandkitServer) -> None:
             int(_get(params, "terminal")), str(_get(params, "data", "")), bool(_get(params, "eof"))
         )
 
+    @server.feature(protocol.TERMINAL_CLOSE)
+    def terminal_close(ls: SandkitServer, params: Any) -> None:
+        terminals.close(int(_get(params, "terminal")))
+
     @server.feature(protocol.TERMINAL_RESIZE)
     async def terminal_resize(ls: SandkitServer, params: Any) -> None:
         await terminals.resize(

@@ -83,6 +83,12 @@ class Terminals:
             with contextlib.suppress(Exception):
                 await terminal.remote.resize(rows, cols)
 
+    def close(self, terminal_id: int) -> None:
+        """The editor closed the terminal: leaving the supervisor hangs the program up."""
+        terminal = self.open.get(terminal_id)
+        if terminal is not None:
+            terminal.client.close()
+
     def close_all(self) -> None:
         for terminal in list(self.open.values()):
             terminal.client.close()

@@ -24,6 +24,7 @@ from sandkit.lsp import protocol
 from sandkit.lsp.kitdocs import insert_edit
 from sandkit.lsp.kitdocs.cursor import schema_version
 from sandkit.lsp.kitdocs.edits import NETWORK_POLICY, add_allowed_host
+from sandkit.net.approvals import host_with_port
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.client import SupervisorClient
 from sandkit.sandbox.store import Sandbox, Store, _alive
@@ -104,14 +105,17 @@ class Watcher:
             if name not in alive:
                 self.forget(name)
         for name, sandbox in alive.items():
-            watched = self.watched.get(name)
-            if watched is None:
-                config = sandbox.config()
-                watched = Watched(sandbox, kit_spec_files([config.agent, *config.kits]))
-                self.watched[name] = watched
-                watched.approvals = spawn(self._approvals(watched), f"approvals-{name}")
-            self._read(watched)
-            self._sync(watched, sandbox.state().sync)
+            try:  # one damaged sandbox must not stop the others from being watched
+                watched = self.watched.get(name)
+                if watched is None:
+                    config = sandbox.config()
+                    watched = Watched(sandbox, kit_spec_files([config.agent, *config.kits]))
+                    self.watched[name] = watched
+                    watched.approvals = spawn(self._approvals(watched), f"approvals-{name}")
+                self._read(watched)
+                self._sync(watched, sandbox.state().sync)
+            except (SandkitError, OSError, ValueError) as exc:
+                log.warning("cannot watch sandbox %s: %s", name, exc)
 
     def forget(self, name: str) -> None:
         watched = self.watched.pop(name, None)
@@ -257,18 +261,24 @@ class Watcher:
 
     # -- approvals ------------------------------------------------------------------------
     async def _approvals(self, watched: Watched) -> None:
-        try:
-            client = await lifecycle.connect(watched.sandbox)
-        except SandkitError:
-            return
-        try:
-            await client.call("watch")
-            while True:
-                event = await client.events.get()
-                if event.get("event") == "approval":
-                    spawn(self._ask(watched, client, event), "approval-prompt")
-        finally:
-            client.close()
+        """Follow the sandbox's held requests for as long as it is watched, reconnecting
+        if the connection to its supervisor drops."""
+        while self.watched.get(watched.sandbox.name) is watched:
+            try:
+                client = await lifecycle.connect(watched.sandbox)
+            except SandkitError:
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await client.call("watch")
+                while (event := await client.events.get()).get("event") != "closed":
+                    if event.get("event") == "approval":
+                        spawn(self._ask(watched, client, event), "approval-prompt")
+            except SandkitError:
+                pass  # the supervisor closed the connection (its pump reports that)
+            finally:
+                client.close()
+            await asyncio.sleep(0.5)
 
     async def _ask(self, watched: Watched, client: SupervisorClient, event: dict[str, Any]) -> None:
         host, port, name = str(event["host"]), int(event["port"]), watched.sandbox.name
@@ -292,14 +302,16 @@ class Watcher:
         title = answer.title if answer is not None else protocol.DENY
         with contextlib.suppress(SandkitError, ConnectionError):
             if title == protocol.ALLOW_ONCE:
-                await client.call("approve", {"host": f"{host}:{port}", "remember": False})
+                await client.call(
+                    "approve", {"host": host_with_port(host, port), "remember": False}
+                )
             elif title == protocol.ALLOW_SANDBOX:
                 await client.call("approve", {"host": host, "remember": True})
             elif title == protocol.ADD_TO_KIT:
                 await self.add_to_kit(watched.kit_files[0], host)
                 await client.call("approve", {"host": host, "remember": True})
             else:
-                await client.call("deny", {"host": f"{host}:{port}", "remember": False})
+                await client.call("deny", {"host": host_with_port(host, port), "remember": False})
 
     async def add_to_kit(self, spec: Path, host: str) -> bool:
         """Allow ``host`` in the kit file through the editor (workspace/applyEdit), so that
