@@ -75,7 +75,19 @@ def test_pool_adopt_unique_and_refill(env: Env, tmp_path: Path) -> None:
     assert names[0][0] != names[1][0] and names[0][1] != names[1][1]
 
     # Each adoption started a background refill: the pool is full again.
-    wait_pooled(pooled, 2)
+    full = wait_pooled(pooled, 2)
+
+    # A member whose supervisor died is cleaned up, and replaced, by the next fill.
+    dead = full[0]
+    os.kill(int(str(json.loads((env.state / str(dead["name"]) / "state.json").read_text())
+                        ["supervisor_pid"])), 9)  # fmt: skip
+    os.kill(int(str(dead["qemu_pid"])), 9)
+    time.sleep(0.5)
+    assert {m["name"]: m["state"] for m in members(env)}[dead["name"]] == "crashed"
+    pooled.sk("pool", "fill", "--memory", "512m", timeout=600, check=True)
+    after = wait_pooled(pooled, 2)
+    assert dead["name"] not in {m["name"] for m in members(env)}
+    assert len(after) == 2
     pooled.sk("rm", "-f", "warm1", "warm2")
     drained = pooled.sk("pool", "drain", check=True)
     assert "removed" in drained.stdout and members(env) == []

@@ -243,6 +243,12 @@ async def fill(store: Store, cpus: int, memory_mib: int, size: int | None = None
 
     want = pool_size() if size is None else size
     wanted = shape(cpus, memory_mib)
+    for member in pool_members(store):  # a member whose supervisor died is of no use
+        state = member.state()
+        if state.state in ("crashed", "stopped") or (
+            state.state == "created" and not _alive(state.supervisor_pid)
+        ):
+            await remove(store, member, force=True)
     started = 0
     while _count(store, wanted) < want:  # counted again each time: adoptions go on meanwhile
         # Never reuse a member's name: an adopted VM's QEMU still names its first folder.
