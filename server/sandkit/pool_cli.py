@@ -27,7 +27,7 @@ def add_parsers(
         formatter_class=formatter,
         help="the warm pool of pre-booted VMs (instant sandboxes)",
         description="Paused, pre-booted VMs that `run` and `create` adopt instead of booting\n"
-        "cold (about 0.5 s instead of 3-5 s under TCG). Each shape (CPUs, memory) keeps\n"
+        "cold (about 0.7 s instead of about 4 s under TCG). Each shape (CPUs, memory) keeps\n"
         "$SANDKIT_POOL_SIZE members (default 1; 0 turns the pool off), refilled in the\n"
         "background after each adoption. A paused member uses memory but no CPU.",
     )

@@ -535,22 +535,12 @@ async def cmd_sync(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 async def cmd_undo(args: argparse.Namespace, extra: list[str]) -> int:
-    from sandkit.sync.journal import Journal
+    from sandkit.sync import undo
 
     sandbox = Store().get(args.name)
-    db = sandbox.dir / "sync" / "sync.db"
-    if not db.exists():
-        raise SandboxError(f"sandbox '{args.name}' has no sync journal yet: nothing to undo")
-    journal = Journal(db)
-    try:
-        entries = journal.trash()
-    finally:
-        journal.close()
-    wanted_paths = list(args.paths)
-    if args.last and entries:
-        newest = max(stamp for _, stamp, *_ in entries)
-        wanted_paths += sorted({path for _, stamp, path, *_ in entries if stamp == newest})
-    if args.list or not wanted_paths:
+    entries = undo.trash(sandbox)
+    wanted = [*args.paths, *(undo.last_batch(entries) if args.last else [])]
+    if args.list or not wanted:
         print(
             table(
                 [(str(i), stamp, path, reason) for i, stamp, path, _, reason in entries],
@@ -558,22 +548,6 @@ async def cmd_undo(args: argparse.Namespace, extra: list[str]) -> int:
             )
         )
         return 0
-    workspace = sandbox.config().workspace
-    if workspace is None:
-        raise SandboxError("this sandbox has no workspace")
-    for wanted in wanted_paths:
-        rel = wanted.strip("/")
-        versions = [e for e in entries if e[2] == rel]
-        if not versions:
-            raise SandboxError(
-                f"no trashed version of '{rel}' (see `sandkit undo {args.name} --list`)"
-            )
-        stored = Path(versions[-1][3])
-        target = Path(workspace) / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if stored.is_dir():
-            shutil.copytree(stored, target, symlinks=True, dirs_exist_ok=True)
-        else:
-            shutil.copy2(stored, target, follow_symlinks=False)
-        print(f"restored {rel} (from {versions[-1][1]})")
+    for rel, when in undo.restore(sandbox, entries, wanted):
+        print(f"restored {rel} (from {when})")
     return 0

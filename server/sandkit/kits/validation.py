@@ -94,7 +94,7 @@ class Context:
                 seen.setdefault(_data_path(data, err["loc"]), []).append(err)
             for (path, at_key), errors in seen.items():
                 # An error about a whole mapping reads best on the key that names it.
-                on_mapping = isinstance(_node_at(data, path), dict) and bool(path)
+                on_mapping = isinstance(node_at(data, path), dict) and bool(path)
                 self._report(model, base, path, at_key or on_mapping, errors)
             return None
 
@@ -111,7 +111,7 @@ class Context:
         full = (*base, *path)
         if kind == "extra_forbidden":
             key = str(path[-1])
-            parent = _model_at(model, path[:-1])
+            parent = model_at(model, path[:-1])
             message, suggestion = unknown_key_message(key, _keys_of(parent))
             self.error(full, message, at_key=True, code="unknown-key", suggestion=suggestion)
         elif kind == "missing":
@@ -160,7 +160,8 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> tuple[Path, bool]:
     return tuple(path), False
 
 
-def _node_at(data: Any, path: Path) -> Any:
+def node_at(data: Any, path: Path) -> Any:
+    """The value at ``path`` in plain YAML data, or None (also used by the editor)."""
     for step in path:
         try:
             data = data[step]
@@ -169,7 +170,7 @@ def _node_at(data: Any, path: Path) -> Any:
     return data
 
 
-def _model_at(model: type[BaseModel], path: Path) -> type[BaseModel] | None:
+def model_at(model: type[BaseModel], path: Path) -> type[BaseModel] | None:
     """The model class that validates the mapping at ``path`` (for "did you mean")."""
     current: Any = model
     for step in path:
@@ -180,7 +181,7 @@ def _model_at(model: type[BaseModel], path: Path) -> type[BaseModel] | None:
 
 
 def _step(annotation: Any, step: str | int) -> Any:
-    for option in _options(annotation):
+    for option in annotation_options(annotation):
         if isinstance(option, type) and issubclass(option, BaseModel) and isinstance(step, str):
             info = option.model_fields.get(step)
             if info is not None:
@@ -193,17 +194,17 @@ def _step(annotation: Any, step: str | int) -> Any:
     return None
 
 
-def _options(annotation: Any) -> list[Any]:
+def annotation_options(annotation: Any) -> list[Any]:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        return _options(typing.get_args(annotation)[0])
+        return annotation_options(typing.get_args(annotation)[0])
     if origin in (Union, types.UnionType):
-        return [o for a in typing.get_args(annotation) for o in _options(a)]
+        return [o for a in typing.get_args(annotation) for o in annotation_options(a)]
     return [annotation]
 
 
 def _first_model(annotation: Any) -> type[BaseModel] | None:
-    for option in _options(annotation):
+    for option in annotation_options(annotation):
         if isinstance(option, type) and issubclass(option, BaseModel):
             return option
     return None

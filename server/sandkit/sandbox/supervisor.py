@@ -139,17 +139,8 @@ class Supervisor:
             listener.close()
             raise
         log.info("proxy listening on 127.0.0.1:%d", port)
-        if c.workspace and self.resolution is not None:
-            from sandkit.sandbox.kitapply import place_workspace_files
-
-            placed = place_workspace_files(
-                self.resolution.sandbox,
-                list(self.resolution.loaded),
-                self.sandbox.share,
-                Path(c.workspace),
-            )
-            if placed and self.sync is not None:  # to the host now, not when a watcher notices
-                await asyncio.to_thread(self.sync.sync, placed)
+        if c.workspace:
+            await self.place_workspace_files(Path(c.workspace))
         await launch
         log.info("guest agent ready (%s)", self.machine.accel)
         await self.trust_ca()
@@ -164,6 +155,19 @@ class Supervisor:
             return
         await self.apply_kits()
         log.info("kits applied")
+
+    async def place_workspace_files(self, workspace: Path) -> None:
+        """The kits' files/workspace/** into the share, then to the host at once (not
+        when a watcher notices)."""
+        from sandkit.sandbox.kitapply import place_workspace_files
+
+        if self.resolution is None:
+            return
+        placed = place_workspace_files(
+            self.resolution.sandbox, list(self.resolution.loaded), self.sandbox.share, workspace
+        )
+        if placed and self.sync is not None:
+            await asyncio.to_thread(self.sync.sync, placed)
 
     async def start_sync(self, workspace: Path) -> None:
         from sandkit.sync.engine import SyncEngine
@@ -337,17 +341,7 @@ class Supervisor:
             lap("kits and proxy")
             if c.workspace:
                 await self.start_sync(Path(c.workspace))
-                if self.resolution is not None:
-                    from sandkit.sandbox.kitapply import place_workspace_files
-
-                    placed = place_workspace_files(
-                        self.resolution.sandbox,
-                        list(self.resolution.loaded),
-                        self.sandbox.share,
-                        Path(c.workspace),
-                    )
-                    if placed and self.sync is not None:
-                        await asyncio.to_thread(self.sync.sync, placed)
+                await self.place_workspace_files(Path(c.workspace))
                 lap("sync")
         finally:
             await guest  # its failure, if any, is the one to report

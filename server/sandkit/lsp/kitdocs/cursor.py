@@ -6,15 +6,15 @@ being typed and often does not parse, so the path comes from indentation, not a 
 from __future__ import annotations
 
 import re
-import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from sandkit.kits import spec_v1, spec_v2, spec_v3
+from sandkit.kits import spec_v1, spec_v2, spec_v3, validation
+from sandkit.kits.validation import annotation_options
 
 Path = tuple[str | int, ...]
 MODELS: dict[str, type[BaseModel]] = {"1": spec_v1.KitV1, "2": spec_v2.KitV2, "3": spec_v3.KitV3}
@@ -95,41 +95,10 @@ def _parents(above: list[str], column: int) -> Path:
     return tuple(reversed(path))
 
 
-# -- the spec models --------------------------------------------------------------------------
-def _options(annotation: Any) -> list[Any]:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _options(typing.get_args(annotation)[0])
-    if origin in (Union, types.UnionType):
-        return [o for a in typing.get_args(annotation) for o in _options(a)]
-    return [annotation]
-
-
-def _step(annotation: Any, step: str | int) -> Any:
-    for option in _options(annotation):
-        if isinstance(option, type) and issubclass(option, BaseModel):
-            info = option.model_fields.get(str(step))
-            if info is not None:
-                return info.annotation
-        origin = typing.get_origin(option)
-        if origin in (list, tuple) and isinstance(step, int):
-            return typing.get_args(option)[0]
-        if origin is dict and isinstance(step, str):
-            return typing.get_args(option)[1]
-    return None
-
-
+# -- the spec models (walked by the kit engine's own helpers) ---------------------------------
 def model_at(version: str, path: Path) -> type[BaseModel] | None:
     """The model that validates the mapping at ``path``, if it is one."""
-    current: Any = MODELS.get(version, spec_v2.KitV2)
-    for step in path:
-        current = _step(current, step)
-        if current is None:
-            return None
-    for option in _options(current):
-        if isinstance(option, type) and issubclass(option, BaseModel):
-            return option
-    return None
+    return validation.model_at(MODELS.get(version, spec_v2.KitV2), path)
 
 
 def field_at(version: str, path: Path) -> FieldInfo | None:
@@ -148,7 +117,7 @@ def keys_at(version: str, path: Path) -> list[tuple[str, FieldInfo]]:
 def values_for(info: FieldInfo) -> list[str]:
     """The values a field takes when there is a closed set of them (enums, booleans)."""
     out: list[str] = []
-    for option in _options(info.annotation):
+    for option in annotation_options(info.annotation):
         if typing.get_origin(option) is Literal:
             out += [str(v) for v in typing.get_args(option) if v != ""]
         elif option is bool:
@@ -171,7 +140,7 @@ def describe(info: FieldInfo, key: str) -> str:
 
 def _shape(annotation: Any) -> str:
     names = []
-    for option in _options(annotation):
+    for option in annotation_options(annotation):
         origin = typing.get_origin(option)
         if option is type(None):
             continue

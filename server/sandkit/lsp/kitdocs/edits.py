@@ -4,9 +4,9 @@ left exactly as written (a YAML round trip would reflow it). Pure: text in, edit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sandkit.kits.issues import KitError, Span
+from sandkit.kits.validation import node_at
 from sandkit.kits.yamlpos import Located, parse
 from sandkit.lsp.kitdocs.cursor import Path, schema_version
 
@@ -40,16 +40,7 @@ def allow_list_path(located: Located, version: str) -> tuple[Path, bool]:
         path = ("capabilities", index, "config", "runtime", "allow")
     else:
         path = ("permissions", "network", "allow")
-    return path, isinstance(_get(data, path), list)
-
-
-def _get(data: Any, path: Path) -> Any:
-    for step in path:
-        try:
-            data = data[step]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
+    return path, isinstance(node_at(data, path), list)
 
 
 def add_allowed_host(text: str, host: str) -> Insert | None:
@@ -65,7 +56,7 @@ def add_allowed_host(text: str, host: str) -> Insert | None:
     path, exists = allow_list_path(located, version)
     lines = text.splitlines()
     if exists:
-        items = _get(located.data, path)
+        items = node_at(located.data, path)
         if host in items:
             return None
         return _append_item(located, lines, path, len(items), host)
@@ -81,7 +72,7 @@ def add_allowed_host(text: str, host: str) -> Insert | None:
             return _after_list(located, lines, ("capabilities",), block)
         return _at_end(lines, ["capabilities:", *("  " + b for b in block)])
     written = [n for n in range(1, len(path) + 1) if path[:n] in located.keys]
-    if written and _get(located.data, path[: written[-1]]) is None:
+    if written and node_at(located.data, path[: written[-1]]) is None:
         # `network:` or `allow:` written with nothing under it: fill it in, below its key
         n = written[-1]
         key = located.keys[path[:n]]
@@ -90,7 +81,7 @@ def add_allowed_host(text: str, host: str) -> Insert | None:
         block.append(f"{' ' * (indent + 2 * len(path[n:]))}- {host}")
         return Insert(key.line + 1, 0, _join(block))
     # The deepest mapping on the way that exists; the rest of the keys are written out.
-    depth = max(n for n in range(len(path)) if isinstance(_get(located.data, path[:n]), dict))
+    depth = max(n for n in range(len(path)) if isinstance(node_at(located.data, path[:n]), dict))
     if depth + 1 <= len(path) and path[: depth + 1] in located.keys:
         return None  # written, but as something other than a mapping or list: a person decides
     missing = path[depth:]
@@ -120,7 +111,7 @@ def _append_item(located: Located, lines: list[str], path: Path, count: int, hos
 
 
 def _after_list(located: Located, lines: list[str], path: Path, block: list[str]) -> Insert:
-    items = _get(located.data, path)
+    items = node_at(located.data, path)
     last = located.values[(*path, len(items) - 1)]
     first = located.values[(*path, 0)]
     prefix = lines[first.line][: first.column - 2]  # the dash column of the list's items

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -350,35 +349,13 @@ def register(server: SandkitServer) -> None:
 
     @_command(server, protocol.UNDO)
     async def undo(ls: SandkitServer, p: dict[str, Any]) -> dict[str, Any]:
-        from sandkit.sync.journal import Journal
+        from sandkit.sync import undo
 
         sandbox = Store().get(str(p["name"]))
-        workspace = sandbox.config().workspace
-        db = sandbox.dir / "sync" / "sync.db"
-        if workspace is None or not db.exists():
-            raise SandboxError(f"sandbox '{sandbox.name}' has nothing to undo")
-        journal = Journal(db)
-        try:
-            entries = journal.trash()
-        finally:
-            journal.close()
-        wanted = [str(x).strip("/") for x in p.get("paths") or []]
-        if p.get("last") and entries:
-            newest = max(stamp for _, stamp, *_ in entries)
-            wanted += sorted({path for _, stamp, path, *_ in entries if stamp == newest})
-        restored = []
-        for rel in wanted:
-            versions = [e for e in entries if e[2] == rel]
-            if not versions:
-                raise SandboxError(f"no trashed version of '{rel}'")
-            stored, target = Path(versions[-1][3]), Path(workspace) / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if stored.is_dir():
-                shutil.copytree(stored, target, symlinks=True, dirs_exist_ok=True)
-            else:
-                shutil.copy2(stored, target, follow_symlinks=False)
-            restored.append(rel)
-        return {"restored": restored}
+        entries = undo.trash(sandbox)
+        wanted = [str(x) for x in p.get("paths") or []]
+        wanted += undo.last_batch(entries) if p.get("last") else []
+        return {"restored": [rel for rel, _ in undo.restore(sandbox, entries, wanted)]}
 
 
 async def _collect(sandbox: Sandbox, argv: list[str], options: dict[str, Any]) -> dict[str, Any]:
