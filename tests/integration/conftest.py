@@ -3,6 +3,7 @@ HTTPS (certificates from a throw-away CA made with trustme), and the proxy in pr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import ssl
@@ -135,6 +136,21 @@ class RunningProxy:
     def records(self) -> list[Decision]:
         self.settings.log.flush()
         return read_log(self.log_path)
+
+    async def decision(self, host: str, mark: int, timeout: float = 10.0) -> Decision:
+        """The latest decision about `host` logged after `mark` records.
+
+        A tunnel or a streamed body is logged when the connection ends, which can be
+        just after the client has its answer, so wait for it rather than read once.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = [r for r in self.records()[mark:] if r.host == host]
+            if found:
+                return found[-1]
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no decision about {host} logged within {timeout} s")
+            await asyncio.sleep(0.02)
 
 
 def credentials() -> list[BoundCredential]:

@@ -54,9 +54,10 @@ def headers_of(data: dict[str, object]) -> dict[str, str]:
 
 
 async def test_allowed_http(proxy: RunningProxy, origins: Origins) -> None:
+    mark = len(proxy.records())
     data = await curl_json("-x", proxy.url, f"http://allowed.test:{origins.http_port}/hello?x=1")
     assert data["path"] == "/hello?x=1"
-    record = proxy.records()[-1]
+    record = await proxy.decision("allowed.test", mark)
     assert record.action == "allowed" and record.rule == "allowed.test"
     assert record.origin == "test-kit (/kits/test/spec.yaml:7:9)"
     assert record.status == 200 and record.path == "/hello"
@@ -80,6 +81,7 @@ async def test_allowed_http(proxy: RunningProxy, origins: Origins) -> None:
 async def test_blocked_http_explains_itself(
     proxy: RunningProxy, origins: Origins, host: str, code: str, needle: str
 ) -> None:
+    mark = len(proxy.records())
     status, out, err = await curl("-i", "-x", proxy.url, f"http://{host}:{origins.http_port}/")
     assert status == 0, err
     head, _, body = out.partition("\r\n\r\n")
@@ -87,7 +89,7 @@ async def test_blocked_http_explains_itself(
     assert f"X-Sandkit-Blocked: {code}" in head
     assert f"Blocked by sandkit network policy: {host}:{origins.http_port}" in body
     assert needle in body
-    assert proxy.records()[-1].action == "blocked"
+    assert (await proxy.decision(host, mark)).action == "blocked"
 
 
 async def test_blocked_connect(proxy: RunningProxy, origins: Origins) -> None:
@@ -97,6 +99,7 @@ async def test_blocked_connect(proxy: RunningProxy, origins: Origins) -> None:
 
 async def test_connect_tunnel_is_byte_for_byte(proxy: RunningProxy, origins: Origins) -> None:
     # No credential for other.test: the client talks TLS to the origin itself (its cert).
+    mark = len(proxy.records())
     data = await curl_json(
         "-x",
         proxy.url,
@@ -105,7 +108,7 @@ async def test_connect_tunnel_is_byte_for_byte(proxy: RunningProxy, origins: Ori
         f"https://other.test:{origins.https_port}/tunnel",
     )
     assert data["path"] == "/tunnel"
-    record = proxy.records()[-1]
+    record = await proxy.decision("other.test", mark)
     assert record.scheme == "tunnel" and record.bytes_down > 0 and record.method == "CONNECT"
 
 
@@ -113,6 +116,7 @@ async def test_credential_injected_for_its_domain_only(
     proxy: RunningProxy, origins: Origins
 ) -> None:
     placeholder = proxy.placeholders["api"]
+    mark = len(proxy.records())
     data = await curl_json(
         "-x",
         proxy.url,
@@ -123,7 +127,7 @@ async def test_credential_injected_for_its_domain_only(
         f"https://api.test:{origins.https_port}/v1/models",
     )
     assert headers_of(data)["authorization"] == f"Bearer {REAL_SECRET}"
-    record = proxy.records()[-1]
+    record = await proxy.decision("api.test", mark)
     assert record.scheme == "https" and record.credentials == ["api"]
     assert REAL_SECRET not in proxy.log_path.read_text()
 
@@ -132,6 +136,7 @@ async def test_placeholder_to_another_host_is_left_alone(
     proxy: RunningProxy, origins: Origins
 ) -> None:
     placeholder = proxy.placeholders["api"]
+    mark = len(proxy.records())
     data = await curl_json(
         "-x",
         proxy.url,
@@ -140,9 +145,8 @@ async def test_placeholder_to_another_host_is_left_alone(
         f"http://other.test:{origins.http_port}/",
     )
     assert headers_of(data)["authorization"] == f"Bearer {placeholder}"
-    assert any(
-        "placeholder for 'api' sent to other.test" in w for w in proxy.records()[-1].warnings
-    )
+    warnings = (await proxy.decision("other.test", mark)).warnings
+    assert any("placeholder for 'api' sent to other.test" in w for w in warnings)
     # Through an intercepted host that carries another credential: still not replaced.
     data = await curl_json(
         "-x",
@@ -159,9 +163,10 @@ async def test_placeholder_to_another_host_is_left_alone(
 
 
 async def test_no_secret_over_plain_http(proxy: RunningProxy, origins: Origins) -> None:
+    mark = len(proxy.records())
     data = await curl_json("-x", proxy.url, f"http://api.test:{origins.http_port}/")
     assert "authorization" not in headers_of(data)
-    assert any("plain-HTTP" in w for w in proxy.records()[-1].warnings)
+    assert any("plain-HTTP" in w for w in (await proxy.decision("api.test", mark)).warnings)
 
 
 async def test_keep_alive_reuses_connections(proxy: RunningProxy, origins: Origins) -> None:
@@ -208,6 +213,7 @@ async def test_large_bodies_stream_both_ways(proxy: RunningProxy, origins: Origi
         expected = hashlib.sha256(block * (size // len(block))).hexdigest()
         assert result == {"len": size, "sha": expected}
         for chunked in ("0", "1"):
+            mark = len(proxy.records())
             async with session.get(
                 f"http://allowed.test:{origins.http_port}/big",
                 params={"size": str(size), "chunked": chunked},
@@ -217,8 +223,8 @@ async def test_large_bodies_stream_both_ways(proxy: RunningProxy, origins: Origi
                 async for piece in response.content.iter_any():
                     digest.update(piece)
                     total += len(piece)
-        assert total == size
-    assert proxy.records()[-1].bytes_down == size
+            assert total == size
+            assert (await proxy.decision("allowed.test", mark)).bytes_down == size
 
 
 async def test_large_body_through_tunnel(proxy: RunningProxy, origins: Origins) -> None:
