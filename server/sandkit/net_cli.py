@@ -13,16 +13,19 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sandkit.cli import add_kit_arg_option
 from sandkit.errors import ProxyError
 from sandkit.hostconfig import registry_args, registry_hosts
-from sandkit.kits.model import KitContent
+from sandkit.net.actions import Action, DefaultPolicy
 from sandkit.net.decisions import Decision, read_log
-from sandkit.net.policy import Action, DefaultPolicy
 from sandkit.paths import state_dir
 from sandkit.ui import table
+
+if TYPE_CHECKING:
+    from sandkit.kits.model import KitContent
 
 
 def default_log() -> Path:

@@ -26,3 +26,12 @@ def cache_dir() -> Path:
 def state_dir() -> Path:
     """Per-sandbox state: overlays, sockets, logs, journals."""
     return _xdg("XDG_STATE_HOME", ".local/state")
+
+
+def ram_dir() -> Path:
+    """Guest RAM files of q35 VMs (the warm pool). They must be on tmpfs: a disk file
+    would be written back as the guest touches its memory."""
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
+    path = base / f"sandkit-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path

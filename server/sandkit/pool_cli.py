@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sandkit.kits.fields import parse_size
+from sandkit.kits.sizes import parse_size
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.store import SandboxError, Store
 from sandkit.ui import table

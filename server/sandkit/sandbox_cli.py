@@ -21,11 +21,8 @@ from typing import Any
 
 from sandkit.approval_prompt import ApprovalPrompt
 from sandkit.cli import add_kit_arg_option
-from sandkit.hostconfig import registry_args
-from sandkit.kits import resolve
 from sandkit.kits.builtin import looks_like_path
-from sandkit.kits.fields import parse_size
-from sandkit.kits.model import ResolvedSandbox
+from sandkit.kits.sizes import parse_size
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.client import RemoteExec
 from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name, default_name
@@ -255,20 +252,6 @@ async def cmd_start(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def agent_argv(sandbox: ResolvedSandbox, extra: list[str], interactive: bool) -> list[str]:
-    """sbx's rule for `run -- ARGS`: a leading flag appends, a bare word replaces."""
-    base = [*sandbox.agent.entrypoint]
-    defaults = (
-        sandbox.agent.interactive_args
-        if interactive and sandbox.agent.interactive_args is not None
-        else sandbox.agent.args
-    )
-    if extra and not extra[0].startswith("-"):
-        return list(extra)
-    argv = [*base, *defaults, *extra]
-    return argv or ["bash", "-l"]
-
-
 async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     config, workspace = _config(args)
     store = Store()
@@ -279,20 +262,22 @@ async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         refill = lifecycle.pool_size() > 0  # so that the next new sandbox starts warm
     else:
         config = sandbox.config()
-    resolved = resolve(
-        config.agent, config.kits, config.kit_args, defaults=config.arg_defaults or registry_args()
-    ).sandbox
     await _started(sandbox)
     if refill:
         lifecycle.refill_in_background(config.cpus, config.memory_mib)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    argv = agent_argv(resolved, extra, interactive)
+    # The supervisor has the composed kits (and the guest's environment): ask it.
+    client = await lifecycle.connect(sandbox)
+    try:
+        reply = await client.call("agent-argv", {"extra": extra, "interactive": interactive})
+    finally:
+        client.close()
     return await attach(
         sandbox,
-        argv,
+        [str(a) for a in reply["argv"]],
         user="agent",
         cwd=config.workspace,
-        env=dict(resolved.environment),
+        env={},
         pty=interactive,
         stdin=True,
         ask=interactive,

@@ -18,10 +18,11 @@ import trustme
 from aiohttp import WSMsgType, web
 
 from sandkit.kits.model import Credential, Inject, NetworkRule, Origin
+from sandkit.net.actions import DefaultPolicy
 from sandkit.net.decisions import Decision, DecisionLog, read_log
 from sandkit.net.guard import Resolver
 from sandkit.net.inject import BoundCredential, Injector
-from sandkit.net.policy import DefaultPolicy, Policy
+from sandkit.net.policy import Policy
 from sandkit.net.proxy import EgressProxy, ProxySettings
 from sandkit.net.tls import CertificateAuthority
 

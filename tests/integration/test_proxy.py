@@ -13,8 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from sandkit.net.actions import Action, DefaultPolicy
 from sandkit.net.approvals import Approval
-from sandkit.net.policy import Action, DefaultPolicy, Policy
+from sandkit.net.policy import Policy
 from tests.integration.conftest import (
     OTHER_SECRET,
     REAL_SECRET,

@@ -91,3 +91,54 @@ def test_pool_adopt_unique_and_refill(env: Env, tmp_path: Path) -> None:
     pooled.sk("rm", "-f", "warm1", "warm2")
     drained = pooled.sk("pool", "drain", check=True)
     assert "removed" in drained.stdout and members(env) == []
+
+
+def golden_for(shape_memory: str) -> Path:
+    """The golden folder whose command line has this memory size."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sandkit" / "golden"
+    found = [
+        m.parent
+        for m in root.glob("*/manifest.json")
+        if f"{shape_memory}m" in json.loads(m.read_text())["inputs"]["argv"]
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def flip_a_data_byte(path: Path) -> None:
+    with path.open("r+b") as f:
+        offset = os.lseek(f.fileno(), 0, os.SEEK_DATA) + 100
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_a_corrupt_golden_is_rebuilt_not_restored(env: Env, tmp_path: Path) -> None:
+    pooled = Env({**env.vars, "SANDKIT_POOL_SIZE": "1"}, env.state)
+    pooled.sk("pool", "fill", "--memory", "384m", "--cpus", "1", timeout=600, check=True)
+    folder = golden_for("384")
+    built = json.loads((folder / "manifest.json").read_text())["built"]
+    pooled.sk("pool", "drain", check=True)
+
+    flip_a_data_byte(folder / "ram")  # a bad disk or a stray write: the guest's memory
+    pooled.sk("pool", "fill", "--memory", "384m", "--cpus", "1", timeout=600, check=True)
+    (member,) = wait_pooled(pooled, 1)
+    log = (env.state / str(member["name"]) / "supervisor.log").read_text()
+    assert "ram does not match its digest (corrupt); building it" in log
+    assert json.loads((folder / "manifest.json").read_text())["built"] > built
+    assert "restored from golden snapshot" in log  # from the rebuilt one
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.txt").write_text("after the rebuild\n")
+    done = pooled.sk(
+        "run", "shell", str(ws), "--name", "rebuilt", "--memory", "384m", "--cpus", "1",
+        "--", "cat", "a.txt",
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "after the rebuild\n", done.stderr
+    state = json.loads((env.state / "rebuilt" / "state.json").read_text())
+    assert state["adopted_from"] == member["name"]
+    wait_pooled(pooled, 1)  # the refill that the adoption started
+    pooled.sk("rm", "-f", "rebuilt")
+    pooled.sk("pool", "drain", check=True)

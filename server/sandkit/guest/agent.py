@@ -157,7 +157,7 @@ class Agent:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.env = dict(BASE_ENV)
-        if config.get("sk.share") == "1":  # a warm-pool member: what adopt() needs, now
+        if config.get("sk.pool") == "1":  # a warm-pool golden: what adopt() needs, now
             import ctypes  # noqa: F401  (~0.2 s to import under TCG: paid before the pause)
             import socket  # noqa: F401
 

@@ -21,12 +21,11 @@ for d in run tmp; do $B mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /newroot/
 $B mkdir -p /newroot/run/sandkit/share
 
 # The workspace: virtiofs tag "share", mounted at a fixed path and bound at the host's path.
-# A warm-pool member (sk.share=1) mounts its empty share now; adoption binds it later.
+# Warm-pool members (sk.pool=1, restored from a golden snapshot) have no share at boot: the
+# host hotplugs one into each clone, the agent mounts it, and adoption binds it.
 ws=$(arg sk.ws)
-if [ -n "$ws" ] || [ "$(arg sk.share)" = 1 ]; then
-  $B mount -t virtiofs share /newroot/run/sandkit/share || fail "cannot mount the workspace share"
-fi
 if [ -n "$ws" ]; then
+  $B mount -t virtiofs share /newroot/run/sandkit/share || fail "cannot mount the workspace share"
   $B mkdir -p "/newroot$ws"
   $B mount --bind /newroot/run/sandkit/share "/newroot$ws"
 fi

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 
 from sandkit.kits import model as m
 from sandkit.kits import spec_v2 as v2
-from sandkit.kits.fields import parse_size
 from sandkit.kits.hostrules import parse_rule
+from sandkit.kits.sizes import parse_size
 from sandkit.kits.validation import Context
 from sandkit.kits.yamlpos import Path
 

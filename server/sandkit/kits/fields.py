@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from sandkit.kits.hostrules import parse_rule
+from sandkit.kits.sizes import parse_size
 from sandkit.kits.yamlpos import YamlFloat, YamlInt
 
 
@@ -89,17 +90,6 @@ ServiceName = Annotated[
         "service '{value}' must be letters, digits, '-', '_' or '.' (e.g. 'anthropic')",
     ),
 ]
-
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """'8g', '4096m', '512MiB', '1024' (bytes) → bytes. Raises ValueError."""
-    match = _SIZE.fullmatch(text.strip())
-    if not match:
-        raise ValueError(text)
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 def _size(value: str) -> str:

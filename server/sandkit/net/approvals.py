@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandkit.net.policy import Action
+from sandkit.net.actions import Action
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ import ipaddress
 import socket
 from collections.abc import Mapping
 
-from sandkit.net.policy import DefaultPolicy, Reason, Verdict
+from sandkit.net.actions import DefaultPolicy
+from sandkit.net.policy import Reason, Verdict
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

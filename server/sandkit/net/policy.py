@@ -20,18 +20,7 @@ from dataclasses import dataclass
 
 from sandkit.kits.hostrules import HostRule, parse_rule
 from sandkit.kits.model import NetworkRule, Origin, Phase
-
-
-class DefaultPolicy(enum.StrEnum):
-    ALLOW_ALL = "allow-all"
-    BALANCED = "balanced"
-    DENY_ALL = "deny-all"
-
-
-class Action(enum.StrEnum):
-    ALLOW = "allow"
-    DENY = "deny"
-    ASK = "ask"
+from sandkit.net.actions import Action, DefaultPolicy
 
 
 class Reason(enum.StrEnum):

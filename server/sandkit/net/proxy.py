@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 import httptools
 
 from sandkit.kits.model import Phase
+from sandkit.net.actions import Action
 from sandkit.net.approvals import Approval
 from sandkit.net.decisions import Decision, DecisionLog
 from sandkit.net.guard import IPAddress, Resolver, blocked_body, is_internal
 from sandkit.net.httpio import BadMessage, Head, MessageReader, encode_head, end_to_end, send_body
 from sandkit.net.inject import Injector
-from sandkit.net.policy import Action, Policy, Reason, Verdict
+from sandkit.net.policy import Policy, Reason, Verdict
 from sandkit.net.tls import CertificateAuthority
 
 log = logging.getLogger(__name__)

@@ -8,14 +8,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sandkit.errors import ProxyError
-from sandkit.kits.compose import merge_content
+from sandkit.kits.composition import merge_content
 from sandkit.kits.issues import KitError, KitIssue
 from sandkit.kits.model import KitContent
-from sandkit.kits.resolve import load_ref
+from sandkit.kits.resolution import load_ref
+from sandkit.net.actions import DefaultPolicy
 from sandkit.net.decisions import DecisionLog
 from sandkit.net.guard import Resolver
 from sandkit.net.inject import BoundCredential, Injector
-from sandkit.net.policy import DefaultPolicy, Policy, baseline_rules
+from sandkit.net.policy import Policy, baseline_rules
 from sandkit.net.proxy import ProxySettings
 from sandkit.net.secrets import SecretStore, credential_value, placeholder
 from sandkit.net.tls import CertificateAuthority

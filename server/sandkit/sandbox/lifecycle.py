@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sandkit.hostconfig import registry_args
-from sandkit.kits import resolve
 from sandkit.sandbox.client import SupervisorClient
 from sandkit.sandbox.store import Config, Sandbox, SandboxError, State, Store, _alive
 from sandkit.vm.image import Progress, ensure_image
@@ -25,6 +24,8 @@ def create(store: Store, config: Config, workspace: Path | None) -> Sandbox:
     """Check the kits, then make the sandbox's directory; the supervisor fills the share
     from the workspace (and keeps both in sync) when the sandbox starts."""
     config.arg_defaults = dict(registry_args())
+    from sandkit.kits import resolve  # the models load only when a sandbox is created
+
     resolve(config.agent, config.kits, config.kit_args, defaults=config.arg_defaults)  # fail early
     if workspace is not None and not workspace.is_dir():
         raise SandboxError(f"{workspace} is not a directory")
@@ -225,12 +226,11 @@ async def create_or_adopt(
     """A new sandbox: adopted from the warm pool when a member is ready, else created (and
     booted later, cold). Either way the kits are checked first."""
     config.arg_defaults = dict(registry_args())
-    resolve(config.agent, config.kits, config.kit_args, defaults=config.arg_defaults)
     if workspace is not None and not workspace.is_dir():
         raise SandboxError(f"{workspace} is not a directory")
     if Sandbox(store.root, config.name).exists():
         raise SandboxError(f"a sandbox named '{config.name}' exists already")
-    if pool_size() > 0:
+    if pool_size() > 0:  # the member's supervisor checks the kits before it says yes
         adopted = await adopt(store, config)
         if adopted is not None:
             return adopted, True

@@ -23,18 +23,19 @@ from typing import TYPE_CHECKING, Any
 from sandkit.errors import SandkitError
 from sandkit.hostconfig import local_cas, registry_hosts
 from sandkit.kits.model import Phase
+from sandkit.net.actions import Action
 from sandkit.net.approvals import ApprovalBroker
-from sandkit.net.policy import Action
 from sandkit.sandbox.protocol import encode
-from sandkit.sandbox.store import Sandbox, State, Store
+from sandkit.sandbox.store import Config, Sandbox, State, Store
 from sandkit.tasks import spawn
+from sandkit.vm import golden
 from sandkit.vm.channel import Execution
 from sandkit.vm.image import ensure_image
 from sandkit.vm.image import load as load_image
-from sandkit.vm.machine import Machine, MachinePaths, VMError, tail
+from sandkit.vm.machine import Machine, MachinePaths, VMError, choose_accel, tail
 
 if TYPE_CHECKING:
-    from sandkit.kits.resolve import Resolution
+    from sandkit.kits.resolution import Resolution
     from sandkit.net.proxy import EgressProxy, ProxySettings
     from sandkit.sync.engine import SyncEngine
 
@@ -116,16 +117,24 @@ class Supervisor:
         params = {"hostname": c.name, "proxy": "10.0.2.100:3128"}
         if c.workspace:
             params["ws"] = c.workspace
-        elif c.pool_shape:  # an empty share, mounted now, filled and bound at adoption
-            params["share"] = "1"
+        clone = None
+        if c.pool_shape:  # a clone of the shape's golden snapshot, built first if need be
+            accel = await asyncio.to_thread(choose_accel, image)
+            clone = await golden.clone(image, c.cpus, c.memory_mib, accel, self.sandbox.dir, c.name)
+            params = dict(golden.POOL_PARAMS)
         self.machine = Machine(
             image,
             MachinePaths(self.sandbox.dir, self.sandbox.sockets),
             cpus=c.cpus,
             memory_mib=c.memory_mib,
+            # A member's share starts empty: hotplugged after the restore, filled and bound
+            # at the workspace's path at adoption.
             share=self.sandbox.share if c.workspace or c.pool_shape else None,
             params=params,
             proxy_port=port,
+            machine="q35" if clone else "microvm",
+            ram_file=clone.ram if clone else None,
+            restore_from=clone.state if clone else None,
         )
         self.save(proxy_port=port)
         if c.workspace:  # the share holds the workspace before the guest looks at it
@@ -142,7 +151,11 @@ class Supervisor:
         if c.workspace:
             await self.place_workspace_files(Path(c.workspace))
         await launch
-        log.info("guest agent ready (%s)", self.machine.accel)
+        if clone is not None:
+            clone.state.unlink(missing_ok=True)
+            log.info("restored from golden snapshot %s (%s)", clone.key, self.machine.accel)
+        else:
+            log.info("guest agent ready (%s)", self.machine.accel)
         await self.trust_ca()
         if c.pool_shape:  # wait, paused (no CPU), for a sandbox to adopt this VM
             assert self.machine.qmp is not None and self.machine.channel is not None
@@ -203,16 +216,20 @@ class Supervisor:
         await proxy.start(sock=listener)
         return proxy
 
-    async def proxy_settings(self) -> ProxySettings:
-        """The composed kits' policy and credentials, and what the guest sees of them."""
+    @staticmethod
+    def resolve(config: Config) -> Resolution:
         from sandkit.kits import resolve  # heavy imports: after QEMU is on its way
-        from sandkit.net.policy import DefaultPolicy
+
+        return resolve(config.agent, config.kits, config.kit_args, defaults=config.arg_defaults)
+
+    async def proxy_settings(self, resolution: Resolution | None = None) -> ProxySettings:
+        """The composed kits' policy and credentials, and what the guest sees of them."""
+        from sandkit.net.actions import DefaultPolicy
         from sandkit.net.service import build_settings
 
         c = self.config
-        resolution = await asyncio.to_thread(
-            resolve, c.agent, c.kits, c.kit_args, defaults=c.arg_defaults
-        )
+        if resolution is None:
+            resolution = await asyncio.to_thread(self.resolve, c)
         self.resolution = resolution
         settings, bound = build_settings(
             resolution.sandbox,
@@ -267,7 +284,7 @@ class Supervisor:
         from its workspace, resume, make the guest unique, then the same kit application
         as a cold boot."""
         from sandkit.sandbox.lifecycle import MEMBER_TAKEN
-        from sandkit.sandbox.store import Config, Sandbox, check_name
+        from sandkit.sandbox.store import check_name
 
         if self.state.state != "pooled" or self.stopping:
             raise SandkitError(MEMBER_TAKEN)
@@ -279,11 +296,20 @@ class Supervisor:
             new_config = Config(**{**config, "name": name, "pool_shape": None})
             if target.exists():
                 raise FileExistsError(17, "a sandbox has that name")
-            self.sandbox.dir.rename(target)
         except (OSError, TypeError, SandkitError) as exc:
             self.state.state = "pooled"
             why = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise SandkitError(f"cannot adopt this pool member as '{name}': {why}") from None
+        try:  # the kits (the caller has not checked them): their errors are the user's
+            resolution = await asyncio.to_thread(self.resolve, new_config)
+            self.sandbox.dir.rename(target)
+        except (OSError, SandkitError) as exc:
+            self.state.state = "pooled"
+            if isinstance(exc, OSError):
+                raise SandkitError(
+                    f"cannot adopt this pool member as '{name}': {exc.strerror}"
+                ) from None
+            raise
         old_control = self.sandbox.control
         self.sandbox = Sandbox(target.parent, name)
         self.config = new_config
@@ -297,7 +323,7 @@ class Supervisor:
                         self.client, str(self.sandbox.control), limit=1 << 22
                     )
                 )
-            await self._adopt()
+            await self._adopt(resolution)
         except Exception as exc:
             if not isinstance(exc, SandkitError):
                 log.exception("adoption failed")
@@ -314,7 +340,7 @@ class Supervisor:
         await self.cleanup()
         self.done.set()
 
-    async def _adopt(self) -> None:
+    async def _adopt(self, resolution: Resolution) -> None:
         """The guest resumes and is made unique while the host composes the kits and fills
         the share; the kits are applied once both are done."""
         assert self.machine is not None and self.machine.qmp is not None
@@ -335,7 +361,7 @@ class Supervisor:
         guest = spawn(self.make_unique(), "make-unique")
         try:
             old = self.proxy.s
-            self.proxy.s = await self.proxy_settings()
+            self.proxy.s = await self.proxy_settings(resolution)
             old.log.close()
             old.ca.close()
             lap("kits and proxy")
@@ -575,6 +601,15 @@ class Supervisor:
             return {"held": [h.describe() for h in self.approvals.held.values()]}
         if method == "adopt":
             return await self.adopt(str(params["name"]), dict(params["config"]))
+        if method == "agent-argv":  # `run AGENT -- ARGS`, from the kits this sandbox runs
+            from sandkit.sandbox.agent_command import agent_argv
+
+            if self.resolution is None:
+                raise SandkitError("the sandbox is not running")
+            extra = [str(a) for a in params.get("extra") or []]
+            return {
+                "argv": agent_argv(self.resolution.sandbox, extra, bool(params.get("interactive")))
+            }
         if machine is None or machine.channel is None:
             raise SandkitError("the sandbox is not running")
         if method == "dump-memory":  # for audits: is a secret anywhere in the guest's RAM?

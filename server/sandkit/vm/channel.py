@@ -72,8 +72,10 @@ class GuestChannel:
         self.closed = asyncio.Event()
 
     @classmethod
-    async def connect(cls, socket: Path, timeout: float) -> GuestChannel:
-        """Connect and wait for the agent's ready line (it comes once the guest booted)."""
+    async def connect(cls, socket: Path, timeout: float, ready: bool = True) -> GuestChannel:
+        """Connect and wait for the agent's ready line (it comes once the guest booted).
+        A guest restored from a snapshot said ready long ago: with ``ready=False`` the
+        caller pings it instead."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -84,6 +86,8 @@ class GuestChannel:
                 if loop.time() > deadline:
                     raise ChannelError(f"the VM's agent socket {socket} never appeared") from None
                 await asyncio.sleep(0.02)
+        if not ready:
+            return cls(reader, writer)
         try:
             async with asyncio.timeout(max(0.1, deadline - loop.time())):
                 line = await reader.readline()

@@ -9,11 +9,14 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-# What the guest needs from the kernel's modules: the virtio-mmio bus, the disk, the agent
-# port, the network card, virtiofs, the entropy device and the balloon (free-page
-# reporting hands memory the guest freed back to the host). Dependencies are added.
+# What the guest needs from the kernel's modules: the virtio-mmio bus (microvm) and the
+# virtio-pci bus (q35, the warm pool), the disk, the agent port, the network card,
+# virtiofs (always loaded: a hotplugged share binds only to a loaded driver), the entropy
+# device and the balloon (free-page reporting hands memory the guest freed back to the
+# host). Dependencies are added.
 WANTED = (
     "virtio_mmio",
+    "virtio_pci",
     "virtio_blk",
     "virtio_console",
     "virtio_net",

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -157,10 +158,17 @@ class Machine:
         share: Path | None,
         params: dict[str, str],
         proxy_port: int | None,
+        machine: str = "microvm",
+        ram_file: Path | None = None,
+        restore_from: Path | None = None,
     ) -> None:
+        """``machine="q35"`` keeps the RAM in ``ram_file`` and hotplugs the share after the
+        guest runs; ``restore_from`` (a golden's migration state, q35 only) resumes a clone
+        of the golden instead of booting."""
         self.image, self.paths = image, paths
         self.cpus, self.memory_mib = cpus, memory_mib
         self.share, self.params, self.proxy_port = share, params, proxy_port
+        self.machine, self.ram_file, self.restore_from = machine, ram_file, restore_from
         self.qemu: asyncio.subprocess.Process | None = None
         self.virtiofsd: asyncio.subprocess.Process | None = None
         self.qmp: QMPClient | None = None
@@ -175,6 +183,8 @@ class Machine:
             await self._start_virtiofsd()
             await self._start_qemu()
             await self._connect(timeout)
+            if self.machine == "q35" and self.share is not None:
+                await self._attach_share()
         except BaseException as exc:
             console = tail(self.paths.console)
             await self.kill()
@@ -249,9 +259,16 @@ class Machine:
             cpus=self.cpus,
             memory_mib=self.memory_mib,
             accel=self.accel,
-            share_socket=self.paths.share_socket if self.share is not None else None,
+            share_socket=(
+                self.paths.share_socket
+                if self.share is not None and self.machine == "microvm"
+                else None
+            ),
             proxy_command=proxy,
             kernel_params=self.params,
+            machine=self.machine,
+            ram_file=self.ram_file,
+            incoming=self.restore_from is not None,
         )
 
     async def _start_qemu(self) -> None:
@@ -284,8 +301,13 @@ class Machine:
         spawn(self._watch_events(), "qmp-events")
         status = await self.qmp.execute("query-status")
         log.debug("VM status %s", status)
+        if self.restore_from is not None:
+            await self._restore(self.restore_from, timeout)
         waiter = spawn(self.qemu.wait(), "qemu-wait")
-        connect = spawn(GuestChannel.connect(self.paths.agent, timeout), "agent-connect")
+        connect = spawn(
+            GuestChannel.connect(self.paths.agent, timeout, ready=self.restore_from is None),
+            "agent-connect",
+        )
         done, _ = await asyncio.wait({waiter, connect}, return_when=asyncio.FIRST_COMPLETED)
         if connect not in done:
             connect.cancel()
@@ -293,6 +315,65 @@ class Machine:
         waiter.cancel()
         self.channel = connect.result()
         spawn(self.channel.pump(), "agent-pump")
+        if self.restore_from is not None:  # the restored agent said ready long ago
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.channel.ping()
+            except TimeoutError:
+                raise VMError("the restored guest's agent does not answer") from None
+
+    async def _restore(self, state: Path, timeout: float) -> None:
+        """Load a golden's device state; its RAM is already in our RAM file (x-ignore-shared)."""
+        assert self.qmp is not None
+        await self.qmp.execute(
+            "migrate-set-capabilities",
+            {"capabilities": [{"capability": "x-ignore-shared", "state": True}]},
+        )
+        await self.qmp.execute("migrate-incoming", {"uri": f"exec:cat {shlex.quote(str(state))}"})
+        await self.migration_done(timeout)
+        if self.ram_file is not None:  # QEMU has it mapped: the memory goes when QEMU does
+            self.ram_file.unlink(missing_ok=True)
+
+    async def migration_done(self, timeout: float = 60.0) -> None:
+        """Wait for a migration (either end) to complete; a failure quotes QEMU's reason."""
+        assert self.qmp is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                info = await self.qmp.execute("query-migrate")
+                assert isinstance(info, dict)
+                status = info.get("status")
+                if status == "completed":
+                    return
+                if status in ("failed", "cancelled"):
+                    detail = info.get("error-desc") or tail(self.paths.qemu_log, 5)
+                    raise VMError(f"migration {status}: {detail}")
+                await asyncio.sleep(0.005)
+
+    async def save(self, state: Path, timeout: float = 60.0) -> None:
+        """Save the guest (paused at the end) to ``state``: devices only, the RAM stays in
+        its file (x-ignore-shared), so this takes milliseconds."""
+        assert self.qmp is not None and self.machine == "q35"
+        await self.qmp.execute(
+            "migrate-set-capabilities",
+            {"capabilities": [{"capability": "x-ignore-shared", "state": True}]},
+        )
+        await self.qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(state))}"})
+        await self.migration_done(timeout)
+
+    async def _attach_share(self) -> None:
+        """Hotplug virtiofs into the running q35 guest and mount it at the fixed path."""
+        assert self.qmp is not None and self.channel is not None
+        for command, arguments in qemu.share_hotplug(self.paths.share_socket):
+            await self.qmp.execute(command, arguments)
+        # The device appears within milliseconds of the hotplug; mount as soon as it does.
+        mount = (
+            "i=0; until mount -t virtiofs share /run/sandkit/share 2>/dev/null; do"
+            " i=$((i+1)); [ $i -gt 1000 ] && exec mount -t virtiofs share /run/sandkit/share;"
+            " sleep 0.01; done"
+        )
+        done = await self.channel.run(["/bin/sh", "-c", mount])
+        if done.exit_status != 0:
+            raise VMError("the hotplugged share did not mount: " + done.stderr.decode().strip())
 
     async def _watch_events(self) -> None:
         assert self.qmp is not None
@@ -344,5 +425,7 @@ class Machine:
                         await proc.wait()
         for sock in (self.paths.qmp, self.paths.agent, self.paths.share_socket):
             sock.unlink(missing_ok=True)
+        if self.ram_file is not None:
+            self.ram_file.unlink(missing_ok=True)
         if self.paths.sockets != self.paths.state:
             shutil.rmtree(self.paths.sockets, ignore_errors=True)

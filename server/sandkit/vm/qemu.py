@@ -1,6 +1,13 @@
-"""The QEMU command line for a sandbox (pure): a microvm with a virtio disk (qcow2 overlay),
-the agent's virtio-serial port, virtiofs for the workspace, a restricted user-mode network
-whose only way out is one forward to the proxy, an entropy device and QMP."""
+"""The QEMU command line for a sandbox (pure): a virtio disk (qcow2 overlay), the agent's
+virtio-serial port, virtiofs for the workspace, a restricted user-mode network whose only
+way out is one forward to the proxy, an entropy device, a free-page-reporting balloon and
+QMP.
+
+Two machines: ``microvm`` (virtio-mmio; the fastest cold boot) for sandboxes booted cold,
+and ``q35`` (virtio-pci) for warm-pool members restored from a golden snapshot: only PCI
+can hotplug the virtiofs device after the restore (a vhost-user device blocks migration,
+so the golden is saved without it), and its RAM lives in a file so that each clone copies
+the file instead of streaming the RAM (``x-ignore-shared``)."""
 
 from __future__ import annotations
 
@@ -10,6 +17,8 @@ from pathlib import Path
 
 AGENT_PORT = "org.sandkit.agent"
 SHARE_TAG = "share"
+SHARE_PORT = "rp1"  # the q35 PCIe root port that takes the hotplugged virtiofs device
+SHARE_CHARDEV = "share"
 PROXY_ADDRESS = "10.0.2.100"
 PROXY_PORT = 3128
 # TCG cannot calibrate timers quickly; fixed values skip the calibration loops.
@@ -32,6 +41,9 @@ class MachineSpec:
     proxy_command: str | None = None  # run per guest connection to PROXY_ADDRESS:PROXY_PORT
     kernel_params: Mapping[str, str] = field(default_factory=dict)  # sk.* for the guest
     qemu: str = "qemu-system-x86_64"
+    machine: str = "microvm"  # or "q35" (see the module's doc)
+    ram_file: Path | None = None  # q35: guest RAM in this (tmpfs) file, shared
+    incoming: bool = False  # q35: wait for `migrate-incoming` (a clone of a golden)
 
 
 def kernel_cmdline(spec: MachineSpec) -> str:
@@ -44,17 +56,26 @@ def kernel_cmdline(spec: MachineSpec) -> str:
 
 
 def argv(spec: MachineSpec) -> list[str]:
-    machine = "microvm,x-option-roms=off,rtc=on"
-    if spec.accel == "tcg":
-        machine += ",pit=on,pic=on"
+    if spec.machine not in ("microvm", "q35"):
+        raise ValueError(f"unknown machine type {spec.machine!r}")
+    pci = spec.machine == "q35"
+    bus = "pci" if pci else "device"  # virtio-blk-pci or virtio-blk-device, and so on
+    if pci:
+        # Native PCIe hotplug: the ACPI path waits seconds before the guest sees a device.
+        machine = ["-M", "q35", "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]
+    else:
+        options = "microvm,x-option-roms=off,rtc=on" + (
+            ",pit=on,pic=on" if spec.accel == "tcg" else ""
+        )
+        machine = ["-M", options, "-global", "virtio-mmio.force-legacy=false"]
+    # A smaller translation cache saves RSS; restored clones keep more, since their first
+    # commands after adoption re-translate everything (TCG's cache is not migrated).
+    tcg = f"tcg,tb-size={64 if pci else 32}"
     cmd = [
         spec.qemu,
-        "-M",
-        machine,
-        "-global",
-        "virtio-mmio.force-legacy=false",
+        *machine,
         "-accel",
-        "tcg,tb-size=32" if spec.accel == "tcg" else spec.accel,
+        tcg if spec.accel == "tcg" else spec.accel,
         "-cpu",
         "max" if spec.accel == "tcg" else "host",
         "-m",
@@ -77,9 +98,9 @@ def argv(spec: MachineSpec) -> list[str]:
         "-drive",
         f"id=root,file={spec.disk},format=qcow2,if=none,cache=unsafe,discard=unmap",
         "-device",
-        "virtio-blk-device,drive=root",
+        f"virtio-blk-{bus},drive=root",
         "-device",
-        "virtio-serial-device",
+        f"virtio-serial-{bus}",
         "-chardev",
         f"socket,id=agent,path={spec.agent_socket},server=on,wait=off",
         "-device",
@@ -87,20 +108,33 @@ def argv(spec: MachineSpec) -> list[str]:
         "-object",
         "rng-random,filename=/dev/urandom,id=rng0",
         "-device",
-        "virtio-rng-device,rng=rng0",
+        f"virtio-rng-{bus},rng=rng0",
         # Pages the guest frees go back to the host within seconds (a finished build's
         # memory does not stay with QEMU); deflate-on-oom keeps the guest safe.
         "-device",
-        "virtio-balloon-device,free-page-reporting=on,deflate-on-oom=on",
+        f"virtio-balloon-{bus},free-page-reporting=on,deflate-on-oom=on",
         "-qmp",
         f"unix:{spec.qmp_socket},server=on,wait=off",
     ]
-    if spec.share_socket is not None:
+    if pci:
+        if spec.ram_file is None:
+            raise ValueError("a q35 sandbox keeps its RAM in a file: give ram_file")
+        if spec.share_socket is not None:
+            raise ValueError("a q35 sandbox gets its share by hotplug, not on the command line")
+        cmd += [
+            "-device",
+            f"pcie-root-port,id={SHARE_PORT},bus=pcie.0,chassis=1",
+            "-object",
+            f"memory-backend-file,id=mem,size={spec.memory_mib}m,mem-path={spec.ram_file},share=on",
+            "-numa",
+            "node,memdev=mem",
+        ]
+    elif spec.share_socket is not None:
         cmd += [
             "-chardev",
-            f"socket,id=share,path={spec.share_socket}",
+            f"socket,id={SHARE_CHARDEV},path={spec.share_socket}",
             "-device",
-            f"vhost-user-fs-device,chardev=share,tag={SHARE_TAG}",
+            f"vhost-user-fs-device,chardev={SHARE_CHARDEV},tag={SHARE_TAG}",
             "-object",
             f"memory-backend-memfd,id=mem,size={spec.memory_mib}m,share=on",
             "-numa",
@@ -111,5 +145,38 @@ def argv(spec: MachineSpec) -> list[str]:
         if "," in spec.proxy_command:
             raise ValueError("the proxy command cannot contain ','")
         netdev += f",guestfwd=tcp:{PROXY_ADDRESS}:{PROXY_PORT}-cmd:{spec.proxy_command}"
-    cmd += ["-netdev", netdev, "-device", "virtio-net-device,netdev=net0"]
+    cmd += ["-netdev", netdev, "-device", f"virtio-net-{bus},netdev=net0"]
+    if spec.incoming:
+        if not pci:
+            raise ValueError("only a q35 sandbox is restored from a golden snapshot")
+        cmd += ["-incoming", "defer"]
     return cmd
+
+
+def share_hotplug(socket: Path) -> list[tuple[str, dict[str, object]]]:
+    """The QMP commands that attach virtiofsd's socket to a running q35 guest."""
+    return [
+        (
+            "chardev-add",
+            {
+                "id": SHARE_CHARDEV,
+                "backend": {
+                    "type": "socket",
+                    "data": {
+                        "addr": {"type": "unix", "data": {"path": str(socket)}},
+                        "server": False,
+                    },
+                },
+            },
+        ),
+        (
+            "device_add",
+            {
+                "driver": "vhost-user-fs-pci",
+                "id": "share0",
+                "chardev": SHARE_CHARDEV,
+                "tag": SHARE_TAG,
+                "bus": SHARE_PORT,
+            },
+        ),
+    ]

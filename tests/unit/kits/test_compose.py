@@ -6,7 +6,7 @@ import pytest
 
 from sandkit.kits import KitError, compose, load_kit
 from sandkit.kits.model import Kit
-from sandkit.kits.resolve import resolve
+from sandkit.kits.resolution import resolve
 from tests.conftest import WriteKit
 
 AGENT = """

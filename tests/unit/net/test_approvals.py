@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from sandkit.net.actions import Action
 from sandkit.net.approvals import Approval, ApprovalBroker, host_with_port
-from sandkit.net.policy import Action
 
 
 async def test_nobody_watching_means_no_question() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sandkit.kits.model import NetworkRule, Origin, Phase
-from sandkit.net.policy import Action, DefaultPolicy, Policy, Reason
+from sandkit.net.actions import Action, DefaultPolicy
+from sandkit.net.policy import Policy, Reason
 
 ORIGIN = Origin(kit="k", file="/k/spec.yaml", line=3, column=5)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from sandkit.kits import resolve
+from sandkit.sandbox.agent_command import agent_argv
 from sandkit.sandbox.store import Config, SandboxError, State, Store, check_name, default_name
-from sandkit.sandbox_cli import agent_argv
 
 
 @pytest.mark.parametrize("name", ["ab", "my-box", "a.b_c", "x" * 63])

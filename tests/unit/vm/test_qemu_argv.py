@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sandkit.vm.qemu import MachineSpec, argv, kernel_cmdline
+from sandkit.vm.qemu import MachineSpec, argv, kernel_cmdline, share_hotplug
 
 
 def spec(**changes: object) -> MachineSpec:
@@ -74,3 +74,51 @@ def test_kvm() -> None:
 def test_kernel_params_must_be_words() -> None:
     with pytest.raises(ValueError, match="must be one word"):
         kernel_cmdline(spec(kernel_params={"ws": "/path with space"}))
+
+
+def test_q35_keeps_ram_in_a_shared_file_and_has_a_port_for_the_share() -> None:
+    cmd = argv(spec(machine="q35", ram_file=Path("/dev/shm/x.ram")))
+    assert value(cmd, "-M") == ["q35"]
+    assert value(cmd, "-global") == ["ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]
+    devices = value(cmd, "-device")
+    assert "virtio-blk-pci,drive=root" in devices and "virtio-net-pci,netdev=net0" in devices
+    assert not any(d.endswith("-device") or "-device," in d for d in devices)  # no mmio
+    assert "pcie-root-port,id=rp1,bus=pcie.0,chassis=1" in devices
+    assert value(cmd, "-object")[-1] == (
+        "memory-backend-file,id=mem,size=1024m,mem-path=/dev/shm/x.ram,share=on"
+    )
+    assert value(cmd, "-numa") == ["node,memdev=mem"]
+    assert "-incoming" not in cmd
+    assert value(argv(spec(machine="q35", ram_file=Path("/r"), incoming=True)), "-incoming") == [
+        "defer"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"machine": "q35"}, "ram_file"),
+        ({"machine": "q35", "ram_file": Path("/r"), "share_socket": Path("/s")}, "hotplug"),
+        ({"incoming": True}, "golden"),
+        ({"machine": "pc"}, "unknown machine"),
+    ],
+)
+def test_q35_misuse_is_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        argv(spec(**changes))
+
+
+def test_share_hotplug_targets_the_root_port() -> None:
+    (chardev, args1), (device, args2) = share_hotplug(Path("/s/share.sock"))
+    assert chardev == "chardev-add" and device == "device_add"
+    assert args1["backend"] == {
+        "type": "socket",
+        "data": {"addr": {"type": "unix", "data": {"path": "/s/share.sock"}}, "server": False},
+    }
+    assert args2 == {
+        "driver": "vhost-user-fs-pci",
+        "id": "share0",
+        "chardev": "share",
+        "tag": "share",
+        "bus": "rp1",
+    }

@@ -142,7 +142,8 @@ class KitDocuments:
                             code="compose",
                         )
                     )
-        self.server.publish(uri, "compose", found)
+        if self.server.diagnostics.get(uri, {}).get("compose", []) != found:  # no echo
+            self.server.publish(uri, "compose", found)
 
     def closed(self, uri: str) -> None:
         timer = self._timers.pop(uri, None)

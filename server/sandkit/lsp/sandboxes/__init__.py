@@ -195,7 +195,7 @@ def register(server: SandkitServer) -> None:
             )
             memory = p.get("memory") or defaults.get("memory")
             if memory:
-                from sandkit.kits.fields import parse_size
+                from sandkit.kits.sizes import parse_size
 
                 try:
                     config.memory_mib = parse_size(str(memory)) >> 20
@@ -228,7 +228,7 @@ def register(server: SandkitServer) -> None:
     async def run_agent(ls: SandkitServer, p: dict[str, Any]) -> dict[str, Any]:
         from sandkit.hostconfig import registry_args
         from sandkit.kits import resolve
-        from sandkit.sandbox_cli import agent_argv
+        from sandkit.sandbox.agent_command import agent_argv
 
         sandbox = Store().get(str(p["name"]))
         config = sandbox.config()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandkit.kits.builtin import resolve_ref
-from sandkit.kits.compose import MAX_EXTENDS_DEPTH, apply_extends, compose, unreachable_injects
+from sandkit.kits.composition import MAX_EXTENDS_DEPTH, apply_extends, compose, unreachable_injects
 from sandkit.kits.convert_common import INJECT_NOT_ALLOWED
 from sandkit.kits.issues import KitError, KitIssue, Span
 from sandkit.kits.loader import LoadedKit, load_kit

@@ -1,0 +1,291 @@
+"""Golden snapshots for the warm pool.
+
+A golden is one q35 guest booted without a share, primed, and saved by migration with
+``x-ignore-shared``: its RAM stays in a sparse file, the device state is a few hundred KiB.
+A pool member is a clone: the RAM file copied sparsely to tmpfs, the golden's disk
+overlay copied (so no sandbox ever depends on a golden that a rebuild replaces), and QEMU
+started with ``-incoming defer`` on the copies (see vm/machine.py and
+../shared/reference/warm-pool-notes.md).
+
+A golden is keyed by every input that must match between the saving and the restoring
+QEMU (the image, QEMU's version, the shape, the accelerator, the command line with the
+per-VM paths left out) and carries the digests of its files. It is checked before every
+clone and rebuilt when stale, missing or corrupt: never restored blind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import functools
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandkit.errors import SandkitError
+from sandkit.paths import cache_dir, ram_dir
+from sandkit.vm import qemu
+from sandkit.vm.image import Image
+
+log = logging.getLogger(__name__)
+FORMAT = 1  # of the golden's folder and manifest
+FILES = ("state.bin", "ram", "disk.qcow2")
+# The commands every adoption runs first: their files are in the guest's page cache when
+# the golden is saved (TCG's translations are not; each clone primes again).
+PRIME = (["true"], ["sh", "-c", "cat /dev/null"], ["bash", "-lc", "true"])
+POOL_PARAMS = {"proxy": f"{qemu.PROXY_ADDRESS}:{qemu.PROXY_PORT}", "pool": "1"}
+
+
+class GoldenError(SandkitError):
+    """A golden snapshot could not be built or copied."""
+
+
+@functools.cache
+def qemu_version(binary: str = "qemu-system-x86_64") -> str:
+    done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.splitlines()[0] if done.stdout else f"unknown ({binary})"
+
+
+def key_inputs(image: Image, cpus: int, memory_mib: int, accel: str) -> dict[str, object]:
+    """Everything a restore depends on. The per-VM paths (sockets, logs, the disk and RAM
+    files, the proxy's port) are placeholders: they may differ between save and restore."""
+    spec = qemu.MachineSpec(
+        kernel=image.kernel,
+        initrd=image.initrd,
+        disk=Path("@disk"),
+        console_log=Path("@console"),
+        qmp_socket=Path("@qmp"),
+        agent_socket=Path("@agent"),
+        cpus=cpus,
+        memory_mib=memory_mib,
+        accel=accel,
+        proxy_command="@proxy",
+        kernel_params=POOL_PARAMS,
+        machine="q35",
+        ram_file=Path("@ram"),
+    )
+    return {
+        "format": FORMAT,
+        "image": image.key,
+        "qemu": qemu_version(),
+        "argv": qemu.argv(spec),
+    }
+
+
+def golden_key(inputs: dict[str, object]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def file_digest(path: Path) -> str:
+    """sha256 over a sparse file's data extents and their offsets: a RAM file of 1 GiB
+    holds ~100 MiB of data, and reading its holes would cost more than hashing."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        fd = f.fileno()
+        size = os.fstat(fd).st_size
+        h.update(size.to_bytes(8, "little"))
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            h.update(start.to_bytes(8, "little"))
+            f.seek(start)
+            left = end - start
+            while left:
+                chunk = f.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                h.update(chunk)
+                left -= len(chunk)
+            offset = end
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Golden:
+    dir: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.dir / "manifest.json"
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def problem(self, key: str) -> str | None:
+        """Why this golden must not be restored (None: it may)."""
+        try:
+            manifest = json.loads(self.manifest.read_text())
+        except FileNotFoundError:
+            return "it was never built"
+        except (OSError, ValueError) as exc:
+            return f"its manifest is unreadable ({exc})"
+        if manifest.get("key") != key:
+            return "it was built for other inputs"
+        for name in FILES:
+            try:
+                digest = file_digest(self.path(name))
+            except OSError as exc:
+                return f"{name} is unreadable ({exc.strerror})"
+            if digest != manifest.get("digests", {}).get(name):
+                return f"{name} does not match its digest (corrupt)"
+        return None
+
+    def built(self) -> float | None:
+        try:
+            return float(json.loads(self.manifest.read_text())["built"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+def golden_root() -> Path:
+    return cache_dir() / "golden"
+
+
+async def _cp_sparse(source: Path, target: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "cp", "--sparse=always", str(source), str(target), stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await proc.communicate()
+    if proc.returncode:
+        raise GoldenError(f"cannot copy {source}: {err.decode(errors='replace').strip()}")
+
+
+@dataclass(frozen=True)
+class Clone:
+    """A clone's own copies of a golden's files."""
+
+    key: str
+    state: Path
+    ram: Path
+    disk: Path
+
+
+async def clone(
+    image: Image, cpus: int, memory_mib: int, accel: str, into: Path, name: str
+) -> Clone:
+    """Check (or build) the golden for this shape and copy it for one VM: the disk and the
+    device state into ``into``, the RAM to tmpfs."""
+    inputs = key_inputs(image, cpus, memory_mib, accel)
+    key = golden_key(inputs)
+    golden = Golden(golden_root() / key)
+    lock = golden_root() / f"{key}.lock"
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, _acquire, lock)
+    try:
+        why = await asyncio.to_thread(golden.problem, key)
+        if why is not None:
+            log.warning("golden snapshot %s cannot be used: %s; building it", key, why)
+            await build(image, cpus, memory_mib, accel, golden, inputs, key)
+        into.mkdir(parents=True, exist_ok=True)
+        ram = ram_dir() / f"{name}-{os.getpid()}.ram"
+        result = Clone(key, into / "golden-state.bin", ram, into / "disk.qcow2")
+        await asyncio.gather(
+            _cp_sparse(golden.path("ram"), result.ram),
+            _cp_sparse(golden.path("disk.qcow2"), result.disk),
+            _cp_sparse(golden.path("state.bin"), result.state),
+        )
+        result.disk.chmod(0o644)  # the golden's files are read-only; the copies are not
+        result.ram.chmod(0o600)
+        return result
+    finally:
+        _release(lock)
+
+
+_held: dict[Path, int] = {}
+
+
+def _acquire(lock: Path) -> None:
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _held[lock] = fd
+
+
+def _release(lock: Path) -> None:
+    fd = _held.pop(lock, None)
+    if fd is not None:
+        os.close(fd)
+
+
+async def build(
+    image: Image,
+    cpus: int,
+    memory_mib: int,
+    accel: str,
+    golden: Golden,
+    inputs: dict[str, object],
+    key: str,
+    timeout: float = 300.0,
+) -> None:
+    """Boot a q35 guest with no share, prime it, save it; the folder appears whole or not
+    at all (built aside, then renamed over the old one)."""
+    from sandkit.vm.machine import Machine, MachinePaths
+
+    started = time.monotonic()
+    work = golden.dir.with_name(f"{golden.dir.name}.build-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    sockets = Path(f"/tmp/sandkit-{os.getuid()}") / f"golden-{key[:12]}-{os.getpid()}"
+    ram = ram_dir() / f"golden-{key}-{os.getpid()}.ram"
+    machine = Machine(
+        image,
+        MachinePaths(work, sockets),
+        cpus=cpus,
+        memory_mib=memory_mib,
+        share=None,
+        params=dict(POOL_PARAMS),
+        proxy_port=9,  # nothing in the guest connects while it is being built
+        machine="q35",
+        ram_file=ram,
+    )
+    try:
+        await machine.launch(timeout)
+        assert machine.channel is not None
+        for argv in PRIME:
+            await machine.channel.run(argv, user="agent")
+        await machine.channel.run(["sync"])  # the disk holds what the guest wrote so far
+        await machine.save(work / "state.bin")
+        # QEMU is paused after the save: the RAM file no longer changes.
+        await _cp_sparse(ram, work / "ram")
+    except BaseException as exc:
+        await machine.kill()
+        shutil.rmtree(work, ignore_errors=True)
+        if isinstance(exc, SandkitError):
+            raise GoldenError(f"cannot build the warm pool's golden snapshot: {exc}") from None
+        raise
+    await machine.kill()
+    for name in ("console.log", "qemu.log"):
+        (work / name).rename(work / f"build-{name}")
+    digests = await asyncio.to_thread(lambda: {n: file_digest(work / n) for n in FILES})
+    manifest = {"key": key, "inputs": inputs, "digests": digests, "built": time.time()}
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    for name in FILES:
+        (work / name).chmod(0o444)
+    old = golden.dir.with_name(f"{golden.dir.name}.old-{os.getpid()}")
+    if golden.dir.exists():
+        golden.dir.rename(old)
+    work.rename(golden.dir)
+    shutil.rmtree(old, ignore_errors=True)
+    log.info("golden snapshot %s built in %.1f s", key, time.monotonic() - started)
+
+
+def remove_all() -> int:
+    """Delete every golden (they are rebuilt on the next fill); returns how many."""
+    root = golden_root()
+    count = 0
+    if root.is_dir():
+        for entry in root.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+                count += 1
+    return count

@@ -1,0 +1,40 @@
+"""The kit engine's package loads its names on first use; each name is the function or
+class, never a submodule that happens to share it."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+import types
+
+import sandkit.kits
+
+
+def test_every_public_name_is_the_object_not_a_module() -> None:
+    for info in pkgutil.iter_modules(sandkit.kits.__path__):  # every submodule loaded first
+        importlib.import_module(f"sandkit.kits.{info.name}")
+    for name in sandkit.kits.__all__:
+        value = getattr(sandkit.kits, name)
+        assert not isinstance(value, types.ModuleType), name
+        assert value.__name__ == name
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    try:
+        sandkit.kits.nothing_here  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as exc:
+        assert "nothing_here" in str(exc)
+    else:
+        raise AssertionError("no AttributeError")
+
+
+def test_the_sandbox_cli_does_not_load_the_kit_models() -> None:
+    # `sandkit run` on a warm-pool member must not pay for pydantic (its supervisor does).
+    code = (
+        "import sys, sandkit.sandbox_cli, sandkit.net_cli, sandkit.pool_cli;"
+        "print('pydantic' in sys.modules, 'sandkit.kits.model' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -1,0 +1,108 @@
+"""The golden snapshot's pure parts: its key covers every input a restore depends on (and
+none of the per-VM paths), the sparse digest sees every byte, and a golden whose files
+changed on disk is refused with the reason."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from sandkit.vm import golden
+from sandkit.vm.image import Image
+
+
+def image(tmp_path: Path, key: str = "img1") -> Image:
+    return Image(key=key, path=tmp_path, kernel_release="6.1")
+
+
+@pytest.fixture(autouse=True)
+def fixed_qemu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(golden, "qemu_version", lambda: "QEMU emulator version 7.2.0")
+
+
+def key(tmp_path: Path, **changes: object) -> str:
+    args: dict[str, object] = {
+        "image": image(tmp_path),
+        "cpus": 2,
+        "memory_mib": 512,
+        "accel": "tcg",
+    }
+    args.update(changes)
+    return golden.golden_key(golden.key_inputs(**args))  # type: ignore[arg-type]
+
+
+def test_key_covers_image_shape_accel_and_qemu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = key(tmp_path)
+    assert key(tmp_path) == base
+    others = {
+        key(tmp_path, image=image(tmp_path, "img2")),
+        key(tmp_path, cpus=1),
+        key(tmp_path, memory_mib=1024),
+        key(tmp_path, accel="kvm"),
+    }
+    monkeypatch.setattr(golden, "qemu_version", lambda: "QEMU emulator version 8.0.0")
+    others.add(key(tmp_path))
+    assert base not in others and len(others) == 5
+
+
+def test_key_leaves_out_the_per_vm_paths(tmp_path: Path) -> None:
+    inputs = golden.key_inputs(image(tmp_path), 2, 512, "tcg")
+    text = json.dumps(inputs)
+    assert "@disk" in text and "@ram" in text and "@agent" in text and "@proxy" in text
+    assert "-incoming" not in text  # the golden boots; clones add it
+
+
+def sparse(path: Path, chunks: dict[int, bytes], size: int) -> None:
+    with path.open("wb") as f:
+        f.truncate(size)
+        for offset, data in chunks.items():
+            f.seek(offset)
+            f.write(data)
+
+
+def test_digest_sees_data_offsets_and_size(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    sparse(a, {1 << 20: b"x" * 4096}, 8 << 20)
+    sparse(b, {1 << 20: b"x" * 4096}, 8 << 20)
+    assert golden.file_digest(a) == golden.file_digest(b)
+    sparse(b, {1 << 20: b"x" * 4095 + b"y"}, 8 << 20)  # one byte
+    assert golden.file_digest(a) != golden.file_digest(b)
+    sparse(b, {2 << 20: b"x" * 4096}, 8 << 20)  # same bytes elsewhere
+    assert golden.file_digest(a) != golden.file_digest(b)
+    sparse(b, {1 << 20: b"x" * 4096}, 9 << 20)  # longer
+    assert golden.file_digest(a) != golden.file_digest(b)
+    sparse(b, {}, 0)
+    assert golden.file_digest(b) != golden.file_digest(a)
+
+
+def make_golden(folder: Path, key: str) -> golden.Golden:
+    folder.mkdir()
+    g = golden.Golden(folder)
+    sparse(g.path("ram"), {4096: os.urandom(8192)}, 64 << 20)
+    g.path("state.bin").write_bytes(os.urandom(1000))
+    g.path("disk.qcow2").write_bytes(b"QFI\xfb" + os.urandom(100))
+    digests = {n: golden.file_digest(g.path(n)) for n in golden.FILES}
+    g.manifest.write_text(json.dumps({"key": key, "digests": digests, "built": 1.0}))
+    return g
+
+
+def test_a_golden_is_checked_before_use(tmp_path: Path) -> None:
+    assert golden.Golden(tmp_path / "none").problem("k") == "it was never built"
+    g = make_golden(tmp_path / "g", "k")
+    assert g.problem("k") is None and g.built() == 1.0
+    assert g.problem("other") == "it was built for other inputs"
+    with g.path("ram").open("r+b") as f:  # one flipped byte in the RAM file
+        f.seek(5000)
+        byte = f.read(1)
+        f.seek(5000)
+        f.write(bytes([byte[0] ^ 1]))
+    assert g.problem("k") == "ram does not match its digest (corrupt)"
+    g.path("ram").unlink()
+    assert g.problem("k") == "ram is unreadable (No such file or directory)"
+    g.manifest.write_text("{")
+    assert str(g.problem("k")).startswith("its manifest is unreadable")
