@@ -79,9 +79,9 @@ def cold_start(workspace: Path, env: dict[str, str], command: str = "echo") -> f
     return elapsed
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
 
@@ -192,8 +192,16 @@ def main() -> int:
         time.sleep(10)
         pool_cpu = sum(cpu_seconds(p) for p in mpids) - cpu_before
         pool_mib = sum(rss_kib(p) for p in mpids) / 1024
+        parts = {
+            "QEMU": rss_kib(mstate.qemu_pid, "VmRSS") // 1024,
+            "of which guest RAM": rss_kib(mstate.qemu_pid, "RssShmem") // 1024,
+            "TCG cache + heap": rss_kib(mstate.qemu_pid, "RssAnon") // 1024,
+            "mapped files": rss_kib(mstate.qemu_pid, "RssFile") // 1024,
+            "supervisor": rss_kib(mstate.supervisor_pid) // 1024,
+        }
         sk("pool", "drain", env=warm_env)
     finally:
+        sk("pool", "drain", env=warm_env)
         sk("rm", "-f", "--all", env=env)
         shutil.rmtree(root, ignore_errors=True)
     cold = statistics.median(starts)
@@ -221,7 +229,10 @@ def main() -> int:
         f"adoption alone (supervisor): median {statistics.median(adoptions):.2f} s   runs: "
         + ", ".join(f"{s:.2f}" for s in adoptions)
     )
-    print(f"idle pooled member: {pool_mib:.0f} MiB RSS, {pool_cpu:.2f} CPU-s over 10 s")
+    print(
+        f"idle pooled member: {pool_mib:.0f} MiB RSS, {pool_cpu:.2f} CPU-s over 10 s   "
+        + ", ".join(f"{k} {v} MiB" for k, v in parts.items())
+    )
     print(
         f"golden snapshot build: {golden_build:.2f} s (first fill, with it: {first_fill:.2f} s)"
         f"   refill of one member (median of {args.runs}): {statistics.median(refills):.2f} s"

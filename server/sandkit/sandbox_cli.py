@@ -156,7 +156,11 @@ def add_parsers(
     )
     rm = commands.add_parser("rm", help="remove sandboxes and everything they stored")
     rm.add_argument("-f", "--force", action="store_true", help="kill without a graceful stop")
-    rm.add_argument("--all", action="store_true", help="remove every sandbox")
+    rm.add_argument(
+        "--all",
+        action="store_true",
+        help="remove every sandbox that `ls` lists (warm-pool members: `sandkit pool drain`)",
+    )
     rm.add_argument("names", nargs="*", metavar="NAME")
 
 
@@ -492,7 +496,10 @@ async def cmd_stop(args: argparse.Namespace, extra: list[str]) -> int:
 
 async def cmd_rm(args: argparse.Namespace, extra: list[str]) -> int:
     store = Store()
-    targets = store.all() if args.all else [store.get(n) for n in args.names]
+    if args.all:  # what `ls` lists: the warm pool's members are `pool drain`'s
+        targets = [s for s in store.all() if not lifecycle.is_pool_member(s)]
+    else:
+        targets = [store.get(n) for n in args.names]
     if not targets and not args.all:
         raise SandboxError("name a sandbox to remove, or use --all")
     for sandbox in targets:

@@ -1,6 +1,8 @@
-"""The warm pool with real VMs: members boot paused and use no CPU; `run` adopts one (the
-agent's output comes from the adopted VM, with the workspace synced in); adopted sandboxes
-are unique (entropy, machine-id, clock); the pool refills after an adoption."""
+"""The warm pool with real VMs: members are restored from a golden snapshot and wait paused,
+using no CPU; `run` adopts one (the agent's output comes from the adopted VM, with the
+workspace synced in); adopted sandboxes are unique (entropy, machine-id, clock); the pool
+refills after an adoption; a corrupt golden is rebuilt, never restored; memory a job frees
+goes back to the host."""
 
 from __future__ import annotations
 
@@ -20,6 +22,14 @@ TICK = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def rss_field(pid: int, field: str) -> int:
+    """A /proc/PID/status memory figure, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
 
 
 def members(env: Env) -> list[dict[str, object]]:
@@ -139,6 +149,18 @@ def test_a_corrupt_golden_is_rebuilt_not_restored(env: Env, tmp_path: Path) -> N
     assert done.returncode == 0 and done.stdout == "after the rebuild\n", done.stderr
     state = json.loads((env.state / "rebuilt" / "state.json").read_text())
     assert state["adopted_from"] == member["name"]
+
+    # Free-page reporting works on a restored clone: what a job freed goes back to the host.
+    shmem = lambda: rss_field(int(state["qemu_pid"]), "RssShmem")  # noqa: E731
+    job = pooled.sk("exec", "rebuilt", "--", "dd", "if=/dev/zero", "of=/tmp/job", "bs=1M",
+                    "count=150")  # fmt: skip
+    assert job.returncode == 0, job.stderr
+    peak = shmem()
+    assert pooled.sk("exec", "rebuilt", "--", "rm", "/tmp/job").returncode == 0
+    deadline = time.monotonic() + 60
+    while shmem() > peak - (100 << 10) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert shmem() <= peak - (100 << 10), (peak, shmem())
     wait_pooled(pooled, 1)  # the refill that the adoption started
     pooled.sk("rm", "-f", "rebuilt")
     pooled.sk("pool", "drain", check=True)

@@ -84,6 +84,8 @@ async def _wait(sandbox: Sandbox, waiting: Callable[[str], None] | None) -> Stat
     deadline = time.monotonic() + BOOT_TIMEOUT
     await asyncio.sleep(0.05)
     while time.monotonic() < deadline:
+        if not sandbox.dir.exists():  # removed (rm -f, pool drain) while it was starting
+            raise SandboxError(f"sandbox '{sandbox.name}' was removed while it started")
         state = sandbox.state()
         if state.state in ("running", "pooled"):
             return state
