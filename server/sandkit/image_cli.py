@@ -8,6 +8,7 @@ import shutil
 from typing import Any
 
 from sandkit.ui import ProgressLine, table
+from sandkit.vm import golden
 from sandkit.vm import image as images
 
 
@@ -85,4 +86,9 @@ def run(args: argparse.Namespace) -> int:
     for path in targets:
         shutil.rmtree(path)
         print(f"removed {path.name}")
+    # The warm pool's golden snapshots of images that are gone are of no use any more.
+    kept = {p.name for p in found} - {p.name for p in targets}
+    stale = golden.remove(keep_images=kept)
+    if stale:
+        print(f"removed {stale} golden snapshot(s) of removed images")
     return 0

@@ -16,6 +16,7 @@ from sandkit.kits.sizes import parse_size
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.store import SandboxError, Store
 from sandkit.ui import table
+from sandkit.vm import golden
 
 
 def add_parsers(
@@ -39,7 +40,12 @@ def add_parsers(
     fill.add_argument("--memory", default="1g", help="the shape's memory (default 1g)")
     fill.add_argument("--size", type=int, help="members to keep (default $SANDKIT_POOL_SIZE)")
     fill.add_argument("--quiet", action="store_true", help="print nothing")
-    verbs.add_parser("drain", help="remove every member")
+    drain = verbs.add_parser("drain", help="remove every member")
+    drain.add_argument(
+        "--golden",
+        action="store_true",
+        help="also delete the golden snapshots (the next fill rebuilds them, ~4 s each)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,8 +65,13 @@ async def status(args: argparse.Namespace) -> int:
                 "age_s": round(time.time() - state.started) if state.started else None,
             }
         )
+    snapshots = golden.goldens()
     if args.json:
-        print(json.dumps({"size": lifecycle.pool_size(), "members": rows}, indent=2))
+        print(
+            json.dumps(
+                {"size": lifecycle.pool_size(), "members": rows, "goldens": snapshots}, indent=2
+            )
+        )
         return 0
     print(f"pool size per shape: {lifecycle.pool_size()} ($SANDKIT_POOL_SIZE)")
     print(
@@ -69,7 +80,35 @@ async def status(args: argparse.Namespace) -> int:
             ("NAME", "SHAPE", "STATE", "AGE"),
         )
     )
+    if snapshots:
+        print("\ngolden snapshots (members are restored from these):")
+        print(
+            table(
+                [
+                    (
+                        str(g["key"]),
+                        str(g["shape"] or "-"),
+                        str(g["image"]),
+                        _ago(g["built"]),
+                        f"{g['mib']} MiB",
+                    )
+                    for g in snapshots
+                ],
+                ("KEY", "SHAPE", "IMAGE", "BUILT", "DISK"),
+            )
+        )
     return 0
+
+
+def _ago(when: object) -> str:
+    if not isinstance(when, int | float):
+        return "-"
+    seconds = int(time.time() - when)
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
 
 
 @contextlib.contextmanager
@@ -105,5 +144,9 @@ async def drain(args: argparse.Namespace) -> int:
         members = lifecycle.pool_members(store)
         for member in members:
             await lifecycle.remove(store, member, force=True)
-    print(f"{len(members)} member(s) removed")
+        removed = await asyncio.to_thread(golden.remove) if args.golden else 0
+    print(
+        f"{len(members)} member(s) removed"
+        + (f", {removed} golden snapshot(s)" if args.golden else "")
+    )
     return 0

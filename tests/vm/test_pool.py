@@ -163,4 +163,8 @@ def test_a_corrupt_golden_is_rebuilt_not_restored(env: Env, tmp_path: Path) -> N
     assert shmem() <= peak - (100 << 10), (peak, shmem())
     wait_pooled(pooled, 1)  # the refill that the adoption started
     pooled.sk("rm", "-f", "rebuilt")
-    pooled.sk("pool", "drain", check=True)
+    listed = json.loads(pooled.sk("pool", "status", "--json", check=True).stdout)["goldens"]
+    assert folder.name in {g["key"] for g in listed if g["shape"] == "1c384m"}
+    drained = pooled.sk("pool", "drain", "--golden", check=True).stdout
+    assert "1 member(s) removed" in drained and "golden snapshot(s)" in drained
+    assert not folder.exists()

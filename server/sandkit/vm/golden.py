@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,6 +183,7 @@ async def clone(
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, _acquire, lock)
     try:
+        sweep()
         why = await asyncio.to_thread(golden.problem, key)
         if why is not None:
             log.warning("golden snapshot %s cannot be used: %s; building it", key, why)
@@ -267,7 +269,13 @@ async def build(
     for name in ("console.log", "qemu.log"):
         (work / name).rename(work / f"build-{name}")
     digests = await asyncio.to_thread(lambda: {n: file_digest(work / n) for n in FILES})
-    manifest = {"key": key, "inputs": inputs, "digests": digests, "built": time.time()}
+    manifest = {
+        "key": key,
+        "shape": f"{cpus}c{memory_mib}m",
+        "inputs": inputs,
+        "digests": digests,
+        "built": time.time(),
+    }
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
     for name in FILES:
         (work / name).chmod(0o444)
@@ -279,13 +287,83 @@ async def build(
     log.info("golden snapshot %s built in %.1f s", key, time.monotonic() - started)
 
 
-def remove_all() -> int:
-    """Delete every golden (they are rebuilt on the next fill); returns how many."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_pid(name: str) -> int | None:
+    """The process that made a RAM file or a build folder: the number after the last '-'."""
+    tail = name.rsplit("-", 1)[-1].split(".", 1)[0]
+    return int(tail) if tail.isdigit() else None
+
+
+def sweep() -> list[Path]:
+    """Remove what a killed process left: RAM files on tmpfs (a member's copy is unlinked
+    once restored, a golden's when its build ends) and half-built golden folders."""
+    removed = []
+    for path in ram_dir().glob("*.ram"):
+        pid = _owner_pid(path.name)
+        if pid is not None and not _alive(pid):
+            path.unlink(missing_ok=True)
+            removed.append(path)
     root = golden_root()
+    for path in (*root.glob("*.build-*"), *root.glob("*.old-*")) if root.is_dir() else ():
+        pid = _owner_pid(path.name)
+        if pid is not None and not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def goldens() -> list[dict[str, object]]:
+    """The golden snapshots on disk: key, shape, image, when built, MiB used."""
+    found = []
+    for manifest in sorted(golden_root().glob("*/manifest.json")):
+        try:
+            data = json.loads(manifest.read_text())
+            inputs = data["inputs"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        used = sum(p.stat().st_blocks * 512 for p in manifest.parent.iterdir() if p.is_file())
+        found.append(
+            {
+                "key": data.get("key"),
+                "shape": data.get("shape") or _shape_of(inputs.get("argv") or []),
+                "image": inputs.get("image"),
+                "built": data.get("built"),
+                "mib": round(used / (1 << 20), 1),
+            }
+        )
+    return found
+
+
+def _shape_of(argv: list[str]) -> str | None:
+    try:
+        return f"{argv[argv.index('-smp') + 1]}c{argv[argv.index('-m') + 1]}"
+    except (ValueError, IndexError):
+        return None
+
+
+def remove(keep_images: Collection[str] = ()) -> int:
+    """Delete the golden snapshots, but those of ``keep_images``; they are rebuilt on the
+    next fill. Returns how many."""
     count = 0
-    if root.is_dir():
-        for entry in root.iterdir():
-            if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-                count += 1
+    for entry in goldens():
+        if entry["image"] in keep_images:
+            continue
+        folder = golden_root() / str(entry["key"])
+        lock = golden_root() / f"{entry['key']}.lock"
+        _acquire(lock)  # not while a clone copies it
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            _release(lock)
+        lock.unlink(missing_ok=True)
+        count += 1
     return count

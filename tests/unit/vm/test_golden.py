@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,56 @@ def test_a_golden_is_checked_before_use(tmp_path: Path) -> None:
     assert g.problem("k") == "ram is unreadable (No such file or directory)"
     g.manifest.write_text("{")
     assert str(g.problem("k")).startswith("its manifest is unreadable")
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_sweep_removes_only_what_dead_processes_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ram, root = tmp_path / "shm", tmp_path / "golden"
+    ram.mkdir()
+    root.mkdir()
+    monkeypatch.setattr(golden, "ram_dir", lambda: ram)
+    monkeypatch.setattr(golden, "golden_root", lambda: root)
+    dead, alive = dead_pid(), os.getpid()
+    for name in (f"pool-2c512m-ab12cd-{dead}.ram", f"golden-k1-{dead}.ram"):
+        (ram / name).write_bytes(b"x")
+    (ram / f"pool-2c512m-ef34ab-{alive}.ram").write_bytes(b"x")
+    (root / f"k1.build-{dead}").mkdir()
+    (root / f"k1.old-{dead}").mkdir()
+    (root / f"k1.build-{alive}").mkdir()
+    (root / "k1").mkdir()
+    removed = {p.name for p in golden.sweep()}
+    assert removed == {
+        f"pool-2c512m-ab12cd-{dead}.ram",
+        f"golden-k1-{dead}.ram",
+        f"k1.build-{dead}",
+        f"k1.old-{dead}",
+    }
+    assert {p.name for p in ram.iterdir()} == {f"pool-2c512m-ef34ab-{alive}.ram"}
+    assert {p.name for p in root.iterdir()} == {f"k1.build-{alive}", "k1"}
+
+
+def test_goldens_are_listed_and_removed_by_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(golden, "golden_root", lambda: tmp_path)
+    for key, img in (("k1", "img1"), ("k2", "img2")):
+        g = make_golden(tmp_path / key, key)
+        manifest = json.loads(g.manifest.read_text())
+        manifest.update(shape="2c512m", inputs={"image": img})
+        g.manifest.write_text(json.dumps(manifest))
+    listed = golden.goldens()
+    assert [(g["key"], g["shape"], g["image"]) for g in listed] == [
+        ("k1", "2c512m", "img1"),
+        ("k2", "2c512m", "img2"),
+    ]
+    assert all(isinstance(g["mib"], float) for g in listed)
+    assert golden.remove(keep_images={"img1"}) == 1
+    assert [g["key"] for g in golden.goldens()] == ["k1"]
+    assert golden.remove() == 1 and golden.goldens() == []
