@@ -12,9 +12,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from sandkit.cli import add_kit_arg_option
 from sandkit.kits.sizes import parse_size
 from sandkit.sandbox import lifecycle
-from sandkit.sandbox.store import SandboxError, Store
+from sandkit.sandbox.store import Config, SandboxError, Store
 from sandkit.ui import table
 from sandkit.vm import golden
 
@@ -27,10 +28,12 @@ def add_parsers(
         "pool",
         formatter_class=formatter,
         help="the warm pool of pre-booted VMs (instant sandboxes)",
-        description="Paused, pre-booted VMs that `run` and `create` adopt instead of booting\n"
-        "cold (about 0.7 s instead of about 4 s under TCG). Each shape (CPUs, memory) keeps\n"
-        "$SANDKIT_POOL_SIZE members (default 1; 0 turns the pool off), refilled in the\n"
-        "background after each adoption. A paused member uses memory but no CPU.",
+        description="Paused VMs, restored from a golden snapshot, that `run` and `create` adopt\n"
+        "instead of booting cold (about 0.4 s instead of about 4 s under TCG). Each shape\n"
+        "(CPUs, memory) keeps $SANDKIT_POOL_SIZE members (default 1; 0 turns the pool off),\n"
+        "refilled in the background after each adoption. A paused member uses memory but\n"
+        "no CPU. `fill --agent A --kit K` prepares members for those kits: their installs\n"
+        "run once, and later members are clones of the result.",
     )
     verbs = pool.add_subparsers(dest="verb", metavar="VERB", required=True)
     status = verbs.add_parser("status", help="list the pool's members")
@@ -40,6 +43,22 @@ def add_parsers(
     fill.add_argument("--memory", default="1g", help="the shape's memory (default 1g)")
     fill.add_argument("--size", type=int, help="members to keep (default $SANDKIT_POOL_SIZE)")
     fill.add_argument("--quiet", action="store_true", help="print nothing")
+    fill.add_argument(
+        "--agent",
+        metavar="AGENT",
+        help="prepare the members for this agent kit (and the --kit mixins): their installs"
+        " run now, once, and are kept in a snapshot that later members are cloned from",
+    )
+    fill.add_argument(
+        "--kit", action="append", default=[], metavar="PATH", help="mixin kit (repeatable)"
+    )
+    add_kit_arg_option(fill)
+    fill.add_argument(
+        "--default",
+        choices=["allow-all", "balanced", "deny-all"],
+        default="balanced",
+        help="policy for hosts no rule names while prepared members install (default balanced)",
+    )
     drain = verbs.add_parser("drain", help="remove every member")
     drain.add_argument(
         "--golden",
@@ -60,6 +79,9 @@ async def status(args: argparse.Namespace) -> int:
             {
                 "name": member.name,
                 "shape": config.pool_shape,
+                "prepared_for": (
+                    " + ".join([config.agent, *config.kits]) if config.pool_prepared else None
+                ),
                 "state": state.state,
                 "qemu_pid": state.qemu_pid,
                 "age_s": round(time.time() - state.started) if state.started else None,
@@ -76,8 +98,17 @@ async def status(args: argparse.Namespace) -> int:
     print(f"pool size per shape: {lifecycle.pool_size()} ($SANDKIT_POOL_SIZE)")
     print(
         table(
-            [(r["name"], r["shape"] or "-", r["state"], f"{r['age_s'] or 0}s") for r in rows],
-            ("NAME", "SHAPE", "STATE", "AGE"),
+            [
+                (
+                    r["name"],
+                    r["shape"] or "-",
+                    r["state"],
+                    f"{r['age_s'] or 0}s",
+                    r["prepared_for"] or "-",
+                )
+                for r in rows
+            ],
+            ("NAME", "SHAPE", "STATE", "AGE", "PREPARED FOR"),
         )
     )
     if snapshots:
@@ -87,7 +118,7 @@ async def status(args: argparse.Namespace) -> int:
                 [
                     (
                         str(g["key"]),
-                        str(g["shape"] or "-"),
+                        str(g["shape"] or "-") + (f" + kits {g['kits']}" if g["kits"] else ""),
                         str(g["image"]),
                         _ago(g["built"]),
                         f"{g['mib']} MiB",
@@ -131,10 +162,23 @@ async def fill(args: argparse.Namespace) -> int:
         memory = parse_size(args.memory) >> 20
     except ValueError:
         raise SandboxError(f"--memory '{args.memory}' is not a size like 1g or 512m") from None
+    prepared_for = None
+    if args.agent or args.kit:
+        from sandkit.sandbox_cli import absolute_ref
+
+        prepared_for = Config(
+            name="prepared",
+            agent=absolute_ref(args.agent or "shell"),
+            kits=[absolute_ref(k) for k in args.kit],
+            kit_args=dict(args.kit_arg),
+            default_policy=args.default,
+        )
     with _filling(wait=True):  # after another filler: it may have filled the pool already
-        started = await lifecycle.fill(Store(), args.cpus, memory, args.size)
+        started = await lifecycle.fill(Store(), args.cpus, memory, args.size, prepared_for)
     if not args.quiet:
-        print(f"{started} member(s) started; shape {lifecycle.shape(args.cpus, memory)}")
+        kind = f" prepared for {prepared_for.agent}" if prepared_for else ""
+        kind += "".join(f" + {k}" for k in prepared_for.kits) if prepared_for else ""
+        print(f"{started} member(s) started; shape {lifecycle.shape(args.cpus, memory)}{kind}")
     return 0
 
 

@@ -244,7 +244,7 @@ async def cmd_create(args: argparse.Namespace, extra: list[str]) -> int:
     config, workspace = _config(args)
     sandbox, adopted = await lifecycle.create_or_adopt(Store(), config, workspace)
     if adopted:
-        lifecycle.refill_in_background(config.cpus, config.memory_mib)
+        lifecycle.refill_after(sandbox, config)
     print(sandbox.name)
     return 0
 
@@ -268,7 +268,7 @@ async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         config = sandbox.config()
     await _started(sandbox)
     if refill:
-        lifecycle.refill_in_background(config.cpus, config.memory_mib)
+        lifecycle.refill_after(sandbox, config)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     # The supervisor has the composed kits (and the guest's environment): ask it.
     client = await lifecycle.connect(sandbox)

@@ -4,9 +4,11 @@ for the whole session and shared by the tests that only need a running VM."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,3 +101,19 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pa
     proc.terminate()
     proc.wait(10)
     proc.stdout.close()
+
+
+def wait_for_member(env: Env, *needles: str, timeout: float = 300) -> str:
+    """The name of a paused pool member whose supervisor logged all the needles."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for folder in env.state.glob("pool-*"):
+            try:
+                state = json.loads((folder / "state.json").read_text())
+                log = (folder / "supervisor.log").read_text()
+            except (OSError, ValueError):  # just made, or removed meanwhile
+                continue
+            if state.get("state") == "pooled" and all(n in log for n in needles):
+                return folder.name
+        time.sleep(0.5)
+    raise AssertionError(f"no pooled member logged {needles}")

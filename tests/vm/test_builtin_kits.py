@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sandkit.hostconfig import registry_args
-from tests.vm.conftest import Env
+from tests.vm.conftest import Env, wait_for_member
 
 pytestmark = pytest.mark.vm
 
@@ -29,14 +29,20 @@ def decisions(env: Env, name: str) -> list[dict[str, object]]:
 
 def test_claude_installs_through_the_proxy_and_prints_its_version(env: Env, tmp_path: Path) -> None:
     """`sandkit run claude -- --version`: npm installs Claude Code inside the VM from the
-    host's npm registry, through the proxy; a leading flag is appended to `claude`."""
-    done = env.sk(
+    host's npm registry, through the proxy; a leading flag is appended to `claude`. The
+    install runs once, in a pool member prepared for the claude kit, so the run itself
+    adopts a VM that has Claude Code already (and the next members are clones of it)."""
+    pooled = Env({**env.vars, "SANDKIT_POOL_SIZE": "1"}, env.state)
+    pooled.sk("pool", "fill", "--agent", "claude", "--memory", "2g", timeout=900, check=True)
+    done = pooled.sk(
         "run", "claude", str(tmp_path), "--name", "claude-box", "--memory", "2g", "--",
         "--version", timeout=900,
     )  # fmt: skip
     try:
         assert done.returncode == 0, done.stderr
         assert re.fullmatch(r"\d+\.\d+\.\d+ \(Claude Code\)\n", done.stdout), done.stdout
+        state = json.loads((env.state / "claude-box" / "state.json").read_text())
+        assert state["adopted_prepared"] is True
         registry = registry_args()["npmRegistryHost"]
         hosts = {(r["host"], r["action"], r["rule"]) for r in decisions(env, "claude-box")}
         assert (registry, "allowed", registry) in hosts  # the kit's arg-filled rule let it in
@@ -49,6 +55,8 @@ def test_claude_installs_through_the_proxy_and_prints_its_version(env: Env, tmp_
         assert inside[1:] == [registry_args()["npmRegistry"], "/usr/local/bin/claude"]
     finally:
         env.sk("rm", "-f", "claude-box")
+        wait_for_member(pooled, "restored from golden snapshot ", "-kits-")  # the refill
+        pooled.sk("pool", "drain", timeout=300)
 
 
 def test_builtin_mixins_and_a_v1_corpus_kit_in_one_guest(env: Env, tmp_path: Path) -> None:

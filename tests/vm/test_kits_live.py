@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm.conftest import Env
+from tests.vm.conftest import Env, wait_for_member
 
 pytestmark = pytest.mark.vm
 
@@ -62,13 +62,11 @@ def kit(root: Path, name: str, text: str, files: dict[str, str]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("start", ["cold", "pooled"])
+@pytest.mark.parametrize("start", ["cold", "pooled", "prepared"])
 def test_kit_steps_in_the_guest(env: Env, tmp_path: Path, start: str) -> None:
-    """The same kit, the same results: on a cold-booted VM and on one adopted from the
-    warm pool."""
-    if start == "pooled":
-        env = Env({**env.vars, "SANDKIT_POOL_SIZE": "1"}, env.state)
-        env.sk("pool", "fill", "--memory", "512m", timeout=600, check=True)
+    """The same kit, the same results: on a cold-booted VM, on one adopted from the warm
+    pool (installs run at adoption), and on one prepared for the kit (installs ran before,
+    and are in the snapshot that the next members are cloned from)."""
     demo = kit(
         tmp_path,
         "demo",
@@ -79,6 +77,10 @@ def test_kit_steps_in_the_guest(env: Env, tmp_path: Path, start: str) -> None:
             "files/workspace/README.md": "kit's readme",
         },
     )
+    if start != "cold":
+        env = Env({**env.vars, "SANDKIT_POOL_SIZE": "1"}, env.state)
+        prepare = ["--kit", str(demo)] if start == "prepared" else []
+        env.sk("pool", "fill", "--memory", "512m", *prepare, timeout=600, check=True)
     ws = tmp_path / "proj"
     ws.mkdir()
     (ws / "README.md").write_text("the user's readme")
@@ -101,8 +103,9 @@ def test_kit_steps_in_the_guest(env: Env, tmp_path: Path, start: str) -> None:
             "cat ~/.config/demo/settings; echo; cat from-kit.txt; echo; echo $DEMO_VAR; "
             "cat /var/tmp/started | wc -l; pgrep -c -x sleep; cat ~/keep.txt"
         )
-        adopted = json.loads((env.state / name / "state.json").read_text())["adopted_from"]
-        assert (adopted is not None) == (start == "pooled")
+        state = json.loads((env.state / name / "state.json").read_text())
+        assert (state["adopted_from"] is not None) == (start != "cold")
+        assert state["adopted_prepared"] == (start == "prepared")
         out = env.sk("exec", name, "--", "sh", "-c", script, check=True).stdout.splitlines()
         assert out == [
             "installed-by-root demo-value",
@@ -139,9 +142,29 @@ def test_kit_steps_in_the_guest(env: Env, tmp_path: Path, start: str) -> None:
             check=True,
         )
         assert again.stdout.split() == ["1", "2", "mine"]  # install once, startup per boot
+        if start == "prepared":
+            # The refill is a clone of the snapshot the first member saved after its install;
+            # each clone trusts the proxy CA of its own supervisor, put in after the restore.
+            refilled = wait_for_member(env, "restored from golden snapshot ", "-kits-")
+            env.sk("create", "shell", str(ws), "--name", f"{name}-2", "--kit", str(demo),
+                   "--memory", "512m", check=True)  # fmt: skip
+            state = json.loads((env.state / f"{name}-2" / "state.json").read_text())
+            assert state["adopted_from"] == refilled and state["adopted_prepared"]
+            check = (
+                "cat /opt/installed | wc -l; ls /var/lib/sandkit/ | grep -c '^ca-'; "
+                "grep -c 'BEGIN CERTIFICATE' /usr/local/share/ca-certificates/sandkit-proxy.crt"
+            )
+            out = env.sk("exec", f"{name}-2", "--", "sh", "-c", check, check=True).stdout
+            assert out.split()[:2] == ["1", "1"] and int(out.split()[2]) >= 1
+            # A member prepared for these kits is never given to a sandbox without them.
+            wait_for_member(env, "restored from golden snapshot ", "-kits-")
+            env.sk("create", "shell", "--name", f"{name}-3", "--memory", "512m", check=True)
+            state = json.loads((env.state / f"{name}-3" / "state.json").read_text())
+            assert state["adopted_from"] is None
     finally:
-        env.sk("rm", "-f", name)
-        if start == "pooled":
+        env.sk("rm", "-f", name, f"{name}-2", f"{name}-3")
+        if start != "cold":
+            wait_for_member(env, "pooled (")  # no refill left booting
             env.sk("pool", "drain", timeout=300)
 
 

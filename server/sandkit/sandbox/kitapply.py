@@ -73,6 +73,18 @@ def _step(cmd: Command, kind: str, n: int) -> str:
     return f"kit {cmd.origin.kit}: {kind} command {n + 1}{label} [{cmd.origin}]"
 
 
+def kit_state_digest(sandbox: ResolvedSandbox, loaded: list[LoadedKit]) -> str:
+    """What the once-per-sandbox steps depend on: the composed kits and the bytes of their
+    files/home/**. Names the guest's marker, and a warm-pool prepared snapshot."""
+    sources = {k.kit.name: k.source for k in loaded}
+    h = hashlib.sha256(sandbox.model_dump_json().encode())
+    for static in sandbox.static_files:
+        if static.target == "home":
+            h.update(f"\0{static.kit}/{static.path}\0".encode())
+            h.update(sources[static.kit].read(f"files/home/{static.path}"))
+    return h.hexdigest()[:16]
+
+
 async def apply_kits(
     channel: GuestChannel,
     sandbox: ResolvedSandbox,
@@ -81,11 +93,13 @@ async def apply_kits(
     workspace: str | None,
     share: Path | None,
     set_phase: Callable[[Phase], None] = lambda phase: None,
+    first_boot_only: bool = False,
 ) -> None:
     """Run every boot; steps meant once per sandbox leave a marker in the guest's disk.
-    ``set_phase`` opens the proxy's install-phase rules for the install commands only."""
-    digest = hashlib.sha256(sandbox.model_dump_json().encode()).hexdigest()[:16]
-    marker = f"{STATE_DIR}/created-{digest}"
+    ``set_phase`` opens the proxy's install-phase rules for the install commands only.
+    ``first_boot_only`` stops after those steps (a warm-pool member prepared for these
+    kits: the rest runs when a sandbox adopts it)."""
+    marker = f"{STATE_DIR}/created-{kit_state_digest(sandbox, loaded)}"
     first_boot = await channel.read_file(marker) is None
     sources = {k.kit.name: k.source for k in loaded}
     if first_boot:
@@ -102,6 +116,10 @@ async def apply_kits(
                 )
         finally:
             set_phase(Phase.RUNTIME)
+    if first_boot_only:
+        if first_boot:
+            await write_file(channel, marker, b"", 0o644, "0", what="recording the kit state")
+        return
     for f in sandbox.files:
         content = f.content.replace("${WORKDIR}", workspace or HOME)
         await write_file(

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sandkit.hostconfig import registry_args
 from sandkit.sandbox.client import SupervisorClient
@@ -189,20 +190,40 @@ def is_pool_member(sandbox: Sandbox) -> bool:
     return sandbox.name.startswith(POOL_PREFIX)
 
 
+Profile = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]
+
+
+def profile(config: Config) -> Profile:
+    """What a prepared member was prepared for: the agent, the kits and their args."""
+    return (config.agent, tuple(config.kits), tuple(sorted(config.kit_args.items())))
+
+
+def profile_of(fields: dict[str, Any]) -> Profile:
+    return profile(Config(**{**fields, "name": "x"}))
+
+
 async def adopt(store: Store, config: Config) -> Sandbox | None:
-    """Claim a paused pool member of the config's shape and make it this sandbox; None
-    when none is ready (the caller boots one cold)."""
+    """Claim a paused pool member of the config's shape and make it this sandbox: one
+    prepared for the same agent and kits first, else a plain one; None when none is ready
+    (the caller boots one cold)."""
     from dataclasses import asdict
 
     if not config.host_cas:  # members already trust the host's CAs: boot this one cold
         return None
     wanted = shape(config.cpus, config.memory_mib)
+    candidates = []
     for member in pool_members(store):
         try:
-            if member.config().pool_shape != wanted:
-                continue
+            member_config = member.config()
         except SandboxError:
             continue
+        if member_config.pool_shape != wanted:
+            continue
+        if not member_config.pool_prepared:
+            candidates.append((1, member))
+        elif profile(member_config) == profile(config):
+            candidates.append((0, member))
+    for _, member in sorted(candidates, key=lambda c: c[0]):
         state = member.state()
         if state.state != "pooled" or not _alive(state.supervisor_pid):
             continue
@@ -239,12 +260,20 @@ async def create_or_adopt(
     return create(store, config, workspace), False
 
 
-async def fill(store: Store, cpus: int, memory_mib: int, size: int | None = None) -> int:
-    """Boot members until the pool holds ``size`` of this shape; returns how many started."""
+async def fill(
+    store: Store,
+    cpus: int,
+    memory_mib: int,
+    size: int | None = None,
+    prepared_for: Config | None = None,
+) -> int:
+    """Start members until the pool holds ``size`` of this shape (prepared for the agent and
+    kits of ``prepared_for``, when given); returns how many started."""
     import secrets
 
     want = pool_size() if size is None else size
     wanted = shape(cpus, memory_mib)
+    kind = profile(prepared_for) if prepared_for is not None else None
     for member in pool_members(store):  # a member whose supervisor died is of no use
         state = member.state()
         if state.state in ("crashed", "stopped") or (
@@ -252,7 +281,7 @@ async def fill(store: Store, cpus: int, memory_mib: int, size: int | None = None
         ):
             await remove(store, member, force=True)
     started = 0
-    while _count(store, wanted) < want:  # counted again each time: adoptions go on meanwhile
+    while _count(store, wanted, kind) < want:  # counted each time: adoptions go on meanwhile
         # Never reuse a member's name: an adopted VM's QEMU still names its first folder.
         name = f"{POOL_PREFIX}{wanted}-{secrets.token_hex(3)}"
         config = Config(
@@ -263,6 +292,10 @@ async def fill(store: Store, cpus: int, memory_mib: int, size: int | None = None
             default_policy="deny-all",
             pool_shape=wanted,
         )
+        if prepared_for is not None:  # installs reach what the kits allow, as in a sandbox
+            config.agent, config.kits = prepared_for.agent, list(prepared_for.kits)
+            config.kit_args = dict(prepared_for.kit_args)
+            config.default_policy, config.pool_prepared = prepared_for.default_policy, True
         member = create(store, config, None)
         try:
             await start(member)
@@ -273,28 +306,36 @@ async def fill(store: Store, cpus: int, memory_mib: int, size: int | None = None
     return started
 
 
-def _count(store: Store, wanted: str) -> int:
+def _count(store: Store, wanted: str, kind: Profile | None) -> int:
     count = 0
     for member in pool_members(store):
         try:
-            same = member.config().pool_shape == wanted
+            c = member.config()
         except SandboxError:
             continue
+        same = c.pool_shape == wanted and (profile(c) == kind if c.pool_prepared else kind is None)
         state = member.state()
         if same and state.state in ("pooled", "booting") and _alive(state.supervisor_pid):
             count += 1
     return count
 
 
-def refill_in_background(cpus: int, memory_mib: int) -> None:
-    """Top the pool up after an adoption, at low priority, outliving this command."""
+def refill_after(sandbox: Sandbox, config: Config) -> None:
+    """Top the pool up after ``sandbox`` was made, at low priority, outliving this command:
+    with a member prepared for its kits when it adopted such a member, else a plain one."""
     if pool_size() == 0:
         return
+    argv = ["nice", "-n", "10", sys.executable, "-m", "sandkit", "pool", "fill",
+            "--cpus", str(config.cpus), "--memory", f"{config.memory_mib}m", "--quiet"]  # fmt: skip
+    if sandbox.state().adopted_prepared:
+        argv += ["--agent", config.agent, "--default", config.default_policy]
+        for kit in config.kits:
+            argv += ["--kit", kit]
+        for key, value in config.kit_args.items():
+            argv += ["--kit-arg", f"{key}={value}"]
     log_dir = Store().root
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / "pool.log").open("ab") as log:
         subprocess.Popen(
-            ["nice", "-n", "10", sys.executable, "-m", "sandkit", "pool", "fill",
-             "--cpus", str(cpus), "--memory", f"{memory_mib}m", "--quiet"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        )  # fmt: skip
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )

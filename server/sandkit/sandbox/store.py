@@ -55,6 +55,8 @@ class Config:
     resolve: dict[str, str] = field(default_factory=dict)  # HOST -> IP pins for the proxy
     upstream_ca: str | None = None  # extra CA the proxy trusts upstream (and the guest too)
     pool_shape: str | None = None  # set on warm-pool members (e.g. "2c1024m"), until adopted
+    # A member prepared for its agent and kits (installs done): adopted only for the same.
+    pool_prepared: bool = False
     host_cas: bool = True  # the guest also trusts the CAs added to the host's trust store
     ask_timeout: float = 60.0  # seconds a request no rule covers waits for a person's answer
     created: float = field(default_factory=time.time)
@@ -71,6 +73,7 @@ class State:
     proxy_port: int | None = None
     sync: str | None = None  # in sync | syncing | paused | conflicts
     adopted_from: str | None = None  # the warm-pool member this sandbox started as
+    adopted_prepared: bool = False  # ... and that member was prepared for its kits
 
 
 def _alive(pid: int | None) -> bool:

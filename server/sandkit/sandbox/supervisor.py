@@ -117,10 +117,17 @@ class Supervisor:
         params = {"hostname": c.name, "proxy": "10.0.2.100:3128"}
         if c.workspace:
             params["ws"] = c.workspace
-        clone = None
+        clone, resolution, kits = None, None, None
         if c.pool_shape:  # a clone of the shape's golden snapshot, built first if need be
             accel = await asyncio.to_thread(choose_accel, image)
-            clone = await golden.clone(image, c.cpus, c.memory_mib, accel, self.sandbox.dir, c.name)
+            if c.pool_prepared:  # or of the snapshot prepared for its kits, if there is one
+                from sandkit.sandbox.kitapply import kit_state_digest
+
+                resolution = await asyncio.to_thread(self.resolve, c)
+                kits = kit_state_digest(resolution.sandbox, list(resolution.loaded))
+            clone = await golden.clone(
+                image, c.cpus, c.memory_mib, accel, self.sandbox.dir, c.name, kits=kits
+            )
             params = dict(golden.POOL_PARAMS)
         self.machine = Machine(
             image,
@@ -135,6 +142,7 @@ class Supervisor:
             machine="q35" if clone else "microvm",
             ram_file=clone.ram if clone else None,
             restore_from=clone.state if clone else None,
+            keep_ram_file=bool(clone and clone.prepare),
         )
         self.save(proxy_port=port)
         if c.workspace:  # the share holds the workspace before the guest looks at it
@@ -142,7 +150,7 @@ class Supervisor:
         launch = spawn(self.machine.launch(), "launch")
         log.info("QEMU starting")
         try:
-            self.proxy = await self.make_proxy(listener)
+            self.proxy = await self.make_proxy(listener, resolution)
         except BaseException:
             launch.cancel()
             listener.close()
@@ -154,20 +162,53 @@ class Supervisor:
         if clone is not None:
             clone.state.unlink(missing_ok=True)
             log.info("restored from golden snapshot %s (%s)", clone.key, self.machine.accel)
-        else:
-            log.info("guest agent ready (%s)", self.machine.accel)
-        await self.trust_ca()
-        if c.pool_shape:  # wait, paused (no CPU), for a sandbox to adopt this VM
-            assert self.machine.qmp is not None and self.machine.channel is not None
-            # Run once what every adoption runs first (a command as the agent user, a
-            # shell), so that its code is translated and cached before the pause.
-            for argv in (["true"], ["sh", "-c", "cat /dev/null"], ["bash", "-lc", "true"]):
-                await self.machine.channel.run(argv, user="agent", env=self.guest_env)
-            await self.machine.qmp.execute("stop")
-            log.info("pooled (%s), paused", c.pool_shape)
+            await self.wait_in_pool(clone, kits)
             return
+        log.info("guest agent ready (%s)", self.machine.accel)
+        await self.trust_ca()
         await self.apply_kits()
         log.info("kits applied")
+
+    async def wait_in_pool(self, clone: golden.Clone, kits: str | None) -> None:
+        """A restored member: its kits prepared (and saved for the next clones) when asked
+        for, the share hotplugged, the first commands run once, then paused (no CPU)."""
+        assert self.machine is not None and self.machine.channel is not None
+        assert self.machine.qmp is not None
+        if clone.prepare and kits is not None:
+            await self.prepare_kits(clone, kits)
+        await self.trust_ca()
+        await self.machine.attach_share()
+        # Run once what every adoption runs first (a command as the agent user, a shell),
+        # so that its code is translated (TCG's cache is not in the snapshot) before the pause.
+        for argv in (["true"], ["sh", "-c", "cat /dev/null"], ["bash", "-lc", "true"]):
+            await self.machine.channel.run(argv, user="agent", env=self.guest_env)
+        await self.machine.qmp.execute("stop")
+        log.info("pooled (%s), paused", self.config.pool_shape)
+
+    async def prepare_kits(self, clone: golden.Clone, kits: str) -> None:
+        """Run the kits' once-per-sandbox steps (files/home, installs through this member's
+        proxy) and save the guest as the kits' prepared snapshot, without this member's
+        CA: every clone trusts its own."""
+        assert self.machine is not None and self.machine.channel is not None
+        assert self.machine.qmp is not None and self.machine.ram_file is not None
+        channel, pristine = self.machine.channel, "/var/lib/sandkit/bundle.pristine"
+        started = time.monotonic()
+        keep = f"mkdir -p /var/lib/sandkit && cp -p {GUEST_CA_BUNDLE} {pristine}"
+        forget = f"mv {pristine} {GUEST_CA_BUNDLE} && rm -f {GUEST_CA} /var/lib/sandkit/ca-*"
+
+        async def guest_sh(script: str) -> None:
+            done = await channel.run(["sh", "-c", script])
+            if done.exit_status != 0:
+                raise SandkitError("cannot prepare the snapshot: " + done.stderr.decode().strip())
+
+        await guest_sh(keep)
+        await self.trust_ca()
+        await self.apply_kits(first_boot_only=True)
+        await guest_sh(f"{forget} && sync")
+        key = await golden.save_prepared(self.machine, clone, kits, str(self.config.pool_shape))
+        await self.machine.qmp.execute("cont")
+        self.machine.ram_file.unlink(missing_ok=True)
+        log.info("prepared snapshot %s built in %.1f s", key, time.monotonic() - started)
 
     async def place_workspace_files(self, workspace: Path) -> None:
         """The kits' files/workspace/** into the share, then to the host at once (not
@@ -209,10 +250,12 @@ class Supervisor:
         else:
             log.info("sync %s %s", event, data)
 
-    async def make_proxy(self, listener: socket.socket) -> EgressProxy:
+    async def make_proxy(
+        self, listener: socket.socket, resolution: Resolution | None = None
+    ) -> EgressProxy:
         from sandkit.net.proxy import EgressProxy
 
-        proxy = EgressProxy(await self.proxy_settings())
+        proxy = EgressProxy(await self.proxy_settings(resolution))
         await proxy.start(sock=listener)
         return proxy
 
@@ -263,7 +306,7 @@ class Supervisor:
             self.ca_pem += b"\n" + local_cas()
         return settings
 
-    async def apply_kits(self) -> None:
+    async def apply_kits(self, first_boot_only: bool = False) -> None:
         from sandkit.sandbox.kitapply import apply_kits
 
         assert self.machine is not None and self.machine.channel is not None
@@ -276,6 +319,7 @@ class Supervisor:
             self.config.workspace,
             self.sandbox.share if self.config.workspace else None,
             set_phase=self.set_phase,
+            first_boot_only=first_boot_only,
         )
 
     # -- warm pool ------------------------------------------------------------------------
@@ -283,11 +327,14 @@ class Supervisor:
         """Become sandbox ``name``: take its directory name and config, fill the share
         from its workspace, resume, make the guest unique, then the same kit application
         as a cold boot."""
-        from sandkit.sandbox.lifecycle import MEMBER_TAKEN
+        from sandkit.sandbox.lifecycle import MEMBER_TAKEN, profile, profile_of
         from sandkit.sandbox.store import check_name
 
         if self.state.state != "pooled" or self.stopping:
             raise SandkitError(MEMBER_TAKEN)
+        prepared = self.config.pool_prepared
+        if prepared and profile(self.config) != profile_of(config):
+            raise SandkitError(f"{MEMBER_TAKEN}: prepared for other kits")
         self.state.state = "adopting"  # before any await: one adopter only
         started = time.monotonic()
         member = self.sandbox.name
@@ -315,7 +362,9 @@ class Supervisor:
         self.config = new_config
         try:
             self.sandbox.save_config(self.config)
-            self.save(state="booting", adopted_from=member, started=time.time())
+            self.save(
+                state="booting", adopted_from=member, adopted_prepared=prepared, started=time.time()
+            )
             if self.sandbox.control != old_control:  # the socket moved with the folder, or not
                 self.sandbox.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
                 self.servers.append(

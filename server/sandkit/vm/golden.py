@@ -28,11 +28,15 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sandkit.errors import SandkitError
 from sandkit.paths import cache_dir, ram_dir
 from sandkit.vm import qemu
 from sandkit.vm.image import Image
+
+if TYPE_CHECKING:
+    from sandkit.vm.machine import Machine
 
 log = logging.getLogger(__name__)
 FORMAT = 1  # of the golden's folder and manifest
@@ -163,34 +167,63 @@ async def _cp_sparse(source: Path, target: Path) -> None:
 
 @dataclass(frozen=True)
 class Clone:
-    """A clone's own copies of a golden's files."""
+    """A clone's own copies of a golden's files. ``prepare``: the member was asked for a
+    kits' prepared snapshot that does not exist yet, so it got the base golden and is to
+    build that snapshot (see save_prepared)."""
 
     key: str
+    base_key: str
+    inputs: dict[str, object]
     state: Path
     ram: Path
     disk: Path
+    prepare: bool = False
+
+
+def prepared_key(base_key: str, kits: str) -> str:
+    """A prepared snapshot: the base golden plus the once-per-sandbox steps of the kits
+    whose state digest is ``kits`` (files/home, installs)."""
+    return f"{base_key}-kits-{kits}"
 
 
 async def clone(
-    image: Image, cpus: int, memory_mib: int, accel: str, into: Path, name: str
+    image: Image,
+    cpus: int,
+    memory_mib: int,
+    accel: str,
+    into: Path,
+    name: str,
+    kits: str | None = None,
 ) -> Clone:
     """Check (or build) the golden for this shape and copy it for one VM: the disk and the
-    device state into ``into``, the RAM to tmpfs."""
+    device state into ``into``, the RAM to tmpfs. With ``kits`` (a kit state digest), the
+    prepared snapshot for those kits when there is a sound one."""
     inputs = key_inputs(image, cpus, memory_mib, accel)
-    key = golden_key(inputs)
-    golden = Golden(golden_root() / key)
-    lock = golden_root() / f"{key}.lock"
+    base_key = golden_key(inputs)
+    lock = golden_root() / f"{base_key}.lock"
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, _acquire, lock)
     try:
         sweep()
-        why = await asyncio.to_thread(golden.problem, key)
-        if why is not None:
-            log.warning("golden snapshot %s cannot be used: %s; building it", key, why)
-            await build(image, cpus, memory_mib, accel, golden, inputs, key)
+        key, prepare = base_key, kits is not None
+        if kits is not None:
+            prepared = Golden(golden_root() / prepared_key(base_key, kits))
+            why = await asyncio.to_thread(prepared.problem, prepared.dir.name)
+            if why is None:
+                key, prepare = prepared.dir.name, False
+            elif why != "it was never built":
+                log.warning("prepared snapshot %s cannot be used: %s", prepared.dir.name, why)
+        golden = Golden(golden_root() / key)
+        if key == base_key:
+            why = await asyncio.to_thread(golden.problem, key)
+            if why is not None:
+                log.warning("golden snapshot %s cannot be used: %s; building it", key, why)
+                await build(image, cpus, memory_mib, accel, golden, inputs, key)
         into.mkdir(parents=True, exist_ok=True)
         ram = ram_dir() / f"{name}-{os.getpid()}.ram"
-        result = Clone(key, into / "golden-state.bin", ram, into / "disk.qcow2")
+        result = Clone(
+            key, base_key, inputs, into / "golden-state.bin", ram, into / "disk.qcow2", prepare
+        )
         await asyncio.gather(
             _cp_sparse(golden.path("ram"), result.ram),
             _cp_sparse(golden.path("disk.qcow2"), result.disk),
@@ -201,6 +234,52 @@ async def clone(
         return result
     finally:
         _release(lock)
+
+
+async def save_prepared(machine: Machine, clone: Clone, kits: str, shape: str) -> str:
+    """Save a member that has just run its kits' once-per-sandbox steps as the prepared
+    snapshot for those kits (the guest is paused when this returns; the caller resumes
+    it). Built aside and renamed into place, like a golden."""
+    key = prepared_key(clone.base_key, kits)
+    target = Golden(golden_root() / key)
+    work = target.dir.with_name(f"{key}.build-{os.getpid()}")
+    lock = golden_root() / f"{clone.base_key}.lock"
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, _acquire, lock)
+    try:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            await machine.save(work / "state.bin")
+            assert machine.ram_file is not None
+            await asyncio.gather(  # QEMU is paused: the RAM and the disk hold still
+                _cp_sparse(machine.ram_file, work / "ram"),
+                _cp_sparse(machine.paths.disk, work / "disk.qcow2"),
+            )
+            digests = await asyncio.to_thread(lambda: {n: file_digest(work / n) for n in FILES})
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        manifest = {
+            "key": key,
+            "base": clone.base_key,
+            "kits": kits,
+            "shape": shape,
+            "inputs": clone.inputs,
+            "digests": digests,
+            "built": time.time(),
+        }
+        (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        for name in FILES:
+            (work / name).chmod(0o444)
+        old = target.dir.with_name(f"{key}.old-{os.getpid()}")
+        if target.dir.exists():
+            target.dir.rename(old)
+        work.rename(target.dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        _release(lock)
+    return key
 
 
 _held: dict[Path, int] = {}
@@ -335,6 +414,7 @@ def goldens() -> list[dict[str, object]]:
             {
                 "key": data.get("key"),
                 "shape": data.get("shape") or _shape_of(inputs.get("argv") or []),
+                "kits": data.get("kits"),
                 "image": inputs.get("image"),
                 "built": data.get("built"),
                 "mib": round(used / (1 << 20), 1),
@@ -358,12 +438,11 @@ def remove(keep_images: Collection[str] = ()) -> int:
         if entry["image"] in keep_images:
             continue
         folder = golden_root() / str(entry["key"])
-        lock = golden_root() / f"{entry['key']}.lock"
+        lock = golden_root() / f"{str(entry['key']).split('-kits-')[0]}.lock"
         _acquire(lock)  # not while a clone copies it
         try:
             shutil.rmtree(folder, ignore_errors=True)
         finally:
             _release(lock)
-        lock.unlink(missing_ok=True)
         count += 1
     return count

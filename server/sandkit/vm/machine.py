@@ -161,14 +161,17 @@ class Machine:
         machine: str = "microvm",
         ram_file: Path | None = None,
         restore_from: Path | None = None,
+        keep_ram_file: bool = False,
     ) -> None:
-        """``machine="q35"`` keeps the RAM in ``ram_file`` and hotplugs the share after the
-        guest runs; ``restore_from`` (a golden's migration state, q35 only) resumes a clone
-        of the golden instead of booting."""
+        """``machine="q35"`` keeps the RAM in ``ram_file`` (unlinked once restored, unless
+        ``keep_ram_file``: it is to be saved) and takes the share by hotplug
+        (attach_share); ``restore_from`` (a golden's migration state, q35 only) resumes a
+        clone of the golden instead of booting."""
         self.image, self.paths = image, paths
         self.cpus, self.memory_mib = cpus, memory_mib
         self.share, self.params, self.proxy_port = share, params, proxy_port
         self.machine, self.ram_file, self.restore_from = machine, ram_file, restore_from
+        self.keep_ram_file = keep_ram_file
         self.qemu: asyncio.subprocess.Process | None = None
         self.virtiofsd: asyncio.subprocess.Process | None = None
         self.qmp: QMPClient | None = None
@@ -183,8 +186,6 @@ class Machine:
             await self._start_virtiofsd()
             await self._start_qemu()
             await self._connect(timeout)
-            if self.machine == "q35" and self.share is not None:
-                await self._attach_share()
         except BaseException as exc:
             console = tail(self.paths.console)
             await self.kill()
@@ -331,8 +332,8 @@ class Machine:
         )
         await self.qmp.execute("migrate-incoming", {"uri": f"exec:cat {shlex.quote(str(state))}"})
         await self.migration_done(timeout)
-        if self.ram_file is not None:  # QEMU has it mapped: the memory goes when QEMU does
-            self.ram_file.unlink(missing_ok=True)
+        if self.ram_file is not None and not self.keep_ram_file:
+            self.ram_file.unlink(missing_ok=True)  # mapped: the memory goes when QEMU does
 
     async def migration_done(self, timeout: float = 60.0) -> None:
         """Wait for a migration (either end) to complete; a failure quotes QEMU's reason."""
@@ -360,9 +361,10 @@ class Machine:
         await self.qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(state))}"})
         await self.migration_done(timeout)
 
-    async def _attach_share(self) -> None:
+    async def attach_share(self) -> None:
         """Hotplug virtiofs into the running q35 guest and mount it at the fixed path."""
         assert self.qmp is not None and self.channel is not None
+        assert self.machine == "q35" and self.share is not None
         for command, arguments in qemu.share_hotplug(self.paths.share_socket):
             await self.qmp.execute(command, arguments)
         # The device appears within milliseconds of the hotplug; mount as soon as it does.

@@ -204,7 +204,7 @@ def register(server: SandkitServer) -> None:
             sandbox, _ = await lifecycle.create_or_adopt(store, config, folder)
         await started(ls, sandbox)
         if created:
-            lifecycle.refill_in_background(config.cpus, config.memory_mib)
+            lifecycle.refill_after(sandbox, config)
         return {"name": name, "state": sandbox.state().state, "created": created}
 
     @_command(server, protocol.EXEC)

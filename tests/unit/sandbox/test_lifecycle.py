@@ -1,0 +1,43 @@
+"""Lifecycle cores: waiting for a start ends when the sandbox is removed meanwhile (a
+`pool drain` or `rm -f` during a background refill) instead of waiting out the boot
+time-out; a prepared member's profile is its agent, kits and kit args."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sandkit.sandbox import lifecycle
+from sandkit.sandbox.store import Config, SandboxError, State, Store
+from sandkit.tasks import spawn
+
+
+async def test_wait_ends_when_the_sandbox_is_removed(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    sandbox = store.new(Config(name="pool-2c512m-abc123", agent="shell"))
+    sandbox.save_state(State(state="booting", supervisor_pid=os.getpid()))  # alive
+    waiter = spawn(lifecycle._wait(sandbox, None), "wait")
+    await asyncio.sleep(0.2)
+    assert not waiter.done()  # still booting: it waits
+    shutil.rmtree(sandbox.dir)
+    with pytest.raises(SandboxError, match="was removed while it started"):
+        await asyncio.wait_for(waiter, 5)
+
+
+def test_a_prepared_members_profile_is_agent_kits_and_args() -> None:
+    a = Config(name="a", agent="claude", kits=["/k/x"], kit_args={"b": "2", "a": "1"})
+    b = Config(name="b", agent="claude", kits=["/k/x"], kit_args={"a": "1", "b": "2"}, cpus=4)
+    assert lifecycle.profile(a) == lifecycle.profile(b)  # names, shapes, arg order: no matter
+    assert lifecycle.profile_of(
+        {"agent": "claude", "kits": ["/k/x"], "kit_args": {"a": "1", "b": "2"}}
+    ) == lifecycle.profile(a)
+    for other in (
+        Config(name="c", agent="codex", kits=["/k/x"], kit_args=a.kit_args),
+        Config(name="c", agent="claude", kits=[], kit_args=a.kit_args),
+        Config(name="c", agent="claude", kits=["/k/x"], kit_args={"a": "1"}),
+    ):
+        assert lifecycle.profile(other) != lifecycle.profile(a)
