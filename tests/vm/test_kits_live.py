@@ -154,8 +154,8 @@ def test_kit_steps_in_the_guest(env: Env, tmp_path: Path, start: str) -> None:
                 "cat /opt/installed | wc -l; ls /var/lib/sandkit/ | grep -c '^ca-'; "
                 "grep -c 'BEGIN CERTIFICATE' /usr/local/share/ca-certificates/sandkit-proxy.crt"
             )
-            out = env.sk("exec", f"{name}-2", "--", "sh", "-c", check, check=True).stdout
-            assert out.split()[:2] == ["1", "1"] and int(out.split()[2]) >= 1
+            seen = env.sk("exec", f"{name}-2", "--", "sh", "-c", check, check=True).stdout.split()
+            assert seen[:2] == ["1", "1"] and int(seen[2]) >= 1
             # A member prepared for these kits is never given to a sandbox without them.
             wait_for_member(env, "restored from golden snapshot ", "-kits-")
             env.sk("create", "shell", "--name", f"{name}-3", "--memory", "512m", check=True)

@@ -151,7 +151,11 @@ def test_a_corrupt_golden_is_rebuilt_not_restored(env: Env, tmp_path: Path) -> N
     assert state["adopted_from"] == member["name"]
 
     # Free-page reporting works on a restored clone: what a job freed goes back to the host.
-    shmem = lambda: rss_field(int(state["qemu_pid"]), "RssShmem")  # noqa: E731
+    qemu_pid = int(state["qemu_pid"])
+
+    def shmem() -> int:
+        return rss_field(qemu_pid, "RssShmem")
+
     job = pooled.sk("exec", "rebuilt", "--", "dd", "if=/dev/zero", "of=/tmp/job", "bs=1M",
                     "count=150")  # fmt: skip
     assert job.returncode == 0, job.stderr

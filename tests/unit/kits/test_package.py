@@ -23,7 +23,7 @@ def test_every_public_name_is_the_object_not_a_module() -> None:
 
 def test_unknown_name_is_an_attribute_error() -> None:
     try:
-        sandkit.kits.nothing_here  # type: ignore[attr-defined]  # noqa: B018
+        sandkit.kits.nothing_here  # noqa: B018
     except AttributeError as exc:
         assert "nothing_here" in str(exc)
     else:
