@@ -155,7 +155,12 @@ def add_parsers(
         help="restore everything the last sync step trashed (e.g. an approved mass deletion)",
     )
     rm = commands.add_parser("rm", help="remove sandboxes and everything they stored")
-    rm.add_argument("-f", "--force", action="store_true", help="kill without a graceful stop")
+    rm.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="kill without a graceful stop; a name that does not exist is no error",
+    )
     rm.add_argument(
         "--all",
         action="store_true",
@@ -498,8 +503,12 @@ async def cmd_rm(args: argparse.Namespace, extra: list[str]) -> int:
     store = Store()
     if args.all:  # what `ls` lists: the warm pool's members are `pool drain`'s
         targets = [s for s in store.all() if not lifecycle.is_pool_member(s)]
-    else:
-        targets = [store.get(n) for n in args.names]
+    else:  # like rm -f: with --force a name that is not there is no error
+        targets = [
+            store.get(n)
+            for n in args.names
+            if not args.force or Sandbox(store.root, check_name(n)).exists()
+        ]
     if not targets and not args.all:
         raise SandboxError("name a sandbox to remove, or use --all")
     for sandbox in targets:

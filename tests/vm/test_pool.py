@@ -172,3 +172,29 @@ def test_a_corrupt_golden_is_rebuilt_not_restored(env: Env, tmp_path: Path) -> N
     drained = pooled.sk("pool", "drain", "--golden", check=True).stdout
     assert "1 member(s) removed" in drained and "golden snapshot(s)" in drained
     assert not folder.exists()
+
+
+def test_a_golden_that_fails_to_restore_is_discarded(env: Env) -> None:
+    """A golden whose digests match but whose state QEMU rejects (say, written by a QEMU
+    that behaves differently) fails the fill once, is discarded, and the next fill
+    rebuilds it: the pool is never stuck on it."""
+    from sandkit.vm.golden import FILES, file_digest
+
+    pooled = Env({**env.vars, "SANDKIT_POOL_SIZE": "1"}, env.state)
+    pooled.sk("pool", "fill", "--memory", "320m", "--cpus", "1", timeout=600, check=True)
+    pooled.sk("pool", "drain", check=True)
+    folder = golden_for("320")
+    state = folder / "state.bin"
+    state.chmod(0o644)
+    state.write_bytes(b"QEVM" + os.urandom(4096))  # not a migration stream QEMU can load
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["digests"] = {n: file_digest(folder / n) for n in FILES}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+    failed = pooled.sk("pool", "fill", "--memory", "320m", "--cpus", "1", timeout=600)
+    assert failed.returncode == 1 and "did not start" in failed.stderr, failed.stderr
+    assert "Traceback" not in failed.stderr and not folder.exists()
+    assert members(env) == []  # the failed member was removed
+    pooled.sk("pool", "fill", "--memory", "320m", "--cpus", "1", timeout=600, check=True)
+    assert golden_for("320") == folder and wait_pooled(pooled, 1)
+    pooled.sk("pool", "drain", "--golden", check=True)

@@ -100,7 +100,12 @@ async def apply_kits(
     ``first_boot_only`` stops after those steps (a warm-pool member prepared for these
     kits: the rest runs when a sandbox adopts it)."""
     marker = f"{STATE_DIR}/created-{kit_state_digest(sandbox, loaded)}"
-    first_boot = await channel.read_file(marker) is None
+    # Sandboxes made before the digest covered files/home carry the model's digest alone.
+    legacy = hashlib.sha256(sandbox.model_dump_json().encode()).hexdigest()[:16]
+    first_boot = (
+        await channel.read_file(marker) is None
+        and await channel.read_file(f"{STATE_DIR}/created-{legacy}") is None
+    )
     sources = {k.kit.name: k.source for k in loaded}
     if first_boot:
         for static in sandbox.static_files:  # files/home/** (files/workspace/**: below)

@@ -190,12 +190,18 @@ def is_pool_member(sandbox: Sandbox) -> bool:
     return sandbox.name.startswith(POOL_PREFIX)
 
 
-Profile = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]
+Profile = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], str]
 
 
 def profile(config: Config) -> Profile:
-    """What a prepared member was prepared for: the agent, the kits and their args."""
-    return (config.agent, tuple(config.kits), tuple(sorted(config.kit_args.items())))
+    """What a prepared member was prepared for: the agent, the kits and their args, and
+    the policy its installs ran under."""
+    return (
+        config.agent,
+        tuple(config.kits),
+        tuple(sorted(config.kit_args.items())),
+        config.default_policy,
+    )
 
 
 def profile_of(fields: dict[str, Any]) -> Profile:

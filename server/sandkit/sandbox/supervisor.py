@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -88,6 +89,10 @@ class Supervisor:
             self.save(state="crashed", error=message)
             await self.cleanup()
             return 1
+        if self.stopping:  # stopped while it booted: stop() found no VM to stop yet
+            await self.cleanup()
+            self.save(state="stopped", qemu_pid=None, error=None)
+            return 0
         self.servers.append(
             await asyncio.start_unix_server(self.client, str(self.sandbox.control), limit=1 << 22)
         )
@@ -125,6 +130,8 @@ class Supervisor:
 
                 resolution = await asyncio.to_thread(self.resolve, c)
                 kits = kit_state_digest(resolution.sandbox, list(resolution.loaded))
+                # The policy the installs run under is part of what was prepared.
+                kits = hashlib.sha256(f"{kits}/{c.default_policy}".encode()).hexdigest()[:16]
             clone = await golden.clone(
                 image, c.cpus, c.memory_mib, accel, self.sandbox.dir, c.name, kits=kits
             )
@@ -158,7 +165,12 @@ class Supervisor:
         log.info("proxy listening on 127.0.0.1:%d", port)
         if c.workspace:
             await self.place_workspace_files(Path(c.workspace))
-        await launch
+        try:
+            await launch
+        except VMError:
+            if clone is not None:  # never restore from it again: the next clone rebuilds
+                golden.discard(clone.key)
+            raise
         if clone is not None:
             clone.state.unlink(missing_ok=True)
             log.info("restored from golden snapshot %s (%s)", clone.key, self.machine.accel)
@@ -349,9 +361,12 @@ class Supervisor:
             raise SandkitError(f"cannot adopt this pool member as '{name}': {why}") from None
         try:  # the kits (the caller has not checked them): their errors are the user's
             resolution = await asyncio.to_thread(self.resolve, new_config)
+            if self.stopping:
+                raise SandkitError(MEMBER_TAKEN)
             self.sandbox.dir.rename(target)
-        except (OSError, SandkitError) as exc:
-            self.state.state = "pooled"
+        except BaseException as exc:
+            if not self.stopping:
+                self.state.state = "pooled"  # still waiting for a sandbox, untouched
             if isinstance(exc, OSError):
                 raise SandkitError(
                     f"cannot adopt this pool member as '{name}': {exc.strerror}"
@@ -484,8 +499,6 @@ class Supervisor:
         """Install the sandbox CA (and an upstream CA) in the guest's trust store: once per
         disk, recorded by a marker named after the certificates, so the bundle (large)
         never travels over the channel."""
-        import hashlib
-
         assert self.machine is not None and self.machine.channel is not None
         channel = self.machine.channel
         pem = self.ca_pem

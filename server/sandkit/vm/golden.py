@@ -16,6 +16,7 @@ clone and rebuilt when stale, missing or corrupt: never restored blind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -25,7 +26,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,12 +76,26 @@ def key_inputs(image: Image, cpus: int, memory_mib: int, accel: str) -> dict[str
         machine="q35",
         ram_file=Path("@ram"),
     )
-    return {
+    inputs: dict[str, object] = {
         "format": FORMAT,
         "image": image.key,
         "qemu": qemu_version(),
         "argv": qemu.argv(spec),
     }
+    if accel == "kvm":  # `-cpu host`: the state is only good on this kind of CPU and kernel
+        inputs["host"] = host_identity()
+    return inputs
+
+
+@functools.cache
+def host_identity() -> str:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = next((ln for ln in info.splitlines() if ln.startswith("model name")), "")
+        cpu += next((ln for ln in info.splitlines() if ln.startswith("flags")), "")
+    digest = hashlib.sha256(cpu.encode()).hexdigest()[:16]
+    return f"{os.uname().release}/{digest}"
 
 
 def golden_key(inputs: dict[str, object]) -> str:
@@ -134,6 +149,8 @@ class Golden:
             return "it was never built"
         except (OSError, ValueError) as exc:
             return f"its manifest is unreadable ({exc})"
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("digests"), dict):
+            return "its manifest is not a golden's"
         if manifest.get("key") != key:
             return "it was built for other inputs"
         for name in FILES:
@@ -200,10 +217,7 @@ async def clone(
     prepared snapshot for those kits when there is a sound one."""
     inputs = key_inputs(image, cpus, memory_mib, accel)
     base_key = golden_key(inputs)
-    lock = golden_root() / f"{base_key}.lock"
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, _acquire, lock)
-    try:
+    async with _locked(golden_root() / f"{base_key}.lock"):
         sweep()
         key, prepare = base_key, kits is not None
         if kits is not None:
@@ -224,16 +238,20 @@ async def clone(
         result = Clone(
             key, base_key, inputs, into / "golden-state.bin", ram, into / "disk.qcow2", prepare
         )
-        await asyncio.gather(
-            _cp_sparse(golden.path("ram"), result.ram),
-            _cp_sparse(golden.path("disk.qcow2"), result.disk),
-            _cp_sparse(golden.path("state.bin"), result.state),
-        )
+        try:
+            for copy in (  # one at a time: a failure leaves no copy running
+                (golden.path("ram"), result.ram),
+                (golden.path("disk.qcow2"), result.disk),
+                (golden.path("state.bin"), result.state),
+            ):
+                await _cp_sparse(*copy)
+        except BaseException:
+            for path in (result.ram, result.disk, result.state):
+                path.unlink(missing_ok=True)
+            raise
         result.disk.chmod(0o644)  # the golden's files are read-only; the copies are not
         result.ram.chmod(0o600)
         return result
-    finally:
-        _release(lock)
 
 
 async def save_prepared(machine: Machine, clone: Clone, kits: str, shape: str) -> str:
@@ -243,10 +261,7 @@ async def save_prepared(machine: Machine, clone: Clone, kits: str, shape: str) -
     key = prepared_key(clone.base_key, kits)
     target = Golden(golden_root() / key)
     work = target.dir.with_name(f"{key}.build-{os.getpid()}")
-    lock = golden_root() / f"{clone.base_key}.lock"
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, _acquire, lock)
-    try:
+    async with _locked(golden_root() / f"{clone.base_key}.lock"):
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         try:
@@ -277,25 +292,35 @@ async def save_prepared(machine: Machine, clone: Clone, kits: str, shape: str) -
             target.dir.rename(old)
         work.rename(target.dir)
         shutil.rmtree(old, ignore_errors=True)
-    finally:
-        _release(lock)
     return key
 
 
-_held: dict[Path, int] = {}
-
-
-def _acquire(lock: Path) -> None:
+@contextlib.asynccontextmanager
+async def _locked(lock: Path) -> AsyncIterator[None]:
+    """An exclusive flock, waited for without a thread (so a cancelled wait leaves nothing
+    behind): held while a golden is checked and copied, or built, or saved."""
     lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    _held[lock] = fd
-
-
-def _release(lock: Path) -> None:
-    fd = _held.pop(lock, None)
-    if fd is not None:
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.05)
+        yield
+    finally:
         os.close(fd)
+
+
+def discard(key: str) -> None:
+    """A golden a restore failed from: out of the way at once (the next clone rebuilds)."""
+    folder = golden_root() / key
+    aside = folder.with_name(f"{key}.old-{os.getpid()}")
+    with contextlib.suppress(OSError):
+        folder.rename(aside)
+        shutil.rmtree(aside, ignore_errors=True)
+        log.warning("golden snapshot %s discarded: a restore from it failed", key)
 
 
 async def build(
@@ -328,6 +353,7 @@ async def build(
         proxy_port=9,  # nothing in the guest connects while it is being built
         machine="q35",
         ram_file=ram,
+        die_with_parent=True,
     )
     try:
         await machine.launch(timeout)
@@ -439,10 +465,8 @@ def remove(keep_images: Collection[str] = ()) -> int:
             continue
         folder = golden_root() / str(entry["key"])
         lock = golden_root() / f"{str(entry['key']).split('-kits-')[0]}.lock"
-        _acquire(lock)  # not while a clone copies it
-        try:
+        with lock.open("a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # not while a clone copies it
             shutil.rmtree(folder, ignore_errors=True)
-        finally:
-            _release(lock)
         count += 1
     return count

@@ -147,6 +147,13 @@ def _kvm_boots(image: Image, timeout: float = 8.0) -> bool:
     return b"sandkit-init" in done.stdout
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the process that started it dies."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class Machine:
     def __init__(
         self,
@@ -162,6 +169,7 @@ class Machine:
         ram_file: Path | None = None,
         restore_from: Path | None = None,
         keep_ram_file: bool = False,
+        die_with_parent: bool = False,
     ) -> None:
         """``machine="q35"`` keeps the RAM in ``ram_file`` (unlinked once restored, unless
         ``keep_ram_file``: it is to be saved) and takes the share by hotplug
@@ -172,6 +180,8 @@ class Machine:
         self.share, self.params, self.proxy_port = share, params, proxy_port
         self.machine, self.ram_file, self.restore_from = machine, ram_file, restore_from
         self.keep_ram_file = keep_ram_file
+        # A VM no state file names (a golden being built) must not outlive its process.
+        self.die_with_parent = die_with_parent
         self.qemu: asyncio.subprocess.Process | None = None
         self.virtiofsd: asyncio.subprocess.Process | None = None
         self.qmp: QMPClient | None = None
@@ -280,6 +290,7 @@ class Machine:
             stdout=log_file,
             stderr=log_file,
             start_new_session=True,
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
         log_file.close()
 
@@ -358,7 +369,16 @@ class Machine:
             "migrate-set-capabilities",
             {"capabilities": [{"capability": "x-ignore-shared", "state": True}]},
         )
-        await self.qmp.execute("migrate", {"uri": f"exec:cat > {shlex.quote(str(state))}"})
+        # QEMU writes the file itself, through a descriptor we hand it: with `exec:cat >`
+        # "completed" can come before cat has written the end, and a short state file
+        # would pass its digest.
+        fd = os.open(state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            self.qmp.send_fd_scm(fd)
+            await self.qmp.execute("getfd", {"fdname": "migration"})
+        finally:
+            os.close(fd)
+        await self.qmp.execute("migrate", {"uri": "fd:migration"})
         await self.migration_done(timeout)
 
     async def attach_share(self) -> None:

@@ -39,5 +39,8 @@ def test_a_prepared_members_profile_is_agent_kits_and_args() -> None:
         Config(name="c", agent="codex", kits=["/k/x"], kit_args=a.kit_args),
         Config(name="c", agent="claude", kits=[], kit_args=a.kit_args),
         Config(name="c", agent="claude", kits=["/k/x"], kit_args={"a": "1"}),
+        Config(
+            name="c", agent="claude", kits=["/k/x"], kit_args=a.kit_args, default_policy="allow-all"
+        ),
     ):
         assert lifecycle.profile(other) != lifecycle.profile(a)

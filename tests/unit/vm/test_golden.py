@@ -105,6 +105,8 @@ def test_a_golden_is_checked_before_use(tmp_path: Path) -> None:
     assert g.problem("k") == "ram does not match its digest (corrupt)"
     g.path("ram").unlink()
     assert g.problem("k") == "ram is unreadable (No such file or directory)"
+    g.manifest.write_text("[1]")
+    assert g.problem("k") == "its manifest is not a golden's"
     g.manifest.write_text("{")
     assert str(g.problem("k")).startswith("its manifest is unreadable")
 
@@ -160,3 +162,25 @@ def test_goldens_are_listed_and_removed_by_image(
     assert golden.remove(keep_images={"img1"}) == 1
     assert [g["key"] for g in golden.goldens()] == ["k1"]
     assert golden.remove() == 1 and golden.goldens() == []
+
+
+def test_under_kvm_the_key_names_the_host(tmp_path: Path) -> None:
+    tcg = golden.key_inputs(image(tmp_path), 2, 512, "tcg")
+    kvm = golden.key_inputs(image(tmp_path), 2, 512, "kvm")
+    assert "host" not in tcg  # TCG emulates the same CPU everywhere
+    assert str(kvm["host"]).startswith(os.uname().release + "/")
+
+
+def test_a_shared_ram_folder_must_be_private(tmp_path: Path) -> None:
+    from sandkit.errors import SandkitError
+    from sandkit.paths import ram_dir
+
+    made = ram_dir(tmp_path)
+    assert made == tmp_path / f"sandkit-{os.getuid()}" and (made.stat().st_mode & 0o777) == 0o700
+    made.chmod(0o755)  # e.g. made by someone else, open to others
+    with pytest.raises(SandkitError, match="not a private folder"):
+        ram_dir(tmp_path)
+    made.rmdir()
+    made.symlink_to(tmp_path)  # a link to somewhere else
+    with pytest.raises(SandkitError, match="not a private folder"):
+        ram_dir(tmp_path)
