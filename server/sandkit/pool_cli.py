@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -172,6 +173,12 @@ async def fill(args: argparse.Namespace) -> int:
             kits=[absolute_ref(k) for k in args.kit],
             kit_args=dict(args.kit_arg),
             default_policy=args.default,
+        )
+    if prepared_for is not None and not args.quiet:
+        print(
+            "members prepared for these kits run their installs first (once per kit set:"
+            " later members are clones); this can take minutes",
+            file=sys.stderr,
         )
     with _filling(wait=True):  # after another filler: it may have filled the pool already
         started = await lifecycle.fill(Store(), args.cpus, memory, args.size, prepared_for)
