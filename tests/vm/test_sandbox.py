@@ -89,7 +89,9 @@ def test_signals_come_back_exactly(env: Env, box: Box) -> None:
             "--",
             "sh",
             "-c",
-            'trap "echo got-term; exit 5" TERM; echo ready; sleep 60 & wait',
+            # A loop, not `sleep 60 & wait`: bash without a terminal runs the trap only when
+            # `wait` returns, and the test would pass when the sleep ended by itself.
+            'trap "echo got-term; exit 5" TERM; echo ready; while :; do sleep 0.1; done',
         ],
         env=env.vars,
         stdout=subprocess.PIPE,
@@ -101,6 +103,9 @@ def test_signals_come_back_exactly(env: Env, box: Box) -> None:
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, out) == (5, "got-term\n"), err
+    # Commands start with the default SIGPIPE (the agent is Python, which ignores it).
+    piped = env.sk("exec", box.name, "--", "bash", "-c", "yes | head -1; echo ${PIPESTATUS[0]}")
+    assert piped.stdout == "y\n141\n", piped.stderr
 
 
 async def test_pty_size_resize_and_signal(env: Env, box: Box) -> None:

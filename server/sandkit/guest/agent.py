@@ -280,7 +280,16 @@ class Agent:
             env["HOME"], env["USER"], env["LOGNAME"] = home, user, user
         try:
             os.chdir(cwd)
-            pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsid=True)
+            # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive exec: put them
+            # back, or `yes | head -1` would end with an error instead of the signal.
+            pid = os.posix_spawnp(
+                argv[0],
+                argv,
+                env,
+                file_actions=actions,
+                setsid=True,
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            )
         except OSError as exc:
             for fd in [
                 *child_fds,

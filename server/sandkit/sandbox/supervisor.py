@@ -123,7 +123,10 @@ class Supervisor:
         if c.workspace:
             params["ws"] = c.workspace
         clone, resolution, kits = None, None, None
-        if c.pool_shape:  # a clone of the shape's golden snapshot, built first if need be
+        # Pool members, and a new sandbox's first start, restore a clone of the shape's golden
+        # snapshot (built first if need be); a sandbox that has a disk boots from it.
+        first_start = not (self.sandbox.dir / "disk.qcow2").exists()
+        if c.pool_shape or (first_start and golden.enabled()):
             accel = await asyncio.to_thread(choose_accel, image)
             if c.pool_prepared:  # or of the snapshot prepared for its kits, if there is one
                 from sandkit.sandbox.kitapply import kit_state_digest
@@ -141,8 +144,8 @@ class Supervisor:
             MachinePaths(self.sandbox.dir, self.sandbox.sockets),
             cpus=c.cpus,
             memory_mib=c.memory_mib,
-            # A member's share starts empty: hotplugged after the restore, filled and bound
-            # at the workspace's path at adoption.
+            # A restored VM gets its share by hotplug; a member's starts empty, and is filled
+            # and bound at the workspace's path at adoption.
             share=self.sandbox.share if c.workspace or c.pool_shape else None,
             params=params,
             proxy_port=port,
@@ -174,9 +177,14 @@ class Supervisor:
         if clone is not None:
             clone.state.unlink(missing_ok=True)
             log.info("restored from golden snapshot %s (%s)", clone.key, self.machine.accel)
-            await self.wait_in_pool(clone, kits)
-            return
-        log.info("guest agent ready (%s)", self.machine.accel)
+            if c.pool_shape:
+                await self.wait_in_pool(clone, kits)
+                return
+            if c.workspace:
+                await self.machine.attach_share()
+            await self.make_unique()  # as an adoption does: its name, entropy, clock, workspace
+        else:
+            log.info("guest agent ready (%s)", self.machine.accel)
         await self.trust_ca()
         await self.apply_kits()
         log.info("kits applied")
@@ -442,9 +450,9 @@ class Supervisor:
         log.info("adoption steps: %s", ", ".join(steps))
 
     async def make_unique(self) -> None:
-        """A pooled VM was booted before anyone knew its name: give it this sandbox's
+        """A restored VM was booted before anyone knew its name: give it this sandbox's
         hostname, a fresh machine-id, the host's clock, host entropy mixed into its RNG
-        (then reseeded), and the workspace bound at its path; the CAs it must trust."""
+        (then reseeded), and the workspace bound at its path."""
         import secrets
 
         assert self.machine is not None and self.machine.channel is not None
@@ -458,7 +466,7 @@ class Supervisor:
                 workspace=c.workspace,
             )
         except Exception as exc:
-            raise SandkitError(f"cannot prepare the pooled VM: {exc}") from None
+            raise SandkitError(f"cannot make the restored VM this sandbox's: {exc}") from None
 
     def set_phase(self, phase: Phase) -> None:
         """v3 kits' install-phase rules hold only while install commands run."""

@@ -48,6 +48,12 @@ PRIME = (["true"], ["sh", "-c", "cat /dev/null"], ["bash", "-lc", "true"])
 POOL_PARAMS = {"proxy": f"{qemu.PROXY_ADDRESS}:{qemu.PROXY_PORT}", "pool": "1"}
 
 
+def enabled() -> bool:
+    """New sandboxes restore the golden on their first start unless $SANDKIT_GOLDEN=0 (then
+    they boot, as a sandbox with a disk always does); the warm pool restores regardless."""
+    return os.environ.get("SANDKIT_GOLDEN", "1") != "0"
+
+
 class GoldenError(SandkitError):
     """A golden snapshot could not be built or copied."""
 
