@@ -17,7 +17,7 @@ from sandkit.cli import add_kit_arg_option
 from sandkit.kits.sizes import parse_size
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.store import Config, SandboxError, Store
-from sandkit.ui import table
+from sandkit.ui import duration, since, table
 from sandkit.vm import golden
 
 
@@ -104,7 +104,7 @@ async def status(args: argparse.Namespace) -> int:
                     r["name"],
                     r["shape"] or "-",
                     r["state"],
-                    f"{r['age_s'] or 0}s",
+                    duration(r["age_s"]),
                     r["prepared_for"] or "-",
                 )
                 for r in rows
@@ -121,7 +121,7 @@ async def status(args: argparse.Namespace) -> int:
                         str(g["key"]),
                         str(g["shape"] or "-") + (f" + kits {g['kits']}" if g["kits"] else ""),
                         str(g["image"]),
-                        _ago(g["built"]),
+                        f"{since(g['built'])} ago" if isinstance(g["built"], float) else "-",
                         f"{g['mib']} MiB",
                     )
                     for g in snapshots
@@ -130,17 +130,6 @@ async def status(args: argparse.Namespace) -> int:
             )
         )
     return 0
-
-
-def _ago(when: object) -> str:
-    if not isinstance(when, int | float):
-        return "-"
-    seconds = int(time.time() - when)
-    if seconds < 120:
-        return f"{seconds}s ago"
-    if seconds < 7200:
-        return f"{seconds // 60}m ago"
-    return f"{seconds // 3600}h ago"
 
 
 @contextlib.contextmanager

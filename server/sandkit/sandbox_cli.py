@@ -13,7 +13,6 @@ import shutil
 import signal
 import sys
 import termios
-import time
 import tty
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ from sandkit.sandbox import lifecycle
 from sandkit.sandbox.client import RemoteExec
 from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name, default_name
 from sandkit.tasks import spawn
-from sandkit.ui import ProgressLine, table
+from sandkit.ui import ProgressLine, since, table
 
 
 def add_parsers(
@@ -441,17 +440,6 @@ async def _drain(remote: RemoteExec) -> int:
             return 128 + int(event.get("signal") or 0)
 
 
-def _uptime(started: float | None) -> str:
-    if not started:
-        return "-"
-    seconds = int(time.time() - started)
-    return (
-        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-        if seconds >= 3600
-        else f"{seconds // 60}m{seconds % 60:02d}s"
-    )
-
-
 async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
     rows: list[dict[str, Any]] = []
     for sandbox in Store().all():
@@ -466,7 +454,7 @@ async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
                 "workspace": config.workspace,
                 "kits": config.kits,
                 "sync": state.sync if state.state == "running" else None,
-                "uptime": _uptime(state.started) if state.state == "running" else "-",
+                "uptime": since(state.started) if state.state == "running" else "-",
                 "error": state.error,
             }
         )

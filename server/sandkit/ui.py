@@ -51,3 +51,18 @@ def table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
         for row in [header, *rows]
     ]
     return "\n".join(lines)
+
+
+def duration(seconds: float | None) -> str:
+    """A span as ls and pool status show it: 3m05s, 2h07m."""
+    if seconds is None:
+        return "-"
+    whole = max(int(seconds), 0)
+    if whole >= 3600:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 60}m{whole % 60:02d}s"
+
+
+def since(started: float | None) -> str:
+    """Time since ``started`` (epoch seconds), or "-"."""
+    return duration(time.time() - started) if started else "-"

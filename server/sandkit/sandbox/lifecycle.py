@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from sandkit.hostconfig import registry_args
+from sandkit.pids import alive
 from sandkit.sandbox.client import SupervisorClient
-from sandkit.sandbox.store import Config, Sandbox, SandboxError, State, Store, _alive
+from sandkit.sandbox.store import Config, Sandbox, SandboxError, State, Store
 from sandkit.vm.image import Progress, ensure_image
 
 BOOT_TIMEOUT = 900.0  # installs (npm, apt) run before a sandbox counts as started
@@ -58,9 +59,9 @@ async def start(
 ) -> State:
     """Boot the sandbox (its supervisor) unless it runs already; wait until it answers."""
     state = sandbox.state()
-    if state.state in ("running", "pooled") and _alive(state.supervisor_pid):
+    if state.state in ("running", "pooled") and alive(state.supervisor_pid):
         return state
-    if state.state in ("booting", "adopting", "stopping") and _alive(state.supervisor_pid):
+    if state.state in ("booting", "adopting", "stopping") and alive(state.supervisor_pid):
         return await _wait(sandbox, waiting)
     _kill_leftovers(state)  # a crashed sandbox may have left QEMU or virtiofsd running
     _kill_orphans(sandbox)
@@ -109,7 +110,7 @@ async def connect(sandbox: Sandbox) -> SupervisorClient:
 
 async def stop(sandbox: Sandbox, timeout: float = 30.0) -> None:
     state = sandbox.state()
-    if not _alive(state.supervisor_pid):
+    if not alive(state.supervisor_pid):
         _kill_leftovers(state)
         if state.state not in ("created", "crashed"):
             state.state = "stopped"
@@ -120,15 +121,15 @@ async def stop(sandbox: Sandbox, timeout: float = 30.0) -> None:
         await client.call("stop")
         client.close()
     deadline = time.monotonic() + timeout
-    while _alive(state.supervisor_pid) and time.monotonic() < deadline:
+    while alive(state.supervisor_pid) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    if _alive(state.supervisor_pid):
+    if alive(state.supervisor_pid):
         _kill_leftovers(state)
 
 
 def _kill_leftovers(state: State) -> None:
     for pid in (state.supervisor_pid, state.qemu_pid):
-        if _alive(pid):
+        if alive(pid):
             assert pid is not None
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
@@ -231,7 +232,7 @@ async def adopt(store: Store, config: Config) -> Sandbox | None:
             candidates.append((0, member))
     for _, member in sorted(candidates, key=lambda c: c[0]):
         state = member.state()
-        if state.state != "pooled" or not _alive(state.supervisor_pid):
+        if state.state != "pooled" or not alive(state.supervisor_pid):
             continue
         try:
             client = await SupervisorClient.connect(member.control)
@@ -283,7 +284,7 @@ async def fill(
     for member in pool_members(store):  # a member whose supervisor died is of no use
         state = member.state()
         if state.state in ("crashed", "stopped") or (
-            state.state == "created" and not _alive(state.supervisor_pid)
+            state.state == "created" and not alive(state.supervisor_pid)
         ):
             await remove(store, member, force=True)
     started = 0
@@ -321,7 +322,7 @@ def _count(store: Store, wanted: str, kind: Profile | None) -> int:
             continue
         same = c.pool_shape == wanted and (profile(c) == kind if c.pool_prepared else kind is None)
         state = member.state()
-        if same and state.state in ("pooled", "booting") and _alive(state.supervisor_pid):
+        if same and state.state in ("pooled", "booting") and alive(state.supervisor_pid):
             count += 1
     return count
 

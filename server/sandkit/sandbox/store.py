@@ -4,7 +4,6 @@ share and the logs. Both JSON files are replaced atomically."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -17,6 +16,7 @@ from typing import Any
 
 from sandkit.errors import SandkitError
 from sandkit.paths import state_dir
+from sandkit.pids import alive
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,61}[A-Za-z0-9]")
 
@@ -76,23 +76,6 @@ class State:
     adopted_prepared: bool = False  # ... and that member was prepared for its kits
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie is not alive
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -139,7 +122,7 @@ class Sandbox:
         except (OSError, ValueError, TypeError):
             state = State()
         alive_states = ("booting", "running", "pooled", "adopting", "stopping")
-        if state.state in alive_states and not _alive(state.supervisor_pid):
+        if state.state in alive_states and not alive(state.supervisor_pid):
             state.state = "crashed"
             state.error = state.error or "the sandbox's supervisor is gone"
         return state

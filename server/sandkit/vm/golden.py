@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from sandkit.errors import SandkitError
 from sandkit.paths import cache_dir, ram_dir
+from sandkit.pids import alive
 from sandkit.vm import qemu
 from sandkit.vm.image import Image
 
@@ -168,12 +169,6 @@ class Golden:
                 return f"{name} does not match its digest (corrupt)"
         return None
 
-    def built(self) -> float | None:
-        try:
-            return float(json.loads(self.manifest.read_text())["built"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
 
 def golden_root() -> Path:
     return cache_dir() / "golden"
@@ -277,28 +272,33 @@ async def save_prepared(machine: Machine, clone: Clone, kits: str, shape: str) -
                 _cp_sparse(machine.ram_file, work / "ram"),
                 _cp_sparse(machine.paths.disk, work / "disk.qcow2"),
             )
-            digests = await asyncio.to_thread(lambda: {n: file_digest(work / n) for n in FILES})
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        manifest = {
-            "key": key,
-            "base": clone.base_key,
-            "kits": kits,
-            "shape": shape,
-            "inputs": clone.inputs,
-            "digests": digests,
-            "built": time.time(),
-        }
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        for name in FILES:
-            (work / name).chmod(0o444)
-        old = target.dir.with_name(f"{key}.old-{os.getpid()}")
-        if target.dir.exists():
-            target.dir.rename(old)
-        work.rename(target.dir)
-        shutil.rmtree(old, ignore_errors=True)
+        await _publish(
+            work,
+            target,
+            {"key": key, "base": clone.base_key, "kits": kits, "shape": shape},
+            clone.inputs,
+        )
     return key
+
+
+async def _publish(
+    work: Path, target: Golden, fields: dict[str, object], inputs: dict[str, object]
+) -> None:
+    """Digest a snapshot built in ``work``, write its manifest, make its files read-only
+    and rename it over ``target``: it appears whole or not at all."""
+    digests = await asyncio.to_thread(lambda: {n: file_digest(work / n) for n in FILES})
+    manifest = {**fields, "inputs": inputs, "digests": digests, "built": time.time()}
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    for name in FILES:
+        (work / name).chmod(0o444)
+    old = target.dir.with_name(f"{target.dir.name}.old-{os.getpid()}")
+    if target.dir.exists():
+        target.dir.rename(old)
+    work.rename(target.dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager
@@ -379,33 +379,8 @@ async def build(
     await machine.kill()
     for name in ("console.log", "qemu.log"):
         (work / name).rename(work / f"build-{name}")
-    digests = await asyncio.to_thread(lambda: {n: file_digest(work / n) for n in FILES})
-    manifest = {
-        "key": key,
-        "shape": f"{cpus}c{memory_mib}m",
-        "inputs": inputs,
-        "digests": digests,
-        "built": time.time(),
-    }
-    (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    for name in FILES:
-        (work / name).chmod(0o444)
-    old = golden.dir.with_name(f"{golden.dir.name}.old-{os.getpid()}")
-    if golden.dir.exists():
-        golden.dir.rename(old)
-    work.rename(golden.dir)
-    shutil.rmtree(old, ignore_errors=True)
+    await _publish(work, golden, {"key": key, "shape": f"{cpus}c{memory_mib}m"}, inputs)
     log.info("golden snapshot %s built in %.1f s", key, time.monotonic() - started)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _owner_pid(name: str) -> int | None:
@@ -420,13 +395,13 @@ def sweep() -> list[Path]:
     removed = []
     for path in ram_dir().glob("*.ram"):
         pid = _owner_pid(path.name)
-        if pid is not None and not _alive(pid):
+        if pid is not None and not alive(pid):
             path.unlink(missing_ok=True)
             removed.append(path)
     root = golden_root()
     for path in (*root.glob("*.build-*"), *root.glob("*.old-*")) if root.is_dir() else ():
         pid = _owner_pid(path.name)
-        if pid is not None and not _alive(pid):
+        if pid is not None and not alive(pid):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed

@@ -95,7 +95,7 @@ def make_golden(folder: Path, key: str) -> golden.Golden:
 def test_a_golden_is_checked_before_use(tmp_path: Path) -> None:
     assert golden.Golden(tmp_path / "none").problem("k") == "it was never built"
     g = make_golden(tmp_path / "g", "k")
-    assert g.problem("k") is None and g.built() == 1.0
+    assert g.problem("k") is None
     assert g.problem("other") == "it was built for other inputs"
     with g.path("ram").open("r+b") as f:  # one flipped byte in the RAM file
         f.seek(5000)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from sandkit import pids
 from sandkit.errors import SandkitError
 from sandkit.kits.builtin import looks_like_path
 from sandkit.kits.issues import KitError
@@ -27,7 +28,7 @@ from sandkit.lsp.kitdocs.edits import NETWORK_POLICY, add_allowed_host
 from sandkit.net.approvals import host_with_port
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.client import SupervisorClient
-from sandkit.sandbox.store import Sandbox, Store, _alive
+from sandkit.sandbox.store import Sandbox, Store
 from sandkit.tasks import spawn
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class Watcher:
             if lifecycle.is_pool_member(sandbox):
                 continue
             state = sandbox.state()
-            if state.state == "running" and _alive(state.supervisor_pid):
+            if state.state == "running" and pids.alive(state.supervisor_pid):
                 alive[sandbox.name] = sandbox
         for name in list(self.watched):
             if name not in alive:
