@@ -1,4 +1,4 @@
-"""Network approvals in the terminal that runs the agent.
+"""Network approvals (and notices of held sync changes) in the terminal that runs the agent.
 
 While ``sandkit run`` is attached to a terminal it watches its sandbox's held requests and
 asks about each one, one at a time; the key pressed while a question is open answers it
@@ -28,8 +28,10 @@ KEYS = {  # key -> (supervisor method, remember for the sandbox)
 
 
 class ApprovalPrompt:
-    def __init__(self, client: SupervisorClient, out: BinaryIO, timeout: float) -> None:
-        self.client, self.out, self.timeout = client, out, timeout
+    def __init__(
+        self, client: SupervisorClient, out: BinaryIO, timeout: float, name: str = "NAME"
+    ) -> None:
+        self.client, self.out, self.timeout, self.name = client, out, timeout, name
         self.waiting: collections.deque[dict[str, Any]] = collections.deque()
         self.current: dict[str, Any] | None = None
         self.asked_at = 0.0
@@ -44,6 +46,9 @@ class ApprovalPrompt:
             self.on_event(event)
 
     def on_event(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "sync-held":
+            self.tell_held(event)
+            return
         if event.get("event") == "approval":
             self.waiting.append(event)
         elif event.get("event") == "approval-done":
@@ -56,6 +61,20 @@ class ApprovalPrompt:
         if self.current is None and self.waiting:
             self.current = self.waiting.popleft()
             self.ask(self.current)
+
+    def tell_held(self, event: dict[str, Any]) -> None:
+        """Held sync changes: a notice, never a question (keys keep going to the agent)."""
+        paths = event.get("paths") or []
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        what = (
+            "changes to files your machine runs"
+            if event.get("kind") == "protected-held"
+            else "a burst of deletions or emptied files"
+        )
+        self.say(
+            f"\r\n\x1b[1msandkit:\x1b[0m held {what} ({shown}); the host keeps its "
+            f"versions. Review: sandkit sync pending {self.name}\r\n"
+        )
 
     def ask(self, event: dict[str, Any]) -> None:
         self.asked_at = time.monotonic()

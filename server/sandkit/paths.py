@@ -31,22 +31,41 @@ def state_dir() -> Path:
 def ram_dir(base: Path | None = None) -> Path:
     """Guest RAM files of q35 VMs (the warm pool). They must be on tmpfs: a disk file
     would be written back as the guest touches its memory."""
+    if base is None:
+        base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
+    return private_dir(base / f"sandkit-{os.getuid()}", "guest memory goes there")
+
+
+def runtime_dir() -> Path:
+    """Sockets whose state-folder path would be too long for a Unix socket address."""
+    return private_dir(Path(f"/tmp/sandkit-{os.getuid()}"), "sandbox sockets go there")
+
+
+def private_dir(path: Path, why: str) -> Path:
+    """A folder in a place other users can write to (/tmp, /dev/shm): made 0700, and
+    refused unless it is a real folder of ours that only we can reach (another user could
+    have made it first, to read or swap what we put there)."""
     import stat
 
     from sandkit.errors import SandkitError
 
-    if base is None:
-        base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
-    path = base / f"sandkit-{os.getuid()}"
-    path.mkdir(mode=0o700, exist_ok=True)
-    info = path.lstat()  # a shared folder: it must be ours, and ours alone
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
     if (
         not stat.S_ISDIR(info.st_mode)
         or info.st_uid != os.getuid()
         or stat.S_IMODE(info.st_mode) & 0o077
     ):
         raise SandkitError(
-            f"{path} is not a private folder of yours (guest memory goes there): "
-            "remove it, or make it yours with mode 0700"
+            f"{path} is not a private folder of yours ({why}): remove it, or make it "
+            "yours with mode 0700"
         )
+    return path
+
+
+def private_state(path: Path) -> Path:
+    """A folder of sandkit's own state, 0700 whatever the umask (it holds shares, trash,
+    decision logs and keys)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
     return path

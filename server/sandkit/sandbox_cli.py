@@ -129,13 +129,20 @@ def add_parsers(
     sync = commands.add_parser(
         "sync",
         formatter_class=formatter,
-        help="answer held deletions; show sync state",
-        description="A burst of deletions made in a sandbox is held until a person answers:\n"
-        "approve deletes the files on the host too (into the trash), reject puts them back in the\n"
-        "sandbox.",
+        help="answer held changes (mass deletions, files the host runs); show sync state",
+        description="Some changes made in a sandbox wait for a person before they reach the host:\n"
+        "a burst of deletions or emptied files, and any change to a file the host runs (git\n"
+        "hooks and config, .vscode/, .envrc, shell rc files, .sandkit.yaml, ...).\n\n"
+        "  pending   list what is held, with a diff for edited files (--json for scripts)\n"
+        "  approve   let it through: the host's version goes to the trash (`sandkit undo`)\n"
+        "  reject    put the host's version back in the sandbox\n"
+        "  status    the sync state as JSON\n\n"
+        "Add or remove protected paths in ~/.config/sandkit/protected (gitignore syntax;\n"
+        "'!pattern' removes a default). A workspace cannot change that list.",
     )
-    sync.add_argument("verb", choices=["approve", "reject", "status"])
+    sync.add_argument("verb", choices=["pending", "approve", "reject", "status"])
     sync.add_argument("name", metavar="NAME")
+    sync.add_argument("--json", action="store_true", help="pending: print JSON")
     undo = commands.add_parser(
         "undo",
         formatter_class=formatter,
@@ -210,8 +217,9 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
         pins[host] = ip
     upstream_ca = None
     if args.upstream_ca is not None:
-        if not args.upstream_ca.is_file():
-            raise SandboxError(f"--upstream-ca {args.upstream_ca}: no such file")
+        from sandkit.net.cafile import read_certificates
+
+        read_certificates(args.upstream_ca)  # certificates only: it goes into the guest
         upstream_ca = str(args.upstream_ca.resolve())
     name = check_name(args.name) if args.name else default_name(args.agent, workspace)
     if name.startswith(lifecycle.POOL_PREFIX):
@@ -335,7 +343,9 @@ async def attach(
     prompt: ApprovalPrompt | None = None
     watcher: asyncio.Task[None] | None = None
     if ask:
-        prompt = ApprovalPrompt(await lifecycle.connect(sandbox), sys.stderr.buffer, ask_timeout)
+        prompt = ApprovalPrompt(
+            await lifecycle.connect(sandbox), sys.stderr.buffer, ask_timeout, sandbox.name
+        )
         watcher = spawn(prompt.run(), "approval-prompt")
     size = shutil.get_terminal_size()
     if pty and "TERM" in os.environ:
@@ -513,9 +523,24 @@ async def cmd_sync(args: argparse.Namespace, extra: list[str]) -> int:
         client.close()
     if args.verb == "status":
         print(json.dumps(result, indent=2))
+    elif args.verb == "pending":
+        details = result.get("details", [])
+        if args.json:
+            print(json.dumps(details, indent=2))
+        elif not details:
+            print(f"nothing held in '{args.name}'")
+        else:
+            print(table([(d["path"], d["why"]) for d in details], ("PATH", "WHY")))
+            for d in details:
+                if d.get("diff"):
+                    print(f"\n{d['diff'].rstrip()}")
+            print(
+                f"\nanswer with `sandkit sync approve {args.name}` (the sandbox's version "
+                f"reaches the host) or `sandkit sync reject {args.name}` (the host's goes back)"
+            )
     else:
         done = (
-            "deleted on the host (kept in the trash)"
+            "applied on the host (its old versions are in the trash)"
             if args.verb == "approve"
             else "put back in the sandbox"
         )

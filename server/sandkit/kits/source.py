@@ -6,7 +6,8 @@ bounded sizes, so that nothing a kit names can reach outside it (security invari
 
 from __future__ import annotations
 
-import posixpath
+import os
+import re
 import stat
 import zipfile
 from collections.abc import Callable
@@ -36,19 +37,44 @@ class KitSource:
     def read(self, relpath: str) -> bytes:
         """Read a regular file inside the kit; KeyError if there is none at ``relpath``
         or the path would leave the kit (absolute, '..', through a symlink)."""
-        rel = posixpath.normpath(relpath)
-        if self.reader is None or not _safe_relative(rel):
+        if self.reader is None or unsafe_path(relpath) is not None:
             raise KeyError(relpath)
-        return self.reader(rel)
+        return self.reader(relpath)
 
     def static_files(self) -> list[tuple[str, str, int]]:
-        """(target, path under it, mode) for files/home/** and files/workspace/**."""
+        """(target, path under it, mode) for files/home/** and files/workspace/**. Every
+        name was checked by ``unsafe_path`` when the kit was read."""
         out = []
         for rel, mode in sorted(self.files.items()):
             parts = rel.split("/")
             if len(parts) > 2 and parts[0] == "files" and parts[1] in TARGETS:
                 out.append((parts[1], "/".join(parts[2:]), mode))
         return out
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def unsafe_path(name: str) -> str | None:
+    """Why ``name`` is not a plain path inside a kit (None: it is). The one check for zip
+    entries, folder files, validation and placement: a name that passes it can only name
+    a file below the kit's own folder, and below the target it is placed in."""
+    if not name:
+        return "an empty path"
+    if "\0" in name:
+        return "a NUL byte in the path"
+    if "\\" in name:
+        return "a backslash in the path (use '/')"
+    if name.startswith("/"):
+        return "an absolute path"
+    if _DRIVE.match(name):
+        return "a drive letter in the path"
+    for part in name.split("/"):
+        if part == "":
+            return "an empty path component ('//' or a trailing '/')"
+        if part in (".", ".."):
+            return f"a '{part}' path component"
+    return None
 
 
 def _fail(file: str, message: str) -> KitError:
@@ -96,19 +122,28 @@ def _from_dir(root: Path, shown: str, spec: Path | None = None) -> KitSource:
         raise _fail(spec_file, f"cannot read: {exc.strerror}") from None
     files: dict[str, int] = {}
     files_dir = root / "files"
+    if spec.name == SPEC_NAME and files_dir.is_symlink():
+        raise _fail(
+            str(files_dir), "kits may not ship symlinks: make 'files' a real folder in the kit"
+        )
     if spec.name == SPEC_NAME and files_dir.is_dir():
         total = 0
-        for item in sorted(files_dir.rglob("*")):
-            rel = item.relative_to(root).as_posix()
-            info = item.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                raise _fail(
-                    str(item), "kits may not ship symlinks: copy the file into the kit instead"
-                )
-            if stat.S_ISREG(info.st_mode):
-                files[rel] = stat.S_IMODE(info.st_mode)
-                total += info.st_size
-            _check_bounds(len(files), total, str(item))
+        for base, dirs, names in os.walk(files_dir):  # links are listed, never entered
+            for name in sorted([*dirs, *names]):
+                item = Path(base) / name
+                rel = item.relative_to(root).as_posix()
+                why = unsafe_path(rel)
+                if why is not None:
+                    raise _fail(str(item), f"{why}: rename the file in the kit")
+                info = item.lstat()
+                if stat.S_ISLNK(info.st_mode):
+                    raise _fail(
+                        str(item), "kits may not ship symlinks: copy the file into the kit instead"
+                    )
+                if stat.S_ISREG(info.st_mode):
+                    files[rel] = stat.S_IMODE(info.st_mode)
+                    total += info.st_size
+                _check_bounds(len(files), total, str(item))
 
     def read(rel: str) -> bytes:
         base = root.resolve()
@@ -121,15 +156,6 @@ def _from_dir(root: Path, shown: str, spec: Path | None = None) -> KitSource:
 
     name = root.resolve().name if spec.name == SPEC_NAME else spec.stem
     return KitSource(shown, spec_file, text, name, files, read)
-
-
-def _safe_relative(rel: str) -> bool:
-    return (
-        not rel.startswith("/")
-        and ".." not in rel.split("/")
-        and "\\" not in rel
-        and "\0" not in rel
-    )
 
 
 def _check_bounds(count: int, total: int, where: str) -> None:
@@ -152,9 +178,11 @@ def _from_zip(path: Path, shown: str) -> KitSource:
         total = 0
         for info in infos:
             name = info.filename
-            if not _safe_relative(name):
+            why = unsafe_path(name)
+            if why is not None:
                 raise _fail(
-                    f"{shown}!{name}", "unsafe path in zip (absolute or '..'): rebuild the zip"
+                    f"{shown}!{name!r}",
+                    f"unsafe entry name in the zip ({why}): rebuild the zip from a plain folder",
                 )
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):

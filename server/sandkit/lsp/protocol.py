@@ -59,5 +59,6 @@ DENY = "Deny"
 # … and when a burst of deletions in the sandbox is held by the sync guard.
 PUT_BACK = "Put them back"
 DELETE_TOO = "Delete on the host too"
+APPLY_ON_HOST = "Apply on the host"  # held changes to files the host runs
 
 WORKSPACE_FILE = ".sandkit.yaml"  # per-folder defaults: agent, kits, kitArgs, default

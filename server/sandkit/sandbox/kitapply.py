@@ -7,6 +7,7 @@ the supervisor's exec. A failure names the kit and the step, with the command's 
 from __future__ import annotations
 
 import hashlib
+import logging
 import posixpath
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ HOME = "/home/agent"
 AGENT_UID = "1000"
 MARK_START = "<!-- sbx:kits-section start -->"
 MARK_END = "<!-- sbx:kits-section end -->"
+
+log = logging.getLogger(__name__)
 
 
 class KitApplyError(SandkitError):
@@ -186,15 +189,28 @@ def place_workspace_files(
     sandbox: ResolvedSandbox, loaded: list[LoadedKit], share: Path, workspace: Path
 ) -> list[str]:
     """files/workspace/** into the share where the workspace has no such file (sync then
-    brings them to the host); a kit never overwrites the user's files."""
+    brings them to the host); a kit never overwrites the user's files. Both trees are
+    walked through safefs: a link in either (the guest's or the repository's) is never
+    followed, so a kit's file cannot land outside the share."""
+    from sandkit.sync.safefs import SafeTree, UnsafePath
+
     sources = {k.kit.name: k.source for k in loaded}
     placed = []
-    for static in sandbox.static_files:
-        if static.target != "workspace" or (workspace / static.path).exists():
-            continue
-        target = share / static.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(sources[static.kit].read(f"files/workspace/{static.path}"))
-        target.chmod(static.mode)
-        placed.append(static.path)
+    host, guest = SafeTree(workspace), SafeTree(share)
+    try:
+        for static in sandbox.static_files:
+            if static.target != "workspace":
+                continue
+            try:
+                if host.lstat(static.path) is not None or guest.lstat(static.path) is not None:
+                    continue
+                data = sources[static.kit].read(f"files/workspace/{static.path}")
+                guest.write_atomic(static.path, data, static.mode & 0o777, keep_existing=True)
+            except (UnsafePath, FileExistsError) as exc:
+                log.warning("kit file %s not placed: %s", static.path, exc)
+                continue
+            placed.append(static.path)
+    finally:
+        host.close()
+        guest.close()
     return placed

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sandkit.errors import SandkitError
-from sandkit.paths import state_dir
+from sandkit.paths import private_state, runtime_dir, state_dir
 from sandkit.pids import alive
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,61}[A-Za-z0-9]")
@@ -77,8 +77,12 @@ class State:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically, 0600 whatever the umask."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(json.dumps(data, indent=2))
     tmp.replace(path)
 
 
@@ -99,7 +103,7 @@ class Sandbox:
         if len(str(self.dir / "control.sock")) < 100:
             return self.dir
         digest = hashlib.sha256(str(self.dir).encode()).hexdigest()[:16]
-        return Path(f"/tmp/sandkit-{os.getuid()}") / digest
+        return runtime_dir() / digest
 
     @property
     def control(self) -> Path:
@@ -148,7 +152,8 @@ class Store:
         sandbox = Sandbox(self.root, check_name(config.name))
         if sandbox.exists():
             raise SandboxError(f"a sandbox named '{config.name}' exists already")
-        sandbox.dir.mkdir(parents=True, exist_ok=True)
+        private_state(self.root)
+        private_state(sandbox.dir)
         return sandbox
 
     def all(self) -> list[Sandbox]:

@@ -4,6 +4,7 @@ moment leaves either the old or the new state of a batch, never half of it."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,9 @@ CREATE TABLE IF NOT EXISTS trash (id INTEGER PRIMARY KEY, stamp TEXT, path TEXT,
 
 class Journal:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():  # the journal names every workspace file: 0600
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.executescript(SCHEMA)
         self.db.execute("PRAGMA synchronous=FULL")
@@ -66,6 +69,22 @@ class Journal:
             (path, _like_prefix(path)),
         ).fetchone()
         return int(row[0])
+
+    def bytes_under(self, path: str) -> int:
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(size), 0) FROM base WHERE kind = 'file' AND (path = ? OR path "
+            "LIKE ? ESCAPE '\\')",
+            (path, _like_prefix(path)),
+        ).fetchone()
+        return int(row[0])
+
+    def total_bytes(self) -> int:
+        row = self.db.execute("SELECT COALESCE(SUM(size), 0) FROM base WHERE kind = 'file'")
+        return int(row.fetchone()[0])
+
+    def links(self) -> dict[str, str]:
+        rows = self.db.execute("SELECT path, target FROM base WHERE kind = 'link'")
+        return {r[0]: r[1] for r in rows if r[1] is not None}
 
     def record(self, path: str, entry: Entry | None) -> None:
         if entry is None:

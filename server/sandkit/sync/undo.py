@@ -3,11 +3,11 @@ Sync): every file sync overwrote or deleted on the host was moved there first.""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from sandkit.sandbox.store import Sandbox, SandboxError
 from sandkit.sync.journal import Journal
+from sandkit.sync.safefs import SafeTree, UnsafePath
 
 Entry = tuple[int, str, str, str, str]  # id, when, workspace-relative path, stored at, why
 
@@ -37,18 +37,25 @@ def restore(sandbox: Sandbox, entries: list[Entry], paths: list[str]) -> list[tu
     if workspace is None:
         raise SandboxError("this sandbox has no workspace")
     restored = []
-    for wanted in paths:
-        rel = wanted.strip("/")
-        versions = [e for e in entries if e[2] == rel]
-        if not versions:
-            raise SandboxError(
-                f"no trashed version of '{rel}' (see `sandkit undo {sandbox.name} --list`)"
-            )
-        stored, target = Path(versions[-1][3]), Path(workspace) / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if stored.is_dir():
-            shutil.copytree(stored, target, symlinks=True, dirs_exist_ok=True)
-        else:
-            shutil.copy2(stored, target, follow_symlinks=False)
-        restored.append((rel, versions[-1][1]))
+    tree = SafeTree(Path(workspace))
+    try:
+        for wanted in paths:
+            rel = wanted.strip("/")
+            versions = [e for e in entries if e[2] == rel]
+            if not versions:
+                raise SandboxError(
+                    f"no trashed version of '{rel}' (see `sandkit undo {sandbox.name} --list`)"
+                )
+            # Through safefs: a link the guest left in the workspace is replaced, never
+            # written through.
+            try:
+                tree.import_(rel, Path(versions[-1][3]), move=False, replace=True)
+            except UnsafePath as exc:
+                raise SandboxError(
+                    f"cannot restore '{rel}': {exc}. Remove the link from the workspace, "
+                    "then run undo again"
+                ) from None
+            restored.append((rel, versions[-1][1]))
+    finally:
+        tree.close()
     return restored

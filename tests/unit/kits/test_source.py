@@ -59,8 +59,8 @@ def test_zip(tmp_path: Path, prefix: str) -> None:
 @pytest.mark.parametrize(
     ("entries", "symlinks", "message"),
     [
-        ({"spec.yaml": SPEC, "../evil": "x"}, (), "unsafe path in zip"),
-        ({"spec.yaml": SPEC, "/etc/cron.d/x": "x"}, (), "unsafe path in zip"),
+        ({"spec.yaml": SPEC, "../evil": "x"}, (), "unsafe entry name in the zip"),
+        ({"spec.yaml": SPEC, "/etc/cron.d/x": "x"}, (), "unsafe entry name in the zip"),
         ({"spec.yaml": SPEC}, ("files/home/link",), "kits may not ship symlinks"),
         ({"other.yaml": SPEC}, (), "no spec.yaml at the top of the zip"),
     ],

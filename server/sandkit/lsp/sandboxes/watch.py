@@ -236,21 +236,37 @@ class Watcher:
             watched.asking_sync = False
             return
         try:
-            held = (await client.call("sync-status")).get("held", [])
+            status = await client.call("sync-status")
+            held = status.get("held", [])
+            details = status.get("details", [])
+            runs = [d["path"] for d in details if "protected" in d.get("why", "")]
             shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+            if runs:
+                message = (
+                    f"Sandbox {name} changed files that your machine runs ({shown}): git "
+                    "hooks or config, editor tasks, shell or direnv files. They are held. "
+                    f"See `sandkit sync pending {name}` for the diff. Apply them on the host "
+                    "(its versions go to the trash), or put the host's versions back?"
+                )
+                accept = protocol.APPLY_ON_HOST
+            else:
+                message = (
+                    f"Sandbox {name} deleted or emptied many files at once ({shown}). They "
+                    "are still in your workspace. Delete them there too (into the trash), or "
+                    "put them back in the sandbox?"
+                )
+                accept = protocol.DELETE_TOO
             answer = await self.server.window_show_message_request_async(
                 types.ShowMessageRequestParams(
                     type=types.MessageType.Warning,
-                    message=f"Sandbox {name} deleted many files at once ({shown}). They are "
-                    "still in your workspace. Delete them there too (into the trash), or put "
-                    "them back in the sandbox?",
+                    message=message,
                     actions=[
                         types.MessageActionItem(title=protocol.PUT_BACK),
-                        types.MessageActionItem(title=protocol.DELETE_TOO),
+                        types.MessageActionItem(title=accept),
                     ],
                 )
             )
-            if answer is not None and answer.title == protocol.DELETE_TOO:
+            if answer is not None and answer.title == accept:
                 await client.call("sync-approve")
             elif answer is not None and answer.title == protocol.PUT_BACK:
                 await client.call("sync-reject")

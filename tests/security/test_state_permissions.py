@@ -1,0 +1,73 @@
+"""State on disk: a sandbox's folder (share copy, trash, journal, decisions, config) is
+reachable by its owner alone whatever the umask, and per-user folders in shared places
+(/tmp, /dev/shm) are refused when another user made them first or left them open."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandkit.errors import SandkitError
+from sandkit.paths import private_dir
+from sandkit.sandbox.store import Config, Store
+from sandkit.sync.journal import Journal
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    old = os.umask(0)  # the most careless umask a user could have
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_sandbox_state_is_private_whatever_the_umask(tmp_path: Path, open_umask: None) -> None:
+    store = Store(tmp_path / "sandboxes")
+    sandbox = store.new(Config(name="sb", agent="shell"))
+    sandbox.save_config(Config(name="sb", agent="shell"))
+    assert mode(tmp_path / "sandboxes") == 0o700
+    assert mode(sandbox.dir) == 0o700
+    assert mode(sandbox.dir / "config.json") == 0o600
+    journal = Journal(sandbox.dir / "sync" / "sync.db")
+    journal.close()
+    assert mode(sandbox.dir / "sync") == 0o700
+    assert mode(sandbox.dir / "sync" / "sync.db") == 0o600
+
+
+def test_a_private_folder_is_made_0700(tmp_path: Path, open_umask: None) -> None:
+    assert mode(private_dir(tmp_path / "sandkit-1", "test")) == 0o700
+
+
+def test_a_shared_folder_left_open_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "sandkit-1"
+    path.mkdir(mode=0o777)
+    path.chmod(0o777)
+    with pytest.raises(SandkitError, match="not a private folder of yours"):
+        private_dir(path, "test")
+
+
+def test_a_link_planted_in_its_place_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "attacker").mkdir(mode=0o700)
+    (tmp_path / "sandkit-1").symlink_to(tmp_path / "attacker")
+    with pytest.raises(SandkitError, match="not a private folder of yours"):
+        private_dir(tmp_path / "sandkit-1", "test")
+
+
+def test_a_folder_another_user_made_first_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        path = tmp_path / "sandkit-1"
+        path.mkdir(mode=0o700)
+        os.chown(path, 65534, 65534)  # nobody: the attacker got there first
+    else:
+        path = Path("/root")  # 0700 and root's: an ordinary user meets another's folder
+    with pytest.raises(SandkitError, match="not a private folder of yours"):
+        private_dir(path, "test")
