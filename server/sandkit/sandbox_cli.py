@@ -518,7 +518,8 @@ async def cmd_sync(args: argparse.Namespace, extra: list[str]) -> int:
     sandbox = Store().get(args.name)
     client = await lifecycle.connect(sandbox)
     try:
-        result = await client.call(f"sync-{args.verb}")
+        verb = "status" if args.verb == "pending" else args.verb
+        result = await client.call(f"sync-{verb}")
     finally:
         client.close()
     if args.verb == "status":
