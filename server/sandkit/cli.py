@@ -151,6 +151,22 @@ def build_parser() -> argparse.ArgumentParser:
     lsp.add_argument("--stdio", action="store_true", help="use stdin/stdout (the default)")
     lsp.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP port instead")
 
+    trust = commands.add_parser(
+        "trust",
+        help="trust a workspace folder's own settings (.sandkit.yaml, kits in it)",
+        description="A workspace's .sandkit.yaml and the kits inside it came with the\n"
+        "repository (or from an agent, synced back). Until you trust the folder they may\n"
+        "narrow its sandbox but not widen it: no default allow-all, no resolve to private\n"
+        "addresses, no upstreamCa, no kits with credentials or install steps. Trusting a\n"
+        "folder trusts the folders below it.",
+        epilog="examples:\n  sandkit trust ~/src/my-project\n  sandkit trust --list\n"
+        "  sandkit trust --remove ~/src/my-project",
+        formatter_class=_Formatter,
+    )
+    trust.add_argument("path", nargs="?", metavar="PATH", help="the folder to trust")
+    trust.add_argument("--list", action="store_true", help="list trusted folders")
+    trust.add_argument("--remove", action="store_true", help="stop trusting PATH")
+
     from sandkit import image_cli, net_cli, pool_cli, sandbox_cli
 
     sandbox_cli.add_parsers(commands, _Formatter)
@@ -188,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sandkit import image_cli
 
             return image_cli.run(args)
+        if args.command == "trust":
+            return trust_command(args)
         if args.command in SANDBOX_COMMANDS:
             from sandkit import sandbox_cli
 
@@ -202,6 +220,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def trust_command(args: Any) -> int:
+    from pathlib import Path
+
+    from sandkit.sandbox.trust import TrustStore
+
+    store = TrustStore()
+    if args.list or not args.path:
+        for folder in store.folders():
+            print(folder)
+        return 0
+    if args.remove:
+        if not store.untrust(Path(args.path)):
+            print(f"{args.path} was not trusted", file=sys.stderr)
+            return 1
+        print(f"no longer trusted: {Path(args.path).resolve()}")
+        return 0
+    try:
+        print(f"trusted: {store.trust(Path(args.path))}")
+    except FileNotFoundError as exc:
+        raise SandkitError(str(exc)) from None
+    return 0
 
 
 def dump(data: Any, as_json: bool, out: TextIO = sys.stdout) -> None:

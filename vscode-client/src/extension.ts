@@ -156,6 +156,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     { path: config.get<string>("path") ?? "", pythonPath: config.get<string>("pythonPath") ?? "" },
     folders,
     (p) => fs.existsSync(p),
+    vscode.workspace.isTrusted,
   );
   const serverOptions: ServerOptions = { command: command.command, args: command.args };
   const clientOptions: LanguageClientOptions = {
@@ -163,7 +164,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       { scheme: "file", language: "yaml" },
       { scheme: "untitled", language: "yaml" },
     ],
-    initializationOptions: serverSettings((key) => config.get(key)),
+    initializationOptions: serverSettings((key) => config.get(key), vscode.workspace.isTrusted),
     synchronize: { configurationSection: "sandkit" },
     outputChannelName: "Sandkit",
   };
@@ -198,6 +199,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     );
     return;
   }
+  // Trust granted later: the server may now use the folder's .sandkit.yaml in full.
+  context.subscriptions.push(
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      const current = vscode.workspace.getConfiguration("sandkit");
+      void client?.sendNotification("workspace/didChangeConfiguration", {
+        settings: serverSettings((key) => current.get(key), true),
+      });
+    }),
+  );
 
   const updateStatus = (): void => {
     const mine = sandboxes.rows.find((r) => r.workspace !== null && folders.includes(r.workspace));

@@ -12,11 +12,14 @@ export interface ServerCommand {
 }
 
 /** `sandkit.path`, else `python -m sandkit` with `sandkit.pythonPath`, else the
- * `sandkit` next to the workspace's .venv, else `sandkit` on PATH. */
+ * `sandkit` next to the workspace's .venv (only in a trusted workspace: a cloned
+ * repository could ship its own `.venv/bin/sandkit`), else `sandkit` on PATH. The two
+ * settings are restricted configurations, so an untrusted workspace cannot set them. */
 export function serverCommand(
   settings: ServerSettings,
   workspaceFolders: string[],
   exists: (p: string) => boolean,
+  trusted = false,
 ): ServerCommand {
   if (settings.path.trim()) {
     return { command: settings.path.trim(), args: ["lsp"] };
@@ -24,7 +27,7 @@ export function serverCommand(
   if (settings.pythonPath.trim()) {
     return { command: settings.pythonPath.trim(), args: ["-m", "sandkit", "lsp"] };
   }
-  for (const folder of workspaceFolders) {
+  for (const folder of trusted ? workspaceFolders : []) {
     const candidate = path.join(folder, ".venv", "bin", "sandkit");
     if (exists(candidate)) {
       return { command: candidate, args: ["lsp"] };
@@ -34,12 +37,16 @@ export function serverCommand(
 }
 
 /** What the server reads from initializationOptions and didChangeConfiguration. */
-export function serverSettings(get: (key: string) => unknown): Record<string, unknown> {
+export function serverSettings(
+  get: (key: string) => unknown,
+  workspaceTrusted = false,
+): Record<string, unknown> {
   return {
     sandkit: {
       defaultAgent: get("defaultAgent") ?? "shell",
       defaultKits: get("defaultKits") ?? [],
       approvalTimeout: get("approvalTimeout") ?? 60,
+      workspaceTrusted,
     },
   };
 }

@@ -13,8 +13,13 @@ test("sandkit.path wins, then pythonPath, then the workspace's .venv, then PATH"
     args: ["-m", "sandkit", "lsp"],
   });
   const venv = (p: string) => p === "/ws/b/.venv/bin/sandkit";
-  assert.deepEqual(serverCommand({ path: "", pythonPath: "" }, ["/ws/a", "/ws/b"], venv), {
+  assert.deepEqual(serverCommand({ path: "", pythonPath: "" }, ["/ws/a", "/ws/b"], venv, true), {
     command: "/ws/b/.venv/bin/sandkit",
+    args: ["lsp"],
+  });
+  // An untrusted workspace's own .venv/bin/sandkit is never run: it came with the clone.
+  assert.deepEqual(serverCommand({ path: "", pythonPath: "" }, ["/ws/a", "/ws/b"], venv), {
+    command: "sandkit",
     args: ["lsp"],
   });
   assert.deepEqual(serverCommand({ path: "", pythonPath: "" }, ["/ws/a"], none), {
@@ -26,6 +31,15 @@ test("sandkit.path wins, then pythonPath, then the workspace's .venv, then PATH"
 test("settings reach the server under 'sandkit', with defaults", () => {
   const values: Record<string, unknown> = { defaultKits: ["python-dev"], approvalTimeout: 5 };
   assert.deepEqual(serverSettings((k) => values[k]), {
-    sandkit: { defaultAgent: "shell", defaultKits: ["python-dev"], approvalTimeout: 5 },
+    sandkit: {
+      defaultAgent: "shell",
+      defaultKits: ["python-dev"],
+      approvalTimeout: 5,
+      workspaceTrusted: false,
+    },
   });
+  assert.equal(
+    (serverSettings((k) => values[k], true).sandkit as Record<string, unknown>).workspaceTrusted,
+    true,
+  );
 });

@@ -28,6 +28,8 @@ class Settings:
     default_kits: list[str] = field(default_factory=list)
     approval_timeout: float = 60.0
     debounce_ms: float = 25.0
+    # VS Code's Workspace Trust: a trusted workspace's .sandkit.yaml may widen its sandbox.
+    workspace_trusted: bool = False
 
     def update(self, raw: Any) -> None:
         if not isinstance(raw, dict):
@@ -39,6 +41,8 @@ class Settings:
             self.default_agent = raw["defaultAgent"]
         if isinstance(raw.get("defaultKits"), list):
             self.default_kits = [str(k) for k in raw["defaultKits"]]
+        if isinstance(raw.get("workspaceTrusted"), bool):
+            self.workspace_trusted = raw["workspaceTrusted"]
         for key, attr in (("approvalTimeout", "approval_timeout"), ("debounceMs", "debounce_ms")):
             if isinstance(raw.get(key), int | float) and raw[key] >= 0:
                 setattr(self, attr, float(raw[key]))

@@ -9,8 +9,10 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from sandkit.kits.yamlpos import check_depth
 from sandkit.lsp import protocol
 from sandkit.sandbox.store import SandboxError
+from sandkit.sandbox.trust import Filtered
 
 
 def find_workspace_file(start: Path, levels: int = 8) -> Path | None:
@@ -22,14 +24,27 @@ def find_workspace_file(start: Path, levels: int = 8) -> Path | None:
     return None
 
 
+def workspace_settings(folder: Path, trusted: bool) -> Filtered:
+    """The folder's .sandkit.yaml as it may be used: all of it in a trusted folder; in
+    another, only what cannot widen the sandbox (see sandbox/trust.py), with what was
+    ignored."""
+    from sandkit.sandbox.trust import kit_widens, restrict
+
+    settings = workspace_defaults(folder)
+    return Filtered(settings) if trusted else restrict(settings, kit_widens)
+
+
 def workspace_defaults(folder: Path) -> dict[str, Any]:
     """The folder's .sandkit.yaml (agent, kits, kitArgs, default, memory, resolve,
-    upstreamCa); paths in it are relative to the folder."""
+    upstreamCa), as written; paths in it are relative to the folder. Untrusted: see
+    ``workspace_settings`` before using it to make a sandbox."""
     path = folder / protocol.WORKSPACE_FILE
     if not path.is_file():
         return {}
     try:
-        data = YAML(typ="safe").load(path.read_text())
+        text = path.read_text()
+        check_depth(text, str(path))  # a deep document would crash libyaml's composer
+        data = YAML(typ="safe").load(text)
     except (OSError, YAMLError) as exc:
         raise SandboxError(f"{path}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

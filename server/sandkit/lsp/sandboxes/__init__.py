@@ -20,7 +20,7 @@ from sandkit.errors import SandkitError
 from sandkit.lsp import protocol
 from sandkit.lsp.sandboxes.terminals import Terminals
 from sandkit.lsp.sandboxes.watch import Watcher
-from sandkit.lsp.workspace import workspace_defaults
+from sandkit.lsp.workspace import workspace_settings
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name, default_name
 
@@ -76,9 +76,10 @@ def _command(
 def _upstream_ca(value: Any, folder: Path) -> str | None:
     if not value:
         return None
+    from sandkit.net.cafile import read_certificates
+
     path = (folder / str(value)).resolve()
-    if not path.is_file():
-        raise SandboxError(f"upstreamCa {value}: no such file")
+    read_certificates(path)  # certificates only: it goes into the guest's trust store
     return str(path)
 
 
@@ -169,7 +170,17 @@ def register(server: SandkitServer) -> None:
         folder = _path(str(p["folder"])).resolve()
         if not folder.is_dir():
             raise SandboxError(f"{folder} is not a folder")
-        defaults = workspace_defaults(folder)
+        from sandkit.sandbox.trust import TrustStore
+
+        trusted = ls.settings.workspace_trusted or TrustStore().is_trusted(folder)
+        filtered = workspace_settings(folder, trusted)
+        if filtered.ignored:
+            ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Warning, message=filtered.message(folder)
+                )
+            )
+        defaults = filtered.settings
         agent = absolute_ref(
             str(p.get("agent") or defaults.get("agent") or ls.settings.default_agent)
         )
