@@ -134,6 +134,8 @@ async def test_a_chain_of_links_that_each_look_inside_is_not_made_on_the_host(pa
     await quiet(pair)
     assert not (pair.host / "p1").is_symlink()
     assert "p1" in pair.event_paths("link-refused")
+    assert pair.engine.refused["p1"] == "d/u1/.."
+    assert "link(s) refused" in pair.engine.status  # what `sandkit ls` shows
     pair.host_links_stay_inside()  # r may be made: without p1 it dangles inside
     # A later write "through" r in the sandbox is a plain folder there: never reaches .ssh.
     (pair.share / "r").unlink()
@@ -297,9 +299,9 @@ async def test_git_config_ordinary_changes_pass_and_ones_that_run_programs_are_h
 async def test_modes_lose_setuid_and_get_the_umask(pair: Pair) -> None:
     tool = pair.share / "tool"
     tool.write_text("#!/bin/sh\n")
-    os.chmod(tool, 0o6777)
+    tool.chmod(0o6777)
     (pair.share / "world").write_text("w")
-    os.chmod(pair.share / "world", 0o666)
+    (pair.share / "world").chmod(0o666)
     await settle(lambda: (pair.host / "tool").exists() and (pair.host / "world").exists())
     await quiet(pair)
     umask = pair.engine.umask

@@ -101,6 +101,7 @@ class SyncEngine:
         # version went, files, bytes), so that a burst arriving slowly is seen whole, and undone.
         self.recent: collections.deque[tuple[float, str, Path, int, int]] = collections.deque()
         self._links_made = False
+        self.refused: dict[str, str] = {}  # links from the sandbox not made here -> target
         self.grace = grace
         self.conflicts: list[str] = []
         self.status = "syncing"
@@ -125,6 +126,10 @@ class SyncEngine:
                 # hashed while copying): no need to read it twice.
                 host = self.host.scan(wanted, lambda rel: rel in share or rel in base)
             report = Report()
+            for rel in list(self.refused):  # a refused link the sandbox took back: forgotten
+                st = self.share.tree.lstat(rel)
+                if st is None or not stat.S_ISLNK(st.st_mode):
+                    del self.refused[rel]
             actions = plan(host, share, base)
             # Committed in chunks, so a crash during a big first sync keeps what was done.
             for start in range(0, max(len(actions), 1), CHUNK):
@@ -354,6 +359,8 @@ class SyncEngine:
             if self.deferred or self.deferred_writes
             else "conflicts"
             if self.conflicts
+            else f"in sync, {len(self.refused)} link(s) refused"
+            if self.refused
             else "in sync"
         )
 
@@ -409,7 +416,9 @@ class SyncEngine:
 
     def _refuse_link(self, rel: str, entry: Entry, report: Report) -> None:
         report.refused.append(rel)
-        self.emit("link-refused", path=rel, target=entry.target)
+        if self.refused.get(rel) != entry.target:
+            self.emit("link-refused", path=rel, target=entry.target)
+        self.refused[rel] = entry.target or ""
 
     def _recheck_links(self, report: Report) -> None:
         """Links made this pass may have changed where older ones lead (``a -> b/..``
