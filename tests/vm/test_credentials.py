@@ -110,6 +110,18 @@ def test_credentials_reach_their_host_only(
         expected = hashlib.sha256(f"Bearer {SECRET}".encode()).hexdigest()
         assert json.loads(got.stdout)["authorization_sha256"] == expected
 
+        # Invariant 8: a server that reflects what it gets (CORS Origin, an echo) never
+        # hands the real secret back: the placeholder outside Authorization is not
+        # replaced, and the injected Authorization comes back scrubbed.
+        reflected = env.sk(
+            "exec", name, "--", "curl", "-sS", "-D", "-", f"https://api.test:{port}/reflect",
+            "-H", f"Authorization: Bearer {placeholder}", "-H", f"Origin: {placeholder}",
+            check=True,
+        )  # fmt: skip
+        assert SECRET not in reflected.stdout
+        assert f"access-control-allow-origin: {placeholder}" in reflected.stdout.lower()
+        assert f"Bearer {placeholder}" in reflected.stdout  # the echo, scrubbed back
+
         other = env.sk(
             "exec",
             name,
