@@ -131,9 +131,9 @@ async def test_a_chain_of_links_that_each_look_inside_is_not_made_on_the_host(pa
     await quiet(pair, 0.5)
     (pair.share / "p1").symlink_to("d/u1/..")  # the workspace's parent: outside
     (pair.share / "r").symlink_to("p1/.ssh")  # through p1: outside
+    await settle(lambda: "p1" in pair.event_paths("link-refused"))
     await quiet(pair)
     assert not (pair.host / "p1").is_symlink()
-    assert "p1" in pair.event_paths("link-refused")
     assert pair.engine.refused["p1"] == "d/u1/.."
     assert "link(s) refused" in pair.engine.status  # what `sandkit ls` shows
     pair.host_links_stay_inside()  # r may be made: without p1 it dangles inside
@@ -148,14 +148,13 @@ async def test_a_chain_of_links_that_each_look_inside_is_not_made_on_the_host(pa
 async def test_a_link_made_harmless_then_turned_outward_is_taken_back(pair: Pair) -> None:
     (pair.share / "d" / "u1").mkdir(parents=True)
     (pair.share / "p1").symlink_to("d/u1/..")  # d, while u1 is a folder: inside
-    await quiet(pair)
-    assert (pair.host / "p1").is_symlink()
+    await settle(lambda: (pair.host / "p1").is_symlink())
     # Now u1 becomes a link to the root: p1 (d/u1/..) resolves to the root's parent.
     (pair.share / "d" / "u1").rmdir()
     (pair.share / "d" / "u1").symlink_to("..")
+    await settle(lambda: not (pair.host / "p1").is_symlink())
     await quiet(pair)
     pair.host_links_stay_inside()
-    assert not (pair.host / "p1").is_symlink()
     assert_canary(pair)
 
 
@@ -164,8 +163,8 @@ async def test_absolute_and_dotdot_links_are_refused(pair: Pair) -> None:
     (pair.share / "up").symlink_to("../../home/.ssh")
     (pair.share / "self").symlink_to("self/x")  # a loop
     (pair.share / "ok").symlink_to("src/main.py")
+    await settle(lambda: (pair.host / "ok").is_symlink())
     await quiet(pair)
-    assert (pair.host / "ok").is_symlink()
     for name in ("abs", "up", "self"):
         assert not (pair.host / name).is_symlink(), name
     assert_canary(pair)
@@ -220,7 +219,14 @@ async def test_a_folder_swapped_racing_the_sync_is_detected_not_followed(pair: P
         swapper.join(5)
     await quiet(pair)
     assert list(autostart.iterdir()) == []
-    assert all((pair.host / "src" / f"f{i}.py").exists() for i in range(40))
+    # The swaps are renames in the guest (src -> .src-aside): sync may follow them, but
+    # every host file is still somewhere the user finds it: in place, where the guest
+    # moved it, held, or in the trash.
+    trash = pair.host.parent.parent / "state" / "trash"
+    for i in range(40):
+        name = f"f{i}.py"
+        places = [pair.host / "src" / name, pair.host / ".src-aside" / name]
+        assert any(p.exists() for p in places) or any(trash.rglob(name)), name
     assert_canary(pair)
 
 
@@ -243,6 +249,7 @@ async def test_links_created_mid_batch_among_many_files(pair: Pair) -> None:
         if i == 50:
             (pair.share / "bulk" / "u").symlink_to("..")
             (pair.share / "bulk" / "esc").symlink_to("u/..")
+    await settle(lambda: (pair.host / "bulk" / "f99.txt").exists())
     await quiet(pair)
     pair.host_links_stay_inside()
     assert (pair.host / "bulk" / "f99.txt").read_text() == "99"
@@ -272,8 +279,9 @@ async def test_protected_paths_rejected_are_taken_back_out_of_the_sandbox(pair: 
         (pair.share / rel).write_text("evil\n")
     (pair.share / "README.md").write_text("ordinary\n")
     await settle(lambda: len(pair.engine.pending) == 5)
+    await settle(lambda: (pair.host / "README.md").exists())  # the rest flows
     await quiet(pair)
-    assert (pair.host / "README.md").read_text() == "ordinary\n"  # the rest flows
+    assert (pair.host / "README.md").read_text() == "ordinary\n"
     for rel in pair.engine.pending:
         assert not (pair.host / rel).exists(), rel
     await asyncio.to_thread(pair.engine.reject)
@@ -360,3 +368,15 @@ async def test_deletions_paced_past_the_old_window_are_still_one_burst(pair: Pai
     await settle(lambda: len(pair.engine.pending) >= 10, timeout=10)
     assert all((pair.host / f"doc{i}.md").exists() for i in range(10))
     assert all((pair.host / f"more{i}.txt").exists() for i in range(12))  # restored too
+
+
+async def test_a_link_loop_or_a_link_to_root_does_not_stall_the_sync(pair: Pair) -> None:
+    # watchfiles' backend follows links when it adds watches: this loop once silenced
+    # every later change from the sandbox. The share's watcher never follows a link.
+    (pair.share / "d").mkdir()
+    (pair.share / "d" / "u1").symlink_to("..")
+    (pair.share / "root").symlink_to("/")
+    await asyncio.sleep(0.5)
+    (pair.share / "after-the-loop.txt").write_text("still synced\n")
+    await settle(lambda: (pair.host / "after-the-loop.txt").exists())
+    assert not (pair.host / "root").is_symlink()

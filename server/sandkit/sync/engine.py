@@ -49,6 +49,8 @@ DELETE_GRACE = 1.0
 # Seconds over which deletions and destructive overwrites from the sandbox count as one
 # burst: minutes, so that pacing them (49 files every 31 s) does not escape the count.
 BURST_WINDOW = 300.0
+DEBOUNCE_MS = 30  # changes closer than this are one batch
+IDLE_TICK = 0.25  # seconds without changes after which deferred deletions are looked at
 SHRINK = 4  # an overwrite that leaves less than 1/SHRINK of a file's bytes is destructive
 
 HOLD_BURST = "deleted or emptied in a burst"
@@ -540,36 +542,58 @@ class SyncEngine:
         out = set()
         for raw in changed:
             path = Path(raw)
-            for side in (self.host, self.share):
-                if path.is_relative_to(side.root) and path != side.root:
-                    out.add(path.relative_to(side.root).as_posix())
+            if path.is_relative_to(self.host.root) and path != self.host.root:
+                out.add(path.relative_to(self.host.root).as_posix())
         return out
 
-    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Sync until ``stop`` is set: a full pass first, then watcher batches."""
-        self.host.clean_temporaries()
-        self.share.clean_temporaries()
-        await asyncio.to_thread(self.sync)
-        if ready is not None:
-            ready.set()
+    async def _watch_host(
+        self, stop: asyncio.Event, changed: asyncio.Queue[set[str] | None]
+    ) -> None:
+        """The user's workspace, with watchfiles (its links are the user's own)."""
         async for changes in awatch(
             self.host.root,
-            self.share.root,
             watch_filter=None,
-            debounce=30,
+            debounce=DEBOUNCE_MS,
             step=10,
             stop_event=stop,
             rust_timeout=250,
-            yield_on_timeout=True,
         ):
-            paths = self._relative(path for _, path in changes)
-            if not paths:  # a quiet moment: deferred deletions may be due
-                if self.deferred:
-                    report = await asyncio.to_thread(self.tick)
-                    if report.applied:
-                        self.emit("synced", count=report.applied)
-                continue
-            if paths:
+            if paths := self._relative(path for _, path in changes):
+                changed.put_nowait(paths)
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Sync until ``stop`` is set: a full pass first, then batches of changes from
+        both watchers (the share's never follows the guest's links: sync/watch.py)."""
+        from sandkit.sync.watch import TreeWatcher
+        from sandkit.tasks import spawn
+
+        self.host.clean_temporaries()
+        self.share.clean_temporaries()
+        await asyncio.to_thread(self.sync)
+        loop = asyncio.get_running_loop()
+        changed: asyncio.Queue[set[str] | None] = asyncio.Queue()
+        share_watch = await asyncio.to_thread(TreeWatcher, self.share.tree)
+        loop.add_reader(share_watch.fd, lambda: changed.put_nowait(share_watch.read()))
+        host_watch = spawn(self._watch_host(stop, changed), "sync-watch-host")
+        if ready is not None:
+            ready.set()
+        try:
+            while not stop.is_set():
+                try:
+                    first = await asyncio.wait_for(changed.get(), IDLE_TICK)
+                except TimeoutError:  # a quiet moment: deferred deletions may be due
+                    if self.deferred or self.deferred_writes:
+                        report = await asyncio.to_thread(self.tick)
+                        if report.applied:
+                            self.emit("synced", count=report.applied)
+                    continue
+                await asyncio.sleep(DEBOUNCE_MS / 1000)  # let a burst of changes gather
+                batch = [first]
+                while not changed.empty():
+                    batch.append(changed.get_nowait())
+                paths = None if None in batch else {p for b in batch if b for p in b}
+                if paths is not None and not paths:
+                    continue
                 try:
                     report = await asyncio.to_thread(self.sync, paths)
                 except OSError as exc:  # a path vanished mid-batch: a full pass settles it
@@ -577,6 +601,12 @@ class SyncEngine:
                     report = await asyncio.to_thread(self.sync)
                 if report.applied:
                     self.emit("synced", count=report.applied)
+        finally:
+            loop.remove_reader(share_watch.fd)
+            share_watch.close()
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await host_watch
 
     def close(self) -> None:
         self.journal.close()
