@@ -127,9 +127,13 @@ async def test_credential_injected_for_its_domain_only(
         f"Authorization: Bearer {placeholder}",
         f"https://api.test:{origins.https_port}/v1/models",
     )
-    assert headers_of(data)["authorization"] == f"Bearer {REAL_SECRET}"
+    # The origin received the real secret and echoed it: the echo comes back scrubbed.
+    assert headers_of(data)["authorization"] == f"Bearer {placeholder}"
     record = await proxy.decision("api.test", mark)
     assert record.scheme == "https" and record.credentials == ["api"]
+    assert "the response from api.test carried the real secret of 'api' in its body" in (
+        " ".join(record.warnings)
+    )
     assert REAL_SECRET not in proxy.log_path.read_text()
 
 
@@ -159,8 +163,9 @@ async def test_placeholder_to_another_host_is_left_alone(
         f"https://b.test:{origins.https_port}/",
     )
     headers = headers_of(data)
-    assert headers["x-leak"] == placeholder and headers["x-key"] == OTHER_SECRET
-    assert REAL_SECRET not in json.dumps(data)
+    assert headers["x-leak"] == placeholder
+    assert headers["x-key"] == proxy.placeholders["bsvc"]  # injected, echoed, scrubbed
+    assert REAL_SECRET not in json.dumps(data) and OTHER_SECRET not in json.dumps(data)
 
 
 async def test_no_secret_over_plain_http(proxy: RunningProxy, origins: Origins) -> None:

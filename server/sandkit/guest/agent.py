@@ -1,8 +1,12 @@
 #!/usr/bin/python3 -IS
 """sandkit guest agent: PID 1 in the VM. Serves JSON lines on the virtio-serial port
-"org.sandkit.agent": exec (with or without a PTY), stdin, resize, signal, ping, poweroff;
-sends output and exit events. Standard library only; imports are kept few because every
-module costs time under TCG."""
+"org.sandkit.agent": exec (with or without a PTY), stdin, resize, signal, ack, ping,
+poweroff; sends output and exit events. Standard library only; imports are kept few
+because every module costs time under TCG.
+
+Flow control: an exec may carry a "window" (bytes). Once that much of its output has been
+sent and not acknowledged ({"op": "ack", "id": N, "bytes": n}), its pty/pipes are not read
+until the host acknowledges more: the child blocks on a full pipe, nothing piles up."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
 PORT_NAME = "org.sandkit.agent"
 READ = 65536
 MAX_PENDING = 4 << 20  # stop reading children while this much output waits for the host
+MIN_WINDOW = READ  # a smaller window would stall a child for good
 BASE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
@@ -131,6 +136,11 @@ class Proc:
         self.status: int | None = None
         self.pending_in = b""
         self.close_stdin = False
+        self.window: int | None = None  # output bytes it may have unacknowledged
+        self.unacked = 0
+
+    def paused(self) -> bool:
+        return self.window is not None and self.unacked >= self.window
 
 
 class Agent:
@@ -198,6 +208,10 @@ class Agent:
                 self.send({"op": "pong", "id": rid})
             elif op == "exec":
                 self.spawn(rid, req)
+            elif op == "ack":
+                proc = self.procs.get(rid)
+                if proc is not None:
+                    proc.unacked = max(0, proc.unacked - int(req.get("bytes", 0)))
             elif op == "stdin":
                 proc = self.procs.get(rid)
                 if proc is not None:
@@ -317,11 +331,17 @@ class Agent:
         if stdin_fd is not None:
             os.set_blocking(stdin_fd, False)
         proc = Proc(rid, pid, dict(parent_fds), stdin_fd, master)
+        window = req.get("window")
+        if isinstance(window, int) and window > 0:
+            proc.window = max(window, MIN_WINDOW)
         self.procs[rid] = proc
         self.by_pid[pid] = proc
         for fd, name in parent_fds.items():
             self.by_fd[fd] = (proc, name)
-        self.send({"op": "started", "id": rid, "pid": pid})
+        started: dict[str, object] = {"op": "started", "id": rid, "pid": pid}
+        if proc.window is not None:
+            started["window"] = proc.window  # the host acknowledges output from now on
+        self.send(started)
 
     def feed(self, proc: Proc) -> None:
         if proc.stdin_fd is None:
@@ -345,6 +365,8 @@ class Agent:
 
     def child_output(self, fd: int) -> None:
         proc, name = self.by_fd[fd]
+        if proc.paused():  # a hang-up reported while paused: read once acknowledged
+            return
         try:
             data = os.read(fd, READ)
         except BlockingIOError:
@@ -352,6 +374,7 @@ class Agent:
         except OSError:  # EIO: the pty's other side is gone
             data = b""
         if data:
+            proc.unacked += len(data)
             self.send(
                 {
                     "op": "output",
@@ -428,8 +451,14 @@ class Agent:
             self.poll.unregister(fd)
 
     def sync_watches(self, reading_children: bool) -> None:
-        """Poll children's output (unless the host is behind) and their stdin while input waits."""
-        desired = dict.fromkeys(self.by_fd, select.POLLIN if reading_children else 0)
+        """Poll children's output (unless the host is behind, or has not acknowledged the
+        child's window) and their stdin while input waits. A paused fd is not polled at
+        all: poll reports a hang-up even with no events asked for."""
+        desired = {
+            fd: select.POLLIN
+            for fd, (proc, _) in self.by_fd.items()
+            if reading_children and not proc.paused()
+        }
         for proc in self.procs.values():
             if proc.stdin_fd is not None and (proc.pending_in or proc.close_stdin):
                 desired[proc.stdin_fd] = desired.get(proc.stdin_fd, 0) | select.POLLOUT

@@ -14,6 +14,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from sandkit.kits.issues import KitError, Span
@@ -22,6 +23,9 @@ Path = tuple[str | int, ...]
 
 # Expanded aliases can make a tiny document huge ("billion laughs"); no kit comes near this.
 MAX_NODES = 200_000
+# Composing recurses once per level: ~3,000 levels exhaust Python's stack and ~30,000 crash
+# libyaml's composer (a segfault). Kits are a few levels deep; nothing needs more than this.
+MAX_DEPTH = 100
 
 _T = "tag:yaml.org,2002:"
 
@@ -90,6 +94,7 @@ def _tag(node: Node) -> str:
 
 def parse(text: str, file: str) -> Located:
     """Parse one YAML document. Raises :class:`KitError` with a position on any problem."""
+    check_depth(text, file)
     try:
         # libyaml (ruamel.yaml.clib) composes ~9x faster than the pure parser.
         root = YAML(typ="safe", pure=False).compose(text)
@@ -102,6 +107,36 @@ def parse(text: str, file: str) -> Located:
     builder = _Builder(file, located)
     located.data = builder.build(root, ())
     return located
+
+
+def _too_deep(file: str, span: Span) -> KitError:
+    return KitError.at(
+        file,
+        span,
+        f"YAML nested more than {MAX_DEPTH} levels deep here: a kit never needs that many; "
+        "flatten this part (or fix unbalanced brackets)",
+        code="yaml",
+    )
+
+
+def check_depth(text: str, file: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before anything recurses over the document.
+
+    libyaml's event parser is a loop, not a recursion, and stops reading at the first level
+    too many, so a 60 KB ``[[[[…`` costs microseconds here. Malformed YAML is left to the
+    composer, which reports it (it fails at the same place, before going any deeper)."""
+    depth = 0
+    try:
+        for event in YAML(typ="safe", pure=False).parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise _too_deep(file, Span.point(mark.line, mark.column))
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except (YAMLError, ValueError):
+        return
 
 
 def _compose_pure(text: str, file: str) -> Node | None:
@@ -134,6 +169,8 @@ class _Builder:
                 node, f"document too large (more than {MAX_NODES} nodes with aliases expanded)"
             )
         self.located.values[path] = _span(node)
+        if len(path) > MAX_DEPTH:  # aliases nest what the text did not (check_depth's view)
+            raise _too_deep(self.file, _span(node))
         if isinstance(node, ScalarNode):
             return self.scalar(node)
         if id(node) in self.active:

@@ -4,7 +4,13 @@ The proxy calls ``ApprovalBroker.ask`` for a host no rule covers; the broker pub
 question to its watchers (an attached ``sandkit run``, the language server) and waits for
 ``answer`` (from a watcher, or ``sandkit policy approve|deny`` in another terminal). Nobody
 watching means nobody can answer: the request is denied at once instead of hanging. The
-proxy's own time-out turns a question nobody answers into a deny."""
+proxy's own time-out turns a question nobody answers into a deny.
+
+A question, and so an approval, is always about one exact host (``exact_host``): the host
+comes from the agent's request, and a request for ``**`` answered with "allow for this
+sandbox" must not become a rule that allows everything. An approval lets a host through
+the policy only; it never lets it reach an internal address (net/proxy.py: only a kit rule
+or a pin the user wrote can)."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandkit.kits.hostrules import RuleKind, parse_rule
 from sandkit.net.actions import Action
 
 
@@ -68,6 +75,10 @@ class ApprovalBroker:
     async def ask(self, host: str, port: int) -> Approval | None:
         if not self._watchers:
             return None
+        try:
+            exact_host(host)
+        except ValueError:
+            return None  # a wildcard or malformed name: nothing a person could approve
         same = next((h for h in self.held.values() if (h.host, h.port) == (host, port)), None)
         if same is not None:  # one question per host, however many requests wait on it
             return await asyncio.shield(same.future)
@@ -113,6 +124,35 @@ class ApprovalBroker:
                 }
             )
         return answered
+
+
+def exact_host(text: str, *, port: bool = False) -> str:
+    """The one host an approval may name: a host name or a single IP address, without a
+    wildcard, in lower case; with ``port``, optionally one port too ("host:443"). Raises
+    ValueError, worded for the person answering."""
+    host = text.strip().lower().rstrip(".")
+    if not host:
+        raise ValueError("an approval needs a host name, e.g. api.example.com")
+    rule = parse_rule(host)  # ValueError: not a host, an address or a rule at all
+    if rule.kind in (RuleKind.ANY, RuleKind.ONE_LABEL, RuleKind.ANY_DEPTH):
+        raise ValueError(
+            f"'{text}' is a wildcard: an approval names one host; "
+            "a rule for many hosts belongs in a kit, written by a person"
+        )
+    name = rule.host
+    if rule.kind is RuleKind.NETWORK:
+        assert rule.network is not None
+        if rule.network.num_addresses != 1:
+            raise ValueError(f"'{text}' is a range of addresses: an approval names one host")
+        address = rule.network.network_address
+        name = f"[{address}]" if address.version == 6 and rule.ports else str(address)
+    if rule.ports is None:
+        return name
+    if not port:
+        raise ValueError(f"'{text}' has a port: name the host alone, e.g. api.example.com")
+    if rule.ports[0] != rule.ports[1]:
+        raise ValueError(f"'{text}' names a range of ports: an approval names at most one")
+    return f"{name}:{rule.ports[0]}"
 
 
 def _host_port(text: str) -> tuple[str, str]:

@@ -50,7 +50,18 @@ def blocked_body(
     target = f"{host}:{port}"
     lines = [f"Blocked by sandkit network policy: {target}"]
     rule = verdict.rule if verdict else None
-    if detail is not None:
+    if verdict is not None and verdict.reason is Reason.BAD_TARGET and rule is not None:
+        lines.append(f"Reason: {verdict.detail or 'the request path cannot be normalised'}")
+        lines.append(
+            f"The rule '{rule.pattern}' in kit {rule.origin.kit} ({rule.origin.file}:"
+            f"{rule.origin.line}) allows or denies paths on this host, and this path could "
+            "mean different things to different servers, so it is refused."
+        )
+        lines.append(
+            "To get through: send the plain path (no '..', no encoded '/' or NUL, valid "
+            "%XX escapes)."
+        )
+    elif detail is not None:
         lines.append(f"Reason: {detail}")
         lines.append(
             f"To allow it: name the host exactly ('{host}') in permissions.network.allow "
@@ -74,3 +85,16 @@ def blocked_body(
         )
     lines.append("Do not retry through another route; tell the user which host you need and why.")
     return "\n".join(lines) + "\n"
+
+
+def mismatch_body(tunnel: str, named: str, where: str) -> str:
+    """The 403 body for a request that names another host than its TLS tunnel's."""
+    return (
+        f"Blocked by sandkit: host mismatch.\n"
+        f"This connection is a tunnel to {tunnel} (CONNECT {tunnel}), but the request names "
+        f"{named} in its {where}.\n"
+        f"A request may only go to the host its tunnel was opened for, so that credentials "
+        f"for {tunnel} never reach another host.\n"
+        f"To reach {named}, make a separate request to https://{named}/ through the proxy "
+        f"(a new CONNECT); do not set the Host header or the URL to another host.\n"
+    )

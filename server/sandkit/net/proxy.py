@@ -7,6 +7,8 @@ Per client connection: read a request head; decide with the policy; then
   with a leaf from the sandbox CA, inject the credential, forward over verified TLS.
 Names are resolved before connecting and internal addresses refused unless a rule names
 the host exactly (SSRF guard); the connection goes to the checked address (no rebinding).
+In a terminated tunnel every request must name the tunnel's host, and every response is
+scrubbed of real secrets before it goes back to the client.
 """
 
 from __future__ import annotations
@@ -17,19 +19,22 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httptools
 
 from sandkit.kits.model import Phase
+from sandkit.net.access import TokenAccess
 from sandkit.net.actions import Action
 from sandkit.net.approvals import Approval
 from sandkit.net.decisions import Decision, DecisionLog
-from sandkit.net.guard import IPAddress, Resolver, blocked_body, is_internal
+from sandkit.net.guard import IPAddress, Resolver, blocked_body, is_internal, mismatch_body
 from sandkit.net.httpio import BadMessage, Head, MessageReader, encode_head, end_to_end, send_body
 from sandkit.net.inject import Injector
 from sandkit.net.policy import Policy, Reason, Verdict
+from sandkit.net.scrub import BodyScrubber, Decoder, Scrubber, UnsupportedEncoding
+from sandkit.net.target import BadTarget, split_absolute, split_authority
 from sandkit.net.tls import CertificateAuthority
 
 log = logging.getLogger(__name__)
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 IDLE_TIMEOUT = 120.0
 COPY_SIZE = 256 * 1024
+# Request headers that would keep the response scrubber from seeing a whole, plain body.
+_UNSCRUBBABLE_REQUEST = frozenset({"accept-encoding", "range", "if-range"})
 
 
 Ask = Callable[[str, int], Awaitable[Approval | None]]
@@ -54,6 +61,7 @@ class ProxySettings:
     phase: Phase = Phase.RUNTIME
     ask: Ask | None = None
     ask_timeout: float = 60.0
+    access: TokenAccess | None = None  # every request to the proxy must carry its token
 
 
 class Blocked(Exception):
@@ -86,6 +94,8 @@ class EgressProxy:
             )
         address = self._server.sockets[0].getsockname()
         self._reap()
+        if isinstance(address, str):  # a Unix socket (net/access.py bind_private)
+            return address, 0
         return str(address[0]), int(address[1])
 
     def _reap(self) -> None:
@@ -139,6 +149,9 @@ class EgressProxy:
                 self._waiting.pop(writer, None)
                 if head is None:
                     return
+                if origin is None and self.s.access and not self.s.access.admits(head):
+                    await self.s.access.refuse(writer)
+                    return
                 if head.method == "CONNECT" and origin is None:
                     await self._connect(head, reader, writer, messages)
                     return
@@ -151,11 +164,22 @@ class EgressProxy:
 
     # -- decisions ----------------------------------------------------------------------
     async def _verdict(
-        self, host: str, port: int, method: str | None = None, path: str | None = None
+        self,
+        host: str,
+        port: int,
+        method: str | None = None,
+        path: str | None = None,
+        address: IPAddress | None = None,
     ) -> Verdict:
         policy = self.s.policy
         verdict = policy.decide(
-            host, port, phase=self.s.phase, method=method, path=path, can_ask=self.s.ask is not None
+            host,
+            port,
+            phase=self.s.phase,
+            method=method,
+            path=path,
+            can_ask=self.s.ask is not None,
+            address=address,
         )
         if verdict.action is not Action.ASK or self.s.ask is None:
             return verdict
@@ -170,19 +194,45 @@ class EgressProxy:
         reason = Reason.APPROVED if answer.action is Action.ALLOW else Reason.REFUSED
         return Verdict(answer.action, reason)
 
+    async def _decide(
+        self,
+        host: str,
+        port: int,
+        method: str | None = None,
+        path: str | None = None,
+        address: IPAddress | None = None,
+    ) -> tuple[Verdict, IPAddress | None]:
+        """The verdict, and the address it was given (None: not resolved yet). When a
+        rule names addresses, the name is resolved first: ``2130706433`` or a name that
+        points at a denied address must meet the rule for that address."""
+        if address is None and self.s.policy.needs_address:
+            first = self.s.policy.decide(
+                host, port, phase=self.s.phase, method=method, path=path, can_ask=False
+            )
+            if first.reason is not Reason.DENY_RULE:  # a name denied outright needs no DNS
+                address = await self._resolve(host, port, first)
+        return await self._verdict(host, port, method, path, address), address
+
     def _blocked(self, host: str, port: int, verdict: Verdict) -> Blocked:
         return Blocked(
             str(verdict.reason), blocked_body(host, port, verdict, self.s.policy.default), verdict
         )
 
-    async def _address(self, host: str, port: int, verdict: Verdict) -> IPAddress:
+    async def _resolve(self, host: str, port: int, verdict: Verdict | None) -> IPAddress:
         try:
             addresses = await asyncio.wait_for(self.s.resolver.resolve(host, port), CONNECT_TIMEOUT)
         except (OSError, TimeoutError, UnicodeError):
             raise Blocked("dns", f"sandkit proxy: cannot resolve {host}\n", verdict) from None
         if not addresses:
             raise Blocked("dns", f"sandkit proxy: {host} has no address\n", verdict)
-        address = addresses[0]
+        return addresses[0]
+
+    async def _address(
+        self, host: str, port: int, verdict: Verdict, address: IPAddress | None = None
+    ) -> IPAddress:
+        """The address to connect to (resolved unless given), past the SSRF guard."""
+        if address is None:
+            address = await self._resolve(host, port, verdict)
         if is_internal(address) and not (verdict.explicit or self.s.resolver.pinned(host)):
             detail = f"{host} resolves to the internal address {address}"
             body = blocked_body(host, port, verdict, self.s.policy.default, detail)
@@ -208,7 +258,7 @@ class EgressProxy:
         decision = Decision(self.s.sandbox, "CONNECT", "tunnel", host, port, "blocked", "")
         verdict: Verdict | None = None
         try:
-            verdict = await self._verdict(host, port)
+            verdict, resolved = await self._decide(host, port)
             if verdict.action is not Action.ALLOW:
                 raise self._blocked(host, port, verdict)
             decision.reason = str(verdict.reason)
@@ -219,7 +269,7 @@ class EgressProxy:
                 self._record(decision, verdict)
                 await self._intercept(host, port, reader, writer)
                 return
-            address = await self._address(host, port, verdict)
+            address = await self._address(host, port, verdict, resolved)
             try:
                 up_reader, up_writer = await asyncio.wait_for(
                     asyncio.open_connection(str(address), port, limit=COPY_SIZE), CONNECT_TIMEOUT
@@ -262,14 +312,23 @@ class EgressProxy:
         upstream: _Upstream | None,
     ) -> tuple[bool, _Upstream | None]:
         started = time.monotonic()
+        mismatch: Blocked | None = None
         if origin is not None:
-            host, port, path, secure = origin[0], origin[1], head.target, True
+            host, port, secure = origin[0], origin[1], True
+            headers = head.headers
+            try:
+                path = _tunnel_target(head, host, port)
+            except Blocked as blocked:
+                mismatch, path = blocked, head.target
         else:
             try:
                 host, port, path = _absolute(head.target)
             except ValueError as exc:
                 raise BadMessage(400, str(exc)) from None
             secure = False
+            # RFC 9112 §3.2.2: a proxy replaces Host with the URL's authority, so the
+            # origin serves the host the policy judged, not one the client names.
+            headers = [(k, v) for k, v in head.headers if k.lower() != "host"]
         decision = Decision(
             self.s.sandbox,
             head.method,
@@ -282,23 +341,38 @@ class EgressProxy:
         )
         verdict: Verdict | None = None
         try:
-            verdict = await self._verdict(host, port, head.method, decision.path)
+            if mismatch is not None:
+                raise mismatch
+            reuse = upstream is not None and upstream.key == (host, port) and not upstream.closed
+            known = upstream.address if upstream is not None and reuse else None
+            verdict, resolved = await self._decide(host, port, head.method, path, known)
             if verdict.action is not Action.ALLOW:
                 raise self._blocked(host, port, verdict)
             decision.reason = str(verdict.reason)
-            injection = self.s.injector.apply(host, path, head.headers, secure=secure)
+            injection = self.s.injector.apply(host, path, headers, secure=secure)
             decision.credentials, decision.warnings = injection.injected, injection.warnings
-            if upstream is None or upstream.key != (host, port) or upstream.closed:
+            if upstream is None or not reuse:
                 if upstream is not None:
                     upstream.close()
                 upstream = None
-                address = await self._address(host, port, verdict)
+                address = await self._address(host, port, verdict, resolved)
                 upstream = await _Upstream.open(
                     host, port, address, self.s.upstream_tls if secure else None
                 )
+            # Responses from a terminated tunnel go back scrubbed of real secrets.
+            scrubber = self.s.injector.scrubber if secure and self.s.injector.scrubber else None
             try:
                 keep = await self._exchange(
-                    head, injection.headers, path, host, port, writer, messages, upstream, decision
+                    head,
+                    injection.headers,
+                    path,
+                    host,
+                    port,
+                    writer,
+                    messages,
+                    upstream,
+                    decision,
+                    scrubber,
                 )
             except BaseException:
                 upstream.close()  # the caller never sees this connection: close it here
@@ -310,6 +384,11 @@ class EgressProxy:
         except Blocked as blocked:
             decision.reason, decision.status = blocked.code, 403
             await self._forbidden(writer, blocked)
+            return False, upstream
+        except UnsupportedEncoding as exc:
+            decision.status = 502
+            decision.warnings.append(str(exc))
+            await self._error(writer, 502, str(exc))
             return False, upstream
         except (OSError, TimeoutError) as exc:
             decision.status = 502
@@ -330,12 +409,19 @@ class EgressProxy:
         messages: MessageReader,
         upstream: _Upstream,
         decision: Decision,
+        scrubber: Scrubber | None = None,
     ) -> bool:
         upgrade = head.upgrade and head.method != "CONNECT"
         keep_names = frozenset({"upgrade", "connection"}) if upgrade else frozenset()
         out = end_to_end(headers, keep_names)
+        if scrubber is not None:
+            # The scrubber must see whole, plain bodies: a compressed body hides a
+            # reflected secret, and byte ranges would let it out a few bytes at a time.
+            out = [(k, v) for k, v in out if k.lower() not in _UNSCRUBBABLE_REQUEST]
+            out.append(("Accept-Encoding", "identity"))
         if not any(k.lower() == "host" for k, _ in out):
-            out.insert(0, ("Host", host if port in (80, 443) else f"{host}:{port}"))
+            name = f"[{host}]" if ":" in host else host
+            out.insert(0, ("Host", name if port in (80, 443) else f"{name}:{port}"))
         framing = head.framing
         if framing == "chunked":
             out.append(("Transfer-Encoding", "chunked"))
@@ -368,11 +454,21 @@ class EgressProxy:
         back = end_to_end(response.headers, keep_names if response.status == 101 else frozenset())
         rframing = response.framing
         chunk_back = not no_body and rframing != "length"
+        phrase = response.reason or _phrase(response.status)
+        body: tuple[Decoder, BodyScrubber] | None = None
+        if scrubber is not None:
+            back, phrase = self._scrub_head(scrubber, back, phrase, host, decision)
+            if not no_body and response.status != 101:
+                encoding = ", ".join(v for k, v in back if k.lower() == "content-encoding")
+                decoder = Decoder(encoding)  # refuses what it cannot read, before any byte
+                dropped = {"content-length", "content-encoding"} if decoder.active else set()
+                # Scrubbing may change the length: the body goes back chunked.
+                back = [(k, v) for k, v in back if k.lower() not in dropped | {"content-length"}]
+                body, chunk_back = (decoder, scrubber.stream()), True
         if chunk_back:
             back.append(("Transfer-Encoding", "chunked"))
         if not client_keep:
             back.append(("Connection", "close"))
-        phrase = response.reason or _phrase(response.status)
         response_head = encode_head(f"HTTP/1.1 {response.status} {phrase}", back)
         if response.status == 101:
             writer.write(response_head)
@@ -387,6 +483,21 @@ class EgressProxy:
             upstream.messages.skip_body()
             writer.write(response_head)
             await writer.drain()
+        elif body is not None:
+            decoder, scrub = body
+            try:
+                decision.bytes_down = await send_body(
+                    _scrubbed(upstream.messages.body(), decoder, scrub, writer, decision),
+                    writer,
+                    True,
+                    response_head,
+                )
+            finally:
+                decision.warnings.extend(
+                    f"the response from {host} carried the real secret of '{service}' in "
+                    "its body; replaced by its placeholder"
+                    for service in sorted(scrub.found)
+                )
         else:
             decision.bytes_down = await send_body(
                 upstream.messages.body(), writer, chunk_back, response_head
@@ -395,6 +506,25 @@ class EgressProxy:
         if not upstream_keep:
             upstream.closed = True
         return client_keep
+
+    @staticmethod
+    def _scrub_head(
+        scrubber: Scrubber,
+        headers: list[tuple[str, str]],
+        phrase: str,
+        host: str,
+        decision: Decision,
+    ) -> tuple[list[tuple[str, str]], str]:
+        headers, hits = scrubber.headers(headers)
+        phrase, found = scrubber.text(phrase)
+        hits += [("status line", service) for service in sorted(found)]
+        decision.warnings.extend(
+            f"the response from {host} carried the real secret of '{service}' in "
+            f"{'the' if where == 'status line' else 'header'} {where}; replaced by its "
+            "placeholder"
+            for where, service in hits
+        )
+        return headers, phrase
 
     # -- answers ------------------------------------------------------------------------
     async def _forbidden(self, writer: asyncio.StreamWriter, blocked: Blocked) -> None:
@@ -437,9 +567,13 @@ class _Upstream:
     """One kept-alive connection to an origin, owned by one client connection."""
 
     def __init__(
-        self, key: tuple[str, int], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        key: tuple[str, int],
+        address: IPAddress,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
-        self.key, self.reader, self.writer = key, reader, writer
+        self.key, self.address, self.reader, self.writer = key, address, reader, writer
         self.messages = MessageReader(reader, "response")
         self.closed = False
 
@@ -453,11 +587,62 @@ class _Upstream:
             ),
             CONNECT_TIMEOUT,
         )
-        return cls((host, port), reader, writer)
+        return cls((host, port), address, reader, writer)
 
     def close(self) -> None:
         self.closed = True
         self.writer.transport.abort()
+
+
+async def _scrubbed(
+    source: AsyncIterator[bytes],
+    decoder: Decoder,
+    scrub: BodyScrubber,
+    writer: asyncio.StreamWriter,
+    decision: Decision,
+) -> AsyncIterator[bytes]:
+    """A response body decoded and scrubbed as it streams."""
+    try:
+        async for piece in source:
+            for plain in decoder.feed(piece):
+                yield scrub.feed(plain)
+        yield scrub.feed(decoder.flush()) + scrub.flush()
+    except UnsupportedEncoding as exc:
+        decision.warnings.append(str(exc))
+        writer.transport.abort()  # part of the answer may be out: no honest way to end it
+        raise ConnectionError(str(exc)) from None
+
+
+def _tunnel_target(head: Head, host: str, port: int) -> str:
+    """The target to send upstream for a request inside the terminated tunnel to
+    ``host:port`` (an absolute-form URL reduced to its path). A request that names another
+    host, in its URL or its Host header, is Blocked: the tunnel's credentials are for
+    the tunnel's host alone."""
+    tunnel = host.rstrip(".")
+    shown = f"[{tunnel}]:{port}" if ":" in tunnel else f"{tunnel}:{port}"
+
+    def check(authority: str, default: int, where: str) -> None:
+        try:
+            named, named_port = split_authority(authority, default)
+        except BadTarget as exc:
+            raise BadMessage(400, str(exc)) from None
+        if named != tunnel or named_port != port:
+            raise Blocked("host-mismatch", mismatch_body(shown, authority[:200], where))
+
+    target = head.target
+    if head.method == "CONNECT":
+        check(target, 443, "CONNECT target")
+        raise BadMessage(400, "CONNECT inside a CONNECT tunnel: send the request itself")
+    absolute = split_absolute(target)
+    if absolute is not None:
+        scheme, authority, target = absolute
+        check(authority, 443 if scheme == "https" else 80, "request URL")
+    hosts = [v.strip() for k, v in head.headers if k.lower() == "host"]
+    if len(hosts) > 1:
+        raise BadMessage(400, "more than one Host header")
+    if hosts:
+        check(hosts[0], port, "Host header")  # no port: the tunnel's
+    return target
 
 
 async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> int:

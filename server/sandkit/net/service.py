@@ -13,6 +13,7 @@ from sandkit.kits.issues import KitError, KitIssue
 from sandkit.kits.model import KitContent
 from sandkit.kits.resolution import load_ref
 from sandkit.net.actions import DefaultPolicy
+from sandkit.net.cafile import read_certificates
 from sandkit.net.decisions import DecisionLog
 from sandkit.net.guard import Resolver
 from sandkit.net.inject import BoundCredential, Injector
@@ -56,7 +57,7 @@ def upstream_context(extra_ca: Path | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
     if extra_ca is not None:
         try:
-            ctx.load_verify_locations(cafile=str(extra_ca))
+            ctx.load_verify_locations(cadata=read_certificates(extra_ca).decode())
         except (OSError, ssl.SSLError) as exc:
             raise ProxyError(f"cannot load the upstream CA {extra_ca}: {exc}") from None
     return ctx

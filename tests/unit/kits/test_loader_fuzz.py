@@ -4,6 +4,7 @@ project's own positioned KitError: never anything else."""
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -125,3 +126,44 @@ def test_arbitrary_yaml_trees(tree: Any) -> None:
 )
 def test_kit_shaped_trees(version: str, kind: str, body: dict[str, Any]) -> None:
     _load(_dump({"schemaVersion": version, "kind": kind, "name": "fuzz", **body}))
+
+
+# Depth and size: pieces of YAML syntax repeated thousands of times (tens of KB of nesting,
+# the shape that used to crash libyaml's composer or exhaust Python's stack), alias chains
+# that nest deeper once expanded than the text does, and deep trees written by a dumper.
+PIECES = st.sampled_from(
+    ["[", "{", "]", "}", "- ", "? ", "a: ", "{a: ", "[a, ", ", ", "\n", "  ", "*a ", "&a ", "x"]
+)
+RUNS = st.lists(st.tuples(PIECES, st.integers(1, 20_000)), min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["", 'schemaVersion: "2"\nkind: mixin\nname: x\nextra: ']), RUNS)
+def test_deep_and_large_text(head: str, runs: list[tuple[str, int]]) -> None:
+    _load(head + "".join(piece * count for piece, count in runs))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 80), st.integers(1, 60), st.sampled_from(["[%s]", "{k: %s}"]))
+def test_alias_chains(anchors: int, depth: int, wrap: str) -> None:
+    lines = ['schemaVersion: "2"', "kind: mixin", "name: x", "a0: &a0 x"]
+    for i in range(1, anchors):
+        node = f"*a{i - 1}"
+        for _ in range(depth):
+            node = wrap % node
+        lines.append(f"a{i}: &a{i} {node}")
+    _load("\n".join(lines) + "\n")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TREES, st.integers(0, 5_000), st.sampled_from(["[", "{k: ", "- "]))
+def test_generated_trees_nested_deep(tree: Any, levels: int, opener: str) -> None:
+    closer = {"[": "]", "{k: ": "}", "- ": ""}[opener]
+    inner = json.dumps(tree)  # JSON is YAML's flow style
+    _load(
+        'schemaVersion: "2"\nkind: mixin\nname: x\nextra: '
+        + opener * levels
+        + inner
+        + closer * levels
+        + "\n"
+    )

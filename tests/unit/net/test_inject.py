@@ -1,8 +1,11 @@
-"""Credential injection, pure: secrets only for their own hosts, only over TLS."""
+"""Credential injection, pure: secrets only in the header their credential names, only for
+their own hosts, only over TLS, never with a byte that could start another header."""
 
 from __future__ import annotations
 
 import base64
+
+import pytest
 
 from sandkit.kits.model import Credential, Inject, Origin
 from sandkit.net.inject import BoundCredential, Injector
@@ -70,9 +73,110 @@ def test_placeholder_to_another_host_is_left_and_reported() -> None:
     ]
 
 
-def test_placeholder_in_another_header_of_its_own_host_is_swapped() -> None:
-    out = INJ.apply("custom.example", "/", [("X-Extra", "Bearer ph-custom")], secure=True)
-    assert ("X-Extra", "Bearer cv") in out.headers and ("X-Other", "cv") in out.headers
+def test_placeholder_in_another_header_of_its_own_host_is_left_alone() -> None:
+    # A CORS server echoes Origin into Access-Control-Allow-Origin: were the placeholder
+    # swapped there, the real secret would come back to the guest.
+    out = INJ.apply(
+        "custom.example",
+        "/",
+        [("X-Extra", "Bearer ph-custom"), ("Origin", "ph-custom"), ("Cookie", "k=ph-custom")],
+        secure=True,
+    )
+    assert out.headers == [
+        ("X-Extra", "Bearer ph-custom"),
+        ("Origin", "ph-custom"),
+        ("Cookie", "k=ph-custom"),
+        ("X-Other", "cv"),
+    ]
+    assert out.injected == ["custom"]
+    assert out.warnings == [
+        f"placeholder for 'custom' in header {name} to custom.example: only X-Other "
+        "carries the credential; left as is"
+        for name in ("X-Extra", "Origin", "Cookie")
+    ]
+
+
+def test_placeholder_of_another_credential_on_an_intercepted_host_is_left_alone() -> None:
+    out = INJ.apply("api.anthropic.com", "/", [("Referer", "https://x/ph-gh")], secure=True)
+    assert ("Referer", "https://x/ph-gh") in out.headers
+    assert "ghp-real" not in repr(out.headers)
+    assert out.warnings == [
+        "placeholder for 'gh' sent to api.anthropic.com, which is not one of its domains; "
+        "left as is"
+    ]
+
+
+def test_placeholder_in_the_url_of_its_own_host_is_left_alone() -> None:
+    out = INJ.apply("api.anthropic.com", "/v1?key=ph-anthropic", [], secure=True)
+    assert out.warnings == [
+        "placeholder for 'anthropic' in the URL to api.anthropic.com; left as is"
+    ]
+    assert out.headers == [("x-api-key", "sk-real")]
+
+
+def test_only_the_named_header_is_replaced_whatever_its_case() -> None:
+    out = INJ.apply(
+        "api.anthropic.com",
+        "/",
+        [("X-API-KEY", "ph-anthropic"), ("x-api-key", "again"), ("X-Copy", "ph-anthropic")],
+        secure=True,
+    )
+    assert out.headers == [("X-Copy", "ph-anthropic"), ("x-api-key", "sk-real")]
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [
+        ("sk\r\nX-Evil: 1", "a carriage return"),
+        ("sk\nX-Evil: 1", "a line feed"),
+        ("sk\x00tail", "a NUL byte"),
+        ("sk\x7f", "a character a header cannot carry"),
+        ("sk\u00e9", "a character a header cannot carry"),
+        ("-----BEGIN KEY-----\nabc\n-----END KEY-----\n", "a line feed"),
+    ],
+)
+def test_values_a_header_cannot_carry_are_refused(value: str, what: str) -> None:
+    inj = Injector([bound("bad", value, Inject(domain="bad.example", header="X-K"))])
+    out = inj.apply("bad.example", "/", [("X-K", "ph-bad")], secure=True)
+    assert out.headers == [("X-K", "ph-bad")] and out.injected == []
+    assert out.warnings == [
+        f"the value for 'bad' holds {what}; nothing injected into X-K, so it cannot add "
+        "headers of its own: store the bare secret with `sandkit secret set bad`"
+    ]
+
+
+def test_a_format_that_adds_a_line_is_refused_too() -> None:
+    inj = Injector(
+        [bound("fmt", "ok", Inject(domain="f.example", header="X-K", format="%s\r\nX-Evil: 1"))]
+    )
+    out = inj.apply("f.example", "/", [], secure=True)
+    assert out.headers == [] and "a carriage return" in out.warnings[0]
+
+
+@pytest.mark.parametrize("header", ["X K", "X-K:", "X\r\nK", ""])
+def test_an_invalid_header_name_is_refused(header: str) -> None:
+    inj = Injector([bound("hn", "ok", Inject(domain="h.example", header=header))])
+    out = inj.apply("h.example", "/", [], secure=True)
+    assert out.headers == [] and out.injected == []
+    assert "which is not a valid header name" in out.warnings[0]
+
+
+def test_a_tab_inside_a_value_is_fine() -> None:
+    inj = Injector([bound("tab", "a\tb", Inject(domain="t.example", header="X-K"))])
+    assert inj.apply("t.example", "/", [], secure=True).headers == [("X-K", "a\tb")]
+
+
+def test_the_scrubber_knows_every_value_and_the_basic_token() -> None:
+    needles = {(n.secret, n.replacement, n.service) for n in INJ.scrubber.needles}
+    token = base64.b64encode(b"bob:pw")
+    assert needles == {
+        (b"sk-real", b"ph-anthropic", "anthropic"),
+        (b"ghp-real", b"ph-gh", "gh"),
+        (b"pw", b"ph-basic", "basic"),
+        (token, b"ph-basic", "basic"),
+        (b"cv", b"ph-custom", "custom"),
+    }
+    assert not Injector([bound("empty", "", Inject(domain="e.example", header="X"))]).scrubber
 
 
 def test_missing_value_is_a_warning() -> None:
