@@ -9,6 +9,7 @@ import collections
 import contextlib
 import getpass
 import json
+import os
 import signal
 import sys
 import time
@@ -48,9 +49,11 @@ def add_parsers(
         formatter_class=formatter,
         help="serve the proxy until Ctrl-C",
         description="Serve the egress proxy with the network rules and credentials of kits.\n"
-        "Prints 'listening on HOST:PORT ca=CA_CERT' when ready; runs until SIGINT/SIGTERM.",
+        "Prints 'listening on PROXY_URL ca=CA_CERT' when ready; runs until SIGINT/SIGTERM.\n"
+        "PROXY_URL (http://sandkit:TOKEN@HOST:PORT) holds a token made for this run: the\n"
+        "proxy injects your real credentials, so it serves only requests that carry it.",
         epilog="example:\n  sandkit proxy serve --kit github --default deny-all\n"
-        "  curl -x http://127.0.0.1:PORT --cacert CA_CERT https://api.github.com/",
+        "  curl -x PROXY_URL --cacert CA_CERT https://api.github.com/",
     )
     _policy_options(serve)
     serve.add_argument(
@@ -147,7 +150,26 @@ def add_parsers(
         formatter_class=formatter,
     )
     sset.add_argument("service", metavar="SERVICE")
-    sverbs.add_parser("ls", help="list services with a stored value")
+    sset.add_argument(
+        "--from-env",
+        metavar="VAR",
+        help="store nothing: let the proxy read host variable VAR for SERVICE (kits may name "
+        "host variables, but they are read only once you allow them here)",
+    )
+    sallow = sverbs.add_parser(
+        "allow-file",
+        help="let a kit read SERVICE's value from the host file it names",
+        description="A kit (schemaVersion 1 sources.file) may name a host file to read a\n"
+        "credential from. sandkit reads it only once you allow it for that kit; the approval\n"
+        "is remembered by the kit's digest, so a changed kit asks again. Regular files of at\n"
+        "most 64 KiB only.",
+        epilog="example:\n  sandkit secret allow-file github --kit ./kits/gh-cli",
+        formatter_class=formatter,
+    )
+    sallow.add_argument("service", metavar="SERVICE")
+    sallow.add_argument("--kit", required=True, metavar="PATH", help="the kit that names it")
+    sallow.add_argument("--yes", action="store_true", help="do not ask")
+    sverbs.add_parser("ls", help="list services with a stored value or allowed sources")
     srm = sverbs.add_parser("rm", help="remove a stored value")
     srm.add_argument("service", metavar="SERVICE")
 
@@ -192,6 +214,7 @@ def _content(args: argparse.Namespace) -> tuple[KitContent, list[str]]:
 
 
 async def serve(args: argparse.Namespace) -> int:
+    from sandkit.net.access import TokenAccess
     from sandkit.net.proxy import EgressProxy
     from sandkit.net.service import build_settings
 
@@ -213,19 +236,28 @@ async def serve(args: argparse.Namespace) -> int:
         upstream_ca=args.upstream_ca,
         registry_hosts=registries,
     )
+    # Any local user can reach a TCP port: only a client holding this run's token may use
+    # the proxy (and so the credentials it injects).
+    settings.access = TokenAccess()
     proxy = EgressProxy(settings)
     try:
         bound_host, bound_port = await proxy.start(host.strip("[]"), int(port))
     except OSError as exc:
         raise ProxyError(f"cannot listen on {args.listen}: {exc.strerror}") from None
+    from sandkit.net.secrets import SecretStore, credential_lookup
+
     for b in bound:
         state = "set" if b.value else "NOT SET: run `sandkit secret set " + b.service + "`"
+        if not b.value:  # kit-named host sources the user has not allowed: say how
+            for note in credential_lookup(b.credential, SecretStore()).notes:
+                print(f"credential {b.service}: {note}", file=sys.stderr)
         if b.credential.env:
             print(
                 f"credential {b.service} ({state}): {b.credential.env}={b.placeholder}",
                 file=sys.stderr,
             )
-    print(f"listening on {bound_host}:{bound_port} ca={settings.ca.cert_path}", flush=True)
+    url = settings.access.url(bound_host, bound_port)
+    print(f"listening on {url} ca={settings.ca.cert_path}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -364,10 +396,14 @@ async def held(args: argparse.Namespace) -> int:
 
 
 def secret(args: argparse.Namespace) -> int:
-    from sandkit.net.secrets import SecretStore
+    from sandkit.net.secrets import SecretStore, SourceGrants
 
     store = SecretStore()
-    if args.verb == "set":
+    if args.verb == "set" and args.from_env:
+        SourceGrants().allow_env(args.service, args.from_env)
+        state = "set" if os.environ.get(args.from_env) else "not set in this shell"
+        print(f"{args.service}: the proxy reads host variable {args.from_env} ({state} now)")
+    elif args.verb == "set":
         value = (
             getpass.getpass(f"value for {args.service}: ")
             if sys.stdin.isatty()
@@ -375,10 +411,38 @@ def secret(args: argparse.Namespace) -> int:
         )
         store.set(args.service, value.strip())
         print(f"stored {args.service} in {store.path}")
+    elif args.verb == "allow-file":
+        return allow_file(args)
     elif args.verb == "ls":
         print("SERVICE")
         for name in store.services():
             print(name)
     elif not store.remove(args.service):
         raise ProxyError(f"no stored value for '{args.service}'")
+    return 0
+
+
+def allow_file(args: argparse.Namespace) -> int:
+    from sandkit.kits.resolution import load_ref
+    from sandkit.net.secrets import SourceGrants, kit_digest
+
+    kit = load_ref(args.kit).kit
+    creds = [c for c in kit.credentials if c.service == args.service]
+    files = [c.sources.file for c in creds if c.sources is not None and c.sources.file]
+    if not files:
+        raise ProxyError(f"kit {args.kit} names no host file for '{args.service}'")
+    domains = sorted({i.domain for c in creds for i in c.inject}) or ["(no domain)"]
+    for path in files:
+        question = (
+            f"kit {kit.name} ({kit.file}) wants to read {path} as the '{args.service}' "
+            f"credential, sent to: {', '.join(domains)}. Allow? [y/N] "
+        )
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise ProxyError("not a terminal: pass --yes to allow without a question")
+            if input(question).strip().lower() not in ("y", "yes"):
+                print("not allowed")
+                return 1
+        SourceGrants().allow_file(args.service, path, kit_digest(kit.file))
+        print(f"allowed: {path} for '{args.service}' in this version of kit {kit.name}")
     return 0

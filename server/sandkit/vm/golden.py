@@ -4,8 +4,10 @@ A golden is one q35 guest booted without a share, primed, and saved by migration
 ``x-ignore-shared``: its RAM stays in a sparse file, the device state is a few hundred KiB.
 A pool member is a clone: the RAM file copied sparsely to tmpfs, the golden's disk
 overlay copied (so no sandbox ever depends on a golden that a rebuild replaces), and QEMU
-started with ``-incoming defer`` on the copies (see vm/machine.py and
-../shared/reference/warm-pool-notes.md).
+started with ``-incoming defer`` on the copies (see vm/machine.py). Migration with
+``x-ignore-shared`` rather than savevm: the RAM is not streamed through the migration
+at all, it stays in its file, which a clone copies sparsely (savevm would write every
+page into the qcow2 and read it all back).
 
 A golden is keyed by every input that must match between the saving and the restoring
 QEMU (the image, QEMU's version, the shape, the accelerator, the command line with the
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandkit.errors import SandkitError
-from sandkit.paths import cache_dir, ram_dir
+from sandkit.paths import cache_dir, ram_dir, runtime_dir
 from sandkit.pids import alive
 from sandkit.vm import qemu
 from sandkit.vm.image import Image
@@ -347,7 +349,7 @@ async def build(
     work = golden.dir.with_name(f"{golden.dir.name}.build-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    sockets = Path(f"/tmp/sandkit-{os.getuid()}") / f"golden-{key[:12]}-{os.getpid()}"
+    sockets = runtime_dir() / f"golden-{key[:12]}-{os.getpid()}"
     ram = ram_dir() / f"golden-{key}-{os.getpid()}.ram"
     machine = Machine(
         image,
@@ -356,7 +358,8 @@ async def build(
         memory_mib=memory_mib,
         share=None,
         params=dict(POOL_PARAMS),
-        proxy_port=9,  # nothing in the guest connects while it is being built
+        # Nothing listens there: nothing in the guest connects while it is being built.
+        proxy_socket=sockets / "proxy.sock",
         machine="q35",
         ram_file=ram,
         die_with_parent=True,

@@ -38,12 +38,25 @@ class MachineSpec:
     memory_mib: int = 1024
     accel: str = "tcg"
     share_socket: Path | None = None  # virtiofsd's vhost-user socket
-    proxy_command: str | None = None  # run per guest connection to PROXY_ADDRESS:PROXY_PORT
+    # Run per guest connection to PROXY_ADDRESS:PROXY_PORT (see proxy_command()).
+    proxy_command: str | None = None
     kernel_params: Mapping[str, str] = field(default_factory=dict)  # sk.* for the guest
     qemu: str = "qemu-system-x86_64"
     machine: str = "microvm"  # or "q35" (see the module's doc)
     ram_file: Path | None = None  # q35: guest RAM in this (tmpfs) file, shared
     incoming: bool = False  # q35: wait for `migrate-incoming` (a clone of a golden)
+
+
+def proxy_command(socket: str, socat: str = "socat") -> str:
+    """What QEMU runs for each guest connection to the proxy address: socat joins the
+    connection to the proxy's Unix socket ``socket`` (a path, absolute or relative to
+    QEMU's working folder). Its stdio is the guest's connection, so its messages go to
+    /dev/null, not to the guest; after one side ends it keeps copying the other (a half-
+    closed tunnel) instead of stopping after socat's default 0.5 s."""
+    if any(c in socket + socat for c in ",'\" \n\\") or not socket:
+        # QEMU splits -netdev options at commas; the command is parsed like a shell's.
+        raise ValueError(f"the proxy socket path {socket!r} cannot be passed to QEMU")
+    return f"{socat} -lf /dev/null -t 86400 -b 65536 - UNIX-CONNECT:{socket}"
 
 
 def kernel_cmdline(spec: MachineSpec) -> str:

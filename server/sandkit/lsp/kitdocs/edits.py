@@ -1,14 +1,24 @@
 """Edits to kit text that keep its comments and layout: the text around the change is
-left exactly as written (a YAML round trip would reflow it). Pure: text in, edits out."""
+left exactly as written (a YAML round trip would reflow it). Pure: text in, edits out.
+
+The host to allow comes from the agent's request (an approval prompt, a blocked-request
+diagnostic), so it is untrusted text: it must be one host name or address, it is written
+as a scalar that ruamel's round-trip emitter renders (quoted where YAML would read it as
+something else), and the edited kit is read back: unless the only change is that one new
+item in the allow list, no edit is offered."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+
+from ruamel.yaml import YAML
 
 from sandkit.kits.issues import KitError, Span
 from sandkit.kits.validation import node_at
 from sandkit.kits.yamlpos import Located, parse
 from sandkit.lsp.kitdocs.cursor import Path, schema_version
+from sandkit.net.approvals import exact_host
 
 NETWORK_POLICY = ("com.docker.sandbox/network-policy@1", "com.docker.sandbox/network-policy@2")
 
@@ -44,12 +54,21 @@ def allow_list_path(located: Located, version: str) -> tuple[Path, bool]:
 
 
 def add_allowed_host(text: str, host: str) -> Insert | None:
-    """The insertion that allows ``host`` in this kit; None if it is allowed already or the
+    """The insertion that allows ``host`` in this kit; None if it is allowed already, if
+    ``host`` is not one host name or address (a wildcard, a list, YAML syntax), or if the
     text is not a kit mapping (a person has to fix the YAML first)."""
     try:
+        host = exact_host(host)
         located = parse(text, "kit")
-    except KitError:
+    except (ValueError, KitError):
         return None
+    insert = _insert(text, located, host)
+    if insert is None or not _only_adds(text, insert, host):
+        return None
+    return insert
+
+
+def _insert(text: str, located: Located, host: str) -> Insert | None:
     if not isinstance(located.data, dict):
         return None
     version = schema_version(text)
@@ -66,7 +85,7 @@ def add_allowed_host(text: str, host: str) -> Insert | None:
             "  config:",
             "    runtime:",
             "      allow:",
-            f"        - {host}",
+            f"        - {scalar(host)}",
         ]
         if isinstance(located.data.get("capabilities"), list) and located.data["capabilities"]:
             return _after_list(located, lines, ("capabilities",), block)
@@ -78,7 +97,7 @@ def add_allowed_host(text: str, host: str) -> Insert | None:
         key = located.keys[path[:n]]
         indent = key.column + 2
         block = [f"{' ' * (indent + 2 * i)}{k}:" for i, k in enumerate(path[n:])]
-        block.append(f"{' ' * (indent + 2 * len(path[n:]))}- {host}")
+        block.append(f"{' ' * (indent + 2 * len(path[n:]))}- {scalar(host)}")
         return Insert(key.line + 1, 0, _join(block))
     # The deepest mapping on the way that exists; the rest of the keys are written out.
     depth = max(n for n in range(len(path)) if isinstance(node_at(located.data, path[:n]), dict))
@@ -87,11 +106,11 @@ def add_allowed_host(text: str, host: str) -> Insert | None:
     missing = path[depth:]
     if depth == 0:
         block = [f"{'  ' * i}{key}:" for i, key in enumerate(missing)]
-        return _at_end(lines, [*block, f"{'  ' * len(missing)}- {host}"])
+        return _at_end(lines, [*block, f"{'  ' * len(missing)}- {scalar(host)}"])
     parent_key = located.keys[path[:depth]]
     indent = parent_key.column + 2
     block = [f"{' ' * (indent + 2 * i)}{key}:" for i, key in enumerate(missing)]
-    block.append(f"{' ' * (indent + 2 * len(missing))}- {host}")
+    block.append(f"{' ' * (indent + 2 * len(missing))}- {scalar(host)}")
     return Insert(
         _line_after(located.values[path[:depth]], lines, parent_key.line), 0, _join(block)
     )
@@ -104,10 +123,53 @@ def _append_item(located: Located, lines: list[str], path: Path, count: int, hos
         end_line = lines[whole.end_line]
         close = end_line.rfind("]", 0, whole.end_column)
         sep = ", " if count else ""
-        return Insert(whole.end_line, close, f"{sep}{host}")
+        return Insert(whole.end_line, close, f"{sep}{scalar(host, flow=True)}")
     last = located.values[(*path, count - 1)]
     prefix = lines[last.line][: last.column]  # indentation and "- ", as the kit writes them
-    return Insert(_line_after(last, lines, last.line), 0, _join([f"{prefix}{host}"]))
+    return Insert(_line_after(last, lines, last.line), 0, _join([f"{prefix}{scalar(host)}"]))
+
+
+def scalar(value: str, flow: bool = False) -> str:
+    """``value`` as one YAML list item, as ruamel's round-trip emitter writes it: plain
+    when YAML reads it back as this string, quoted otherwise ('null', '1.5' ...)."""
+    yaml = YAML(typ="rt")
+    yaml.default_flow_style = flow
+    yaml.width = 4096  # one line, whatever the length
+    out = io.StringIO()
+    yaml.dump([value], out)
+    item = out.getvalue().strip()
+    return item[1:-1] if flow else item.removeprefix("- ")
+
+
+def _only_adds(text: str, insert: Insert, host: str) -> bool:
+    """Read the edited kit back: it must hold what the kit held, plus ``host`` as the last
+    item of its allow list, and nothing else changed (no second rule, no other key)."""
+    try:
+        before, after = parse(text, "kit"), parse(apply(text, insert), "kit")
+    except KitError:
+        return False
+    version = schema_version(text)
+    path, _ = allow_list_path(after, version)
+    items = node_at(after.data, path)
+    if not isinstance(items, list) or not items or items[-1] != host:
+        return False
+    expected = before.data  # a fresh copy, to be changed into what the edit should give
+    old_path, _ = allow_list_path(before, version)
+    try:
+        if version == "3" and old_path == ("capabilities",):  # a new network-policy entry
+            entry = {"type": NETWORK_POLICY[0], "config": {"runtime": {"allow": [host]}}}
+            caps = expected.get("capabilities")
+            expected["capabilities"] = [*(caps if isinstance(caps, list) else []), entry]
+        else:
+            node = expected
+            for step in old_path[:-1]:  # the keys the edit writes out where none were
+                if isinstance(node, dict) and node.get(step) is None:
+                    node[step] = {}
+                node = node[step]
+            node[old_path[-1]] = [*(node.get(old_path[-1]) or []), host]
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return False
+    return bool(after.data == expected)
 
 
 def _after_list(located: Located, lines: list[str], path: Path, block: list[str]) -> Insert:
