@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from sandkit.cli import add_kit_arg_option
-from sandkit.kits.sizes import parse_size
 from sandkit.sandbox import lifecycle
-from sandkit.sandbox.store import Config, SandboxError, Store
+from sandkit.sandbox.store import Store
 from sandkit.ui import duration, since, table
 from sandkit.vm import golden
 
@@ -148,21 +147,20 @@ def _filling(wait: bool = False) -> Iterator[bool]:
 
 
 async def fill(args: argparse.Namespace) -> int:
-    try:
-        memory = parse_size(args.memory) >> 20
-    except ValueError:
-        raise SandboxError(f"--memory '{args.memory}' is not a size like 1g or 512m") from None
-    prepared_for = None
-    if args.agent or args.kit:
-        from sandkit.sandbox_cli import absolute_ref
+    from sandkit.sandbox.request import SandboxRequest, build, parse_memory
 
-        prepared_for = Config(
-            name="prepared",
-            agent=absolute_ref(args.agent or "shell"),
-            kits=[absolute_ref(k) for k in args.kit],
-            kit_args=dict(args.kit_arg),
-            default_policy=args.default,
-        )
+    memory = parse_memory(args.memory)
+    request = SandboxRequest(
+        agent=args.agent or "shell",
+        kits=list(args.kit),
+        kit_args=dict(args.kit_arg),
+        name="prepared",
+        cpus=args.cpus,
+        memory=memory,
+        default_policy=args.default,
+    )
+    config = build(request, pool_member=True)  # the same checks as a sandbox of its own
+    prepared_for = config if args.agent or args.kit else None
     if prepared_for is not None and not args.quiet:
         print(
             "members prepared for these kits run their installs first (once per kit set:"

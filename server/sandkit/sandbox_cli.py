@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import ipaddress
 import json
 import os
 import shutil
@@ -20,11 +19,9 @@ from typing import Any
 
 from sandkit.approval_prompt import ApprovalPrompt
 from sandkit.cli import add_kit_arg_option
-from sandkit.kits.builtin import looks_like_path
-from sandkit.kits.sizes import parse_size
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.client import RemoteExec
-from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name, default_name
+from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name
 from sandkit.tasks import spawn
 from sandkit.ui import ProgressLine, since, table
 
@@ -190,56 +187,26 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     return asyncio.run(handler(args, extra))
 
 
-def absolute_ref(ref: str) -> str:
-    """A kit path made absolute (the supervisor and the editor resolve it from elsewhere);
-    a built-in kit's name as it is."""
-    return str(Path(ref).resolve()) if looks_like_path(ref) or Path(ref).exists() else ref
-
-
 def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
-    workspace = args.path.resolve() if args.path is not None else None
-    kit_args = dict(args.kit_arg)
-    try:
-        memory = parse_size(args.memory) >> 20
-    except ValueError:
-        raise SandboxError(f"--memory '{args.memory}' is not a size like 1g or 512m") from None
-    if memory < 256 or args.cpus < 1:
-        raise SandboxError("a sandbox needs at least 1 CPU and 256m of memory")
-    pins = {}
-    for item in args.resolve:
-        host, sep, ip = item.partition("=")
-        if not sep or not host:
-            raise SandboxError(f"--resolve '{item}' is not HOST=IP")
-        try:
-            ipaddress.ip_address(ip)
-        except ValueError:
-            raise SandboxError(f"--resolve '{item}': '{ip}' is not an IP address") from None
-        pins[host] = ip
-    upstream_ca = None
-    if args.upstream_ca is not None:
-        from sandkit.net.cafile import read_certificates
+    from sandkit.sandbox.request import SandboxRequest, build
 
-        read_certificates(args.upstream_ca)  # certificates only: it goes into the guest
-        upstream_ca = str(args.upstream_ca.resolve())
-    name = check_name(args.name) if args.name else default_name(args.agent, workspace)
-    if name.startswith(lifecycle.POOL_PREFIX):
-        raise SandboxError(
-            f"'{name}': names starting with '{lifecycle.POOL_PREFIX}' are the warm pool's"
+    config = build(
+        SandboxRequest(
+            agent=args.agent,
+            kits=list(args.kit),
+            kit_args=dict(args.kit_arg),
+            workspace=args.path,
+            name=args.name,
+            cpus=args.cpus,
+            memory=args.memory,
+            default_policy=args.default,
+            resolve=list(args.resolve),
+            upstream_ca=args.upstream_ca,
+            ask_timeout=args.ask_timeout,
+            host_cas=args.host_cas,
         )
-    return Config(
-        name=name,
-        agent=absolute_ref(args.agent),
-        kits=[absolute_ref(k) for k in args.kit],
-        kit_args=kit_args,
-        workspace=str(workspace) if workspace else None,
-        cpus=args.cpus,
-        memory_mib=memory,
-        default_policy=args.default,
-        resolve=pins,
-        upstream_ca=upstream_ca,
-        ask_timeout=args.ask_timeout,
-        host_cas=args.host_cas,
-    ), workspace
+    )
+    return config, Path(config.workspace) if config.workspace else None
 
 
 async def _started(sandbox: Sandbox) -> None:

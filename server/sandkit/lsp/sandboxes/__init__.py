@@ -19,10 +19,10 @@ from pygls.uris import to_fs_path
 from sandkit.errors import SandkitError
 from sandkit.lsp import protocol
 from sandkit.lsp.sandboxes.terminals import Terminals
-from sandkit.lsp.sandboxes.watch import Watcher
+from sandkit.lsp.sandboxes.watch import Watcher, sandbox_rows
 from sandkit.lsp.workspace import workspace_settings
 from sandkit.sandbox import lifecycle
-from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name, default_name
+from sandkit.sandbox.store import Sandbox, SandboxError, Store, check_name, default_name
 
 if TYPE_CHECKING:
     from sandkit.lsp.server import SandkitServer
@@ -71,16 +71,6 @@ def _command(
         return handler
 
     return decorate
-
-
-def _upstream_ca(value: Any, folder: Path) -> str | None:
-    if not value:
-        return None
-    from sandkit.net.cafile import read_certificates
-
-    path = (folder / str(value)).resolve()
-    read_certificates(path)  # certificates only: it goes into the guest's trust store
-    return str(path)
 
 
 class Progress:
@@ -164,14 +154,12 @@ def register(server: SandkitServer) -> None:
 
     @_command(server, protocol.OPEN_WORKSPACE)
     async def open_workspace(ls: SandkitServer, p: dict[str, Any]) -> dict[str, Any]:
-        from sandkit.hostconfig import registry_args  # noqa: F401  (warms the memo)
-        from sandkit.sandbox_cli import absolute_ref
+        from sandkit.sandbox.request import SandboxRequest, build, kit_ref
+        from sandkit.sandbox.trust import TrustStore
 
         folder = _path(str(p["folder"])).resolve()
         if not folder.is_dir():
             raise SandboxError(f"{folder} is not a folder")
-        from sandkit.sandbox.trust import TrustStore
-
         trusted = ls.settings.workspace_trusted or TrustStore().is_trusted(folder)
         filtered = workspace_settings(folder, trusted)
         if filtered.ignored:
@@ -181,37 +169,30 @@ def register(server: SandkitServer) -> None:
                 )
             )
         defaults = filtered.settings
-        agent = absolute_ref(
-            str(p.get("agent") or defaults.get("agent") or ls.settings.default_agent)
-        )
-        kits = [
-            absolute_ref(str(k))
-            for k in p.get("kits") or defaults.get("kits") or ls.settings.default_kits
-        ]
-        name = check_name(str(p["name"])) if p.get("name") else default_name(agent, folder)
+        agent = str(p.get("agent") or defaults.get("agent") or ls.settings.default_agent)
+        name = str(p["name"]) if p.get("name") else default_name(kit_ref(agent), folder)
         store = Store()
-        sandbox = Sandbox(store.root, name)
+        sandbox = Sandbox(store.root, check_name(name))
         created = not sandbox.exists()
         if created:
-            config = Config(
-                name=name,
-                agent=agent,
-                kits=kits,
-                kit_args={**(defaults.get("kitArgs") or {}), **(p.get("kitArgs") or {})},
-                workspace=str(folder),
-                default_policy=str(p.get("default") or defaults.get("default") or "balanced"),
-                resolve=dict(p.get("resolve") or defaults.get("resolve") or {}),
-                upstream_ca=_upstream_ca(p.get("upstreamCa") or defaults.get("upstreamCa"), folder),
-                ask_timeout=ls.settings.approval_timeout,
+            ca = p.get("upstreamCa") or defaults.get("upstreamCa")
+            config = build(
+                SandboxRequest(
+                    agent=agent,
+                    kits=[
+                        str(k)
+                        for k in p.get("kits") or defaults.get("kits") or ls.settings.default_kits
+                    ],
+                    kit_args={**(defaults.get("kitArgs") or {}), **(p.get("kitArgs") or {})},
+                    workspace=folder,
+                    name=name,
+                    memory=str(p.get("memory") or defaults.get("memory") or "1g"),
+                    default_policy=str(p.get("default") or defaults.get("default") or "balanced"),
+                    resolve=dict(p.get("resolve") or defaults.get("resolve") or {}),
+                    upstream_ca=(folder / str(ca)) if ca else None,
+                    ask_timeout=ls.settings.approval_timeout,
+                )
             )
-            memory = p.get("memory") or defaults.get("memory")
-            if memory:
-                from sandkit.kits.sizes import parse_size
-
-                try:
-                    config.memory_mib = parse_size(str(memory)) >> 20
-                except ValueError:
-                    raise SandboxError(f"memory '{memory}' is not a size like 1g or 512m") from None
             sandbox, _ = await lifecycle.create_or_adopt(store, config, folder)
         await started(ls, sandbox)
         if created:
@@ -278,24 +259,8 @@ def register(server: SandkitServer) -> None:
         return {}
 
     @_command(server, protocol.LIST)
-    async def list_(ls: SandkitServer, p: dict[str, Any]) -> list[dict[str, Any]]:
-        rows = []
-        for sandbox in Store().all():
-            if lifecycle.is_pool_member(sandbox):
-                continue
-            config, state = sandbox.config(), sandbox.state()
-            rows.append(
-                {
-                    "name": config.name,
-                    "state": state.state,
-                    "agent": config.agent,
-                    "kits": config.kits,
-                    "workspace": config.workspace,
-                    "sync": state.sync if state.state == "running" else None,
-                    "error": state.error,
-                }
-            )
-        return rows
+    async def list_(ls: SandkitServer, p: dict[str, Any]) -> list[protocol.SandboxRow]:
+        return sandbox_rows()  # the rows sandkit/sandboxes pushes when they change
 
     @_command(server, protocol.SHOW_NETWORK_LOG)
     async def network_log(ls: SandkitServer, p: dict[str, Any]) -> list[dict[str, Any]]:
