@@ -104,6 +104,12 @@ async def test_editor_drives_a_sandbox(
     def terminal_exit(ls: LanguageClient, params: Any) -> None:
         exits.append(params.code)
 
+    pushed: list[list[tuple[str, str]]] = []  # the list of sandboxes, as the server sends it
+
+    @editor.feature("sandkit/sandboxes")  # type: ignore[untyped-decorator]
+    def sandboxes(ls: LanguageClient, params: Any) -> None:
+        pushed.append([(row.name, row.state) for row in params.sandboxes])
+
     opened = await run(
         editor,
         "sandkit.openWorkspace",
@@ -174,12 +180,14 @@ async def test_editor_drives_a_sandbox(
 
         rows = await run(editor, "sandkit.list", {})
         assert [(r["name"], r["state"]) for r in rows] == [("lspbox", "running")]
+        assert pushed[-1] == [("lspbox", "running")]  # sent as it came up, not asked for
         log = await run(editor, "sandkit.showNetworkLog", {"name": "lspbox"})
         assert {r["host"] for r in log} >= {"api.test", "other.test", "blocked.test"}
         assert {"api.test", "other.test", "blocked.test"} <= set(decisions)  # live, too
     finally:
         await run(editor, "sandkit.remove", {"name": "lspbox", "force": True})
     assert list(editor.diagnostics[spec.resolve().as_uri()]) == []  # cleared with the sandbox
+    assert pushed[-1] == []  # and gone from the list at once
 
 
 async def test_held_deletions_are_asked_about_in_the_editor(
@@ -207,7 +215,7 @@ async def test_held_deletions_are_asked_about_in_the_editor(
             if asked:
                 break
             await asyncio.sleep(0.1)
-        assert asked and "deleted many files at once" in asked[0]
+        assert asked and "deleted or emptied many files at once" in asked[0]
         for _ in range(100):  # put back in the sandbox, and never deleted on the host
             back = await run(
                 editor, "sandkit.exec", {"name": "lspsync", "argv": ["sh", "-c", "ls | wc -l"]}

@@ -2,8 +2,10 @@
 workspace opened in Debian's headless chromium and driven with playwright-core
 (tests/vscode/e2e.js): a broken kit's diagnostic in the Problems panel; "Sandkit: Open
 Workspace in Sandbox" boots a sandbox and its terminal runs in the VM; a request to an
-unlisted host is asked about, "Allow once" lets it through, the network log view shows it.
-Screenshots of each step go to test-artifacts/vscode-e2e/."""
+unlisted host is asked about, "Allow once" lets it through, the network log view shows it;
+the Sandboxes view shows the sandbox from the list the server pushes; changing
+`sandkit.path` starts the server it names, and a terminal opened through that one runs in
+the VM. Screenshots of each step go to test-artifacts/vscode-e2e/."""
 
 from __future__ import annotations
 
@@ -81,6 +83,11 @@ def test_extension_in_code_server(env: Env, upstream: tuple[int, Path], tmp_path
         )
     )
     (home / "cfg.yaml").write_text("auth: none\n")
+    marker = tmp_path / "restarted"
+    wrapper = tmp_path / "bin" / "sandkit"  # what sandkit.path becomes halfway through
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\ntouch "{marker}"\nexec "{SANDKIT}" "$@"\n')
+    wrapper.chmod(0o755)
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     variables = {**env.vars, "HOME": str(home), "XDG_CACHE_HOME": cache}
     common = [
@@ -115,14 +122,18 @@ def test_extension_in_code_server(env: Env, upstream: tuple[int, Path], tmp_path
         done = subprocess.run(
             ["node", str(ROOT / "tests" / "vscode" / "e2e.js"),
              f"http://127.0.0.1:{http}/?folder={ws}", str(ARTIFACTS),
-             ensure_image().kernel_release, f"https://other.test:{port}/"],
+             ensure_image().kernel_release, f"https://other.test:{port}/",
+             str(wrapper), str(marker)],
             env=variables, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         print(done.stdout)
         assert done.returncode == 0, done.stdout + done.stderr
         for shot in ("1-problems-panel", "2-terminal-in-the-vm", "3-approval-prompt",
-                     "4-network-log"):  # fmt: skip
+                     "4-network-log", "5-sandboxes-view", "6-restarted"):  # fmt: skip
             assert (ARTIFACTS / f"{shot}.png").stat().st_size > 10_000
+        assert marker.exists()
+        settings = json.loads((home / "data" / "User" / "settings.json").read_text())
+        assert settings["sandkit.path"] == str(wrapper)
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(30)

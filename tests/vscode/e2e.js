@@ -1,13 +1,15 @@
 // The extension in a real VS Code (code-server) in Debian's headless chromium, driven
 // through its UI with playwright-core. Called by test_vscode_e2e.py:
-//   node e2e.js URL ARTIFACTS_DIR KERNEL_RELEASE APPROVAL_URL
+//   node e2e.js URL ARTIFACTS_DIR KERNEL_RELEASE APPROVAL_URL SANDKIT_PATH MARKER
+// The last two for the restart step: another sandkit.path to set in the Settings editor (a
+// wrapper that touches MARKER when it starts).
 // Saves a screenshot per step; exits 0 when every step passed.
 const path = require("path");
 const fs = require("fs");
 const os = require("os");
 const { chromium } = require(path.join(__dirname, "..", "..", "vscode-client", "node_modules", "playwright-core"));
 
-const [url, artifacts, kernel, approvalUrl] = process.argv.slice(2);
+const [url, artifacts, kernel, approvalUrl, newPath, marker] = process.argv.slice(2);
 const started = Date.now();
 const lap = (what) => console.log(`${what} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 
@@ -33,6 +35,11 @@ async function palette(page, title) {
 
 async function terminalText(page) {
   return (await page.locator(".terminal-wrapper .xterm-rows").allInnerTexts()).join("\n");
+}
+
+function sandboxRow(page, name) {
+  const pane = page.locator(".pane", { has: page.locator(".pane-header", { hasText: "Sandboxes" }) });
+  return pane.locator(".monaco-list-row", { hasText: name }).first();
 }
 
 async function waitForTerminal(page, needle, timeout) {
@@ -101,6 +108,53 @@ async function waitForTerminal(page, needle, timeout) {
     await page.locator(".monaco-list-row", { hasText: `allowed ${host}` }).first().waitFor({ timeout: 30000 });
     await shot("4-network-log.png");
     lap("network log shows it");
+
+    step = "Sandboxes view, filled by what the server pushes";
+    await palette(page, "Focus on Sandboxes View");
+    const row = sandboxRow(page, "shell-project");
+    await row.waitFor({ timeout: 30000 }); // nothing asked for the list: it was sent
+    if (!(await row.innerText()).includes("running")) {
+      throw new Error(`the sandbox's row reads "${await row.innerText()}"`);
+    }
+    await shot("5-sandboxes-view.png");
+    lap("sandboxes view shows the running sandbox");
+
+    step = "a change of sandkit.path restarts the server";
+    await palette(page, "Preferences: Open User Settings");
+    await page.locator(".settings-editor").waitFor({ timeout: 20000 });
+    await page.keyboard.type("sandkit.path");
+    const input = page.locator(".settings-editor .monaco-list-row", { hasText: "Path to the" }).locator("input").first();
+    await input.waitFor({ timeout: 20000 });
+    await input.fill(newPath);
+    await input.press("Tab");
+    const deadline = Date.now() + 60000;
+    while (!fs.existsSync(marker)) {
+      if (Date.now() > deadline) throw new Error(`${newPath} never started`);
+      await page.waitForTimeout(250);
+    }
+    lap("the server named by the new sandkit.path started");
+    // The old server's list went with it: this row is the new server's.
+    await sandboxRow(page, "shell-project").waitFor({ timeout: 30000 });
+    await palette(page, "Sandkit: Open Sandbox Terminal");
+    for (let attempt = 0; ; attempt++) {
+      // keys typed before the new terminal has started are lost: type until they count
+      await page.waitForTimeout(1000);
+      await page.locator(".terminal-wrapper").last().click();
+      await page.keyboard.type("echo restarted-$((6*7))\n");
+      try {
+        await waitForTerminal(page, "restarted-42", 10000);
+        break;
+      } catch (err) {
+        if (attempt === 5) throw err;
+      }
+    }
+    // The old server was stopped cleanly: no message of a request or notification it missed.
+    const failures = page.locator(".notification-toast", { hasText: "failed" });
+    if (await failures.count()) {
+      throw new Error(`after the restart: ${await failures.first().innerText()}`);
+    }
+    await shot("6-restarted.png");
+    lap("a terminal through the new server runs in the VM");
     console.log("PASS");
     await context.close();
     process.exit(0);

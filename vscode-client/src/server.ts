@@ -50,3 +50,22 @@ export function serverSettings(
     },
   };
 }
+
+/** The settings that choose the server's program. The others reach the running server in
+ * workspace/didChangeConfiguration; a change of these starts another server. */
+export const PROGRAM_SETTINGS = ["sandkit.path", "sandkit.pythonPath"];
+
+export function choosesProgram(affects: (section: string) => boolean): boolean {
+  return PROGRAM_SETTINGS.some((section) => affects(section));
+}
+
+/** Whether to start `next` in place of what runs: another program, or none running (it
+ * never started, or it stopped: a corrected setting is given its chance). */
+export function needsRestart(next: ServerCommand, running: ServerCommand | undefined): boolean {
+  return (
+    running === undefined ||
+    next.command !== running.command ||
+    next.args.length !== running.args.length ||
+    next.args.some((arg, i) => arg !== running.args[i])
+  );
+}

@@ -17,3 +17,23 @@ export const TreeItemCollapsibleState = { None: 0, Collapsed: 1, Expanded: 2 };
 export class ThemeIcon {
   constructor(public id: string) {}
 }
+
+// Commands and messages, recorded for the tests to look at.
+export const registered = new Map<string, (...args: unknown[]) => Promise<unknown>>();
+export const messages: string[] = [];
+export const commands = {
+  registerCommand(id: string, fn: (...args: unknown[]) => Promise<unknown>) {
+    registered.set(id, fn);
+    return { dispose: () => registered.delete(id) };
+  },
+  executeCommand: async () => undefined,
+};
+export const window = {
+  showErrorMessage: async (message: string) => void messages.push(`error: ${message}`),
+  showInformationMessage: async (message: string) => void messages.push(`info: ${message}`),
+  showWarningMessage: async (message: string) => (messages.push(`warning: ${message}`), "Remove"),
+  showQuickPick: async () => undefined,
+};
+export const workspace: { workspaceFolders: { uri: { fsPath: string } }[] | undefined } = {
+  workspaceFolders: undefined,
+};

@@ -1,37 +1,29 @@
-"""The language server's own messages, beyond LSP (the VS Code client mirrors this module).
+"""The language server's own messages, beyond LSP: their names and the shape of every
+payload. The VS Code client mirrors this module in vscode-client/src/protocol.ts, name for
+name and field for field (tests/lsp/test_protocol.py holds the two together).
 
-Commands (``workspace/executeCommand``; one argument, an object, unless noted):
+Commands (``workspace/executeCommand`` with one argument, an object): ``COMMANDS`` maps
+each to its parameters and its result. ``sandkit.openWorkspace`` takes its agent and kits
+from the folder's .sandkit.yaml, then from the client's settings, and reports progress
+with $/progress; ``sandkit.exec`` answers ``TerminalStarted`` when ``stream`` is set (the
+output then arrives as terminal notifications), else ``ExecOutput``; ``sandkit.newKit``
+makes the file with workspace/applyEdit.
 
-    sandkit.openWorkspace  {folder, agent?, kits?, kitArgs?, name?, default?, memory?,
-                            resolve?, upstreamCa?}          -> {name, state, created}
-                           Agent and kits default to the folder's .sandkit.yaml, then to
-                           the client's settings; progress is reported with $/progress.
-    sandkit.runAgent       {name, rows?, cols?}           -> {terminal}   (streams, see below)
-    sandkit.exec           {name, argv, user?, cwd?, env?, pty?, rows?, cols?, stream?}
-                           -> {terminal} when stream, else {code, stdout, stderr}
-    sandkit.stop           {name}                          -> {}
-    sandkit.remove         {name}                          -> {}
-    sandkit.list           {}                              -> [{name, state, agent, kits,
-                                                               workspace, sync}]
-    sandkit.showNetworkLog {name, limit?}                  -> [decision records]
-    sandkit.validateKit    {uri}                           -> {valid, issues: [...]}
-    sandkit.newKit         {folder, name, kind?}          -> {uri} (made with applyEdit)
-    sandkit.undo           {name, paths? | last?}          -> {restored: [...]}
+Notifications: ``SERVER_NOTIFICATIONS`` (server -> client) and ``CLIENT_NOTIFICATIONS``
+(client -> server) map each to its parameters.
 
-Terminals (an agent or exec streamed to the editor):
-
-    server -> client  sandkit/terminalOutput  {terminal, data}      data: UTF-8 text
-    server -> client  sandkit/terminalExit    {terminal, code}       code: int (128+N: signal)
-    client -> server  sandkit/terminalInput   {terminal, data, eof?}
-    client -> server  sandkit/terminalResize  {terminal, rows, cols}
-    client -> server  sandkit/terminalClose   {terminal}   (the program gets SIGHUP)
-
-Network decisions (live, for a log view):
-
-    server -> client  sandkit/decision        {sandbox, record}
+- terminals: an agent or a streamed exec in an editor terminal. Output is UTF-8 text; the
+  exit code is the program's, or 128+N when signal N ended it; ``terminalClose`` hangs
+  the program up (SIGHUP).
+- ``sandkit/decision``: each proxy decision of a running sandbox, live, for a log view.
+- ``sandkit/sandboxes``: the rows ``sandkit.list`` answers, sent once the server is
+  initialized and again whenever they change (a sandbox made, started, stopped, removed,
+  its sync state changed), so that a client never polls.
 """
 
 from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
 
 OPEN_WORKSPACE = "sandkit.openWorkspace"
 RUN_AGENT = "sandkit.runAgent"
@@ -50,6 +42,7 @@ TERMINAL_INPUT = "sandkit/terminalInput"
 TERMINAL_RESIZE = "sandkit/terminalResize"
 TERMINAL_CLOSE = "sandkit/terminalClose"
 DECISION = "sandkit/decision"
+SANDBOXES = "sandkit/sandboxes"
 
 # Answers offered when a request waits for approval (window/showMessageRequest).
 ALLOW_ONCE = "Allow once"
@@ -62,3 +55,207 @@ DELETE_TOO = "Delete on the host too"
 APPLY_ON_HOST = "Apply on the host"  # held changes to files the host runs
 
 WORKSPACE_FILE = ".sandkit.yaml"  # per-folder defaults: agent, kits, kitArgs, default
+
+
+# -- sandboxes ------------------------------------------------------------------------------
+class SandboxRow(TypedDict):
+    name: str
+    state: str  # created | booting | running | stopping | stopped | crashed | damaged
+    agent: str
+    kits: list[str]
+    workspace: str | None
+    sync: str | None  # while running: in sync | syncing | paused | conflicts
+    error: str | None
+
+
+class SandboxesParams(TypedDict):
+    sandboxes: list[SandboxRow]
+
+
+class NameParams(TypedDict):
+    name: str
+
+
+class Empty(TypedDict):
+    pass
+
+
+class OpenWorkspaceParams(TypedDict):
+    folder: str  # a file: URI or a path
+    agent: NotRequired[str]
+    kits: NotRequired[list[str]]
+    kitArgs: NotRequired[dict[str, str]]
+    name: NotRequired[str]
+    default: NotRequired[str]
+    memory: NotRequired[str]
+    resolve: NotRequired[dict[str, str]]
+    upstreamCa: NotRequired[str]
+
+
+class OpenWorkspaceResult(TypedDict):
+    name: str
+    state: str
+    created: bool
+
+
+class RemoveParams(TypedDict):
+    name: str
+    force: NotRequired[bool]
+
+
+class UndoParams(TypedDict):
+    name: str
+    paths: NotRequired[list[str]]
+    last: NotRequired[bool]
+
+
+class UndoResult(TypedDict):
+    restored: list[str]
+
+
+# -- terminals ------------------------------------------------------------------------------
+class RunAgentParams(TypedDict):
+    name: str
+    args: NotRequired[list[str]]
+    rows: NotRequired[int]
+    cols: NotRequired[int]
+
+
+class ExecParams(TypedDict):
+    name: str
+    argv: list[str]
+    user: NotRequired[str]
+    cwd: NotRequired[str]
+    env: NotRequired[dict[str, str]]
+    pty: NotRequired[bool]
+    rows: NotRequired[int]
+    cols: NotRequired[int]
+    stream: NotRequired[bool]
+
+
+class TerminalStarted(TypedDict):
+    terminal: int
+
+
+class ExecOutput(TypedDict):
+    code: int
+    stdout: str
+    stderr: str
+
+
+class TerminalOutputParams(TypedDict):
+    terminal: int
+    data: str
+
+
+class TerminalExitParams(TypedDict):
+    terminal: int
+    code: int
+
+
+class TerminalInputParams(TypedDict):
+    terminal: int
+    data: str
+    eof: NotRequired[bool]
+
+
+class TerminalResizeParams(TypedDict):
+    terminal: int
+    rows: int
+    cols: int
+
+
+class TerminalCloseParams(TypedDict):
+    terminal: int
+
+
+# -- network decisions ----------------------------------------------------------------------
+class DecisionRecord(TypedDict):
+    """One line of a sandbox's decisions.jsonl (sandkit.net.decisions.Decision)."""
+
+    sandbox: str
+    method: str
+    scheme: str  # http | https (intercepted) | tunnel
+    host: str
+    port: int
+    action: Literal["allowed", "blocked"]
+    reason: str
+    path: str | None
+    rule: str | None
+    origin: str | None  # the deciding rule's kit (file:line:col)
+    credentials: list[str]  # service names, never values
+    status: int | None
+    bytes_up: int
+    bytes_down: int
+    latency_ms: float
+    warnings: list[str]
+    time: str
+
+
+class DecisionParams(TypedDict):
+    sandbox: str
+    record: DecisionRecord
+
+
+class ShowNetworkLogParams(TypedDict):
+    name: str
+    limit: NotRequired[int]
+
+
+# -- kits -----------------------------------------------------------------------------------
+class IssueRange(TypedDict):
+    start: list[int]  # [line, column], 0-based as in LSP
+    end: list[int]
+
+
+class KitIssue(TypedDict):
+    file: str
+    range: IssueRange
+    severity: str
+    code: str
+    message: str
+
+
+class ValidateKitParams(TypedDict):
+    uri: NotRequired[str]  # an open document (its unsaved text), or
+    path: NotRequired[str]  # a kit on disk
+
+
+class ValidateKitResult(TypedDict):
+    valid: bool
+    issues: list[KitIssue]
+
+
+class NewKitParams(TypedDict):
+    folder: str
+    name: NotRequired[str]
+    kind: NotRequired[Literal["mixin", "sandbox"]]
+
+
+class NewKitResult(TypedDict):
+    uri: str
+
+
+COMMANDS: dict[str, tuple[object, object]] = {  # name: (params, result or results)
+    OPEN_WORKSPACE: (OpenWorkspaceParams, OpenWorkspaceResult),
+    RUN_AGENT: (RunAgentParams, TerminalStarted),
+    EXEC: (ExecParams, (TerminalStarted, ExecOutput)),
+    STOP: (NameParams, Empty),
+    REMOVE: (RemoveParams, Empty),
+    LIST: (Empty, list[SandboxRow]),
+    SHOW_NETWORK_LOG: (ShowNetworkLogParams, list[DecisionRecord]),
+    VALIDATE_KIT: (ValidateKitParams, ValidateKitResult),
+    NEW_KIT: (NewKitParams, NewKitResult),
+    UNDO: (UndoParams, UndoResult),
+}
+SERVER_NOTIFICATIONS: dict[str, object] = {
+    TERMINAL_OUTPUT: TerminalOutputParams,
+    TERMINAL_EXIT: TerminalExitParams,
+    DECISION: DecisionParams,
+    SANDBOXES: SandboxesParams,
+}
+CLIENT_NOTIFICATIONS: dict[str, object] = {
+    TERMINAL_INPUT: TerminalInputParams,
+    TERMINAL_RESIZE: TerminalResizeParams,
+    TERMINAL_CLOSE: TerminalCloseParams,
+}

@@ -1,5 +1,6 @@
-"""Running sandboxes, watched from the editor: their proxy decisions become diagnostics on
-the kit lines that decided them (and a live log), and requests held for approval become
+"""Sandboxes, watched from the editor: the list of them is pushed to the client whenever it
+changes (sandkit/sandboxes); the proxy decisions of running ones become diagnostics on the
+kit lines that decided them (and a live log), and requests held for approval become
 prompts (window/showMessageRequest) whose answer goes back to the supervisor."""
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sandkit.lsp.kitdocs.edits import NETWORK_POLICY, add_allowed_host
 from sandkit.net.approvals import host_with_port
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.client import SupervisorClient
-from sandkit.sandbox.store import Sandbox, Store
+from sandkit.sandbox.store import Sandbox, State, Store
 from sandkit.tasks import spawn
 
 if TYPE_CHECKING:
@@ -65,6 +66,40 @@ class Watched:
     asking_sync: bool = False
 
 
+def sandbox_rows(store: Store | None = None) -> list[protocol.SandboxRow]:
+    """What ``sandkit.list`` answers and ``sandkit/sandboxes`` pushes: every sandbox but
+    the warm pool's members."""
+    return [
+        sandbox_row(sandbox, sandbox.state())
+        for sandbox in (store or Store()).all()
+        if not lifecycle.is_pool_member(sandbox)
+    ]
+
+
+def sandbox_row(sandbox: Sandbox, state: State) -> protocol.SandboxRow:
+    try:
+        config = sandbox.config()
+    except SandkitError as exc:  # shown, so that it can be removed, not hiding the others
+        return {
+            "name": sandbox.name,
+            "state": "damaged",
+            "agent": "",
+            "kits": [],
+            "workspace": None,
+            "sync": None,
+            "error": str(exc),
+        }
+    return {
+        "name": sandbox.name,
+        "state": state.state,
+        "agent": config.agent,
+        "kits": config.kits,
+        "workspace": config.workspace,
+        "sync": state.sync if state.state == "running" else None,
+        "error": state.error,
+    }
+
+
 def kit_spec_files(refs: list[str]) -> list[Path]:
     files = []
     for ref in refs:
@@ -82,6 +117,7 @@ class Watcher:
         self.server = server
         self.watched: dict[str, Watched] = {}
         self._task: asyncio.Task[None] | None = None
+        self._rows: list[protocol.SandboxRow] | None = None  # as last sent to the client
 
     def start(self) -> None:
         if self._task is None:
@@ -94,17 +130,20 @@ class Watcher:
             await asyncio.sleep(SCAN_EVERY / 4 if self.watched else SCAN_EVERY)
 
     def scan(self) -> None:
-        """Follow every running sandbox; forget the ones that are gone."""
+        """Follow every running sandbox; forget the ones that are gone; send the list of
+        sandboxes if it changed."""
         alive = {}
+        rows = []
         for sandbox in Store().all():
             if lifecycle.is_pool_member(sandbox):
                 continue
             state = sandbox.state()
+            rows.append(sandbox_row(sandbox, state))
             if state.state == "running" and pids.alive(state.supervisor_pid):
                 alive[sandbox.name] = sandbox
         for name in list(self.watched):
             if name not in alive:
-                self.forget(name)
+                self.forget(name, send=False)  # the rows go at the end of the scan
         for name, sandbox in alive.items():
             try:  # one damaged sandbox must not stop the others from being watched
                 watched = self.watched.get(name)
@@ -117,9 +156,21 @@ class Watcher:
                 self._sync(watched, sandbox.state().sync)
             except (SandkitError, OSError, ValueError) as exc:
                 log.warning("cannot watch sandbox %s: %s", name, exc)
+        self._send(rows)
 
-    def forget(self, name: str) -> None:
+    def _send(self, rows: list[protocol.SandboxRow]) -> None:
+        if rows != self._rows:
+            self._rows = rows
+            params: protocol.SandboxesParams = {"sandboxes": rows}
+            self.server.protocol.notify(protocol.SANDBOXES, params)
+
+    def forget(self, name: str, send: bool = True) -> None:
+        """Stop following a sandbox (stopped or removed): its diagnostics go, and the
+        client hears of the change now rather than at the next scan."""
         watched = self.watched.pop(name, None)
+        if send:
+            with contextlib.suppress(OSError):
+                self._send(sandbox_rows())
         if watched is None:
             return
         if watched.approvals is not None:
@@ -147,9 +198,8 @@ class Watcher:
         for record in records:
             self._count(watched, record)
             watched.recent.append(record)
-            self.server.protocol.notify(
-                protocol.DECISION, {"sandbox": watched.sandbox.name, "record": record}
-            )
+            params: protocol.DecisionParams = {"sandbox": watched.sandbox.name, "record": record}
+            self.server.protocol.notify(protocol.DECISION, params)
         if records:
             self._publish(watched)
 

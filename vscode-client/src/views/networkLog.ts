@@ -1,5 +1,7 @@
-// The network log's model: newest first, bounded, filtered by what a person asks to see.
-import type { DecisionRecord } from "./protocol";
+// The Network Log view: the proxy's decisions, live (sandkit/decision) and fetched for one
+// sandbox (sandkit.showNetworkLog); newest first, bounded, filtered by what a person asks to see.
+import * as vscode from "vscode";
+import type { DecisionRecord } from "../protocol";
 
 export type Filter = "all" | "allowed" | "blocked";
 
@@ -10,7 +12,8 @@ export class DecisionLog {
 
   constructor(private readonly limit = 500) {}
 
-  /** A record arrives live and again in a fetched log: it is shown once. */
+  /** A record arrives live and again in a fetched log (or from a restarted server): it
+   * is shown once. */
   add(record: DecisionRecord): void {
     const key = recordKey(record);
     if (this.seen.has(key)) {
@@ -44,7 +47,8 @@ function recordKey(r: DecisionRecord): string {
 
 export function describeDecision(r: DecisionRecord): { label: string; description: string; tooltip: string } {
   const where = r.path ? `${r.host}${r.path}` : `${r.host}:${r.port}`;
-  const creds = r.credentials && r.credentials.length ? `, credential ${r.credentials.join(", ")}` : "";
+  const credentials = r.credentials ?? []; // records of older versions may lack it
+  const creds = credentials.length ? `, credential ${credentials.join(", ")}` : "";
   const rule = r.origin ? `rule ${r.rule} (${r.origin})` : r.reason;
   return {
     label: `${r.action === "allowed" ? "allowed" : "blocked"} ${where}`,
@@ -53,15 +57,36 @@ export function describeDecision(r: DecisionRecord): { label: string; descriptio
   };
 }
 
-export function sandboxDetails(row: { state: string; agent: string; kits: string[]; workspace: string | null; sync: string | null }): [string, string][] {
-  const details: [string, string][] = [
-    ["state", row.state],
-    ["agent", row.agent],
-    ["kits", row.kits.length ? row.kits.join(", ") : "none"],
-    ["workspace", row.workspace ?? "none"],
-  ];
-  if (row.sync) {
-    details.push(["sync", row.sync]);
+export class NetworkLogView implements vscode.TreeDataProvider<DecisionRecord> {
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChangeTreeData = this.changed.event;
+  readonly log = new DecisionLog();
+
+  add(record: DecisionRecord): void {
+    this.log.add(record);
+    this.changed.fire();
   }
-  return details;
+
+  replace(records: DecisionRecord[]): void {
+    this.log.replace(records);
+    this.changed.fire();
+  }
+
+  setFilter(filter: Filter): void {
+    this.log.filter = filter;
+    this.changed.fire();
+  }
+
+  getTreeItem(record: DecisionRecord): vscode.TreeItem {
+    const text = describeDecision(record);
+    const item = new vscode.TreeItem(text.label);
+    item.description = text.description;
+    item.tooltip = text.tooltip;
+    item.iconPath = new vscode.ThemeIcon(record.action === "allowed" ? "pass" : "error");
+    return item;
+  }
+
+  getChildren(): DecisionRecord[] {
+    return this.log.visible();
+  }
 }

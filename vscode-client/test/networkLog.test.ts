@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DecisionLog, describeDecision, sandboxDetails } from "../src/decisions";
 import type { DecisionRecord } from "../src/protocol";
+import { DecisionLog, NetworkLogView, describeDecision } from "../src/views/networkLog";
 
 const record = (host: string, action: "allowed" | "blocked"): DecisionRecord => ({
   sandbox: "box",
@@ -11,6 +11,15 @@ const record = (host: string, action: "allowed" | "blocked"): DecisionRecord => 
   port: 443,
   action,
   reason: action === "allowed" ? "allow-rule" : "default-deny",
+  path: null,
+  rule: null,
+  origin: null,
+  credentials: [],
+  status: null,
+  bytes_up: 0,
+  bytes_down: 0,
+  latency_ms: 0,
+  warnings: [],
   time: "2026-01-01T00:00:00Z",
 });
 
@@ -36,9 +45,14 @@ test("a decision reads as what happened and why", () => {
   assert.match(text.tooltip, /rule api.test \(k \(spec.yaml:8:9\)\)/);
 });
 
-test("a sandbox's details, as the tree shows them", () => {
-  assert.deepEqual(
-    sandboxDetails({ state: "running", agent: "shell", kits: [], workspace: "/ws", sync: "in sync" }),
-    [["state", "running"], ["agent", "shell"], ["kits", "none"], ["workspace", "/ws"], ["sync", "in sync"]],
-  );
+test("the view redraws on each live record and filter, and shows what the filter lets through", () => {
+  const view = new NetworkLogView();
+  let redraws = 0;
+  view.onDidChangeTreeData(() => redraws++);
+  view.add(record("a.test", "allowed"));
+  view.add(record("b.test", "blocked"));
+  view.setFilter("blocked");
+  assert.equal(redraws, 3);
+  assert.deepEqual(view.getChildren().map((r) => r.host), ["b.test"]);
+  assert.equal(view.getTreeItem(view.getChildren()[0]).label, "blocked b.test:443");
 });

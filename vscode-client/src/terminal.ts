@@ -1,0 +1,132 @@
+// Editor terminals whose program runs in a sandbox: the server streams the output in
+// notifications that name a terminal id, and the terminal sends keys and sizes back.
+import * as vscode from "vscode";
+
+export interface TerminalSink {
+  output(data: string): void;
+  exit(code: number): void;
+}
+
+type Pending = { kind: "output"; data: string } | { kind: "exit"; code: number };
+
+/** Routes the server's terminal notifications to the terminal they belong to; output that
+ * arrives before the terminal learns its id (the exec's reply can come second) is kept. */
+export class TerminalRouter {
+  private sinks = new Map<number, TerminalSink>();
+  private early = new Map<number, Pending[]>();
+
+  attach(id: number, sink: TerminalSink): void {
+    this.sinks.set(id, sink);
+    for (const event of this.early.get(id) ?? []) {
+      this.deliver(id, sink, event);
+    }
+    this.early.delete(id);
+  }
+
+  output(id: number, data: string): void {
+    this.route(id, { kind: "output", data });
+  }
+
+  exit(id: number, code: number): void {
+    this.route(id, { kind: "exit", code });
+  }
+
+  /** The server stopped: its programs are gone, and so are the terminals that showed them. */
+  endAll(why: string): void {
+    const sinks = [...this.sinks.values()];
+    this.sinks.clear();
+    this.early.clear();
+    for (const sink of sinks) {
+      sink.output(`\r\nsandkit: ${why}\r\n`);
+      sink.exit(1);
+    }
+  }
+
+  get open(): number {
+    return this.sinks.size;
+  }
+
+  private route(id: number, event: Pending): void {
+    const sink = this.sinks.get(id);
+    if (sink) {
+      this.deliver(id, sink, event);
+    } else {
+      const list = this.early.get(id) ?? [];
+      list.push(event);
+      this.early.set(id, list);
+    }
+  }
+
+  private deliver(id: number, sink: TerminalSink, event: Pending): void {
+    if (event.kind === "output") {
+      sink.output(event.data);
+    } else {
+      this.sinks.delete(id);
+      sink.exit(event.code);
+    }
+  }
+}
+
+/** What a terminal sends to the server (sandkit/terminalInput, Resize, Close). */
+export interface TerminalChannel {
+  input(terminal: number, data: string): void;
+  resize(terminal: number, rows: number, cols: number): void;
+  close(terminal: number): void;
+}
+
+/** A VS Code terminal for one program in a sandbox; `start` asks the server for it
+ * (sandkit.exec or sandkit.runAgent with stream) and answers its terminal id. */
+export class SandboxTerminal implements vscode.Pseudoterminal {
+  private readonly write = new vscode.EventEmitter<string>();
+  private readonly done = new vscode.EventEmitter<number | void>();
+  readonly onDidWrite = this.write.event;
+  readonly onDidClose = this.done.event;
+  private id: number | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly router: TerminalRouter,
+    private readonly channel: TerminalChannel,
+    private readonly start: (rows: number, cols: number) => Promise<number>,
+  ) {}
+
+  async open(dimensions: vscode.TerminalDimensions | undefined): Promise<void> {
+    try {
+      const id = await this.start(dimensions?.rows ?? 24, dimensions?.columns ?? 80);
+      if (this.closed) {
+        this.channel.close(id); // closed while it was starting: end what started
+        return;
+      }
+      this.id = id;
+      this.router.attach(id, {
+        output: (data) => this.write.fire(data),
+        exit: (code) => {
+          this.id = undefined; // ended: a later close must not reach another server's terminal
+          this.done.fire(code);
+        },
+      });
+    } catch (err) {
+      this.write.fire(`sandkit: ${err instanceof Error ? err.message : String(err)}\r\n`);
+      this.done.fire(1);
+    }
+  }
+
+  handleInput(data: string): void {
+    if (this.id !== undefined) {
+      this.channel.input(this.id, data);
+    }
+  }
+
+  setDimensions(dimensions: vscode.TerminalDimensions): void {
+    if (this.id !== undefined) {
+      this.channel.resize(this.id, dimensions.rows, dimensions.columns);
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.id !== undefined) {
+      this.channel.close(this.id);
+    }
+  }
+}

@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { SandboxTerminal, type TerminalChannel, TerminalRouter } from "../src/terminal";
+
+test("output that comes before the terminal knows its id is kept, in order", () => {
+  const router = new TerminalRouter();
+  router.output(7, "a");
+  router.output(7, "b");
+  router.output(8, "other");
+  const seen: string[] = [];
+  let code = -1;
+  router.attach(7, { output: (d) => seen.push(d), exit: (c) => (code = c) });
+  router.output(7, "c");
+  router.exit(7, 3);
+  assert.deepEqual(seen, ["a", "b", "c"]);
+  assert.equal(code, 3);
+  assert.equal(router.open, 0);
+});
+
+test("an exit before attach closes the terminal as soon as it attaches", () => {
+  const router = new TerminalRouter();
+  router.exit(1, 130);
+  let code = -1;
+  router.attach(1, { output: () => undefined, exit: (c) => (code = c) });
+  assert.equal(code, 130);
+  assert.equal(router.open, 0);
+});
+
+test("when the server stops, every open terminal says so and closes; early output is dropped", () => {
+  const router = new TerminalRouter();
+  const seen: string[] = [];
+  const codes: number[] = [];
+  router.attach(1, { output: (d) => seen.push(d), exit: (c) => codes.push(c) });
+  router.output(9, "for a terminal not yet attached");
+  router.endAll("the language server stopped");
+  assert.deepEqual(seen, ["\r\nsandkit: the language server stopped\r\n"]);
+  assert.deepEqual(codes, [1]);
+  assert.equal(router.open, 0);
+  router.attach(9, { output: (d) => seen.push(d), exit: () => undefined });
+  assert.equal(seen.length, 1);
+});
+
+function recorder(): { sent: string[]; channel: TerminalChannel } {
+  const sent: string[] = [];
+  return {
+    sent,
+    channel: {
+      input: (t, data) => sent.push(`input ${t} ${data}`),
+      resize: (t, rows, cols) => sent.push(`resize ${t} ${rows}x${cols}`),
+      close: (t) => sent.push(`close ${t}`),
+    },
+  };
+}
+
+test("a terminal starts at its size, sends keys and sizes, and shows the program's output", async () => {
+  const router = new TerminalRouter();
+  const { sent, channel } = recorder();
+  let asked = "";
+  const pty = new SandboxTerminal(router, channel, async (rows, cols) => {
+    asked = `${rows}x${cols}`;
+    return 4;
+  });
+  const written: string[] = [];
+  const closed: (number | void)[] = [];
+  pty.onDidWrite((d) => written.push(d));
+  pty.onDidClose((c) => closed.push(c));
+  pty.handleInput("lost"); // before it has an id: nowhere to go
+  await pty.open({ rows: 30, columns: 100 });
+  assert.equal(asked, "30x100");
+  pty.handleInput("ls\r");
+  pty.setDimensions({ rows: 40, columns: 120 });
+  router.output(4, "file\r\n");
+  router.exit(4, 0);
+  pty.close(); // after the exit: the id may be another server's terminal by now
+  assert.deepEqual(sent, ["input 4 ls\r", "resize 4 40x120"]);
+  assert.deepEqual(written, ["file\r\n"]);
+  assert.deepEqual(closed, [0]);
+});
+
+test("a terminal closed while its program starts ends that program", async () => {
+  const router = new TerminalRouter();
+  const { sent, channel } = recorder();
+  let release: (id: number) => void = () => undefined;
+  const pty = new SandboxTerminal(router, channel, () => new Promise((resolve) => (release = resolve)));
+  const opening = pty.open(undefined);
+  pty.close();
+  release(6);
+  await opening;
+  assert.deepEqual(sent, ["close 6"]);
+  assert.equal(router.open, 0);
+});
+
+test("a terminal whose program cannot start says why", async () => {
+  const { channel } = recorder();
+  const pty = new SandboxTerminal(new TerminalRouter(), channel, async () => {
+    throw new Error("no sandbox named 'x'");
+  });
+  const written: string[] = [];
+  const closed: (number | void)[] = [];
+  pty.onDidWrite((d) => written.push(d));
+  pty.onDidClose((c) => closed.push(c));
+  await pty.open(undefined);
+  assert.deepEqual(written, ["sandkit: no sandbox named 'x'\r\n"]);
+  assert.deepEqual(closed, [1]);
+});
