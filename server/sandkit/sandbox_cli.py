@@ -517,7 +517,7 @@ async def cmd_sync(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 async def cmd_undo(args: argparse.Namespace, extra: list[str]) -> int:
-    from sandkit.sync import undo
+    from sandkit.sandbox import undo
 
     sandbox = Store().get(args.name)
     entries = undo.trash(sandbox)

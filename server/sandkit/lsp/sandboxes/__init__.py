@@ -325,7 +325,7 @@ def register(server: SandkitServer) -> None:
 
     @_command(server, protocol.UNDO)
     async def undo(ls: SandkitServer, p: dict[str, Any]) -> dict[str, Any]:
-        from sandkit.sync import undo
+        from sandkit.sandbox import undo
 
         sandbox = Store().get(str(p["name"]))
         entries = undo.trash(sandbox)
