@@ -424,25 +424,20 @@ def secret(args: argparse.Namespace) -> int:
 
 def allow_file(args: argparse.Namespace) -> int:
     from sandkit.kits.resolution import load_ref
-    from sandkit.net.secrets import SourceGrants, kit_digest
+    from sandkit.net.secrets import SourceGrants, unallowed_file_sources
 
     kit = load_ref(args.kit).kit
     creds = [c for c in kit.credentials if c.service == args.service]
-    files = [c.sources.file for c in creds if c.sources is not None and c.sources.file]
-    if not files:
+    if not any(c.sources is not None and c.sources.file for c in creds):
         raise ProxyError(f"kit {args.kit} names no host file for '{args.service}'")
-    domains = sorted({i.domain for c in creds for i in c.inject}) or ["(no domain)"]
-    for path in files:
-        question = (
-            f"kit {kit.name} ({kit.file}) wants to read {path} as the '{args.service}' "
-            f"credential, sent to: {', '.join(domains)}. Allow? [y/N] "
-        )
+    grants = SourceGrants()
+    for source in unallowed_file_sources(creds, grants):
         if not args.yes:
             if not sys.stdin.isatty():
                 raise ProxyError("not a terminal: pass --yes to allow without a question")
-            if input(question).strip().lower() not in ("y", "yes"):
+            if input(f"{source.question()} [y/N] ").strip().lower() not in ("y", "yes"):
                 print("not allowed")
                 return 1
-        SourceGrants().allow_file(args.service, path, kit_digest(kit.file))
-        print(f"allowed: {path} for '{args.service}' in this version of kit {kit.name}")
+        grants.allow_file(source.service, source.path, source.digest)
+        print(f"allowed: {source.path} for '{source.service}' in this version of kit {kit.name}")
     return 0

@@ -17,7 +17,7 @@ import logging
 import os
 import secrets as random
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,43 @@ def _from_file(path: str, parser: str) -> str | None:
     if node is None or isinstance(node, dict | list):
         return None
     return str(node).lower() if isinstance(node, bool) else str(node)
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A host file a kit names as a credential's source, not yet allowed."""
+
+    service: str
+    path: str
+    kit_file: str
+    digest: str
+    domains: tuple[str, ...]
+
+    def question(self) -> str:
+        return (
+            f"The kit {self.kit_file} wants to read {self.path} as the '{self.service}' "
+            f"credential, sent to: {', '.join(self.domains) or '(no domain)'}. Allow it for "
+            "this version of the kit?"
+        )
+
+
+def unallowed_file_sources(
+    credentials: Iterable[Credential], grants: SourceGrants | None = None
+) -> list[FileSource]:
+    """The file sources among ``credentials`` that need a person's yes (the CLI asks in
+    `secret allow-file`, the editor when it opens a workspace)."""
+    grants = grants or SourceGrants()
+    out = []
+    for cred in credentials:
+        src = cred.sources
+        if src is None or not src.file or is_builtin(cred.origin.file):
+            continue
+        kit_file = cred.origin.file.split("!", 1)[0]
+        digest = kit_digest(cred.origin.file)
+        if not grants.file_allowed(cred.service, src.file, digest):
+            domains = tuple(sorted({i.domain for i in cred.inject}))
+            out.append(FileSource(cred.service, src.file, kit_file, digest, domains))
+    return out
 
 
 @dataclass

@@ -151,3 +151,24 @@ def test_kits_that_ship_with_sandkit_keep_their_own_sources(tmp_path: Path) -> N
         c, SecretStore(tmp_path / "s.json"), {"ANTHROPIC_API_KEY": "k"}, grants
     )
     assert value == "k"
+
+
+def test_file_sources_waiting_for_a_person_are_listed_until_allowed(tmp_path: Path) -> None:
+    from sandkit.kits.model import Inject
+    from sandkit.net.secrets import unallowed_file_sources
+
+    spec = tmp_path / "kit" / "spec.yaml"
+    spec.parent.mkdir()
+    spec.write_text("name: k\n")
+    origin = Origin(kit="k", file=str(spec), line=1, column=1)
+    c = Credential(
+        service="svc",
+        sources=CredentialSource(file="~/.config/tool/token"),
+        inject=(Inject(domain="api.test", header="X-Key"),),
+        origin=origin,
+    )
+    grants = SourceGrants(tmp_path / "g.json")
+    [waiting] = unallowed_file_sources([c], grants)
+    assert waiting.domains == ("api.test",) and "~/.config/tool/token" in waiting.question()
+    grants.allow_file(waiting.service, waiting.path, waiting.digest)
+    assert unallowed_file_sources([c], grants) == []

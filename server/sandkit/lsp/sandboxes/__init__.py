@@ -73,6 +73,36 @@ def _command(
     return decorate
 
 
+ALLOW_FILE, NOT_NOW = "Allow", "Not now"
+
+
+async def _ask_file_sources(ls: SandkitServer, config: Any) -> None:
+    """Host files the kits name as credential sources are read only once a person allows
+    them for that version of the kit: asked here, as `sandkit secret allow-file` asks in
+    a terminal. Unanswered, the credential stays unset (the agent sees placeholders)."""
+    from sandkit.hostconfig import registry_args
+    from sandkit.kits.resolution import resolve
+    from sandkit.net.secrets import SourceGrants, unallowed_file_sources
+
+    try:
+        resolution = await asyncio.to_thread(
+            resolve, config.agent, config.kits, config.kit_args, registry_args()
+        )
+    except SandkitError:
+        return  # creating the sandbox reports kit problems, with their positions
+    grants = SourceGrants()
+    for source in unallowed_file_sources(resolution.sandbox.credentials, grants):
+        answer = await ls.window_show_message_request_async(
+            types.ShowMessageRequestParams(
+                type=types.MessageType.Warning,
+                message=source.question(),
+                actions=[types.MessageActionItem(title=t) for t in (ALLOW_FILE, NOT_NOW)],
+            )
+        )
+        if answer is not None and answer.title == ALLOW_FILE:
+            grants.allow_file(source.service, source.path, source.digest)
+
+
 class Progress:
     """$/progress for one long step (image build, boot, installs)."""
 
@@ -193,6 +223,7 @@ def register(server: SandkitServer) -> None:
                     ask_timeout=ls.settings.approval_timeout,
                 )
             )
+            await _ask_file_sources(ls, config)
             sandbox, _ = await lifecycle.create_or_adopt(store, config, folder)
         await started(ls, sandbox)
         if created:
