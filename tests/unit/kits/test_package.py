@@ -33,7 +33,7 @@ def test_unknown_name_is_an_attribute_error() -> None:
 def test_the_sandbox_cli_does_not_load_the_kit_models() -> None:
     # `sandkit run` on a warm-pool member must not pay for pydantic (its supervisor does).
     code = (
-        "import sys, sandkit.sandbox_cli, sandkit.net_cli, sandkit.pool_cli;"
+        "import sys, sandkit.cli.sandbox, sandkit.cli.net, sandkit.cli.pool;"
         "print('pydantic' in sys.modules, 'sandkit.kits.model' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

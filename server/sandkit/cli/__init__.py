@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from sandkit import __version__
+from sandkit.cli.options import Formatter, add_kit_arg_option
 from sandkit.errors import SandkitError
 
 DESCRIPTION = """\
@@ -38,34 +38,9 @@ examples:
 Run `sandkit COMMAND --help` for the options of each command."""
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=32)
-
-
-def kit_arg(text: str) -> tuple[str, str]:
-    """argparse type for --kit-arg NAME=VALUE (every command that takes kits uses it)."""
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"'{text}' is not NAME=VALUE")
-    return name, value
-
-
-def add_kit_arg_option(parser: argparse.ArgumentParser) -> None:
-    """--kit-arg NAME=VALUE, the same on every command that takes kits."""
-    parser.add_argument(
-        "--kit-arg",
-        type=kit_arg,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="value for a kit arg (repeatable)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sandkit", description=DESCRIPTION, epilog=EPILOG, formatter_class=_Formatter
+        prog="sandkit", description=DESCRIPTION, epilog=EPILOG, formatter_class=Formatter
     )
     parser.add_argument("--version", action="version", version=f"sandkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -74,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         "kit",
         help="validate, inspect, migrate kits; print the kit schema",
         description="Work with kits: folders with spec.yaml, or .zip files.",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     verbs = kit.add_subparsers(dest="verb", metavar="VERB", required=True)
 
@@ -83,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check kits; print file:line:col for each problem",
         description="Validate kits. Prints each problem as FILE:LINE:COL: error|warning: MESSAGE.\n"
         "Exits 0 when every kit is valid (warnings allowed), 1 otherwise.",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     validate.add_argument(
         "paths",
@@ -101,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With --resolved, compose AGENT with each --kit mixin, in order, by sbx's merge\n"
         "rules, and print what the sandbox would run.",
         epilog="example:\n  sandkit kit inspect --resolved claude --kit ./kits/github --kit-arg x=y",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     inspect.add_argument(
         "target",
@@ -126,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the JSON Schema of the kit format",
         description="Print a JSON Schema of spec.yaml (schemaVersion 1, 2 and 3), e.g. for\n"
         "the YAML language server's yaml.schemas setting.",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
 
     migrate = verbs.add_parser(
@@ -134,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a schemaVersion 1 kit as schemaVersion 2",
         description="Print a v1 kit rewritten as v2. The file is not changed;\n"
         "redirect the output to write it.",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     migrate.add_argument("path", metavar="PATH", help="kit directory, spec.yaml or .zip")
 
@@ -146,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The language server the VS Code extension starts: kit diagnostics,\n"
         "completion and quick fixes, sandbox commands, network approvals. Speaks LSP on\n"
         "standard input and output, or on a TCP port for debugging.",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     lsp.add_argument("--stdio", action="store_true", help="use stdin/stdout (the default)")
     lsp.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP port instead")
@@ -161,18 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
         "folder trusts the folders below it.",
         epilog="examples:\n  sandkit trust ~/src/my-project\n  sandkit trust --list\n"
         "  sandkit trust --remove ~/src/my-project",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     trust.add_argument("path", nargs="?", metavar="PATH", help="the folder to trust")
     trust.add_argument("--list", action="store_true", help="list trusted folders")
     trust.add_argument("--remove", action="store_true", help="stop trusting PATH")
 
-    from sandkit import image_cli, net_cli, pool_cli, sandbox_cli
+    from sandkit.cli import image, net, pool, sandbox
 
-    sandbox_cli.add_parsers(commands, _Formatter)
-    pool_cli.add_parsers(commands, _Formatter)
-    image_cli.add_parsers(commands, _Formatter)
-    net_cli.add_parsers(commands, _Formatter)
+    sandbox.add_parsers(commands, Formatter)
+    pool.add_parsers(commands, Formatter)
+    image.add_parsers(commands, Formatter)
+    net.add_parsers(commands, Formatter)
     return parser
 
 
@@ -189,30 +164,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "kit":
-            from sandkit import kit_cli
+            from sandkit.cli import kit
 
-            return kit_cli.run(args)
+            return kit.run(args)
         if args.command == "lsp":
             from sandkit.lsp.server import run as run_lsp
 
             return run_lsp(args)
         if args.command == "pool":
-            from sandkit import pool_cli
+            from sandkit.cli import pool
 
-            return pool_cli.run(args)
+            return pool.run(args)
         if args.command == "image":
-            from sandkit import image_cli
+            from sandkit.cli import image
 
-            return image_cli.run(args)
+            return image.run(args)
         if args.command == "trust":
             return trust_command(args)
         if args.command in SANDBOX_COMMANDS:
-            from sandkit import sandbox_cli
+            from sandkit.cli import sandbox
 
-            return sandbox_cli.run(args, extra)
-        from sandkit import net_cli
+            return sandbox.run(args, extra)
+        from sandkit.cli import net
 
-        return net_cli.run(args)
+        return net.run(args)
     except SandkitError as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -243,13 +218,3 @@ def trust_command(args: Any) -> int:
     except FileNotFoundError as exc:
         raise SandkitError(str(exc)) from None
     return 0
-
-
-def dump(data: Any, as_json: bool, out: TextIO = sys.stdout) -> None:
-    if as_json:
-        json.dump(data, out, indent=2)
-        out.write("\n")
-        return
-    from sandkit.yamlout import dump_yaml
-
-    dump_yaml(data, out)

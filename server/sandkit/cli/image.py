@@ -20,12 +20,19 @@ def add_parsers(
         "image",
         help="build, list or remove guest images",
         description="Guest images live in ~/.cache/sandkit/images/<key>; the key "
-        "hashes every input, so a changed mirror, kernel or guest code means a new image.",
+        "hashes every input, so a changed mirror, kernel or guest code means a new image.\n"
+        "An image that root built into /var/cache/sandkit/images (image build --system) "
+        "is used by everyone whose own cache lacks it.",
         formatter_class=formatter,
     )
     verbs = img.add_subparsers(dest="verb", metavar="VERB", required=True)
     build = verbs.add_parser("build", help="build the current image (no-op when it is cached)")
     build.add_argument("--force", action="store_true", help="rebuild even when cached")
+    build.add_argument(
+        "--system",
+        action="store_true",
+        help="as root: build into /var/cache/sandkit, for every user of this machine",
+    )
     ls = verbs.add_parser("ls", help="list cached images")
     ls.add_argument("--json", action="store_true", help="print JSON")
     rm = verbs.add_parser("rm", help="remove cached images")
@@ -38,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if args.verb == "build":
         if args.force:
             key, _ = images.image_key()
-            shutil.rmtree(images.images_dir() / key, ignore_errors=True)
-        built = images.ensure_image(ProgressLine("guest image").step)
+            shutil.rmtree(images.images_dir(args.system) / key, ignore_errors=True)
+        built = images.ensure_image(ProgressLine("guest image").step, system=args.system)
         print(f"{built.key} {built.path} (kernel {built.kernel_release})")
         return 0
     root = images.images_dir()

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sandkit.approval_prompt import ApprovalPrompt
-from sandkit.cli import add_kit_arg_option
+from sandkit.cli.options import add_kit_arg_option
+from sandkit.cli.prompt import ApprovalPrompt
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.client import RemoteExec
 from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name
@@ -305,7 +305,7 @@ async def attach(
     ask_timeout: float = 60.0,
 ) -> int:
     """Run argv in the sandbox wired to this terminal; returns its exit status. With
-    ``ask``, requests no rule covers are asked about here (see approval_prompt)."""
+    ``ask``, requests no rule covers are asked about here (see cli/prompt.py)."""
     client = await lifecycle.connect(sandbox)
     prompt: ApprovalPrompt | None = None
     watcher: asyncio.Task[None] | None = None

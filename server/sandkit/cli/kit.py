@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from sandkit.cli import dump
+from sandkit.cli.output import dump
 from sandkit.hostconfig import registry_args
 from sandkit.kits import KitError, KitIssue, load_ref, resolve
 from sandkit.kits.builtin import builtin_dir, builtin_names, resolve_ref

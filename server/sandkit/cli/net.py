@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from sandkit.cli import add_kit_arg_option
+from sandkit.cli.options import add_kit_arg_option
 from sandkit.errors import ProxyError
 from sandkit.hostconfig import registry_args, registry_hosts
 from sandkit.net.actions import Action, DefaultPolicy

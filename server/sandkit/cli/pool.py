@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sandkit.cli import add_kit_arg_option
+from sandkit.cli.options import add_kit_arg_option
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.store import Store
 from sandkit.ui import duration, since, table
