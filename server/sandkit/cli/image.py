@@ -8,8 +8,6 @@ import shutil
 from typing import Any
 
 from sandkit.ui import ProgressLine, table
-from sandkit.vm import golden
-from sandkit.vm import image as images
 
 
 def add_parsers(
@@ -42,6 +40,9 @@ def add_parsers(
 
 
 def run(args: argparse.Namespace) -> int:
+    from sandkit.vm import golden
+    from sandkit.vm import image as images
+
     if args.verb == "build":
         if args.force:
             key, _ = images.image_key()

@@ -17,7 +17,6 @@ from sandkit.cli.options import add_kit_arg_option
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.store import Store
 from sandkit.ui import duration, since, table
-from sandkit.vm import golden
 
 
 def add_parsers(
@@ -72,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def status(args: argparse.Namespace) -> int:
+    from sandkit.vm import golden
+
     rows: list[dict[str, Any]] = []
     for member in lifecycle.pool_members(Store()):
         state, config = member.state(), member.config()
@@ -177,6 +178,8 @@ async def fill(args: argparse.Namespace) -> int:
 
 
 async def drain(args: argparse.Namespace) -> int:
+    from sandkit.vm import golden
+
     store = Store()
     with _filling(wait=True):
         members = lifecycle.pool_members(store)
