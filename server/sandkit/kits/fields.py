@@ -7,7 +7,7 @@ import posixpath
 import re
 from typing import Annotated, Any, NoReturn
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic_core import PydanticCustomError
 
 from sandkit.kits.hostrules import parse_rule
@@ -147,4 +147,3 @@ def _one_placeholder(value: str) -> str:
 
 ValueFormat = Annotated[Str, AfterValidator(_one_placeholder)]
 
-NonEmptyList = Field(min_length=1)

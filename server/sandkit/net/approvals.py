@@ -50,10 +50,6 @@ class ApprovalBroker:
         self.held: dict[int, Held] = {}
         self._watchers: set[asyncio.Queue[dict[str, Any]]] = set()
 
-    @property
-    def watched(self) -> bool:
-        return bool(self._watchers)
-
     @contextlib.contextmanager
     def watch(self) -> Iterator[asyncio.Queue[dict[str, Any]]]:
         """Events: {"event": "approval", id, host, port, since} when a request is held,

@@ -4,10 +4,8 @@ to in-process subscribers (the supervisor, the language server)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
@@ -49,17 +47,14 @@ _FIELDS = tuple(f.name for f in fields(Decision))
 
 
 class DecisionLog:
-    """Appends records to ``path`` (if any) and fans them out to subscribers.
+    """Appends records to ``path`` (if any). Readers (`policy log --follow`, the editor's
+    watcher) tail the file: it is the one place decisions go."""
 
-    A slow subscriber loses its oldest records rather than slowing the proxy."""
-
-    QUEUE = 1000
     FLUSH_S = 0.2
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self._file: TextIO | None = None
-        self._subscribers: set[asyncio.Queue[Decision]] = set()
         self._flush: asyncio.TimerHandle | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,24 +71,6 @@ class DecisionLog:
                     self.flush()
                 else:
                     self._flush = loop.call_later(self.FLUSH_S, self.flush)
-        for queue in self._subscribers:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(decision)
-
-    @contextlib.contextmanager
-    def subscription(self) -> Iterator[asyncio.Queue[Decision]]:
-        queue: asyncio.Queue[Decision] = asyncio.Queue(self.QUEUE)
-        self._subscribers.add(queue)
-        try:
-            yield queue
-        finally:
-            self._subscribers.discard(queue)
-
-    async def follow(self) -> AsyncIterator[Decision]:
-        with self.subscription() as queue:
-            while True:
-                yield await queue.get()
 
     def flush(self) -> None:
         self._flush = None

@@ -18,25 +18,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-METHODS = (
-    "ping",
-    "guest-ping",
-    "dump-memory",
-    "status",
-    "exec",
-    "stdin",
-    "resize",
-    "signal",
-    "stop",
-    "sync-approve",
-    "sync-reject",
-    "sync-status",
-    "watch",
-    "approve",
-    "deny",
-    "pending",
-)
-
 
 def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"

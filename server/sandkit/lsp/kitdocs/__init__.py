@@ -158,7 +158,6 @@ class KitDocuments:
 
 def register(server: SandkitServer) -> None:
     docs = KitDocuments(server)
-    server.kit_documents = docs  # type: ignore[attr-defined]  # for the sandboxes feature
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(ls: SandkitServer, params: types.DidOpenTextDocumentParams) -> None:

@@ -143,7 +143,6 @@ class Progress:
 def register(server: SandkitServer) -> None:
     terminals = Terminals(server)
     watcher = Watcher(server)
-    server.watcher = watcher  # type: ignore[attr-defined]
 
     @server.feature(types.INITIALIZED)
     def initialized(ls: SandkitServer, params: types.InitializedParams) -> None:
