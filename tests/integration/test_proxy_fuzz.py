@@ -4,6 +4,7 @@ the proxy keeps serving, logs no crash, and never hands out a credential."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 
@@ -64,19 +65,35 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     return bytes(out)
 
 
+# Not a speed limit: how long a connection the client has finished with may stay silent
+# and open before the proxy counts as hung.
+HUNG = 60.0
+
+
 async def exchange(port: int, payload: bytes, half_close: bool) -> bytes:
+    """Everything the proxy sends back until it closes the connection. The client says it
+    has finished (a half-close) at once, or, for ``half_close`` False, after a pause in
+    which an incomplete message may keep the proxy waiting; once the client has finished,
+    the proxy must answer or close: a connection it keeps open for ever fails the test."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    received = b""
     try:
         writer.write(payload)
         await writer.drain()
-        if half_close:
+        if not half_close:
+            with contextlib.suppress(TimeoutError):  # the proxy may answer, or wait for more
+                received = await asyncio.wait_for(reader.read(1 << 20), 1.0)
+        if not reader.at_eof():
             writer.write_eof()
         try:
-            return await asyncio.wait_for(reader.read(1 << 20), 3 if half_close else 1.5)
+            async with asyncio.timeout(HUNG):
+                while chunk := await reader.read(1 << 20):
+                    received += chunk
         except TimeoutError:
-            return b""  # still waiting for more of the message: fine, nothing was answered
+            pytest.fail(f"the proxy neither answered nor closed: {payload[:120]!r}")
+        return received
     except ConnectionError:
-        return b""
+        return received
     finally:
         writer.transport.abort()
 

@@ -175,6 +175,17 @@ class SyncEngine:
                     self.deferred_writes.setdefault(rel, now)
                     self.last_deletion = now
                     continue
+            elif (
+                toward_host
+                and rel not in self._approved
+                and op is not Op.DELETE_HOST
+                and self._runs_on_host(action)
+            ):
+                # Under an approved folder, but never shown to the person on its own: a
+                # path the host runs still waits for its own answer.
+                self._hold({rel: HOLD_PROTECTED}, report)
+                self.emit("protected-held", paths=[rel])
+                continue
             try:
                 self._one(action, rel, action.entry, stamp, report)
             except UnsafePath as exc:  # a component became a link since the scan
@@ -207,7 +218,10 @@ class SyncEngine:
     @staticmethod
     def _destructive(new: Entry | None, old: Entry | None) -> bool:
         """An overwrite that destroys more than it writes: a file emptied or cut to a
-        small fraction of its size."""
+        small fraction of its size, or a folder replaced by a file or a link (everything in
+        it goes)."""
+        if new is not None and old is not None and old.kind is Kind.DIR:
+            return new.kind is not Kind.DIR
         if new is None or old is None or old.kind is not Kind.FILE or old.size == 0:
             return False
         if new.kind is not Kind.FILE:
@@ -317,7 +331,11 @@ class SyncEngine:
             entry, size = self.share.entry(rel), self.journal.bytes_under(rel)
             if entry is None:
                 continue  # deleted meanwhile: the next batch defers it as a deletion
-            stored = self._to_trash(rel, stamp, "overwritten by the sandbox", keep=True)
+            if not self._link_allowed(rel, entry, report):
+                continue  # swapped for a link that leads out while it waited: not made
+            stored = self._to_trash(
+                rel, stamp, "overwritten by the sandbox", keep=self._keeps(rel, entry)
+            )
             try:
                 self._copy(self.share, self.host, rel, entry)
             except UnsafePath as exc:
@@ -380,7 +398,7 @@ class SyncEngine:
         elif op is Op.TO_HOST and entry is not None:
             if not self._link_allowed(rel, entry, report):
                 return
-            self._to_trash(rel, stamp, "overwritten by the sandbox", keep=True)
+            self._to_trash(rel, stamp, "overwritten by the sandbox", keep=self._keeps(rel, entry))
             self._copy(self.share, self.host, rel, entry)
         elif op is Op.DELETE_SHARE:
             self.share.remove(rel)
@@ -460,6 +478,13 @@ class SyncEngine:
     def _forget(self, rel: str) -> None:
         for path in self.journal.base([rel]):
             self.journal.record(path, None)
+
+    def _keeps(self, rel: str, entry: Entry) -> bool:
+        """Whether the host's version of ``rel`` is copied to the trash (it is about to be
+        overwritten in place) or moved there: a folder that a file or a link replaces goes
+        whole, with whatever in it sync does not track."""
+        st = self.host.tree.lstat(rel)
+        return entry.kind is Kind.DIR or st is None or not stat.S_ISDIR(st.st_mode)
 
     def _to_trash(self, rel: str, stamp: str, reason: str, keep: bool) -> Path | None:
         """Keep the host's version of ``rel`` in the trash: a copy (it is about to be

@@ -390,7 +390,9 @@ class SafeTree:
                     os.rename(name, dest, src_dir_fd=fd)
                 return True
             except OSError as exc:
-                if exc.errno != errno.EXDEV:
+                # Another file system, or a folder already there (its files trashed one
+                # by one in the same step, a rm -rf): copy into it, then remove.
+                if exc.errno not in (errno.EXDEV, errno.ENOTEMPTY, errno.EEXIST):
                     raise
         self._export_one(rel, st, dest)
         if stat.S_ISDIR(st.st_mode):

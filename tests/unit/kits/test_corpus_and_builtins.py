@@ -22,10 +22,54 @@ def test_corpus_is_complete() -> None:
     ]
 
 
+# What each published kit is, and the advice sandkit gives about it (never an error:
+# published kits load as they are).
+CORPUS_EXPECTED = {
+    "v1-mixin-deepseek-creds": (
+        ("deepseek-creds", "mixin", "1"),
+        ["api.deepseek.com"],
+        ["deepseek"],
+        ["legacy", "legacy", "legacy"],
+    ),
+    "v2-mixin-glab": (("glab", "mixin", "2"), ["gitlab.com:443"], ["gitlab"], []),
+    "v2-sandbox-aider": (
+        ("aider", "agent", "2"),
+        [
+            "github.com",
+            "api.github.com",
+            "raw.githubusercontent.com",
+            "objects.githubusercontent.com",
+            "release-assets.githubusercontent.com",
+            "index.py.example",
+            "files.py.example",
+            "astral.sh",
+            "*.astral.sh",
+            "aider.chat",
+        ],
+        ["anthropic", "gemini", "openai"],
+        ["inject-not-allowed"] * 3,  # its keys go to hosts only a mixin or approval allows
+    ),
+    "v3-workload-shell": (
+        ("v3-workload-shell", "agent", "3"),
+        ["deb.example.net", "dhi.io"],
+        [],
+        [],
+    ),
+}
+
+
 @pytest.mark.parametrize("name", CORPUS_KITS)
-def test_corpus_kit_validates(name: str) -> None:
+def test_corpus_kit_loads_as_published(name: str) -> None:
+    identity, allow, services, codes = CORPUS_EXPECTED[name]
     loaded = load_kit(CORPUS / name)
-    assert all(w.severity is Severity.WARNING for w in loaded.warnings)
+    kit = loaded.kit
+    assert (kit.name, kit.kind, kit.schema_version) == identity
+    assert [r.pattern for r in kit.network.allow] == allow
+    assert kit.network.deny == ()
+    assert [c.service for c in kit.credentials] == services
+    assert [w.code for w in loaded.warnings] == codes
+    assert {w.severity for w in loaded.warnings} <= {Severity.WARNING}
+    assert all(w.file.endswith(f"{name}/spec.yaml") and w.span.line > 0 for w in loaded.warnings)
 
 
 def test_aider_with_deepseek_resolves() -> None:

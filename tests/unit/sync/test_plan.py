@@ -40,7 +40,30 @@ CASES = [
     (A, L_OUT, A, Op.REFUSE_LINK),
     (L_IN, None, None, Op.TO_SHARE),
     (UNKNOWN, UNKNOWN, UNKNOWN, Op.CONFLICT),  # unknown content: keep both rather than guess
+    # The host deleted the file; the sandbox, meanwhile, made a link there.
+    (None, L_OUT, A, Op.REFUSE_LINK),
+    (None, L_IN, A, Op.TO_HOST),
+    (None, L_OUT, L_IN, Op.REFUSE_LINK),
+    (L_IN, L_OUT, L_IN, Op.REFUSE_LINK),
+    (D, D, D, None),
+    (L_IN, L_IN, L_IN, None),
+    (L_IN, L_IN, None, Op.RECORD),
+    (L_OUT, L_IN, L_IN, Op.TO_SHARE),  # the host's own links are the host's business
+    (A, D, None, Op.CONFLICT),  # a file here, a directory there
+    (A, D, B, Op.CONFLICT),
+    (A, D, A, Op.TO_HOST),  # the sandbox replaced an untouched file: the guard judges it
+    (D, None, D, Op.DELETE_HOST),
+    (A, A_EXEC, A, Op.TO_HOST),  # the sandbox's chmod reaches the host (cleaned there)
 ]
+
+
+def _winner(op: Op | None, host: Entry | None, share: Entry | None) -> Entry | None:
+    """The entry an action carries: the side whose version is about to be everywhere."""
+    if op in (Op.TO_HOST, Op.REFUSE_LINK):
+        return share
+    if op in (Op.TO_SHARE, Op.RECORD, Op.CONFLICT):
+        return host
+    return None
 
 
 @pytest.mark.parametrize(("host", "share", "base", "op"), CASES)
@@ -49,7 +72,32 @@ def test_decide(host: Entry | None, share: Entry | None, base: Entry | None, op:
         return {"p": e} if e is not None else {}
 
     actions = plan(tree(host), tree(share), tree(base))
-    assert [a.op for a in actions] == ([op] if op else [])
+    expected = [Action(op, "p", _winner(op, host, share))] if op else []
+    assert actions == expected
+
+
+@pytest.mark.parametrize(
+    ("target", "op"),
+    [("../y", Op.TO_HOST), ("../../y", Op.REFUSE_LINK), ("/d/y", Op.REFUSE_LINK)],
+)
+def test_a_link_is_judged_from_its_own_folder(target: str, op: Op) -> None:
+    """`d/x -> ../y` stays in the workspace, `d/x -> ../../y` leaves it: on a fresh path
+    and on a path whose file the host deleted while the sandbox made the link."""
+    link = Entry(Kind.LINK, target=target)
+    bases: list[dict[str, Entry]] = [{}, {"d/x": A}]
+    for base in bases:
+        assert plan({}, {"d/x": link}, base) == [Action(op, "d/x", link)]
+
+
+def test_entries_compare_by_what_they_are() -> None:
+    assert D.same(Entry(Kind.DIR, 0o700))  # a directory's mode is not synced as a change
+    assert L_IN.same(Entry(Kind.LINK, target="sub/x"))
+    assert not L_IN.same(L_OUT) and not L_IN.same(None) and not L_IN.same(A)
+    assert A.same(Entry(Kind.FILE, 0o100644, 1, "a"))  # only the permission bits count
+    assert not A.same(Entry(Kind.FILE, 0o644, 2, "a"))
+    assert not A.same(B) and not A.same(A_EXEC) and not UNKNOWN.same(UNKNOWN)
+    assert A.same_content(A_EXEC) and not A.same_content(B) and not A.same_content(None)
+    assert not UNKNOWN.same_content(UNKNOWN) and not D.same_content(D)
 
 
 def test_order_deletes_deep_first_then_creates_shallow_first() -> None:

@@ -51,6 +51,14 @@ def test_key_covers_image_shape_accel_and_qemu(
     assert base not in others and len(others) == 5
 
 
+def test_a_rebuilt_image_of_the_same_key_needs_its_own_golden(tmp_path: Path) -> None:
+    # Two builds of one key differ in their bytes (the ext4's UUID, at least): a golden
+    # saved on one would restore a guest whose page cache disagrees with the other's disk.
+    first = Image(key="img1", path=tmp_path, kernel_release="6.1", build="a" * 32)
+    again = Image(key="img1", path=tmp_path, kernel_release="6.1", build="b" * 32)
+    assert key(tmp_path, image=first) != key(tmp_path, image=again)
+
+
 def test_key_leaves_out_the_per_vm_paths(tmp_path: Path) -> None:
     inputs = golden.key_inputs(image(tmp_path), 2, 512, "tcg")
     text = json.dumps(inputs)
