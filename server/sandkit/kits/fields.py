@@ -146,4 +146,3 @@ def _one_placeholder(value: str) -> str:
 
 
 ValueFormat = Annotated[Str, AfterValidator(_one_placeholder)]
-
