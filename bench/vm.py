@@ -156,7 +156,7 @@ def main() -> int:
         pids = [
             state.qemu_pid,
             state.supervisor_pid,
-            *pids_with(str(Store().get(NAME).sockets / "share.sock")),
+            *pids_with(f"source={Store().get(NAME).share}\0"),  # virtiofsd (and its child)
         ]
         rss = {pid: rss_kib(pid) for pid in pids}
         total_mib = sum(rss.values()) / 1024
@@ -189,7 +189,7 @@ def main() -> int:
         mstate = member.state()
         assert mstate.qemu_pid and mstate.supervisor_pid
         mpids = sorted(
-            {mstate.qemu_pid, mstate.supervisor_pid, *pids_with(str(member.sockets / "share.sock"))}
+            {mstate.qemu_pid, mstate.supervisor_pid, *pids_with(f"source={member.share}\0")}
         )
         cpu_before = sum(cpu_seconds(p) for p in mpids)
         time.sleep(10)

@@ -1,6 +1,9 @@
 """Real microVMs (TCG in CI). Sandbox state goes to a temporary XDG_STATE_HOME; the guest
-image stays in the real XDG cache, so it is built once per machine. One sandbox is booted
-for the whole session and shared by the tests that only need a running VM."""
+image stays in the real XDG cache, so it is built once per machine (per user). One sandbox
+is booted for the whole session and shared by the tests that only need a running VM.
+
+Every test in this folder is marked `vm`: scripts/test runs them as an ordinary user that
+it creates (sandkit must not need root), and the rest of the suite as root."""
 
 from __future__ import annotations
 
@@ -17,6 +20,14 @@ import pytest
 import trustme
 
 from tests.cli.test_kit_cli import SANDKIT
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.vm)
 
 
 @dataclass

@@ -143,7 +143,10 @@ def test_terminal_approvals(env: Env, upstream: tuple[int, Path]) -> None:
         f"https://api.test:{port}/",
     )
     assert denied.stdout == "000:403" and time.monotonic() - started < 4
+    before = json.loads((env.state / name / "state.json").read_text())["qemu_pid"]
     env.sk("stop", name, check=True)
+    rows = json.loads(env.sk("ls", "--json", check=True).stdout)
+    assert next(r for r in rows if r["name"] == name)["state"] == "stopped"
     again = env.sk(
         "exec",
         name,
@@ -157,6 +160,8 @@ def test_terminal_approvals(env: Env, upstream: tuple[int, Path]) -> None:
         f"https://other.test:{port}/",
     )
     assert again.stdout == "200:200"  # "for this sandbox" survives a restart
+    after = json.loads((env.state / name / "state.json").read_text())["qemu_pid"]
+    assert isinstance(before, int) and isinstance(after, int) and after != before  # a new VM
     time.sleep(0.5)  # the decision log is flushed every 0.2 s
     log = [
         json.loads(line)

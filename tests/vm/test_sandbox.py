@@ -156,15 +156,32 @@ def test_root_filesystem_persists_until_rm(env: Env, tmp_path: Path) -> None:
     name = "persist"
     env.sk("create", "shell", str(tmp_path), "--name", name, "--memory", "512m", check=True)
     env.sk("exec", "-u", "root", name, "--", "sh", "-c", "echo kept > /var/tmp/marker", check=True)
+    booted = json.loads((env.state / name / "state.json").read_text())["qemu_pid"]
+    assert isinstance(booted, int) and _is_qemu(booted)
     env.sk("stop", name, check=True)
-    assert json.loads(env.sk("ls", "--json").stdout)[-1]["state"] in ("stopped",) or True
+    assert _row(env, name)["state"] == "stopped"
+    assert not _is_qemu(booted)  # its QEMU is gone
     assert env.sk("exec", name, "--", "cat", "/var/tmp/marker", check=True).stdout == "kept\n"
+    assert _row(env, name)["state"] == "running"  # exec started it again: a new QEMU
+    assert json.loads((env.state / name / "state.json").read_text())["qemu_pid"] != booted
     env.sk("rm", name, check=True)
     assert not (env.state / name).exists()
     env.sk("create", "shell", str(tmp_path), "--name", name, "--memory", "512m", check=True)
     gone = env.sk("exec", name, "--", "cat", "/var/tmp/marker")
     assert gone.returncode == 1 and "No such file" in gone.stderr
     env.sk("rm", name, check=True)
+
+
+def _row(env: Env, name: str) -> dict[str, str]:
+    rows: list[dict[str, str]] = json.loads(env.sk("ls", "--json", check=True).stdout)
+    return next(r for r in rows if r["name"] == name)
+
+
+def _is_qemu(pid: int) -> bool:
+    try:
+        return b"qemu-system" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _pids_named(needle: str) -> list[int]:

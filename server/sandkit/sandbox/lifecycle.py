@@ -17,6 +17,7 @@ from sandkit.hostconfig import registry_args
 from sandkit.pids import alive
 from sandkit.sandbox.client import SupervisorClient
 from sandkit.sandbox.store import Config, Sandbox, SandboxError, State, Store
+from sandkit.vm import hostcheck
 from sandkit.vm.image import Progress, ensure_image
 
 BOOT_TIMEOUT = 900.0  # installs (npm, apt) run before a sandbox counts as started
@@ -65,6 +66,11 @@ async def start(
         return await _wait(sandbox, waiting)
     _kill_leftovers(state)  # a crashed sandbox may have left QEMU or virtiofsd running
     _kill_orphans(sandbox)
+    # What the host must allow (user namespaces, subordinate ids) is checked before the
+    # image build or the golden snapshot, which take minutes.
+    config = sandbox.config()
+    hostcheck.check_shape(config.cpus, config.memory_mib)
+    hostcheck.require()
     # Built here, with visible progress; the supervisor is told where it is.
     image = await asyncio.to_thread(ensure_image, progress)
     log = (sandbox.dir / "supervisor.log").open("ab")

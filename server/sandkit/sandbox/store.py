@@ -166,5 +166,9 @@ class Store:
         ]
 
     def remove(self, sandbox: Sandbox) -> None:
+        from sandkit.vm.userns import remove_tree
+
         shutil.rmtree(sandbox.sockets, ignore_errors=True)
-        shutil.rmtree(sandbox.dir, ignore_errors=True)
+        # The share may hold files of the guest's root: as anyone but root, those belong
+        # to subordinate ids (vm/userns.py).
+        remove_tree(sandbox.dir)

@@ -18,14 +18,16 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandkit.errors import SandkitError
-from sandkit.hostconfig import local_cas, registry_hosts
+from sandkit.hostconfig import local_cas, registry_credentials, registry_hosts
 from sandkit.kits.model import Phase
 from sandkit.net.actions import Action
-from sandkit.net.approvals import ApprovalBroker
+from sandkit.net.approvals import ApprovalBroker, exact_host
+from sandkit.net.cafile import read_certificates
 from sandkit.sandbox.protocol import encode
 from sandkit.sandbox.store import Config, Sandbox, State, Store
 from sandkit.tasks import spawn
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from sandkit.kits.resolution import Resolution
     from sandkit.net.proxy import EgressProxy, ProxySettings
     from sandkit.sync.engine import SyncEngine
+    from sandkit.sync.protect import Protected
 
 log = logging.getLogger("sandkit.supervisor")
 
@@ -62,6 +65,8 @@ class Supervisor:
         self.sandbox.save_state(self.state)
         self.machine: Machine | None = None
         self.sync: SyncEngine | None = None
+        self.sync_loop: asyncio.AbstractEventLoop | None = None
+        self.sync_watchers: set[asyncio.Queue[dict[str, Any]]] = set()  # attached clients
         self.sync_stop = asyncio.Event()
         self.sync_task: asyncio.Task[None] | None = None
         self.guest_env: dict[str, str] = {}
@@ -108,17 +113,23 @@ class Supervisor:
         self.sandbox.control.unlink(missing_ok=True)
         return 0
 
+    @property
+    def proxy_socket(self) -> Path:
+        """The proxy's Unix socket, in a private folder: only the owner's processes (the
+        VM's forward) can connect; no other local user can use the sandbox's credentials."""
+        return self.sandbox.sockets / "egress" / "proxy.sock"
+
     async def boot(self) -> None:
-        """Start QEMU first and set up the proxy while the guest boots: the proxy's port is
-        bound now, so the VM's forward can name it before anything listens."""
+        """Start QEMU first and set up the proxy while the guest boots: the proxy's socket
+        is bound now, so the VM's forward can name it before anything listens."""
+        from sandkit.net.access import bind_private
+
         c = self.config
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
+        self.sandbox.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
+        listener = bind_private(self.proxy_socket)
         image = load_image(self.image_path) if self.image_path else None
         if image is None:
             image = await asyncio.to_thread(ensure_image)
-        self.sandbox.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
         params = {"hostname": c.name, "proxy": "10.0.2.100:3128"}
         if c.workspace:
             params["ws"] = c.workspace
@@ -148,13 +159,12 @@ class Supervisor:
             # and bound at the workspace's path at adoption.
             share=self.sandbox.share if c.workspace or c.pool_shape else None,
             params=params,
-            proxy_port=port,
+            proxy_socket=self.proxy_socket,
             machine="q35" if clone else "microvm",
             ram_file=clone.ram if clone else None,
             restore_from=clone.state if clone else None,
             keep_ram_file=bool(clone and clone.prepare),
         )
-        self.save(proxy_port=port)
         if c.workspace:  # the share holds the workspace before the guest looks at it
             await self.start_sync(Path(c.workspace))
         launch = spawn(self.machine.launch(), "launch")
@@ -165,7 +175,7 @@ class Supervisor:
             launch.cancel()
             listener.close()
             raise
-        log.info("proxy listening on 127.0.0.1:%d", port)
+        log.info("proxy listening on %s", self.proxy_socket)
         if c.workspace:
             await self.place_workspace_files(Path(c.workspace))
         try:
@@ -258,17 +268,28 @@ class Supervisor:
             self.sandbox.dir / "sync",
             share_owner=owners[0],
             host_owner=owners[1],
+            protected=protected_paths(workspace, self.config.kits),
         )
+        self.sync_loop = asyncio.get_running_loop()
         self.sync.listeners.append(self.on_sync_event)
-        await asyncio.to_thread(self.sync.sync)
+        sync = self.sync
+        await self.handing_back(lambda: asyncio.to_thread(sync.sync))
         self.save(sync=self.sync.status)
-        self.sync_task = spawn(self.sync.run(self.sync_stop), "sync")
+        self.sync_task = spawn(self.handing_back(lambda: sync.run(self.sync_stop)), "sync")
 
     def on_sync_event(self, event: str, data: dict[str, Any]) -> None:
+        """Called from the sync thread (or the loop): state to disk, holds to watchers."""
         if event == "status":
             self.save(sync=data["status"])
         else:
             log.info("sync %s %s", event, data)
+        if event in ("deletions-held", "protected-held") and self.sync_loop is not None:
+            held = {"event": "sync-held", "kind": event, "paths": list(data.get("paths", []))}
+            self.sync_loop.call_soon_threadsafe(self._tell_watchers, held)
+
+    def _tell_watchers(self, event: dict[str, Any]) -> None:
+        for queue in self.sync_watchers:
+            queue.put_nowait(event)
 
     async def make_proxy(
         self, listener: socket.socket, resolution: Resolution | None = None
@@ -303,6 +324,15 @@ class Supervisor:
             sandbox=c.name,
             registry_hosts=registry_hosts(c.arg_defaults),
         )
+        # Logins that were in the host's registry URLs: the proxy sends them (the guest got
+        # the URLs without them), through the same injector as the kits' credentials.
+        logins = registry_credentials(c.arg_defaults)
+        if logins:
+            from sandkit.net.inject import BoundCredential, Injector
+            from sandkit.net.secrets import placeholder
+
+            bound = [*bound, *(BoundCredential(k, v, placeholder(k.service)) for k, v in logins)]
+            settings.injector = Injector(bound)
         # What every process in the guest sees: the kits' variables, placeholders where the
         # real secrets would be, and the sandbox CA for every TLS stack that has its own.
         env = dict(resolution.sandbox.environment)
@@ -321,7 +351,8 @@ class Supervisor:
             settings.policy = settings.policy.with_approval(host, Action(action))
         self.ca_pem = settings.ca.cert_path.read_bytes()
         if c.upstream_ca:
-            self.ca_pem += b"\n" + Path(c.upstream_ca).read_bytes()
+            # Only its certificates: the file goes into the guest's trust store.
+            self.ca_pem += b"\n" + read_certificates(Path(c.upstream_ca))
         if c.host_cas:
             self.ca_pem += b"\n" + local_cas()
         return settings
@@ -479,19 +510,28 @@ class Supervisor:
             data = json.loads((self.sandbox.dir / "approvals.json").read_text())
         except (OSError, ValueError):
             return {}
-        return {str(k): str(v) for k, v in data.items() if v in ("allow", "deny")}
+        if not isinstance(data, dict):
+            return {}
+        approvals = {}
+        for key, value in data.items():
+            try:  # a file written by an older sandkit may hold wildcards: they are dropped
+                host = exact_host(str(key), port=True)
+            except ValueError:
+                log.warning("ignoring the remembered approval %r: not one host", key)
+                continue
+            if value in ("allow", "deny"):
+                approvals[host] = str(value)
+        return approvals
 
     def answer(self, host: str, action: Action, remember: bool) -> dict[str, Any]:
-        from sandkit.kits.hostrules import parse_rule
-
         host = host.strip().lower()
         if not host or any(c in host for c in "/ @"):
             raise SandkitError(f"'{host}' is not a host name (e.g. api.example.com)")
-        if remember:  # checked before anything is let through
+        if remember:  # checked before anything is let through: one host, never a wildcard
             try:
-                parse_rule(host)
+                host = exact_host(host, port=True)
             except ValueError as exc:
-                raise SandkitError(f"'{host}': {exc}") from None
+                raise SandkitError(str(exc)) from None
         answered = self.approvals.answer(action, host=host)
         if remember:
             if self.proxy is not None:
@@ -562,11 +602,53 @@ class Supervisor:
             self.proxy.s.log.close()
             self.proxy.s.ca.close()
             self.proxy = None
+            self.proxy_socket.unlink(missing_ok=True)
+
+    async def hand_back(self, paths: list[str]) -> None:
+        """Run as anyone but root, what the guest's root made in the share belongs to one
+        of the user's subordinate ids on the host (vm/userns.py), which sync, running as
+        the user, can read but not change. Before sync answers for held paths, the guest
+        gives them, and the folders they are in, back to its agent: the user, on the host."""
+        channel = self.machine.channel if self.machine is not None else None
+        if os.geteuid() == 0 or not paths or channel is None:
+            return
+        targets: set[str] = set()
+        for rel in paths:
+            parts = rel.split("/")
+            targets.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+        # In the guest, on its own share: nothing it could not do itself. A path already
+        # gone is no error worth more than chown's message.
+        share = "/run/sandkit/share"
+        await channel.run(
+            ["chown", "-h", "1000:1000", "--", *(f"{share}/{t}" for t in sorted(targets))]
+        )
+
+    async def handing_back(self, step: Callable[[], Awaitable[object]]) -> None:
+        """Run a sync step; run as anyone but root, if it stops on a file or folder of
+        the guest's root in the share (see hand_back), the guest gives every such entry of
+        the workspace to its agent, and the step runs again: sync never stops on them."""
+        for tries in range(10):  # a cause that is not the guest's root: stop all the same
+            try:
+                await step()
+                return
+            except PermissionError as exc:
+                channel = self.machine.channel if self.machine is not None else None
+                if os.geteuid() == 0 or channel is None or tries == 9:
+                    raise
+                find = "find /run/sandkit/share -xdev ! -user 1000 -print -exec chown -h 1000:1000 {} +"
+                done = await channel.run(["sh", "-c", find])
+                if done.exit_status != 0 or not done.stdout.strip():
+                    raise  # nothing of the guest's root: not the cause
+                log.info("sync: %s; the guest's root's files in the share go to its agent", exc)
+                if self.stopping:  # after the await, with nothing between it and clear()
+                    return
+                self.sync_stop.clear()  # set by the sync's run() as it ended
 
     # -- control socket -------------------------------------------------------------------
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         executions: dict[int, Execution] = {}
         watching: list[asyncio.Task[None]] = []
+        forwarding: set[asyncio.Task[None]] = set()
         lock = asyncio.Lock()
 
         async def send(message: dict[str, Any]) -> None:
@@ -576,8 +658,11 @@ class Supervisor:
                     await writer.drain()
 
         async def forward(execution: Execution) -> None:
+            # Backpressure end to end: next() acknowledges output to the guest, and is not
+            # called again until this client's socket took the last event (send drains), so
+            # a slow client pauses the process in the guest; nothing queues up here.
             while True:
-                event = await execution.events.get()
+                event = await execution.next()
                 if event["op"] == "output":
                     await send(
                         {
@@ -598,10 +683,14 @@ class Supervisor:
                     executions.pop(execution.id, None)
                     return
 
-        async def watch() -> None:  # held requests, for as long as this client is here
+        async def watch() -> None:  # held requests and changes, while this client is here
             with self.approvals.watch() as queue:
-                while True:
-                    await send(await queue.get())
+                self.sync_watchers.add(queue)
+                try:
+                    while True:
+                        await send(await queue.get())
+                finally:
+                    self.sync_watchers.discard(queue)
 
         try:
             while line := await reader.readline():
@@ -626,13 +715,16 @@ class Supervisor:
                 if isinstance(result, Execution):
                     executions[result.id] = result
                     await send({"id": request.get("id"), "result": {"exec": result.id}})
-                    spawn(forward(result), f"forward-{result.id}")
+                    task = spawn(forward(result), f"forward-{result.id}")
+                    forwarding.add(task)
+                    task.add_done_callback(forwarding.discard)
                 else:
                     await send({"id": request.get("id"), "result": result})
         except ConnectionError:
             pass
         finally:
-            for task in watching:
+            # No one reads this output any more: unacknowledged, it pauses in the guest.
+            for task in [*watching, *forwarding]:
                 task.cancel()
             for execution in executions.values():  # the client left: end what it started
                 with contextlib.suppress(Exception):
@@ -657,8 +749,11 @@ class Supervisor:
                 return {
                     "status": self.sync.status,
                     "held": sorted(self.sync.pending),
+                    "details": self.sync.held(),
+                    "refused_links": dict(self.sync.refused),
                     "conflicts": self.sync.conflicts,
                 }
+            await self.hand_back(sorted(self.sync.pending))
             count = await asyncio.to_thread(
                 self.sync.approve if method == "sync-approve" else self.sync.reject
             )
@@ -725,6 +820,23 @@ async def main(name: str, image: str | None = None) -> int:
         loop.add_signal_handler(sig, lambda: spawn(supervisor.stop(), "stop-on-signal"))
     loop.add_signal_handler(signal.SIGHUP, lambda: None)  # outlive the terminal that started us
     return await supervisor.run()
+
+
+def protected_paths(workspace: Path, kits: list[str]) -> Protected:
+    """The user's protected paths, plus the kit folders inside this workspace that the
+    sandbox uses: an agent that rewrites its own kit would widen its next start."""
+    from sandkit.paths import config_dir
+    from sandkit.sync.protect import Protected
+
+    extra = []
+    for kit in kits:
+        path = Path(kit)
+        if not path.is_absolute():
+            continue
+        if path.is_relative_to(workspace):
+            rel = path.relative_to(workspace).as_posix()
+            extra.append(f"/{rel}" if path.suffix in (".zip", ".yaml", ".yml") else f"/{rel}/**")
+    return Protected.for_user(config_dir(), extra)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ def key_inputs(image: Image, cpus: int, memory_mib: int, accel: str) -> dict[str
     inputs: dict[str, object] = {
         "format": FORMAT,
         "image": image.key,
+        "image_build": image.build,  # a rebuilt image (same key) has other bytes
         "qemu": qemu_version(),
         "argv": qemu.argv(spec),
     }

@@ -5,7 +5,14 @@ an uncompressed vmlinux through PVH), and our initramfs.
 Images are cached under $XDG_CACHE_HOME/sandkit/images/<key>, where the key hashes every
 input (mirror, packages, kernel version, guest code, this builder's version). A build
 happens in a temporary folder renamed into place at the end, and the manifest written
-last lists every file with its size: a partial or damaged image is rebuilt, never booted."""
+last lists every file with its size: a partial or damaged image is rebuilt, never booted.
+
+Nothing here needs root: as anyone else, mmdebstrap runs in its unshare mode and the
+ext4 image is made inside a user namespace (hostcheck says what the host must allow). On
+a machine shared by several people an admin may build the image once into the system
+cache, /var/cache/sandkit/images/<key> (`sudo sandkit image build --system`); a user
+whose own cache lacks the key uses it, read-only, but only if root owns every part of it
+and nobody else can write to it: never another user's files."""
 
 from __future__ import annotations
 
@@ -13,8 +20,10 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -23,6 +32,7 @@ from pathlib import Path
 from sandkit import hostconfig
 from sandkit.errors import SetupError
 from sandkit.paths import cache_dir
+from sandkit.vm import hostcheck, userns
 from sandkit.vm.initramfs import WANTED, build_initramfs, module_order
 
 BUILDER_VERSION = "2"
@@ -59,6 +69,9 @@ class Image:
     key: str
     path: Path
     kernel_release: str
+    # One build's identity: two builds of a key are not byte-identical (mke2fs picks a
+    # fresh UUID), and a golden snapshot is only good for the build it was saved on.
+    build: str = ""
 
     @property
     def kernel(self) -> Path:
@@ -187,8 +200,34 @@ def _compute_key() -> tuple[str, dict[str, object]]:
     return digest, inputs
 
 
-def images_dir() -> Path:
-    return cache_dir() / "images"
+SYSTEM_CACHE = Path("/var/cache/sandkit")
+
+
+def images_dir(system: bool = False) -> Path:
+    return (SYSTEM_CACHE if system else cache_dir()) / "images"
+
+
+def trusted(path: Path, owner: int = 0) -> bool:
+    """Whether the image folder ``path`` can be used by anyone: it, its files and every
+    folder above it belong to ``owner`` (root) and nobody else may write to them; no
+    link anywhere (above the cache, a root-owned sticky folder such as /tmp is fine)."""
+    try:
+        for name in (*FILES, "manifest.json"):
+            st = (path / name).lstat()
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != owner or st.st_mode & 0o022:
+                return False
+        for i, folder in enumerate((path, *path.parents)):
+            st = folder.lstat()
+            if not stat.S_ISDIR(st.st_mode):
+                return False
+            inside = i <= 2  # the image, images/ and sandkit/: the cache itself
+            if st.st_uid not in (owner, 0) or (inside and st.st_uid != owner):
+                return False
+            if st.st_mode & 0o022 and (inside or not st.st_mode & stat.S_ISVTX):
+                return False
+    except OSError:
+        return False
+    return True
 
 
 def load(path: Path) -> Image | None:
@@ -198,21 +237,33 @@ def load(path: Path) -> Image | None:
         for name in FILES:
             if (path / name).stat().st_size != manifest["files"][name]:
                 return None
-        return Image(manifest["key"], path, manifest["kernel_release"])
+        return Image(
+            manifest["key"], path, manifest["kernel_release"], str(manifest.get("build", ""))
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def ensure_image(progress: Progress | None = None) -> Image:
-    """The cached image for the current inputs, built first if missing or damaged."""
+def ensure_image(progress: Progress | None = None, system: bool = False) -> Image:
+    """The cached image for the current inputs, built first if missing or damaged: in the
+    user's cache, or with ``system`` (root only) in the system cache that others may use."""
     key, inputs = image_key()
-    final = images_dir() / key
+    final = images_dir(system) / key
     image = load(final)
     if image is not None:
         return image
+    if not system:
+        shared = images_dir(system=True) / key
+        if trusted(shared) and (image := load(shared)) is not None:
+            return image
+    elif os.geteuid() != 0:
+        raise SetupError(
+            f"only root can build the system cache {SYSTEM_CACHE} that every user may use: "
+            "sudo sandkit image build --system (or leave out --system to build your own)"
+        )
     if final.exists():
         shutil.rmtree(final)  # partial or damaged: never boot it
-    return build(key, inputs, final, progress or (lambda *_: None))
+    return build(key, inputs, final, progress or (lambda *_: None), shared=system)
 
 
 STEPS = (
@@ -223,9 +274,14 @@ STEPS = (
 )
 
 
-def build(key: str, inputs: dict[str, object], final: Path, progress: Progress) -> Image:
+def build(
+    key: str, inputs: dict[str, object], final: Path, progress: Progress, shared: bool = False
+) -> Image:
     if not BUSYBOX.exists():
         raise SetupError("/bin/busybox (Debian's busybox-static) is missing: run scripts/setup")
+    if shutil.which("mmdebstrap") is None:
+        raise SetupError("mmdebstrap is not installed: run scripts/setup")
+    hostcheck.require()  # before anything is written: no half-built image
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=final.parent))
     log = work / "build.log"
@@ -238,39 +294,30 @@ def build(key: str, inputs: dict[str, object], final: Path, progress: Progress) 
             build_initramfs(BUSYBOX, guest_files()["init.sh"], modules)
         )
         progress(STEPS[2], 2, len(STEPS))
-        rootfs = work / "rootfs"
-        _rootfs(rootfs, log)
+        tarball = work / "rootfs.tar"
+        _rootfs(tarball, log)
         progress(STEPS[3], 3, len(STEPS))
-        _run(
-            [
-                "mke2fs",
-                "-q",
-                "-F",
-                "-t",
-                "ext4",
-                "-L",
-                "skroot",
-                "-d",
-                str(rootfs),
-                str(work / "rootfs.ext4"),
-                DISK_SIZE,
-            ],
-            log,
-        )
-        shutil.rmtree(rootfs)
+        _ext4(tarball, work / "rootfs.ext4", log)
+        tarball.unlink()
         shutil.rmtree(work / "kernel")
         (work / "agent.py").unlink()
         manifest = {
             "key": key,
             "inputs": inputs,
             "kernel_release": release,
+            "build": uuid.uuid4().hex,
             "files": {n: (work / n).stat().st_size for n in FILES},
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if shared:  # readable by everyone, writable by root alone (see trusted())
+            for folder in (final.parent.parent, final.parent, work):
+                folder.chmod(0o755)
+            for name in (*FILES, "manifest.json", "build.log"):
+                (work / name).chmod(0o644)
         work.replace(final)
         progress("done", len(STEPS), len(STEPS))
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        userns.remove_tree(work)  # with what a step left to subordinate ids
         raise
     image = load(final)
     assert image is not None
@@ -306,6 +353,9 @@ def extract_vmlinux(bzimage: bytes, work: Path) -> bytes:
 
 
 def _rootfs(target: Path, log: Path) -> None:
+    """The root filesystem as a tarball: ownership, modes and device nodes are recorded
+    in it, so that no step needs root (mmdebstrap's unshare mode writes the same bytes as
+    its root mode)."""
     guest = guest_files()
     agent = target.parent / "agent.py"
     agent.write_bytes(guest["agent.py"])
@@ -316,7 +366,11 @@ def _rootfs(target: Path, log: Path) -> None:
         # sudo keeps the proxy settings, as sbx's images do
         "echo 'Defaults env_keep += \"HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy\"' "
         '> "$1/etc/sudoers.d/proxy" && chmod 0440 "$1/etc/sudoers.d/proxy"',
-        f'mkdir -p "$1/usr/lib/sandkit" && cp {agent} "$1/usr/lib/sandkit/agent.py"',
+        'mkdir -p "$1/usr/lib/sandkit"',
+        # Copied in by mmdebstrap itself: in unshare mode the hooks run as the namespace's
+        # root, a subordinate id that cannot read the user's private files.
+        f"upload {agent} /usr/lib/sandkit/agent.py",
+        'chmod 0644 "$1/usr/lib/sandkit/agent.py"',
         # sh is bash, as in sbx's templates: kits' string commands run as `sh -c` and
         # published ones use bash syntax there (`set -o pipefail`).
         'ln -sf bash "$1/usr/bin/sh"',
@@ -328,6 +382,10 @@ def _rootfs(target: Path, log: Path) -> None:
     ]
     argv = [
         "mmdebstrap",
+        # Root builds as root; anyone else in a user namespace mapped onto their
+        # subordinate ids (hostcheck made sure they have them).
+        "--mode=root" if os.geteuid() == 0 else "--mode=unshare",
+        "--format=tar",
         "--variant=minbase",
         f"--include={','.join(PACKAGES)}",
         "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
@@ -343,3 +401,32 @@ def _rootfs(target: Path, log: Path) -> None:
         *sources(),
     ]
     _run(argv, log)
+
+
+def _in_namespace(script: str, *args: str) -> list[str]:
+    """argv that runs the shell ``script`` as root: directly for root; for anyone else as
+    root of a user namespace with their subordinate ids mapped (files keep the tarball's
+    owners, as seen from inside)."""
+    argv = ["sh", "-ec", script, "sh", *args]
+    return argv if os.geteuid() == 0 else userns.as_namespace_root(argv)
+
+
+# The tree is unpacked, made into ext4 and removed in one go, inside the namespace: from
+# outside, its files belong to subordinate ids the user cannot remove. /dev is left empty
+# (the guest mounts devtmpfs there, and device nodes cannot be made in a user namespace).
+EXT4 = """
+tree="$1/rootfs"; trap 'rm -rf "$tree"' EXIT
+mkdir "$tree"
+tar -C "$tree" --numeric-owner --xattrs --xattrs-include='*' -xpf "$2" --exclude='./dev/*'
+"$5" -q -F -t ext4 -L skroot -d "$tree" "$3" "$4"
+"""
+
+
+def _ext4(tarball: Path, out: Path, log: Path) -> None:
+    """``tarball`` as an ext4 image (e2fsprogs 1.47.0's mke2fs -d takes a folder, not a
+    tarball)."""
+    # In /usr/sbin: not on an ordinary user's PATH on Debian.
+    mke2fs = shutil.which("mke2fs", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    if mke2fs is None:
+        raise SetupError("mke2fs (Debian's e2fsprogs) is missing: run scripts/setup")
+    _run(_in_namespace(EXT4, str(out.parent), str(tarball), str(out), DISK_SIZE, mke2fs), log)

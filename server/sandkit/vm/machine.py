@@ -14,16 +14,17 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from qemu.qmp import QMPClient, QMPError
 
-from sandkit.errors import SandkitError
+from sandkit.errors import SandkitError, SetupError
 from sandkit.paths import cache_dir
 from sandkit.tasks import spawn
-from sandkit.vm import qemu
+from sandkit.vm import hostcheck, qemu, userns
 from sandkit.vm.channel import ChannelError, GuestChannel
 from sandkit.vm.image import Image
 
@@ -95,6 +96,8 @@ def choose_accel(image: Image) -> str:
     """KVM only when a probe showed a guest booting under it on this machine (cached);
     SANDKIT_ACCEL=tcg|kvm overrides."""
     forced = os.environ.get("SANDKIT_ACCEL")
+    if forced == "kvm" and (problem := hostcheck.kvm_problem()) is not None:
+        raise SetupError(f"SANDKIT_ACCEL=kvm: {problem}")
     if forced in ("tcg", "kvm"):
         return forced
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
@@ -147,6 +150,16 @@ def _kvm_boots(image: Image, timeout: float = 8.0) -> bool:
     return b"sandkit-init" in done.stdout
 
 
+def _socat() -> str:
+    found = shutil.which("socat")
+    if found is None:
+        raise VMError(
+            "socat is missing (it carries the guest's connections to the proxy): "
+            "run scripts/setup, or install Debian's socat"
+        )
+    return found
+
+
 def _die_with_parent() -> None:
     """In the child, before exec: SIGKILL when the process that started it dies."""
     import ctypes
@@ -164,7 +177,7 @@ class Machine:
         memory_mib: int,
         share: Path | None,
         params: dict[str, str],
-        proxy_port: int | None,
+        proxy_socket: Path | None,
         machine: str = "microvm",
         ram_file: Path | None = None,
         restore_from: Path | None = None,
@@ -174,10 +187,11 @@ class Machine:
         """``machine="q35"`` keeps the RAM in ``ram_file`` (unlinked once restored, unless
         ``keep_ram_file``: it is to be saved) and takes the share by hotplug
         (attach_share); ``restore_from`` (a golden's migration state, q35 only) resumes a
-        clone of the golden instead of booting."""
+        clone of the golden instead of booting. Each guest connection to the proxy address
+        is carried to the Unix socket ``proxy_socket`` (it need not listen yet)."""
         self.image, self.paths = image, paths
         self.cpus, self.memory_mib = cpus, memory_mib
-        self.share, self.params, self.proxy_port = share, params, proxy_port
+        self.share, self.params, self.proxy_socket = share, params, proxy_socket
         self.machine, self.ram_file, self.restore_from = machine, ram_file, restore_from
         self.keep_ram_file = keep_ram_file
         # A VM no state file names (a golden being built) must not outlive its process.
@@ -186,7 +200,6 @@ class Machine:
         self.virtiofsd: asyncio.subprocess.Process | None = None
         self.qmp: QMPClient | None = None
         self.channel: GuestChannel | None = None
-        self.events: list[str] = []
         self.accel = "tcg"
 
     # -- launch ---------------------------------------------------------------------------
@@ -206,6 +219,8 @@ class Machine:
     async def _prepare(self) -> None:
         self.paths.state.mkdir(parents=True, exist_ok=True)
         self.paths.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.proxy_socket is not None:  # QEMU's working folder (_start_qemu)
+            self.proxy_socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         for sock in (self.paths.qmp, self.paths.agent, self.paths.share_socket):
             sock.unlink(missing_ok=True)
         if not self.paths.disk.exists():  # installs persist in the overlay until rm
@@ -231,10 +246,14 @@ class Machine:
             raise VMError(
                 f"{VIRTIOFSD} is missing: run scripts/setup (Debian's qemu-system-common)"
             )
-        log_file = (self.paths.state / "virtiofsd.log").open("ab")
-        self.virtiofsd = await asyncio.create_subprocess_exec(
+        # We listen and hand virtiofsd the socket (--fd): with --socket-path it first
+        # writes a pid file under /var/run/virtiofsd, which only root may.
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.paths.share_socket))
+        listener.listen(1)
+        argv = [
             VIRTIOFSD,
-            f"--socket-path={self.paths.share_socket}",
+            f"--fd={listener.fileno()}",
             "-o",
             f"source={self.share}",
             "-o",
@@ -243,23 +262,51 @@ class Machine:
             "timeout=0.05",  # the guest sees host edits within 50 ms (default 1 s)
             "-o",
             "xattr",
-            stdout=log_file,
-            stderr=log_file,
-            start_new_session=True,
-        )
-        log_file.close()
+        ]
+        log_path = self.paths.state / "virtiofsd.log"
+        log_file = log_path.open("ab")
+        start = log_file.tell()  # the log is appended to: read only this start's lines
+        try:
+            if os.geteuid() == 0:
+                self.virtiofsd = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdout=log_file,
+                    stderr=log_file,
+                    pass_fds=(listener.fileno(),),
+                    start_new_session=True,
+                )
+            else:
+                # As anyone else: Debian 12's virtiofsd is QEMU's C one (the Rust virtiofsd,
+                # which can drop privileges itself, is not packaged for bookworm). It needs
+                # root's powers to switch to each guest user's ids, so it gets them inside a
+                # user namespace where the guest's agent is the user and the guest's other
+                # users are the user's subordinate ids (vm/userns.py). The file limit can
+                # only go up to the user's hard limit there (nsexec raises the soft one).
+                argv.insert(1, "--rlimit-nofile=0")
+                self.virtiofsd = await userns.spawn(
+                    argv, log=log_file, pass_fds=(listener.fileno(),)
+                )
+        finally:
+            log_file.close()
+            listener.close()  # virtiofsd has its own copy
+        # It has started once it says it waits for QEMU (QEMU's connect would wait too,
+        # but a virtiofsd that exits should be reported as its own failure).
         for _ in range(500):
-            if self.paths.share_socket.exists():
-                return
             if self.virtiofsd.returncode is not None:
                 break
+            with log_path.open("rb") as f:
+                f.seek(start)
+                said = f.read(65536)
+            if b"Waiting for vhost-user socket connection" in said:
+                return
             await asyncio.sleep(0.01)
-        raise VMError("virtiofsd did not start: " + tail(self.paths.state / "virtiofsd.log", 5))
+        raise VMError("virtiofsd did not start: " + tail(log_path, 5))
 
     def spec(self) -> qemu.MachineSpec:
         proxy = None
-        if self.proxy_port is not None:
-            proxy = f"/bin/busybox nc 127.0.0.1 {self.proxy_port}"
+        if self.proxy_socket is not None:
+            # The socket is named relative to QEMU's working folder (see _start_qemu).
+            proxy = qemu.proxy_command(self.proxy_socket.name, _socat())
         return qemu.MachineSpec(
             kernel=self.image.kernel,
             initrd=self.image.initrd,
@@ -283,12 +330,17 @@ class Machine:
         )
 
     async def _start_qemu(self) -> None:
+        argv = qemu.argv(self.spec())
         log_file = self.paths.qemu_log.open("ab")
         self.qemu = await asyncio.create_subprocess_exec(
-            *qemu.argv(self.spec()),
+            *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,
             stderr=log_file,
+            # QEMU runs in the proxy socket's folder, and its forward names the socket
+            # relative to it: a warm-pool member's folder is renamed when it is adopted, and
+            # a working folder follows a rename where a path would not.
+            cwd=self.proxy_socket.parent if self.proxy_socket is not None else None,
             start_new_session=True,
             preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
@@ -401,7 +453,6 @@ class Machine:
         assert self.qmp is not None
         with contextlib.suppress(QMPError, asyncio.CancelledError):
             async for event in self.qmp.events:
-                self.events.append(str(event["event"]))
                 log.info("QMP event %s", event["event"])
 
     # -- running --------------------------------------------------------------------------
