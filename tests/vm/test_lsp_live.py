@@ -178,16 +178,17 @@ async def test_editor_drives_a_sandbox(
             d.message == "api.test: 1 request allowed" and d.range.start.line == 7 for d in allowed
         )
 
+        # Other tests' sandboxes (the session's shared one) may be in the same store.
         rows = await run(editor, "sandkit.list", {})
-        assert [(r["name"], r["state"]) for r in rows] == [("lspbox", "running")]
-        assert pushed[-1] == [("lspbox", "running")]  # sent as it came up, not asked for
+        assert ("lspbox", "running") in [(r["name"], r["state"]) for r in rows]
+        assert ("lspbox", "running") in pushed[-1]  # sent as it came up, not asked for
         log = await run(editor, "sandkit.showNetworkLog", {"name": "lspbox"})
         assert {r["host"] for r in log} >= {"api.test", "other.test", "blocked.test"}
         assert {"api.test", "other.test", "blocked.test"} <= set(decisions)  # live, too
     finally:
         await run(editor, "sandkit.remove", {"name": "lspbox", "force": True})
     assert list(editor.diagnostics[spec.resolve().as_uri()]) == []  # cleared with the sandbox
-    assert pushed[-1] == []  # and gone from the list at once
+    assert "lspbox" not in [name for name, _ in pushed[-1]]  # and gone from the list at once
 
 
 async def test_held_deletions_are_asked_about_in_the_editor(
