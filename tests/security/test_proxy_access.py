@@ -7,7 +7,8 @@ terminal and editor, so another local user must not be able to use it:
 - `sandkit proxy serve` keeps a TCP port for curl, but serves only requests that carry its
   per-run token (`http://sandkit:TOKEN@127.0.0.1:PORT`), and never forwards the token.
 
-"Another user" is `nobody`, through setpriv: these cases need root."""
+"Another user" is `nobody` through setpriv when the tests run as root, else one of the
+user's subordinate ids mapped alone into a user namespace: a stranger either way."""
 
 from __future__ import annotations
 
@@ -44,11 +45,21 @@ from tests.integration.conftest import origins as origins  # a fixture
 from tests.integration.conftest import trust_ca as trust_ca  # a fixture
 from tests.integration.test_proxy import curl
 
-SETPRIV = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("setpriv") is None,
-    reason="running a client as another user needs root and setpriv",
-)
+
+def as_another_user() -> list[str]:
+    """A command prefix that runs a client as a uid that is not ours: as root, nobody
+    (setpriv); as anyone else, the first of our subordinate ids, mapped alone into a user
+    namespace (newuidmap), so that on the host it is a stranger to our files."""
+    if os.geteuid() == 0:
+        return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    from sandkit.vm.hostcheck import subordinate_range
+
+    uid, gid = subordinate_range("u").start, subordinate_range("g").start
+    maps = [f"--map-users={uid},0,1", f"--map-groups={gid},0,1"]
+    return ["unshare", *maps, "--setuid=0", "--setgid=0", "--"]
+
+
+OTHER_USER = as_another_user()
 
 # A client for a Unix-socket proxy: one absolute-form request, the answer on stdout, or
 # the name of the error that stopped it.
@@ -121,7 +132,6 @@ async def socket_proxy(open_folder: Path, tmp_path: Path) -> AsyncIterator[Path]
         settings.ca.close()
 
 
-@needs_root
 async def test_another_user_cannot_connect_to_a_sandbox_proxy(
     socket_proxy: Path,
     open_folder: Path,
@@ -133,7 +143,7 @@ async def test_another_user_cannot_connect_to_a_sandbox_proxy(
     assert python is not None
     ask = request(origins.http_port)
 
-    code, out, _ = await run(*SETPRIV, python, "-c", CLIENT, str(socket_proxy), ask)
+    code, out, _ = await run(*OTHER_USER, python, "-c", CLIENT, str(socket_proxy), ask)
     assert (code, out.strip()) == (3, "refused: EACCES")
 
     # The same user reaches a socket in a folder that lets it in: what refused it above is
@@ -143,7 +153,9 @@ async def test_another_user_cannot_connect_to_a_sandbox_proxy(
     control.listen()
     (open_folder / "open.sock").chmod(0o777)
     try:
-        code, out, err = await run(*SETPRIV, python, "-c", CLIENT, str(open_folder / "open.sock"))
+        code, out, err = await run(
+            *OTHER_USER, python, "-c", CLIENT, str(open_folder / "open.sock")
+        )
     finally:
         control.close()
     assert code == 1 and "refused" not in out, err  # connected; then no request was given
@@ -153,7 +165,6 @@ async def test_another_user_cannot_connect_to_a_sandbox_proxy(
     assert json.loads(out.split("\r\n\r\n", 1)[1])["path"] == "/hello"
 
 
-@needs_root
 async def test_the_guest_forward_reaches_the_socket_and_another_user_does_not(
     socket_proxy: Path,
     origins: Origins,  # the fixture imported above
@@ -170,7 +181,7 @@ async def test_the_guest_forward_reaches_the_socket_and_another_user_does_not(
     assert '"path": "/from-the-guest"' in out
 
     absolute = shlex.split(qemu.proxy_command(str(socket_proxy), socat))
-    code, out, _ = await run(*SETPRIV, *absolute, stdin=ask)
+    code, out, _ = await run(*OTHER_USER, *absolute, stdin=ask)
     assert code != 0 and out == ""
 
 
@@ -201,7 +212,6 @@ credentials:
 """
 
 
-@needs_root
 async def test_proxy_serve_serves_only_requests_with_its_token(
     origins: Origins,  # the fixture imported above
     tmp_path: Path,
@@ -239,16 +249,16 @@ async def test_proxy_serve_serves_only_requests_with_its_token(
         # Another user, without the token: 407 for plain HTTP and for CONNECT, in words.
         _, out, _ = await run("curl", "-sS", "-x", bare, *status, plain)
         assert out.endswith("407:000") and "needs its per-run token" in out
-        _, out, _ = await run(*SETPRIV, "curl", "-sS", "-x", bare, *status, plain)
+        _, out, _ = await run(*OTHER_USER, "curl", "-sS", "-x", bare, *status, plain)
         assert out.endswith("407:000") and "needs its per-run token" in out
-        _, out, _ = await run(*SETPRIV, "curl", "-sS", "-k", "-x", bare, *status, secure)
+        _, out, _ = await run(*OTHER_USER, "curl", "-sS", "-k", "-x", bare, *status, secure)
         assert out.endswith(":407") and "the-real-secret" not in out
         wrong = url.replace(url.split(":")[2].split("@")[0], "not-the-token")
-        _, out, _ = await run(*SETPRIV, "curl", "-sS", "-x", wrong, *status, plain)
+        _, out, _ = await run(*OTHER_USER, "curl", "-sS", "-x", wrong, *status, plain)
         assert out.endswith("407:000")
 
         # Another user who was given the token may use it; the token goes no further.
-        code, out, err = await run(*SETPRIV, "curl", "-sS", "-x", url, plain)
+        code, out, err = await run(*OTHER_USER, "curl", "-sS", "-x", url, plain)
         assert code == 0, err
         headers = {k.lower() for k in json.loads(out)["headers"]}
         assert "proxy-authorization" not in headers and "host" in headers
