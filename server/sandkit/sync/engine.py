@@ -31,7 +31,7 @@ from watchfiles import awatch
 
 from sandkit.sync.ignore import Ignore
 from sandkit.sync.journal import Journal
-from sandkit.sync.plan import Action, Entry, Kind, Op, conflict_name, plan
+from sandkit.sync.plan import Action, Entry, Kind, Op, conflict_name, parents, plan
 from sandkit.sync.protect import Protected, git_config_change_is_safe, is_git_config
 from sandkit.sync.safefs import UnsafePath, clean_mode, current_umask
 from sandkit.sync.tree import Side
@@ -146,11 +146,11 @@ class SyncEngine:
 
     def _approved_path(self, rel: str) -> bool:
         return bool(self._approved) and (
-            rel in self._approved or any(p in self._approved for p in _parents(rel))
+            rel in self._approved or any(p in self._approved for p in parents(rel))
         )
 
     def _held_path(self, rel: str) -> bool:
-        return rel in self.pending or any(p in self.pending for p in _parents(rel))
+        return rel in self.pending or any(p in self.pending for p in parents(rel))
 
     def _apply(self, actions: list[Action], report: Report, host: dict[str, Entry]) -> None:
         stamp = _stamp()
@@ -158,34 +158,33 @@ class SyncEngine:
         actions = self._copy_many(actions, report)
         for action in actions:
             rel, op = action.path, action.op
-            toward_host = op in (Op.TO_HOST, Op.DELETE_HOST, Op.CONFLICT)
-            if toward_host and not self._approved_path(rel):
-                if self._held_path(rel):
+            if op in (Op.TO_HOST, Op.DELETE_HOST, Op.CONFLICT):
+                approved = self._approved_path(rel)  # rel, or a folder above it
+                if not approved and self._held_path(rel):
                     report.held.append(rel)
                     continue
-                if op is not Op.DELETE_HOST and self._runs_on_host(action):
+                # A path the host runs waits for its own answer, even under an approved
+                # folder (the person was never shown it on its own).
+                if (
+                    rel not in self._approved
+                    and op is not Op.DELETE_HOST
+                    and self._runs_on_host(action)
+                ):
                     self._hold({rel: HOLD_PROTECTED}, report)
                     self.emit("protected-held", paths=[rel])
                     continue
-                if op is Op.DELETE_HOST:
+                if not approved and op is Op.DELETE_HOST:
                     self.deferred.setdefault(rel, now)
                     self.last_deletion = now
                     continue
-                if op is Op.TO_HOST and self._destructive(action.entry, host.get(rel)):
+                if (
+                    not approved
+                    and op is Op.TO_HOST
+                    and self._destructive(action.entry, host.get(rel))
+                ):
                     self.deferred_writes.setdefault(rel, now)
                     self.last_deletion = now
                     continue
-            elif (
-                toward_host
-                and rel not in self._approved
-                and op is not Op.DELETE_HOST
-                and self._runs_on_host(action)
-            ):
-                # Under an approved folder, but never shown to the person on its own: a
-                # path the host runs still waits for its own answer.
-                self._hold({rel: HOLD_PROTECTED}, report)
-                self.emit("protected-held", paths=[rel])
-                continue
             try:
                 self._one(action, rel, action.entry, stamp, report)
             except UnsafePath as exc:  # a component became a link since the scan
@@ -637,8 +636,3 @@ class SyncEngine:
         self.journal.close()
         self.host.tree.close()
         self.share.tree.close()
-
-
-def _parents(rel: str) -> list[str]:
-    parts = rel.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]

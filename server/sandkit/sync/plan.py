@@ -147,6 +147,12 @@ def order(actions: list[Action]) -> list[Action]:
     return sorted(actions, key=key)
 
 
+def parents(rel: str) -> list[str]:
+    """The folders above a path, outermost first: 'a/b/c' -> ['a', 'a/b']."""
+    parts = rel.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def conflict_name(path: str, stamp: str) -> str:
     """Where the share's side of a conflict is kept: 'notes.md' -> 'notes.sandbox-conflict-STAMP.md'."""
     head, tail = posixpath.split(path)

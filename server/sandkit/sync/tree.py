@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sandkit.sync.ignore import Ignore
 from sandkit.sync.journal import Journal
-from sandkit.sync.plan import Entry, Kind
+from sandkit.sync.plan import Entry, Kind, parents
 from sandkit.sync.safefs import TMP_PREFIX, SafeTree, UnsafePath
 
 __all__ = ["TMP_PREFIX", "Side", "UnsafePath"]
@@ -72,7 +72,7 @@ class Side:
         starts = list(under) if under is not None else [""]
         for start in starts:
             if start:
-                if self.ignore(start) or any(self.ignore(p, True) for p in _parents(start)):
+                if self.ignore(start) or any(self.ignore(p, True) for p in parents(start)):
                     continue
                 entry = self.entry(start, need(start))
                 if entry is None:
@@ -113,8 +113,3 @@ class Side:
 
     def clean_temporaries(self) -> None:
         self.tree.clean_temporaries()
-
-
-def _parents(rel: str) -> list[str]:
-    parts = rel.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]
