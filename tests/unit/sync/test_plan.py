@@ -138,3 +138,10 @@ def test_conflict_names_say_what_they_are() -> None:
     assert conflict_name("d/a.tar.gz", "S") == "d/a.sandbox-conflict-S.tar.gz"
     assert conflict_name(".env", "S") == ".env.sandbox-conflict-S"
     assert conflict_name("Makefile", "S") == "Makefile.sandbox-conflict-S"
+
+
+def test_parents_are_the_folders_above_outermost_first() -> None:
+    from sandkit.sync.plan import parents
+
+    assert parents("a/b/c.txt") == ["a", "a/b"]
+    assert parents("top.txt") == []
