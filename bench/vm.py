@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from sandkit.sandbox.client import SupervisorClient
+from sandkit.sandbox.protocol import ExitEvent
 from sandkit.sandbox.store import Store
 from sandkit.vm.golden import golden_root
 from sandkit.vm.image import ensure_image
@@ -105,19 +106,18 @@ def pids_with(needle: str) -> list[int]:
 
 async def channel_figures() -> tuple[float, float, float]:
     sandbox = Store().get(NAME)
-    client = await SupervisorClient.connect(sandbox.control)
     pings, execs = [], []
-    for _ in range(50):
-        t = time.perf_counter()
-        await client.call("guest-ping")
-        pings.append(time.perf_counter() - t)
-    for _ in range(50):
-        t = time.perf_counter()
-        remote = await client.exec(["true"], user="root")
-        while (await remote.events.get())["event"] != "exit":
-            pass
-        execs.append(time.perf_counter() - t)
-    client.close()
+    async with await SupervisorClient.connect(sandbox.control) as client:
+        for _ in range(50):
+            t = time.perf_counter()
+            await client.guest_ping()
+            pings.append(time.perf_counter() - t)
+        for _ in range(50):
+            t = time.perf_counter()
+            remote = await client.exec(["true"], user="root")
+            while not isinstance(await remote.next(), ExitEvent):
+                pass
+            execs.append(time.perf_counter() - t)
     local = []
     for _ in range(50):
         t = time.perf_counter()

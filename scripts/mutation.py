@@ -56,6 +56,7 @@ MODULES = (
         "sync/engine.py",
         (
             "SyncEngine._release",
+            "SyncEngine._hold_burst",
             "SyncEngine._destructive",
             "SyncEngine._held_path",
             "SyncEngine._approved_path",

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from sandkit.fsio import write_atomic
+
 if TYPE_CHECKING:
     from sandkit.kits.model import Credential
 
@@ -287,13 +289,7 @@ def _read_memo(path: Path, fingerprint: str) -> tuple[dict[str, str], dict[str, 
 def _write_memo(path: Path, data: dict[str, object]) -> None:
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        # 0600 from the start: it holds registry passwords.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        tmp.replace(path)
+        write_atomic(path, json.dumps(data).encode())  # 0600: it holds registry passwords
 
 
 @functools.cache

@@ -142,3 +142,42 @@ def test_kit_ls_table() -> None:
         "python-dev",
         "shell",
     ]
+
+
+SPEC_DATA = REPO / "tests" / "data" / "kit-spec"
+
+
+def test_migrate_of_a_v1_kit_with_pipe_mode_is_the_hand_written_v2() -> None:
+    done = sandkit("kit", "migrate", str(SPEC_DATA / "v1-pipemode"))
+    assert done.returncode == 0, done.stderr
+    yaml = YAML(typ="safe")
+    expected = yaml.load((SPEC_DATA / "v1-pipemode" / "expected-v2.yaml").read_text())
+    assert yaml.load(done.stdout) == expected
+    assert "entrypoint.pipeMode (append) has no v2 equivalent and was dropped" in done.stderr
+
+
+NEEDS = 'schemaVersion: "3"\nkind: workload\ncapabilities:\n  - type: {type}\n'
+
+
+def test_validate_tells_invalid_from_needing_what_sandkit_lacks(write_kit: WriteKit) -> None:
+    sessions = write_kit(NEEDS.format(type="com.docker.sandbox/agent-sessions@1"), "sessions")
+    registry = write_kit(NEEDS.format(type="com.docker.sandbox/kit-registry@1"), "registry")
+    kit_set = write_kit('schemaVersion: "3"\nkind: set\n', "bundle")
+    done = sandkit("kit", "validate", str(sessions), str(registry), str(kit_set), "shell")
+    assert done.returncode == 3, done.stderr
+    assert (
+        f"{sessions}: valid, but needs what sandkit does not implement: "
+        "com.docker.sandbox/agent-sessions@1"
+    ) in done.stderr
+    assert "is not implemented in sandkit yet (headless session verbs)" in done.stderr
+    assert "sandkit does not do (pass each kit with --kit instead)" in done.stderr
+    assert f"{kit_set}: valid, but needs what sandkit does not implement: kind: set" in (
+        done.stderr
+    )
+    bad = write_kit('schemaVersion: "3"\nkind: mixin\nprovides: [deb/bash]\n', "bad")
+    worse = sandkit("kit", "validate", "--json", str(sessions), str(bad))
+    assert worse.returncode == 1
+    results = json.loads(worse.stdout)
+    assert [r["valid"] for r in results] == [True, False]
+    assert results[0]["unsupported"] == ["com.docker.sandbox/agent-sessions@1"]
+    assert "unsupported" not in results[1]

@@ -214,9 +214,7 @@ async def proxy(
         {b.service: b.placeholder for b in bound},
         home / "decisions.jsonl",
     )
-    await running.close()
-    settings.ca.close()
-    settings.log.close()
+    await running.aclose()  # closes its log and CA too
 
 
 @contextlib.asynccontextmanager
@@ -236,5 +234,4 @@ async def one_off_proxy(
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        await running.close()
-        settings.ca.close()
+        await running.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import subprocess
 import sys
@@ -11,10 +12,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
 from sandkit.sync.engine import SyncEngine
 from sandkit.sync.journal import Journal
+from sandkit.sync.safefs import SafeTree
 
 
 @dataclass
@@ -224,3 +227,45 @@ async def test_a_slow_burst_is_caught_and_its_first_victims_restored(pair: Pair)
     assert (pair.host / "keep.txt").read_text() == "keep"  # brought back
     assert len(list(pair.host.glob("g*.txt"))) == 30
     assert "keep.txt" in pair.engine.pending
+
+
+def test_a_first_sync_copies_once_and_a_second_pass_reads_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New files are copied a folder at a time with their digests taken on the way, cached
+    for both sides: the next full pass reads no file again (but one copied in the kernel,
+    whose source was never read), and both passes say where their time went."""
+    host, share = tmp_path / "host", tmp_path / "share"
+    files = {
+        f"d{d}/sub/f{i}.txt": f"{d}-{i}".encode() * (i + 1) for d in range(3) for i in range(30)
+    }
+    files["big.bin"] = os.urandom((1 << 20) + 123)  # copied with copy_file_range
+    files["empty"] = b""
+    for rel, data in files.items():
+        (host / rel).parent.mkdir(parents=True, exist_ok=True)
+        (host / rel).write_bytes(data)
+    (host / "d0" / "sub" / "f1.txt").chmod(0o664)  # wider than the umask: chmod'ed after
+    (host / "d1" / "sub" / "f2.txt").chmod(0o750)
+    share.mkdir()
+    engine = SyncEngine(host, share, tmp_path / "state")
+    first = engine.sync()
+    assert first.applied == len(files) + 6  # and the folders
+    assert set(first.phases) == {"scan", "plan", "copy", "journal"}
+    for rel, data in files.items():
+        assert (share / rel).read_bytes() == data, rel
+        assert (share / rel).stat().st_mode == (host / rel).stat().st_mode, rel
+    recorded = engine.journal.base()
+    for rel, data in files.items():
+        assert recorded[rel].digest == hashlib.blake2b(data).hexdigest(), rel
+    reads: list[tuple[str, str]] = []
+    digest = SafeTree.digest
+
+    def counted(self: SafeTree, rel: str) -> str:
+        reads.append((self.root.name, rel))
+        return digest(self, rel)
+
+    monkeypatch.setattr(SafeTree, "digest", counted)
+    second = engine.sync()
+    engine.close()
+    assert second.applied == 0
+    assert set(reads) <= {("host", "big.bin")}

@@ -19,6 +19,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from sandkit.lsp import protocol
+from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Config, Sandbox, State, Store
 from tests.cli.test_kit_cli import SANDKIT
 from tests.lsp.conftest import start
@@ -55,7 +56,7 @@ class Editor:
         config = Config(name=name, agent="shell", kits=["./kit"], workspace=workspace)
         sandbox = self.store.new(config)
         sandbox.save_config(config)
-        sandbox.save_state(State(state=state))
+        sandbox.save_state(State(state=SandboxState(state)))
         return sandbox
 
 
@@ -94,7 +95,7 @@ async def test_the_list_is_sent_when_the_store_changes(editor: Editor) -> None:
 
     editor.make("pool-2c1024m-1", "pooled")  # the warm pool is not the user's to see
     state = alpha.state()
-    state.state, state.error = "crashed", "the guest kernel panicked"
+    state.state, state.error = SandboxState.CRASHED, "the guest kernel panicked"
     alpha.save_state(state)
     crashed = {**row, "state": "crashed", "error": "the guest kernel panicked"}
     assert await editor.next_push(2) == [crashed]

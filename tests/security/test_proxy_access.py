@@ -128,8 +128,7 @@ async def socket_proxy(open_folder: Path, tmp_path: Path) -> AsyncIterator[Path]
     try:
         yield path
     finally:
-        await proxy.close()
-        settings.ca.close()
+        await proxy.aclose()
 
 
 async def test_another_user_cannot_connect_to_a_sandbox_proxy(
@@ -290,8 +289,7 @@ async def token_proxy(
     try:
         yield port, settings.access, settings.ca.cert_path
     finally:
-        await proxy.close()
-        settings.ca.close()
+        await proxy.aclose()
 
 
 async def test_a_request_without_the_token_gets_407_in_plain_words(

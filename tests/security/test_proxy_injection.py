@@ -235,9 +235,7 @@ async def proxy(
         {b.service: b.placeholder for b in BOUND},
         home / "decisions.jsonl",
     )
-    await running.close()
-    settings.ca.close()
-    settings.log.close()
+    await running.aclose()
 
 
 async def through(proxy: RunningProxy, url: str, *args: str) -> str:

@@ -64,9 +64,7 @@ async def running(
             home / "decisions.jsonl",
         )
     finally:
-        await proxy.close()
-        settings.ca.close()
-        settings.log.close()
+        await proxy.aclose()
 
 
 async def get(proxy: RunningProxy, url: str, *args: str) -> str:

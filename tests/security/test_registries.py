@@ -235,6 +235,4 @@ async def test_the_proxy_sends_the_login_the_guest_never_saw(
             sent = received.pop()["authorization"]
             assert sent == "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
     finally:
-        await proxy.close()
-        settings.log.close()
-        settings.ca.close()
+        await proxy.aclose()

@@ -20,11 +20,8 @@ from tests.vm.conftest import Env
 
 
 async def _dump(name: str) -> str:
-    client = await SupervisorClient.connect(Store().get(name).control)
-    try:
-        return str((await client.call("dump-memory"))["path"])
-    finally:
-        client.close()
+    async with await SupervisorClient.connect(Store().get(name).control) as client:
+        return (await client.dump_memory()).path
 
 
 def _contains(path: Path, needle: bytes) -> bool:

@@ -41,8 +41,8 @@ async def test_a_flood_at_a_reader_that_does_not_read_keeps_the_supervisor_bound
     sandbox = Store().get(box.name)
     pid = sandbox.state().supervisor_pid
     assert pid is not None
-    # A raw connection: a client that stops reading its socket (SupervisorClient would
-    # read everything into its own queue).
+    # A raw connection: a client that stops reading its socket at once (SupervisorClient
+    # would first take up to its inbox's bound).
     reader, writer = await asyncio.open_unix_connection(str(sandbox.control), limit=1 << 22)
     await request(writer, 1, "exec", {"argv": ["base64", "/dev/zero"], "user": "agent"})
     exec_id = None
@@ -60,11 +60,8 @@ async def test_a_flood_at_a_reader_that_does_not_read_keeps_the_supervisor_bound
     assert rss(pid) < RSS_BOUND, f"supervisor RSS {rss(pid) >> 20} MiB after 10 s"
 
     # Paused, not stuck: the channel still answers, and reading again resumes the stream.
-    other = await SupervisorClient.connect(sandbox.control)
-    try:
-        await asyncio.wait_for(other.call("guest-ping"), 60)
-    finally:
-        other.close()
+    async with await SupervisorClient.connect(sandbox.control) as other:
+        await asyncio.wait_for(other.guest_ping(), 60)
     resumed = 0
     while resumed < 8 << 20:
         message = json.loads(await asyncio.wait_for(reader.readline(), 60))

@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         "validate",
         help="check kits; print file:line:col for each problem",
         description="Validate kits. Prints each problem as FILE:LINE:COL: error|warning: MESSAGE.\n"
-        "Exits 0 when every kit is valid (warnings allowed), 1 otherwise.",
+        "Exits 0 when every kit is valid (warnings allowed), 1 when any is invalid, 3 when all "
+        "are valid but some need capabilities (or kind: set) that sandkit does not implement "
+        "yet, which it names.",
         formatter_class=Formatter,
     )
     validate.add_argument(

@@ -11,6 +11,7 @@ from sandkit.cli.output import dump
 from sandkit.hostconfig import registry_args
 from sandkit.kits import KitError, KitIssue, load_ref, resolve
 from sandkit.kits.builtin import builtin_dir, builtin_names, resolve_ref
+from sandkit.kits.issues import NEEDS_SUPPORT, Severity
 from sandkit.kits.loader import load_kit
 from sandkit.ui import table
 
@@ -44,24 +45,50 @@ def _issue_json(i: KitIssue) -> dict[str, Any]:
     }
 
 
+# `kit validate` exit statuses: every kit valid; some kit invalid; every kit valid but
+# some need capabilities (or kind: set) sandkit does not implement.
+VALID, INVALID, NEEDS_UNSUPPORTED = 0, 1, 3
+
+
+def unsupported_needs(issues: tuple[KitIssue, ...]) -> list[str] | None:
+    """What a kit needs that sandkit lacks, when that is all that is wrong with it."""
+    errors = [i for i in issues if i.severity is Severity.ERROR]
+    if not errors or any(i.code not in NEEDS_SUPPORT for i in errors):
+        return None
+    return list(dict.fromkeys(i.subject or i.code for i in errors))
+
+
 def validate(args: argparse.Namespace) -> int:
     given = dict(args.kit_arg)
     results: list[dict[str, Any]] = []
-    ok = True
+    invalid = needs_support = False
     for ref in args.paths:
         try:
             loaded = load_ref(ref, given)
         except KitError as exc:
-            ok = False
-            results.append(
-                {"kit": ref, "valid": False, "issues": [_issue_json(i) for i in exc.issues]}
-            )
+            needs = unsupported_needs(exc.issues)
+            result: dict[str, Any] = {
+                "kit": ref,
+                "valid": needs is not None,
+                "issues": [_issue_json(i) for i in exc.issues],
+            }
+            if needs is not None:
+                needs_support = True
+                result["unsupported"] = needs
+            else:
+                invalid = True
+            results.append(result)
             if not args.json:
                 _print_issues(exc.issues)
-                print(
-                    f"{ref}: invalid ({sum(i.severity == 'error' for i in exc.issues)} error(s))",
-                    file=sys.stderr,
-                )
+                if needs is not None:
+                    print(
+                        f"{ref}: valid, but needs what sandkit does not implement: "
+                        f"{', '.join(needs)}",
+                        file=sys.stderr,
+                    )
+                else:
+                    errors = sum(i.severity is Severity.ERROR for i in exc.issues)
+                    print(f"{ref}: invalid ({errors} error(s))", file=sys.stderr)
             continue
         kit = loaded.kit
         results.append(
@@ -80,7 +107,7 @@ def validate(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         sys.stdout.write("\n")
-    return 0 if ok else 1
+    return INVALID if invalid else NEEDS_UNSUPPORTED if needs_support else VALID
 
 
 def inspect(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from sandkit.ui import table
 
 if TYPE_CHECKING:
     from sandkit.kits.model import KitContent
+    from sandkit.net.inject import BoundCredential
 
 
 def default_log() -> Path:
@@ -239,11 +240,23 @@ async def serve(args: argparse.Namespace) -> int:
     # Any local user can reach a TCP port: only a client holding this run's token may use
     # the proxy (and so the credentials it injects).
     settings.access = TokenAccess()
-    proxy = EgressProxy(settings)
-    try:
-        bound_host, bound_port = await proxy.start(host.strip("[]"), int(port))
-    except OSError as exc:
-        raise ProxyError(f"cannot listen on {args.listen}: {exc.strerror}") from None
+    async with EgressProxy(settings) as proxy:  # closes the log and the CA, whatever happens
+        try:
+            bound_host, bound_port = await proxy.start(host.strip("[]"), int(port))
+        except OSError as exc:
+            raise ProxyError(f"cannot listen on {args.listen}: {exc.strerror}") from None
+        _tell_credentials(bound)
+        url = settings.access.url(bound_host, bound_port)
+        print(f"listening on {url} ca={settings.ca.cert_path}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    return 0
+
+
+def _tell_credentials(bound: list[BoundCredential]) -> None:
     from sandkit.net.secrets import SecretStore, credential_lookup
 
     for b in bound:
@@ -256,19 +269,6 @@ async def serve(args: argparse.Namespace) -> int:
                 f"credential {b.service} ({state}): {b.credential.env}={b.placeholder}",
                 file=sys.stderr,
             )
-    url = settings.access.url(bound_host, bound_port)
-    print(f"listening on {url} ca={settings.ca.cert_path}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await proxy.close()
-        settings.log.close()
-        settings.ca.close()
-    return 0
 
 
 def _target(text: str) -> tuple[str, int]:
@@ -364,28 +364,26 @@ async def held(args: argparse.Namespace) -> int:
     from sandkit.sandbox import lifecycle
     from sandkit.sandbox.store import Store
 
-    client = await lifecycle.connect(Store().get(args.name))
-    try:
+    async with await lifecycle.connect(Store().get(args.name)) as client:
         if args.verb == "pending":
-            items = (await client.call("pending"))["held"]
+            items = (await client.pending()).held
             if args.json:
-                print(json.dumps(items, indent=2))
+                print(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
             elif not items:
                 print(f"{args.name} holds no requests")
             else:
                 rows = [
-                    (str(i["id"]), f"{i['host']}:{i['port']}", f"{time.time() - i['since']:.0f}s")
+                    (str(i.id), f"{i.host}:{i.port}", f"{time.time() - i.since:.0f}s")
                     for i in items
                 ]
                 print(table(rows, ("ID", "HOST", "WAITING")))
             return 0
-        result = await client.call(args.verb, {"host": args.host, "remember": not args.once})
-    finally:
-        client.close()
+        answer = client.approve if args.verb == "approve" else client.deny
+        result = await answer(args.host, remember=not args.once)
     action = "allowed" if args.verb == "approve" else "denied"
-    count = result["answered"]
+    count = result.answered
     held_part = f"{count} held request{'s' if count != 1 else ''} {action}"
-    if result["remembered"]:
+    if result.remembered:
         print(f"{held_part}; {args.host} is {action} in {args.name} from now on")
     elif count:
         print(held_part)

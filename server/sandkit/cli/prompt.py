@@ -38,11 +38,11 @@ class ApprovalPrompt:
 
     async def run(self) -> None:
         try:
-            await self.client.call("watch")
+            await self.client.watch()
         except SandkitError as exc:  # e.g. a supervisor older than this client
             self.say(f"\r\nsandkit: approvals are not available here: {exc}\r\n")
             return
-        while (event := await self.client.events.get()).get("event") != "closed":
+        async for event in self.client.events():  # until the connection ends
             self.on_event(event)
 
     def on_event(self, event: dict[str, Any]) -> None:
@@ -87,7 +87,8 @@ class ApprovalPrompt:
 
     async def answer(self, method: str, host: str, remember: bool) -> None:
         try:
-            await self.client.call(method, {"host": host, "remember": remember})
+            answer = self.client.approve if method == "approve" else self.client.deny
+            await answer(host, remember)
         except SandkitError as exc:
             self.say(f"\r\nsandkit: the answer did not reach the sandbox: {exc}\r\n")
 

@@ -19,8 +19,11 @@ from typing import Any
 
 from sandkit.cli.options import add_kit_arg_option
 from sandkit.cli.prompt import ApprovalPrompt
+from sandkit.rpc import exit_status
 from sandkit.sandbox import lifecycle
-from sandkit.sandbox.client import RemoteExec
+from sandkit.sandbox.client import RemoteExec, SupervisorClient
+from sandkit.sandbox.protocol import ExitEvent
+from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name
 from sandkit.tasks import spawn
 from sandkit.ui import ProgressLine, since, table
@@ -250,14 +253,11 @@ async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         lifecycle.refill_after(sandbox, config)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     # The supervisor has the composed kits (and the guest's environment): ask it.
-    client = await lifecycle.connect(sandbox)
-    try:
-        reply = await client.call("agent-argv", {"extra": extra, "interactive": interactive})
-    finally:
-        client.close()
+    async with await lifecycle.connect(sandbox) as client:
+        reply = await client.agent_argv(extra, interactive)
     return await attach(
         sandbox,
-        [str(a) for a in reply["argv"]],
+        reply.argv,
         user="agent",
         cwd=config.workspace,
         env={},
@@ -306,25 +306,45 @@ async def attach(
 ) -> int:
     """Run argv in the sandbox wired to this terminal; returns its exit status. With
     ``ask``, requests no rule covers are asked about here (see cli/prompt.py)."""
-    client = await lifecycle.connect(sandbox)
-    prompt: ApprovalPrompt | None = None
-    watcher: asyncio.Task[None] | None = None
-    if ask:
-        prompt = ApprovalPrompt(
-            await lifecycle.connect(sandbox), sys.stderr.buffer, ask_timeout, sandbox.name
-        )
-        watcher = spawn(prompt.run(), "approval-prompt")
+    async with contextlib.AsyncExitStack() as connections:
+        client = await connections.enter_async_context(await lifecycle.connect(sandbox))
+        prompt: ApprovalPrompt | None = None
+        if ask:  # on a connection of its own: its events never wait behind the output
+            asking = await connections.enter_async_context(await lifecycle.connect(sandbox))
+            prompt = ApprovalPrompt(asking, sys.stderr.buffer, ask_timeout, sandbox.name)
+        return await _attached(client, prompt, argv, user, cwd, env, pty, stdin)
+
+
+async def _attached(
+    client: SupervisorClient,
+    prompt: ApprovalPrompt | None,
+    argv: list[str],
+    user: str,
+    cwd: str | None,
+    env: dict[str, str],
+    pty: bool,
+    stdin: bool,
+) -> int:
     size = shutil.get_terminal_size()
     if pty and "TERM" in os.environ:
         env.setdefault("TERM", os.environ["TERM"])
-    remote = await client.exec(
-        argv, env=env, cwd=cwd, user=user, pty=pty, rows=size.lines, cols=size.columns, stdin=stdin
-    )
     loop = asyncio.get_running_loop()
     fd = sys.stdin.fileno()
-    saved = termios.tcgetattr(fd) if pty and os.isatty(fd) else None
     pump: asyncio.Task[None] | None = None
+    saved = None
+    watcher = spawn(prompt.run(), "approval-prompt") if prompt is not None else None
     try:
+        remote = await client.exec(
+            argv,
+            env=env,
+            cwd=cwd,
+            user=user,
+            pty=pty,
+            rows=size.lines,
+            cols=size.columns,
+            stdin=stdin,
+        )
+        saved = termios.tcgetattr(fd) if pty and os.isatty(fd) else None
         if saved is not None:
             tty.setraw(fd)  # keys (Ctrl-C included) go to the guest's terminal as bytes
             loop.add_signal_handler(signal.SIGWINCH, lambda: _resize(remote))
@@ -339,16 +359,14 @@ async def attach(
     finally:
         if pump is not None:
             pump.cancel()
-        if watcher is not None and prompt is not None:
+        if watcher is not None:
             watcher.cancel()
-            prompt.client.close()
         if saved is not None:
             loop.remove_signal_handler(signal.SIGWINCH)
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-        else:
+        else:  # (none were added if the exec failed: removing is a no-op)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
-        client.close()
 
 
 def _forward_signal(remote: RemoteExec, sig: int) -> None:
@@ -402,19 +420,16 @@ async def _pump_stdin(
 
 
 async def _drain(remote: RemoteExec) -> int:
+    """Output to this terminal until the exit; ConnectionLost (a SandkitError) if the
+    supervisor goes away first."""
     out, err = sys.stdout.buffer, sys.stderr.buffer
     while True:
-        event = await remote.events.get()
-        if event["event"] == "output":
-            stream = out if event["stream"] == "stdout" else err
-            stream.write(base64.b64decode(event["data"]))
-            stream.flush()
-        elif event["event"] == "exit":
-            if event.get("lost"):
-                raise SandboxError("lost the connection to the sandbox")
-            if "code" in event and event["code"] is not None:
-                return int(event["code"])
-            return 128 + int(event.get("signal") or 0)
+        event = await remote.next()
+        if isinstance(event, ExitEvent):
+            return exit_status(event.code, event.signal)
+        stream = out if event.stream == "stdout" else err
+        stream.write(base64.b64decode(event.data))
+        stream.flush()
 
 
 async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
@@ -430,8 +445,8 @@ async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
                 "state": state.state,
                 "workspace": config.workspace,
                 "kits": config.kits,
-                "sync": state.sync if state.state == "running" else None,
-                "uptime": since(state.started) if state.state == "running" else "-",
+                "sync": state.sync if state.state == SandboxState.RUNNING else None,
+                "uptime": since(state.started) if state.state == SandboxState.RUNNING else "-",
                 "error": state.error,
             }
         )
@@ -483,12 +498,13 @@ async def cmd_rm(args: argparse.Namespace, extra: list[str]) -> int:
 
 async def cmd_sync(args: argparse.Namespace, extra: list[str]) -> int:
     sandbox = Store().get(args.name)
-    client = await lifecycle.connect(sandbox)
-    try:
-        verb = "status" if args.verb == "pending" else args.verb
-        result = await client.call(f"sync-{verb}")
-    finally:
-        client.close()
+    async with await lifecycle.connect(sandbox) as client:
+        if args.verb in ("status", "pending"):
+            result = (await client.sync_status()).model_dump(mode="json")
+        elif args.verb == "approve":
+            result = (await client.sync_approve()).model_dump(mode="json")
+        else:
+            result = (await client.sync_reject()).model_dump(mode="json")
     if args.verb == "status":
         print(json.dumps(result, indent=2))
     elif args.verb == "pending":

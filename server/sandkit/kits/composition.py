@@ -4,8 +4,13 @@
 - network allow/deny append (deny wins at enforcement); environment: last value wins;
 - install, startup and setup files concatenate in kit order; shipped files overlay, later wins;
 - a credential service declared twice, or a kit name used twice, is an error;
-- ports append; volumes: last wins per path; privileged if any kit asks;
-- a mixin's ``requires.agent`` must name the agent kit.
+- ports append; volumes: last wins per path, except that a v3 (volume@1) request and
+  another request for its path must match exactly (size by bytes, mode, tmpfs, and
+  explicit versus unspecified) or composition fails; privileged if any kit asks;
+- a mixin's ``requires.agent`` must name the agent kit;
+- v3 ``provides``/``requires``/``integrates``/``conflicts`` are judged as a closed set
+  (SPEC-v3 §5.3), and kits merge in dependency order: providers first, otherwise the
+  order they were named (the agent, then --kit order).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 from sandkit.kits import model as m
+from sandkit.kits import relations
 from sandkit.kits.hostrules import parse_rule
 from sandkit.kits.issues import KitError, KitIssue, Severity, Span
 
@@ -62,7 +68,10 @@ def compose(agent: m.Kit, mixins: Sequence[m.Kit]) -> m.ResolvedSandbox:
                     f"but this sandbox runs '{agent.name}'",
                 )
             )
-    kits = [agent, *mixins]
+    named = [agent, *mixins]
+    order, problems = relations.resolve(named)
+    issues += [_issue(p.origin, p.message) for p in problems]
+    kits = [named[i] for i in order]
     merged = merge_content(kits, issues)
     if issues:
         raise KitError(issues)
@@ -95,7 +104,13 @@ def merge_content(kits: Iterable[m.KitContent], issues: list[KitIssue]) -> m.Kit
     env: dict[str, str] = {}
     for kit in kits:
         env.update(kit.environment)
-        volumes.update((v.path, v) for v in kit.volumes)
+        for volume in kit.volumes:
+            held = volumes.get(volume.path)
+            if held is not None and (held.strict or volume.strict):
+                if _storage(held) != _storage(volume):
+                    issues.append(_volume_conflict(held, volume))
+                continue  # a matching request merges into the first
+            volumes[volume.path] = volume
         statics.update(((s.target, s.path), s) for s in kit.static_files)
     return m.KitContent(
         network=m.Network(
@@ -111,6 +126,27 @@ def merge_content(kits: Iterable[m.KitContent], issues: list[KitIssue]) -> m.Kit
         ports=_cat(k.ports for k in kits),
         volumes=tuple(volumes.values()),
         privileged=any(k.privileged for k in kits),
+    )
+
+
+def _storage(v: m.Volume) -> tuple[bool, int | None, int | None]:
+    return (v.tmpfs, v.size_bytes, v.mode)
+
+
+def _describe(v: m.Volume) -> str:
+    size = f"size {v.size_bytes} bytes" if v.size_bytes is not None else "size unspecified"
+    mode = f"mode {v.mode:04o}" if v.mode is not None else "mode unspecified"
+    return f"{'tmpfs' if v.tmpfs else 'block'}, {size}, {mode}"
+
+
+def _volume_conflict(first: m.Volume, later: m.Volume) -> KitIssue:
+    where = later.origin or first.origin
+    assert where is not None  # a strict request always carries its origin
+    return _issue(
+        where,
+        f"volume '{later.path}' is requested as {_describe(later)}, but "
+        f"{first.origin or 'another kit'} requests it as {_describe(first)}: requests for one "
+        "path must match exactly (sandkit picks neither); make them agree",
     )
 
 

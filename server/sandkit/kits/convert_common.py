@@ -11,8 +11,11 @@ from sandkit.kits.sizes import parse_size
 from sandkit.kits.validation import Context
 from sandkit.kits.yamlpos import Path
 
-# Names sandkit itself sets in the guest; a kit setting them would break the proxy path.
+# Names sandkit itself sets in the guest (any case). sandkit keeps its own values: the
+# guest reaches nothing but its proxy whatever they say, so a kit's value (published kits
+# set them to "" to work around a client bug) could only cut the agent off.
 PROXY_VARS = {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"}
+PROXY_ENV = "proxy-env"
 RESERVED_PREFIXES = ("DASH_", "SBX_", "DOCKER_", "SANDKIT_")
 INJECT_NOT_ALLOWED = "inject-not-allowed"
 RUNTIME_OWNED = {"HOME", "USER", "SHELL", "PATH", "LD_PRELOAD", "LD_LIBRARY_PATH"}
@@ -53,9 +56,10 @@ class Folder:
         ]
 
     def environment(self, variables: dict[str, str], path: Path) -> dict[str, str]:
+        """The kit's variables, checked; proxy variables are dropped (with a warning)."""
         for name in variables:
             check_env_name(self.ctx, name, (*path, name))
-        return dict(variables)
+        return {k: v for k, v in variables.items() if k.upper() not in PROXY_VARS}
 
     def command(
         self,
@@ -151,11 +155,12 @@ def oauth_of(o: v2.OAuth) -> m.OAuthSpec:
 def check_env_name(ctx: Context, name: str, path: Path) -> None:
     upper = name.upper()
     if upper in PROXY_VARS:
-        ctx.error(
+        ctx.warn(
             path,
-            f"'{name}' is set by sandkit to route traffic through its proxy; a kit "
-            "setting it would bypass the network policy. Remove it.",
-            at_key=True,
+            f"'{name}' is ignored: sandkit keeps its own proxy settings in the sandbox (its "
+            "guest reaches nothing but sandkit's proxy, so this kit's value could only cut "
+            "the agent off); remove it from the kit",
+            code=PROXY_ENV,
         )
     elif upper.startswith(RESERVED_PREFIXES):
         ctx.error(
@@ -207,13 +212,20 @@ def check_injects_allowed(
             )
 
 
-def volumes_of(items: Iterable[tuple[str, bool, str | None, str | None]]) -> list[m.Volume]:
+def volumes_of(
+    items: Iterable[tuple[str, bool, str | None, str | None]],
+    *,
+    strict: bool = False,
+    origin: m.Origin | None = None,
+) -> list[m.Volume]:
     return [
         m.Volume(
             path=p,
             tmpfs=t,
             size_bytes=parse_size(s) if s else None,
             mode=int(mo, 8) if mo else None,
+            strict=strict,
+            origin=origin,
         )
         for p, t, s, mo in items
     ]

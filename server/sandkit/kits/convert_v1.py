@@ -245,8 +245,8 @@ def _credentials(spec: v1.KitV1, ctx: Context, f: Folder) -> list[tuple[m.Creden
             oauth = m.OAuthSpec(
                 token_host=o.tokenEndpoint.host,
                 token_path=o.tokenEndpoint.path,
-                access_sentinel=o.sentinels.accessToken,
-                refresh_sentinel=o.sentinels.refreshToken,
+                access_sentinel=o.sentinels.accessToken if o.sentinels else None,
+                refresh_sentinel=o.sentinels.refreshToken if o.sentinels else None,
                 credential_file=o.credentialFile.path if o.credentialFile else None,
                 credential_template=o.credentialFile.template if o.credentialFile else None,
                 credential_structure=o.credentialFile.structure if o.credentialFile else None,

@@ -23,6 +23,14 @@ class Span:
         return cls(line, column, line, column)
 
 
+# Codes of errors that say "valid, but sandkit cannot run it": `kit validate` exits with
+# its own status when these are a kit's only errors.
+UNSUPPORTED_CAPABILITY = "unsupported-capability"
+NOT_IMPLEMENTED = "not-implemented"
+UNSUPPORTED_KIND = "unsupported-kind"
+NEEDS_SUPPORT = frozenset({UNSUPPORTED_CAPABILITY, NOT_IMPLEMENTED, UNSUPPORTED_KIND})
+
+
 class Severity(enum.StrEnum):
     ERROR = "error"
     WARNING = "warning"
@@ -42,6 +50,8 @@ class KitIssue:
     severity: Severity = Severity.ERROR
     code: str = "invalid"
     suggestion: str | None = field(default=None, compare=False)
+    # What sandkit lacks, for NEEDS_SUPPORT codes (a capability type, or "kind: set").
+    subject: str | None = field(default=None, compare=False)
 
     def format(self) -> str:
         return (

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from sandkit.kits import convert_v1, convert_v2, convert_v3, spec_v1, spec_v2, spec_v3
-from sandkit.kits.args import arg_values, substitute
+from sandkit.kits.args import GUEST_ENV, arg_values, substitute
 from sandkit.kits.issues import KitError, KitIssue, Severity
 from sandkit.kits.model import Kit, StaticFile
 from sandkit.kits.source import KitSource, open_source
@@ -37,26 +37,36 @@ class _ArgsV3(BaseModel):
 
 
 def load_kit(
-    location: str | Path, args: Mapping[str, str] | None = None, *, require_args: bool = False
+    location: str | Path,
+    args: Mapping[str, str] | None = None,
+    *,
+    require_args: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> LoadedKit:
     """Load and validate a kit. Raises KitError holding every issue if it is invalid.
 
     ``args`` are the user's --kit-arg values; with ``require_args`` a required arg without
-    a value is an error (composing a sandbox), otherwise a stand-in is used (validating)."""
-    return load_source(open_source(location), args, require_args=require_args)
+    a value is an error (composing a sandbox), otherwise a stand-in is used (validating).
+    ``env`` holds runtime values for ``${{ kit.env.NAME }}`` (e.g. WORKSPACE_DIR), which
+    win over the guest's defaults and the kit's arg exports."""
+    return load_source(open_source(location), args, require_args=require_args, env=env)
 
 
 def load_text(text: str, file: str, args: Mapping[str, str] | None = None) -> LoadedKit:
     """Validate spec text that is not on disk (an editor buffer)."""
     name = Path(file).parent.name or "kit"
-    return load_source(KitSource(file, file, text, name), args)
+    return load_source(KitSource(file, file, text, name, folder=str(Path(file).parent)), args)
 
 
 def load_source(
-    source: KitSource, args: Mapping[str, str] | None = None, *, require_args: bool = False
+    source: KitSource,
+    args: Mapping[str, str] | None = None,
+    *,
+    require_args: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> LoadedKit:
     ctx = Context(source.spec_file, parse(source.text, source.spec_file))
-    kit, values = _load(source, ctx, dict(args or {}), require_args)
+    kit, values = _load(source, ctx, dict(args or {}), require_args, dict(env or {}))
     if kit is None or ctx.failed:
         raise KitError(ctx.issues)
     warnings = tuple(i for i in ctx.issues if i.severity is Severity.WARNING)
@@ -64,7 +74,11 @@ def load_source(
 
 
 def _load(
-    source: KitSource, ctx: Context, given: dict[str, str], require_args: bool
+    source: KitSource,
+    ctx: Context,
+    given: dict[str, str],
+    require_args: bool,
+    runtime_env: dict[str, str],
 ) -> tuple[Kit | None, dict[str, str]]:
     data = ctx.located.data
     if not isinstance(data, dict):
@@ -84,7 +98,14 @@ def _load(
         block = ctx.validate(model, {"args": data["args"]})
         decls = dict(block.args) if block else {}
     values = arg_values(decls, given, ctx, require_all=require_args)
-    data = substitute(data, values, ctx)
+    env: dict[str, str] | None = None
+    if version == "3":
+        _literal_relations(data, ctx)
+        exports = {
+            d.env: values[n] for n, d in decls.items() if isinstance(d, spec_v3.Arg) and d.env
+        }
+        env = {**GUEST_ENV, **exports, **runtime_env}
+    data = substitute(data, values, ctx, env=env)
     if ctx.failed:
         return None, values
     kit: Kit | None = None
@@ -104,6 +125,19 @@ def _load(
         )
         kit = kit.model_copy(update={"static_files": statics})
     return kit, values
+
+
+def _literal_relations(data: dict[str, Any], ctx: Context) -> None:
+    """SPEC-v3 §5: what the resolver judges may not depend on the caller's arg values."""
+    for key in ("requires", "integrates", "conflicts"):
+        entries = data.get(key)
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(entry, str) and "${{" in entry:
+                ctx.error(
+                    (key, i),
+                    f"'{key}' entries must stay literal: the resolver judges them, so they "
+                    "may not depend on kit args (only 'provides' and 'version' may)",
+                )
 
 
 def _version(data: dict[str, Any], ctx: Context) -> str | None:

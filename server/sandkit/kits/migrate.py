@@ -76,6 +76,11 @@ def migrate(loaded: LoadedKit) -> tuple[dict[str, Any], list[str]]:
         ]
     if spec.settings and spec.settings.containerSettings:
         notes.append("settings.containerSettings has no v2 equivalent and was dropped")
+    block = spec.agent or spec.sandbox
+    if block and block.entrypoint and block.entrypoint.pipeMode is not None:
+        notes.append(
+            f"entrypoint.pipeMode ({block.entrypoint.pipeMode}) has no v2 equivalent and was dropped"
+        )
     return doc, notes
 
 

@@ -137,6 +137,9 @@ class StaticFile(Canonical):
 
 
 class AgentContext(Canonical):
+    """A kit's instructions. With ``directory`` (v3 agent-context@1) ``filename`` there is
+    an explicit profile, which wins over the agent's legacy ``context_filename``."""
+
     kit: str
     content: str
     filename: str | None = None
@@ -150,10 +153,17 @@ class Port(Canonical):
 
 
 class Volume(Canonical):
+    """None for size or mode means unspecified (a runtime may then size a block volume at
+    512 MiB), which differs from any explicit value when two requests are compared."""
+
     path: str
     tmpfs: bool = False
     size_bytes: int | None = None
     mode: int | None = None
+    # v3 (volume@1): another request for this path must match it exactly; v1/v2: last wins.
+    # Excluded from dumps: composition-time facts, not part of what a sandbox runs.
+    strict: bool = Field(False, exclude=True)
+    origin: OriginField | None = Field(None, exclude=True)
 
 
 class Resources(Canonical):
@@ -198,6 +208,29 @@ class ArgDecl(Canonical):
     env: str | None = None
 
 
+class Provide(Canonical):
+    """A v3 ``provides`` entry: a normalized capability name, at a version if known."""
+
+    name: str
+    version: str | None = None
+    text: str
+    origin: OriginField
+
+
+class Constraint(Canonical):
+    op: Literal[">=", ">", "<=", "<", "="]
+    version: str
+
+
+class Requirement(Canonical):
+    """A v3 ``requires``/``integrates`` entry (constraints ANDed) or ``conflicts`` name."""
+
+    name: str
+    constraints: tuple[Constraint, ...] = ()
+    text: str
+    origin: OriginField
+
+
 class Kit(KitContent):
     """One kit, validated and folded to the canonical shape."""
 
@@ -214,6 +247,10 @@ class Kit(KitContent):
     args: dict[str, ArgDecl] = {}
     extends: str | None = None
     requires_agent: str | None = None
+    provides: tuple[Provide, ...] = ()
+    requires: tuple[Requirement, ...] = ()
+    integrates: tuple[Requirement, ...] = ()
+    conflicts: tuple[Requirement, ...] = ()
 
 
 class KitRef(Canonical):

@@ -28,10 +28,15 @@ class Resolution:
 
 
 def load_ref(
-    ref: str, args: Mapping[str, str] | None = None, *, require_args: bool = False
+    ref: str,
+    args: Mapping[str, str] | None = None,
+    *,
+    require_args: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> LoadedKit:
-    """Load a kit by built-in name or path, with ``extends`` folded in."""
-    loaded = load_kit(resolve_ref(ref), args, require_args=require_args)
+    """Load a kit by built-in name or path, with ``extends`` folded in. ``env``: runtime
+    values for v3's ``${{ kit.env.NAME }}`` (e.g. WORKSPACE_DIR)."""
+    loaded = load_kit(resolve_ref(ref), args, require_args=require_args, env=env)
     return LoadedKit(
         with_parents(loaded.kit, args, require_args),
         loaded.source,
@@ -75,14 +80,15 @@ def resolve(
     mixins: Sequence[str] = (),
     args: Mapping[str, str] | None = None,
     defaults: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Resolution:
     """Load and compose; every arg given must be declared by some kit.
 
     ``defaults`` fill args that kits declare and the user did not give (the host's
     package registries, for instance); unlike ``args`` they may go unused."""
     values = {**(defaults or {}), **(args or {})}
-    loaded = [load_ref(agent, values, require_args=True)]
-    loaded += [load_ref(ref, values, require_args=True) for ref in mixins]
+    loaded = [load_ref(agent, values, require_args=True, env=env)]
+    loaded += [load_ref(ref, values, require_args=True, env=env) for ref in mixins]
     declared = {name for k in loaded for name in k.kit.args}
     unknown = sorted(set(args or {}) - declared)
     if unknown:

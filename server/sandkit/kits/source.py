@@ -33,6 +33,7 @@ class KitSource:
     default_name: str  # v3 kits have no name: the folder (or zip) stem stands in
     files: dict[str, int] = field(default_factory=dict)  # relative path → mode
     reader: Callable[[str], bytes] | None = None
+    folder: str = ""  # where companion files are looked for, as messages name it
 
     def read(self, relpath: str) -> bytes:
         """Read a regular file inside the kit; KeyError if there is none at ``relpath``
@@ -155,7 +156,7 @@ def _from_dir(root: Path, shown: str, spec: Path | None = None) -> KitSource:
         return target.read_bytes()
 
     name = root.resolve().name if spec.name == SPEC_NAME else spec.stem
-    return KitSource(shown, spec_file, text, name, files, read)
+    return KitSource(shown, spec_file, text, name, files, read, str(spec.parent))
 
 
 def _check_bounds(count: int, total: int, where: str) -> None:
@@ -200,7 +201,9 @@ def _from_zip(path: Path, shown: str) -> KitSource:
     spec_file = f"{shown}!{prefix}{SPEC_NAME}"
     text = _decode(contents.pop(SPEC_NAME), spec_file)
     modes.pop(SPEC_NAME, None)
-    return KitSource(shown, spec_file, text, _stem(path.name), modes, contents.__getitem__)
+    return KitSource(
+        shown, spec_file, text, _stem(path.name), modes, contents.__getitem__, f"{shown}!{prefix}"
+    )
 
 
 def _zip_prefix(names: list[str], shown: str) -> str:

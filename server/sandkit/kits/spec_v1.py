@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sandkit.kits.fields import (
     AbsPath,
@@ -20,6 +20,7 @@ from sandkit.kits.fields import (
     SpecModel,
     Str,
     ValueFormat,
+    fail,
 )
 from sandkit.kits.spec_v2 import (
     Install,
@@ -38,7 +39,8 @@ class Entrypoint(SpecModel):
     run: list[Str] = []
     args: list[Str] = []
     ttyArgs: list[Str] = []
-    pipeMode: bool | None = None
+    # A string in published kits (e.g. "append"); v2 has no equivalent: migrate drops it.
+    pipeMode: Str | None = None
 
 
 class Resources(SpecModel):
@@ -105,11 +107,20 @@ class CredentialFile(SpecModel):
 class OAuth(SpecModel):
     service: ServiceName
     tokenEndpoint: TokenEndpoint
-    sentinels: Sentinels
+    sentinels: Sentinels | None = None
     credentialFile: CredentialFile | None = None
     skipIfEnv: list[EnvName] = []
     responseFields: dict[Str, Str] = {}
     passthroughResponse: bool = False
+
+    @model_validator(mode="after")
+    def _sentinels(self) -> OAuth:
+        if (self.sentinels is None or not self.sentinels.complete) and not self.passthroughResponse:
+            fail(
+                "oauth needs 'sentinels' with 'accessToken' and 'refreshToken' "
+                "(unless 'passthroughResponse: true')"
+            )
+        return self
 
 
 class Settings(SpecModel):

@@ -155,8 +155,15 @@ class TokenEndpoint(SpecModel):
 
 
 class Sentinels(SpecModel):
-    accessToken: Str
-    refreshToken: Str
+    """Placeholders the guest sees for OAuth tokens. Optional as a pair only with
+    passthrough, where the real token goes to the guest (``sentinels: {}`` is valid)."""
+
+    accessToken: Str | None = None
+    refreshToken: Str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.accessToken is not None and self.refreshToken is not None
 
 
 class CredentialFile(SpecModel):
@@ -177,8 +184,11 @@ class OAuth(SpecModel):
 
     @model_validator(mode="after")
     def _sentinels(self) -> OAuth:
-        if self.sentinels is None and not self.passthrough:
-            fail("oauth needs 'sentinels' (unless 'passthrough: true')")
+        if (self.sentinels is None or not self.sentinels.complete) and not self.passthrough:
+            fail(
+                "oauth needs 'sentinels' with 'accessToken' and 'refreshToken' "
+                "(unless 'passthrough: true')"
+            )
         return self
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from sandkit.kits.fields import (
     AbsPath,
@@ -23,8 +23,10 @@ from sandkit.kits.fields import (
 )
 from sandkit.kits.spec_v2 import ApiKey, ArgSpec, OAuth
 
+# SPEC-v3 §11: <namespace>/<name>@<version>, the version an integer from 1.
 _CAP_TYPE = re.compile(
-    r"(?P<ns>[a-z0-9][a-z0-9.-]*(?:/[a-z0-9][a-z0-9.-]*)*)/(?P<name>[a-z0-9][a-z0-9-]*)@(?P<ver>[0-9]+)"
+    r"(?P<ns>[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)/(?P<name>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)"
+    r"@(?P<ver>[1-9][0-9]*)"
 )
 _VERSION = re.compile(r"[0-9]+(?:\.[0-9A-Za-z-]+)*")
 
@@ -60,14 +62,18 @@ class Capability(SpecModel):
     @model_validator(mode="after")
     def _type(self) -> Capability:
         if parse_capability_type(self.type) is None:
+            if re.fullmatch(r".+@0*", self.type) or re.fullmatch(r".+@0[0-9]+", self.type):
+                fail(f"capability type '{self.type}': a type's version is @1 or higher")
             fail(f"capability type '{self.type}' must look like 'com.docker.sandbox/NAME@N'")
         return self
 
 
 class GroupBody(SpecModel):
     name: Str = ""
-    optional: bool = False
-    capabilities: list[Capability] = []
+    description: Str = Field("", description="Display text for the group, like its name.")
+    optional: bool = Field(False, description="Skip the whole group where unsupported.")
+    # Members are checked one by one (convert_v3) so errors point inside them.
+    capabilities: Annotated[list[Any], Field(min_length=1)]
 
 
 class CapabilityGroup(SpecModel):
@@ -199,6 +205,10 @@ class AgentContext(SpecModel):
     def _one_body(self) -> AgentContext:
         if self.content is not None and self.contentFile is not None:
             fail("give 'content' or 'contentFile', not both")
+        if self.directory is not None and not self.filename:
+            fail("'directory' needs a 'filename' (the profile written in it), e.g. AGENTS.md")
+        if self.directory is not None and self.filename and "/" in self.filename:
+            fail(f"with 'directory', 'filename' is one name, not a path ('{self.filename}')")
         return self
 
 
@@ -208,11 +218,16 @@ class PortConfig(SpecModel):
     transport: Literal["tcp", "udp"] = "tcp"
 
 
+def _unspecified(value: Any) -> Any:
+    return None if value == "" else value
+
+
 class VolumeConfig(SpecModel):
     path: AbsPath
-    size: ByteSize | None = None
+    # volume@1: an explicitly empty size or mode means unspecified, as an omitted one.
+    size: Annotated[ByteSize | None, BeforeValidator(_unspecified)] = None
     tmpfs: bool = False
-    mode: Mode | None = None
+    mode: Annotated[Mode | None, BeforeValidator(_unspecified)] = None
 
 
 class ResourcesConfig(SpecModel):
@@ -225,7 +240,7 @@ class NoConfig(SpecModel):
     pass
 
 
-# Capability name@version → config model. Everything else is unknown to sandkit.
+# Capability name@version → config model: the types sandkit implements.
 CONFIGS: dict[tuple[str, int], type[SpecModel]] = {
     ("network-policy", 1): NetworkPolicy1,
     ("network-policy", 2): NetworkPolicy2,
@@ -239,3 +254,32 @@ CONFIGS: dict[tuple[str, int], type[SpecModel]] = {
     ("privileged", 1): NoConfig,
 }
 SANDBOX_NAMESPACE = "com.docker.sandbox"
+# Well-known types sandkit does not implement yet: a kit needing one is valid, but cannot
+# run here (`kit validate` exits 3 for it, naming them).
+NOT_IMPLEMENTED: dict[tuple[str, int], str] = {
+    ("agent-sessions", 1): "headless session verbs",
+    ("agent-interactive-sessions", 1): "interactive session verbs",
+    ("agent-skill", 1): "a bundled agent skill",
+    ("agent-skills", 1): "a shared agent-skills directory",
+    ("host-mount", 1): "a host directory mounted into the sandbox",
+}
+# Well-known types sandkit will not provide, and why.
+UNSUPPORTED: dict[tuple[str, int], str] = {
+    ("kit-registry", 1): "it lets the sandbox fetch kits from an OCI registry, which "
+    "sandkit does not do (pass each kit with --kit instead)",
+}
+# SPEC-v3 §7.1: at most one entry each per declaration block.
+SINGLETONS = {
+    "network-policy",
+    "resources",
+    "privileged",
+    "kit-registry",
+    "agent-sessions",
+    "agent-interactive-sessions",
+    "lifecycle",
+    "agent-context",
+    "sbx",
+    "long-running",
+    "git-identity",
+}
+CONFIG_LESS = {"privileged", "kit-registry", "sbx", "long-running", "git-identity"}

@@ -59,8 +59,9 @@ class Context:
         at_key: bool = False,
         code: str = "invalid",
         suggestion: str | None = None,
+        subject: str | None = None,
     ) -> None:
-        self._add(path, message, Severity.ERROR, at_key, code, suggestion)
+        self._add(path, message, Severity.ERROR, at_key, code, suggestion, subject)
 
     def warn(self, path: Path, message: str, *, at_key: bool = True, code: str = "warning") -> None:
         self._add(path, message, Severity.WARNING, at_key, code, None)
@@ -73,12 +74,13 @@ class Context:
         at_key: bool,
         code: str,
         suggestion: str | None,
+        subject: str | None = None,
     ) -> None:
         span = self.located.key_span(path) if at_key else self.located.value_span(path)
         if path in self.from_args and severity is Severity.ERROR:
             names = ", ".join(self.from_args[path])
             message += f" (the value comes from kit arg {names}: check --kit-arg {names}=…)"
-        self.issues.append(KitIssue(self.file, span, message, severity, code, suggestion))
+        self.issues.append(KitIssue(self.file, span, message, severity, code, suggestion, subject))
 
     @property
     def failed(self) -> bool:

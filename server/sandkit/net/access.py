@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hmac
 import os
 import secrets
@@ -21,7 +20,8 @@ import stat
 from pathlib import Path
 
 from sandkit.errors import ProxyError
-from sandkit.net.httpio import Head, encode_head
+from sandkit.net import answers
+from sandkit.net.httpio import Head
 
 USER = "sandkit"
 
@@ -61,21 +61,8 @@ class TokenAccess:
             "sandkit proxy: this proxy needs its per-run token, and the request did not carry\n"
             "it. Use the proxy URL that `sandkit proxy serve` printed, with the token in it:\n"
             f"  curl -x http://{USER}:TOKEN@HOST:PORT ...\n"
-        ).encode()
-        writer.write(
-            encode_head(
-                "HTTP/1.1 407 Proxy Authentication Required",
-                [
-                    ("Proxy-Authenticate", f'Basic realm="{USER}"'),
-                    ("Content-Type", "text/plain; charset=utf-8"),
-                    ("Content-Length", str(len(body))),
-                    ("Connection", "close"),
-                ],
-            )
-            + body
         )
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
+        await answers.send(writer, 407, body, [("Proxy-Authenticate", f'Basic realm="{USER}"')])
 
 
 def private_folder(path: Path) -> Path:

@@ -9,8 +9,8 @@ proxy's own time-out turns a question nobody answers into a deny.
 A question, and so an approval, is always about one exact host (``exact_host``): the host
 comes from the agent's request, and a request for ``**`` answered with "allow for this
 sandbox" must not become a rule that allows everything. An approval lets a host through
-the policy only; it never lets it reach an internal address (net/proxy.py: only a kit rule
-or a pin the user wrote can)."""
+the policy only; it never lets it reach an internal address (net/proxy/decide.py: only a
+kit rule or a pin the user wrote can)."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sandkit.errors import ProxyError
+from sandkit.fsio import write_atomic
 from sandkit.kits.model import Credential
 from sandkit.paths import config_dir
 
@@ -54,13 +55,7 @@ class SecretStore:
 
     def _write(self, data: dict[str, str]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)  # atomic: the store is never half-written
+        write_atomic(self.path, json.dumps(data, indent=2, sort_keys=True).encode())
 
     def get(self, service: str) -> str | None:
         return self._read().get(service)
@@ -101,11 +96,7 @@ class SourceGrants:
 
     def _write(self, data: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(data, indent=2, sort_keys=True).encode())
 
     def env_allowed(self, service: str, var: str) -> bool:
         return var in self._read()["env"].get(service, [])

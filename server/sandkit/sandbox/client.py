@@ -1,97 +1,410 @@
-"""The client side of a supervisor's control socket (used by the CLI and the editor)."""
+"""The client side of a supervisor's control socket (used by the CLI and the editor).
+
+    async with await SupervisorClient.connect(sandbox.control) as client:
+        status = await client.status()
+
+One method per control method, returning the result models of sandbox/protocol.py; an
+error reply raises :class:`SupervisorError` with its code. Leaving the ``async with``
+closes the connection and stops its reader."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
-import json
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 
-from sandkit.sandbox.protocol import encode
+from pydantic import ValidationError
+
+from sandkit.rpc import Connection, ConnectionLost, open_unix
+from sandkit.sandbox.protocol import (
+    AdoptParams,
+    AdoptResult,
+    AgentArgvParams,
+    AgentArgvResult,
+    AnswerParams,
+    AnswerResult,
+    CountResult,
+    DumpMemoryResult,
+    EmptyResult,
+    ErrorCode,
+    ExecParams,
+    ExecResult,
+    ExitEvent,
+    Identity,
+    OutputEvent,
+    Params,
+    PendingResult,
+    PingResult,
+    PortsResult,
+    PublishParams,
+    ResizeParams,
+    Result,
+    SessionAttached,
+    SessionAttachParams,
+    SessionDetachedEvent,
+    SessionExitEvent,
+    SessionInfo,
+    SessionInputParams,
+    SessionOutputEvent,
+    SessionParams,
+    SessionResizeParams,
+    SessionsResult,
+    SessionStartParams,
+    SignalParams,
+    StatusResult,
+    StdinParams,
+    SyncStatusResult,
+    UnpublishParams,
+    error_of,
+)
 from sandkit.sandbox.store import SandboxError
-from sandkit.tasks import spawn
+
+R = TypeVar("R", bound=Result)
+P = TypeVar("P", bound=Params)
+log = logging.getLogger(__name__)
+
+
+class SupervisorError(SandboxError):
+    """The supervisor answered a request with an error: ``code`` is for programs (an
+    ``ErrorCode``), the message for a person."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _params(model: type[P], **fields: Any) -> P:
+    """A request's params, checked here: a value the supervisor would refuse is the
+    caller's error (bad-request) before anything is sent."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise SupervisorError(ErrorCode.BAD_REQUEST, problems) from None
+
+
+def _key(message: dict[str, Any]) -> Hashable | None:
+    """Replies go to their request, exec and session events to their exec or session;
+    other events (approvals, held sync changes, new guest listeners) are unsolicited."""
+    if "event" in message:
+        if message.get("exec") is not None:
+            return ("exec", message["exec"])
+        if isinstance(message.get("session"), str):
+            return ("session", message["session"])
+        return None
+    return ("reply", message.get("id"))
+
+
+def _exit(message: dict[str, Any]) -> bool:
+    return message.get("event") in ("exit", "session-exit", "session-detached")
+
+
+def _stream_event(message: dict[str, Any]) -> bool:
+    return "event" in message and ("exec" in message or "session" in message)
 
 
 class RemoteExec:
+    """A process started in the sandbox. Its events are taken with :meth:`next`; until
+    they are, the supervisor (and the process in the guest) waits for this client."""
+
     def __init__(self, client: SupervisorClient, exec_id: int) -> None:
         self.client, self.id = client, exec_id
-        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._inbox = client.connection.open(("exec", exec_id))
+
+    async def next(self) -> OutputEvent | ExitEvent:
+        """The next output, or the exit (the last event). ConnectionLost if the
+        connection to the supervisor ends first."""
+        while True:
+            try:
+                message = await self._inbox.get()
+            except ConnectionLost:
+                raise ConnectionLost("lost the connection to the sandbox") from None
+            try:
+                if message.get("event") == "exit":
+                    return ExitEvent.model_validate(message)
+                if message.get("event") == "output":
+                    return OutputEvent.model_validate(message)
+            except ValidationError as exc:
+                log.warning("skipping a malformed exec event: %s", exc)
 
     async def stdin(self, data: bytes = b"", eof: bool = False) -> None:
-        await self.client.call(
-            "stdin", {"exec": self.id, "data": base64.b64encode(data).decode(), "eof": eof}
-        )
+        params = _params(StdinParams, exec=self.id, data=base64.b64encode(data).decode(), eof=eof)
+        await self.client.request("stdin", params, EmptyResult)
 
     async def resize(self, rows: int, cols: int) -> None:
-        await self.client.call("resize", {"exec": self.id, "rows": rows, "cols": cols})
+        await self.client.request(
+            "resize", _params(ResizeParams, exec=self.id, rows=rows, cols=cols), EmptyResult
+        )
 
     async def signal(self, number: int) -> None:
-        await self.client.call("signal", {"exec": self.id, "signal": number})
+        await self.client.request(
+            "signal", _params(SignalParams, exec=self.id, signal=number), EmptyResult
+        )
+
+
+SessionEvent = SessionOutputEvent | SessionExitEvent | SessionDetachedEvent
+
+
+class RemoteSession:
+    """This client's attachment to a session: the screen at attach time, then its events.
+    Detaching (or closing the connection) leaves the session running."""
+
+    def __init__(self, client: SupervisorClient, attached: SessionAttached) -> None:
+        self.client, self.info = client, attached.session
+        self.name = attached.session.name
+        self.screen = base64.b64decode(attached.screen)
+        self._inbox = client.connection.open(("session", self.name))
+
+    async def next(self) -> SessionEvent:
+        """The next output, or the end: the session's exit, or this client detached."""
+        while True:
+            try:
+                message = await self._inbox.get()
+            except ConnectionLost:
+                raise ConnectionLost("lost the connection to the sandbox") from None
+            kind = message.get("event")
+            try:
+                if kind == "session-output":
+                    return SessionOutputEvent.model_validate(message)
+                if kind == "session-exit":
+                    return SessionExitEvent.model_validate(message)
+                if kind == "session-detached":
+                    return SessionDetachedEvent.model_validate(message)
+            except ValidationError as exc:
+                log.warning("skipping a malformed session event: %s", exc)
+
+    async def input(self, data: bytes = b"", eof: bool = False) -> None:
+        params = _params(
+            SessionInputParams,
+            session=self.name,
+            data=base64.b64encode(data).decode(),
+            eof=eof,
+        )
+        await self.client.request("session-input", params, EmptyResult)
+
+    async def resize(self, rows: int, cols: int) -> None:
+        params = _params(SessionResizeParams, session=self.name, rows=rows, cols=cols)
+        await self.client.request("session-resize", params, EmptyResult)
+
+    async def detach(self) -> None:
+        await self.client.request(
+            "session-detach", _params(SessionParams, session=self.name), EmptyResult
+        )
+        self.client.connection.discard(("session", self.name))
+
+    async def stop(self) -> None:
+        await self.client.stop_session(self.name)
 
 
 class SupervisorClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self._ids = itertools.count(1)
-        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._execs: dict[int, RemoteExec] = {}
-        self._early: dict[int, list[dict[str, Any]]] = {}
-        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        spawn(self._pump(), "supervisor-client")
+        self.connection = Connection(reader, writer, key=_key, final=_exit, early=_stream_event)
+        self._ids = 0
+        self.connection.start()
 
     @classmethod
     async def connect(cls, socket: Path) -> SupervisorClient:
         try:
-            reader, writer = await asyncio.open_unix_connection(str(socket), limit=1 << 22)
+            reader, writer = await open_unix(str(socket))
         except (FileNotFoundError, ConnectionRefusedError):
             raise SandboxError("the sandbox's supervisor is not answering") from None
         return cls(reader, writer)
 
-    async def _pump(self) -> None:
-        try:
-            while line := await self.reader.readline():
-                message = json.loads(line)
-                if "event" in message and "exec" not in message:
-                    self.events.put_nowait(message)  # approvals, after a watch call
-                elif "event" in message:
-                    target = self._execs.get(message["exec"])
-                    if target is not None:
-                        target.events.put_nowait(message)
-                    else:  # an event can overtake the reply that names its exec
-                        self._early.setdefault(message["exec"], []).append(message)
-                elif message.get("id") in self._replies:
-                    self._replies.pop(message["id"]).set_result(message)
-        except (ConnectionError, ValueError):
-            pass
-        finally:
-            for future in self._replies.values():
-                if not future.done():
-                    future.set_result({"error": "the supervisor closed the connection"})
-            for target in self._execs.values():
-                target.events.put_nowait({"event": "exit", "signal": 9, "lost": True})
-            self.events.put_nowait({"event": "closed"})  # for watchers of approvals
+    async def __aenter__(self) -> SupervisorClient:
+        return self
 
-    async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
-        rid = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._replies[rid] = future
-        self.writer.write(encode({"id": rid, "method": method, "params": dict(params or {})}))
-        await self.writer.drain()
-        reply = await future
-        if "error" in reply:
-            raise SandboxError(str(reply["error"]))
-        return reply.get("result")
-
-    async def exec(self, argv: Sequence[str], **options: Any) -> RemoteExec:
-        result = await self.call("exec", {"argv": list(argv), **options})
-        remote = RemoteExec(self, int(result["exec"]))
-        self._execs[remote.id] = remote
-        for event in self._early.pop(remote.id, []):
-            remote.events.put_nowait(event)
-        return remote
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def close(self) -> None:
-        self.writer.close()
+        """Close the connection now (and stop its reader): what the supervisor started
+        for this client is hung up."""
+        self.connection.close()
+
+    async def aclose(self) -> None:
+        await self.connection.aclose()
+
+    # -- the transport ----------------------------------------------------------------------
+    async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        """One request, untyped: the reply's ``result`` as JSON. SupervisorError for an
+        error reply (its code, or ``failed`` from a supervisor that sent a bare string)."""
+        self._ids += 1
+        rid = self._ids
+        request = {"id": rid, "method": method, "params": dict(params or {})}
+        try:
+            reply = await self.connection.request(("reply", rid), request)
+        except ConnectionLost:
+            raise ConnectionLost("the supervisor closed the connection") from None
+        if "error" in reply:
+            body = error_of(reply["error"])
+            raise SupervisorError(body.code, body.message)
+        return reply.get("result")
+
+    async def request(self, method: str, params: Params | None, result: type[R]) -> R:
+        """One request, typed both ways."""
+        sent = params.model_dump(mode="json") if params is not None else None
+        raw = await self.call(method, sent)
+        try:
+            return result.model_validate(raw if raw is not None else {})
+        except ValidationError as exc:
+            raise SupervisorError(
+                ErrorCode.FOREIGN_VERSION,
+                f"the supervisor's answer to {method} is not what this sandkit reads (is it "
+                f"another version? restart the sandbox): {exc.error_count()} wrong field(s)",
+            ) from None
+
+    # -- methods ------------------------------------------------------------------------------
+    async def ping(self) -> PingResult:
+        return await self.request("ping", None, PingResult)
+
+    async def status(self) -> StatusResult:
+        return await self.request("status", None, StatusResult)
+
+    async def guest_ping(self) -> None:
+        """A round trip through the guest agent."""
+        await self.request("guest-ping", None, EmptyResult)
+
+    async def dump_memory(self) -> DumpMemoryResult:
+        return await self.request("dump-memory", None, DumpMemoryResult)
+
+    async def exec(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        user: str = "root",
+        pty: bool = False,
+        rows: int = 24,
+        cols: int = 80,
+        stdin: bool = False,
+    ) -> RemoteExec:
+        params = _params(
+            ExecParams,
+            argv=list(argv),
+            env=dict(env or {}),
+            cwd=cwd,
+            user=user,
+            pty=pty,
+            rows=rows,
+            cols=cols,
+            stdin=stdin,
+        )
+        started = await self.request("exec", params, ExecResult)
+        # Its events may have come before this reply: they wait in its inbox.
+        return RemoteExec(self, started.exec)
+
+    async def stop(self) -> None:
+        """The supervisor answers, then stops the sandbox."""
+        await self.request("stop", None, EmptyResult)
+
+    async def sync_status(self) -> SyncStatusResult:
+        return await self.request("sync-status", None, SyncStatusResult)
+
+    async def sync_approve(self) -> CountResult:
+        return await self.request("sync-approve", None, CountResult)
+
+    async def sync_reject(self) -> CountResult:
+        return await self.request("sync-reject", None, CountResult)
+
+    async def watch(self) -> None:
+        """From now on this connection gets approval and held-sync events (:meth:`events`)."""
+        await self.request("watch", None, EmptyResult)
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The events after :meth:`watch`, until the connection ends."""
+        while True:
+            try:
+                yield await self.connection.events.get()
+            except ConnectionLost:
+                return
+
+    async def approve(self, host: str, remember: bool = False) -> AnswerResult:
+        return await self.request(
+            "approve", _params(AnswerParams, host=host, remember=remember), AnswerResult
+        )
+
+    async def deny(self, host: str, remember: bool = False) -> AnswerResult:
+        return await self.request(
+            "deny", _params(AnswerParams, host=host, remember=remember), AnswerResult
+        )
+
+    async def pending(self) -> PendingResult:
+        return await self.request("pending", None, PendingResult)
+
+    async def adopt(
+        self, name: str, config: Mapping[str, Any], identity: Identity | None = None
+    ) -> AdoptResult:
+        params = _params(AdoptParams, name=name, config=dict(config), identity=identity)
+        return await self.request("adopt", params, AdoptResult)
+
+    async def agent_argv(self, extra: Sequence[str], interactive: bool) -> AgentArgvResult:
+        params = _params(AgentArgvParams, extra=list(extra), interactive=interactive)
+        return await self.request("agent-argv", params, AgentArgvResult)
+
+    # -- sessions -----------------------------------------------------------------------------
+    async def sessions(self) -> list[SessionInfo]:
+        return (await self.request("sessions", None, SessionsResult)).sessions
+
+    async def start_session(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        user: str = "agent",
+        pty: bool = True,
+        rows: int = 24,
+        cols: int = 80,
+        attach: bool = True,
+    ) -> RemoteSession:
+        """A program the supervisor owns; attached unless ``attach`` is False (exec -d)."""
+        params = _params(
+            SessionStartParams,
+            name=name,
+            argv=list(argv),
+            env=dict(env or {}),
+            cwd=cwd,
+            user=user,
+            pty=pty,
+            rows=rows,
+            cols=cols,
+            attach=attach,
+        )
+        return RemoteSession(self, await self.request("session-start", params, SessionAttached))
+
+    async def attach(
+        self, session: str, rows: int = 24, cols: int = 80, interactive: bool = True
+    ) -> RemoteSession:
+        """The session's screen so far, then its output; ``interactive=False`` follows the
+        output without taking the terminal's size (logs -f)."""
+        params = _params(
+            SessionAttachParams, session=session, rows=rows, cols=cols, interactive=interactive
+        )
+        return RemoteSession(self, await self.request("session-attach", params, SessionAttached))
+
+    async def stop_session(self, session: str) -> None:
+        """SIGHUP, then SIGKILL a few seconds later if it is still running."""
+        await self.request("session-stop", _params(SessionParams, session=session), EmptyResult)
+
+    # -- ports --------------------------------------------------------------------------------
+    async def ports(self) -> PortsResult:
+        return await self.request("ports", None, PortsResult)
+
+    async def publish(self, spec: str) -> PortsResult:
+        return await self.request("publish", _params(PublishParams, spec=spec), PortsResult)
+
+    async def unpublish(self, spec: str) -> PortsResult:
+        return await self.request("unpublish", _params(UnpublishParams, spec=spec), PortsResult)

@@ -154,35 +154,38 @@ async def apply_kits(
 async def write_agent_context(
     channel: GuestChannel, sandbox: ResolvedSandbox, workspace: str | None
 ) -> None:
-    """The base kit's context file, in the workspace's parent folder (where sbx puts it),
-    with a managed index of the mixins' files between markers; text outside is kept."""
-    filename = sandbox.agent.context_filename
-    if not filename or not sandbox.agent_context:
+    """The base kit's context file where its profile says (kits.context: an explicit
+    agent-context directory, else the workspace's parent folder, as sbx does), with a
+    managed index of the mixins' files between markers; text outside is kept."""
+    from sandkit.kits.context import profile_paths
+
+    targets = profile_paths(sandbox, workspace)
+    if not targets or not sandbox.agent_context:
         return
-    parent = posixpath.dirname(workspace.rstrip("/")) if workspace else HOME
     base = [c for c in sandbox.agent_context if c.kit == sandbox.agent_name]
     mixins = [c for c in sandbox.agent_context if c.kit != sandbox.agent_name]
-    for ctx in mixins:
-        await write_file(
-            channel,
-            f"{parent}/kits-agent-context/{ctx.kit}.md",
-            ctx.content.encode(),
-            0o644,
-            AGENT_UID,
-        )
     index = "\n".join(f"- {c.kit}: kits-agent-context/{c.kit}.md" for c in mixins)
     section = f"{MARK_START}\n## Kits\n{index}\n{MARK_END}\n" if mixins else ""
     body = "\n".join(c.content.rstrip() for c in base)
-    target = f"{parent}/{filename}"
-    current = await channel.read_file(target)
-    text = current.decode(errors="replace") if current is not None else body + "\n"
-    if MARK_START in text and MARK_END in text:
-        head, _, rest = text.partition(MARK_START)
-        _, _, tail = rest.partition(MARK_END)
-        text = head + section.rstrip("\n") + tail if section else head.rstrip("\n") + tail
-    elif section:
-        text = text.rstrip("\n") + "\n\n" + section
-    await write_file(channel, target, text.encode(), 0o644, AGENT_UID)
+    for target in targets:
+        parent = posixpath.dirname(target)
+        for ctx in mixins:
+            await write_file(
+                channel,
+                f"{parent}/kits-agent-context/{ctx.kit}.md",
+                ctx.content.encode(),
+                0o644,
+                AGENT_UID,
+            )
+        current = await channel.read_file(target)
+        text = current.decode(errors="replace") if current is not None else body + "\n"
+        if MARK_START in text and MARK_END in text:
+            head, _, rest = text.partition(MARK_START)
+            _, _, tail = rest.partition(MARK_END)
+            text = head + section.rstrip("\n") + tail if section else head.rstrip("\n") + tail
+        elif section:
+            text = text.rstrip("\n") + "\n\n" + section
+        await write_file(channel, target, text.encode(), 0o644, AGENT_UID)
 
 
 def place_workspace_files(

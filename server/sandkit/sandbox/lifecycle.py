@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -11,15 +12,28 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from sandkit.hostconfig import registry_args
 from sandkit.pids import alive
-from sandkit.sandbox.client import SupervisorClient
-from sandkit.sandbox.store import Config, Sandbox, SandboxError, State, Store
+from sandkit.sandbox.client import SupervisorClient, SupervisorError
+from sandkit.sandbox.protocol import ErrorCode, Identity
+from sandkit.sandbox.state import SandboxState
+from sandkit.sandbox.store import (
+    Config,
+    Profile,
+    Sandbox,
+    SandboxError,
+    State,
+    Store,
+    profile,
+    profile_of,
+)
 from sandkit.vm import hostcheck
 from sandkit.vm.image import Progress, ensure_image
 
+__all__ = ["Profile", "profile", "profile_of"]  # kept here for their older callers
+log = logging.getLogger(__name__)
+S = SandboxState
 BOOT_TIMEOUT = 900.0  # installs (npm, apt) run before a sandbox counts as started
 
 
@@ -60,9 +74,9 @@ async def start(
 ) -> State:
     """Boot the sandbox (its supervisor) unless it runs already; wait until it answers."""
     state = sandbox.state()
-    if state.state in ("running", "pooled") and alive(state.supervisor_pid):
+    if state.state in (S.RUNNING, S.POOLED) and alive(state.supervisor_pid):
         return state
-    if state.state in ("booting", "adopting", "stopping") and alive(state.supervisor_pid):
+    if state.state in (S.BOOTING, S.ADOPTING, S.STOPPING) and alive(state.supervisor_pid):
         return await _wait(sandbox, waiting)
     _kill_leftovers(state)  # a crashed sandbox may have left QEMU or virtiofsd running
     _kill_orphans(sandbox)
@@ -84,7 +98,7 @@ async def start(
     )
     log.close()
     # Recorded now, so that a supervisor that dies before writing its state shows as crashed.
-    sandbox.save_state(State(state="booting", supervisor_pid=proc.pid, started=time.time()))
+    sandbox.save_state(State(state=S.BOOTING, supervisor_pid=proc.pid, started=time.time()))
     return await _wait(sandbox, waiting)
 
 
@@ -95,9 +109,9 @@ async def _wait(sandbox: Sandbox, waiting: Callable[[str], None] | None) -> Stat
         if not sandbox.dir.exists():  # removed (rm -f, pool drain) while it was starting
             raise SandboxError(f"sandbox '{sandbox.name}' was removed while it started")
         state = sandbox.state()
-        if state.state in ("running", "pooled"):
+        if state.state in (S.RUNNING, S.POOLED):
             return state
-        if state.state in ("crashed", "stopped"):
+        if state.state in (S.CRASHED, S.STOPPED):
             raise SandboxError(
                 f"sandbox '{sandbox.name}' did not start: {state.error or state.state}"
             )
@@ -118,14 +132,13 @@ async def stop(sandbox: Sandbox, timeout: float = 30.0) -> None:
     state = sandbox.state()
     if not alive(state.supervisor_pid):
         _kill_leftovers(state)
-        if state.state not in ("created", "crashed"):
-            state.state = "stopped"
+        if state.state not in (S.CREATED, S.CRASHED):
+            state.state = S.STOPPED
         sandbox.save_state(state)
         return
     with contextlib.suppress(SandboxError, ConnectionError):
-        client = await connect(sandbox)
-        await client.call("stop")
-        client.close()
+        async with await connect(sandbox) as client:
+            await client.stop()
     deadline = time.monotonic() + timeout
     while alive(state.supervisor_pid) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
@@ -171,7 +184,6 @@ def _kill_orphans(sandbox: Sandbox) -> None:
 
 # -- the warm pool ------------------------------------------------------------------------------
 POOL_PREFIX = "pool-"
-MEMBER_TAKEN = "pool member taken"  # the supervisor's answer when another adopter won
 
 
 def pool_size() -> int:
@@ -197,32 +209,60 @@ def is_pool_member(sandbox: Sandbox) -> bool:
     return sandbox.name.startswith(POOL_PREFIX)
 
 
-Profile = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], str]
-
-
-def profile(config: Config) -> Profile:
-    """What a prepared member was prepared for: the agent, the kits and their args, and
-    the policy its installs ran under."""
-    return (
-        config.agent,
-        tuple(config.kits),
-        tuple(sorted(config.kit_args.items())),
-        config.default_policy,
-    )
-
-
-def profile_of(fields: dict[str, Any]) -> Profile:
-    return profile(Config(**{**fields, "name": "x"}))
-
-
 async def adopt(store: Store, config: Config) -> Sandbox | None:
     """Claim a paused pool member of the config's shape and make it this sandbox: one
     prepared for the same agent and kits first, else a plain one; None when none is ready
-    (the caller boots one cold)."""
-    from dataclasses import asdict
-
+    or the adoption fails in any way (the caller boots one cold). A member whose
+    supervisor runs another sandkit (version, protocol, installation) is never adopted:
+    it is drained, and the pool refilled with this sandkit's."""
     if not config.host_cas:  # members already trust the host's CAs: boot this one cold
         return None
+    mine = Identity.local()
+    drained = 0
+    try:
+        for member in _candidates(store, config):
+            state = member.state()
+            if state.state is not S.POOLED or not alive(state.supervisor_pid):
+                continue
+            if not same_kind(state, mine):
+                log.info("draining pool member %s: %s", member.name, kind_of(state))
+                await remove(store, member, force=True)
+                drained += 1
+                continue
+            outcome = await _claim(store, member, config, mine)
+            if isinstance(outcome, Sandbox):
+                return outcome
+            if outcome is not _TAKEN:  # failed: cold, and the pool topped up again
+                drained += 1
+                return None
+        return None
+    finally:
+        if drained:
+            _spawn_fill(config, prepared=False)
+
+
+def same_kind(state: State, mine: Identity) -> bool:
+    """Whether the supervisor that wrote ``state`` runs this sandkit."""
+    if state.sandkit is None or state.protocol is None or state.prefix is None:
+        return False  # written by a sandkit that did not say (PROTOCOL 1)
+    theirs = Identity(
+        sandkit=state.sandkit,
+        protocol=state.protocol,
+        executable=state.executable or "",
+        prefix=state.prefix,
+    )
+    return theirs.same_as(mine)
+
+
+def kind_of(state: State) -> str:
+    """For `sandkit ls` and logs: the sandkit a sandbox's supervisor runs."""
+    if state.sandkit is None:
+        return "an older sandkit"
+    return f"sandkit {state.sandkit} (protocol {state.protocol}) in {state.prefix}"
+
+
+def _candidates(store: Store, config: Config) -> list[Sandbox]:
+    """Members of the config's shape: prepared for its agent and kits first, then plain."""
     wanted = shape(config.cpus, config.memory_mib)
     candidates = []
     for member in pool_members(store):
@@ -236,24 +276,47 @@ async def adopt(store: Store, config: Config) -> Sandbox | None:
             candidates.append((1, member))
         elif profile(member_config) == profile(config):
             candidates.append((0, member))
-    for _, member in sorted(candidates, key=lambda c: c[0]):
-        state = member.state()
-        if state.state != "pooled" or not alive(state.supervisor_pid):
-            continue
-        try:
-            client = await SupervisorClient.connect(member.control)
-        except SandboxError:
-            continue
-        try:
-            await client.call("adopt", {"name": config.name, "config": asdict(config)})
-        except SandboxError as exc:
-            if str(exc).startswith(MEMBER_TAKEN):
-                continue  # another client got it first
-            raise
-        finally:
-            client.close()
+    return [member for _, member in sorted(candidates, key=lambda c: c[0])]
+
+
+_TAKEN = object()  # another client adopted the member first: try the next
+
+
+async def _claim(store: Store, member: Sandbox, config: Config, mine: Identity) -> object:
+    """Ask the member to become this sandbox: the Sandbox, _TAKEN, or None after any
+    failure (a member left in doubt is drained; a half-adopted sandbox is removed)."""
+    from dataclasses import asdict
+
+    try:
+        async with await SupervisorClient.connect(member.control) as client:
+            await client.adopt(config.name, asdict(config), identity=mine)
         return Sandbox(store.root, config.name)
+    except SupervisorError as exc:
+        if exc.code is ErrorCode.MEMBER_TAKEN:
+            return _TAKEN
+        failure: Exception = exc
+    except Exception as exc:  # whatever it is, the user's sandbox starts cold
+        failure = exc
+    log.warning("adopting pool member %s failed (%s); starting cold", member.name, failure)
+    # Refused before anything changed (the user's kits have an error): it stays pooled.
+    refused = isinstance(failure, SupervisorError) and failure.code in REFUSALS
+    await _clean_after_failure(store, member, config, keep_member=refused)
     return None
+
+
+REFUSALS = (ErrorCode.FAILED, ErrorCode.BAD_REQUEST)
+
+
+async def _clean_after_failure(
+    store: Store, member: Sandbox, config: Config, keep_member: bool
+) -> None:
+    half = Sandbox(store.root, config.name)
+    if half.exists() and half.state().adopted_from == member.name:
+        await remove(store, half, force=True)  # renamed, then failed: not the user's yet
+    if member.exists():
+        state = member.state()
+        if not (keep_member and state.state is S.POOLED):
+            await remove(store, member, force=True)  # in doubt: drained, refilled later
 
 
 async def create_or_adopt(
@@ -289,8 +352,8 @@ async def fill(
     kind = profile(prepared_for) if prepared_for is not None else None
     for member in pool_members(store):  # a member whose supervisor died is of no use
         state = member.state()
-        if state.state in ("crashed", "stopped") or (
-            state.state == "created" and not alive(state.supervisor_pid)
+        if state.state in (S.CRASHED, S.STOPPED) or (
+            state.state is S.CREATED and not alive(state.supervisor_pid)
         ):
             await remove(store, member, force=True)
     started = 0
@@ -328,7 +391,7 @@ def _count(store: Store, wanted: str, kind: Profile | None) -> int:
             continue
         same = c.pool_shape == wanted and (profile(c) == kind if c.pool_prepared else kind is None)
         state = member.state()
-        if same and state.state in ("pooled", "booting") and alive(state.supervisor_pid):
+        if same and state.state in (S.POOLED, S.BOOTING) and alive(state.supervisor_pid):
             count += 1
     return count
 
@@ -336,11 +399,15 @@ def _count(store: Store, wanted: str, kind: Profile | None) -> int:
 def refill_after(sandbox: Sandbox, config: Config) -> None:
     """Top the pool up after ``sandbox`` was made, at low priority, outliving this command:
     with a member prepared for its kits when it adopted such a member, else a plain one."""
+    _spawn_fill(config, prepared=sandbox.state().adopted_prepared)
+
+
+def _spawn_fill(config: Config, prepared: bool) -> None:
     if pool_size() == 0:
         return
     argv = ["nice", "-n", "10", sys.executable, "-m", "sandkit", "pool", "fill",
             "--cpus", str(config.cpus), "--memory", f"{config.memory_mib}m", "--quiet"]  # fmt: skip
-    if sandbox.state().adopted_prepared:
+    if prepared:
         argv += ["--agent", config.agent, "--default", config.default_policy]
         for kit in config.kits:
             argv += ["--kit", kit]
@@ -348,7 +415,7 @@ def refill_after(sandbox: Sandbox, config: Config) -> None:
             argv += ["--kit-arg", f"{key}={value}"]
     log_dir = Store().root
     log_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / "pool.log").open("ab") as log:
+    with (log_dir / "pool.log").open("ab") as out:
         subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
         )

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from sandkit.errors import SandkitError
+from sandkit.fsio import write_atomic
 from sandkit.paths import private_state, runtime_dir, state_dir
 from sandkit.pids import alive
+from sandkit.sandbox.state import SandboxState
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,61}[A-Za-z0-9]")
 
@@ -59,31 +60,63 @@ class Config:
     pool_prepared: bool = False
     host_cas: bool = True  # the guest also trusts the CAs added to the host's trust store
     ask_timeout: float = 60.0  # seconds a request no rule covers waits for a person's answer
+    # Published ports (sandbox/ports.Published as dicts): what a start publishes again.
+    ports: list[dict[str, Any]] = field(default_factory=list)
     created: float = field(default_factory=time.time)
 
 
 @dataclass
 class State:
-    # created | booting | running | pooled (a paused warm-pool member) | stopping | stopped | crashed
-    state: str = "created"
+    state: SandboxState = SandboxState.CREATED
     supervisor_pid: int | None = None
     qemu_pid: int | None = None
     started: float | None = None
     error: str | None = None
     proxy_port: int | None = None
-    sync: str | None = None  # in sync | syncing | paused | conflicts
+    sync: str | None = None  # the sync engine's text: in sync | syncing | paused | conflicts
     adopted_from: str | None = None  # the warm-pool member this sandbox started as
     adopted_prepared: bool = False  # ... and that member was prepared for its kits
+    # The supervisor's sandkit (protocol.Identity): `sandkit ls` tells a sandbox that runs
+    # another version, and a pool member of another kind is never adopted.
+    sandkit: str | None = None
+    protocol: int | None = None
+    executable: str | None = None
+    prefix: str | None = None
+
+    def __post_init__(self) -> None:
+        self.state = SandboxState.parse(self.state)
+
+    @classmethod
+    def from_json(cls, data: object) -> State:
+        """Fields a newer sandkit added are ignored, not a damaged file."""
+        if not isinstance(data, dict):
+            raise TypeError("state.json does not hold an object")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+Profile = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...], str]
+
+
+def profile(config: Config) -> Profile:
+    """What a prepared pool member was prepared for: the agent, the kits and their args,
+    and the policy its installs ran under."""
+    return (
+        config.agent,
+        tuple(config.kits),
+        tuple(sorted(config.kit_args.items())),
+        config.default_policy,
+    )
+
+
+def profile_of(data: dict[str, Any]) -> Profile:
+    """The profile of a config sent as JSON (an adopt request's)."""
+    return profile(Config(**{**data, "name": "x"}))
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomically, 0600 whatever the umask."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        os.fchmod(f.fileno(), 0o600)
-        f.write(json.dumps(data, indent=2))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=2).encode())
 
 
 class Sandbox:
@@ -111,7 +144,9 @@ class Sandbox:
 
     def config(self) -> Config:
         try:
-            return Config(**json.loads((self.dir / "config.json").read_text()))
+            data = json.loads((self.dir / "config.json").read_text())
+            known = {f.name for f in fields(Config)}  # a newer sandkit's fields are ignored
+            return Config(**{k: v for k, v in data.items() if k in known})
         except (OSError, ValueError, TypeError) as exc:
             raise SandboxError(
                 f"sandbox '{self.name}' is damaged ({exc}); `sandkit rm -f {self.name}` removes it"
@@ -122,12 +157,11 @@ class Sandbox:
 
     def state(self) -> State:
         try:
-            state = State(**json.loads((self.dir / "state.json").read_text()))
+            state = State.from_json(json.loads((self.dir / "state.json").read_text()))
         except (OSError, ValueError, TypeError):
             state = State()
-        alive_states = ("booting", "running", "pooled", "adopting", "stopping")
-        if state.state in alive_states and not alive(state.supervisor_pid):
-            state.state = "crashed"
+        if state.state.live and not alive(state.supervisor_pid):
+            state.state = SandboxState.CRASHED
             state.error = state.error or "the sandbox's supervisor is gone"
         return state
 

@@ -3,6 +3,7 @@ workspace's .sandkitignore (gitignore syntax; `!pattern` re-includes a default).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pathspec
@@ -27,6 +28,7 @@ class Ignore:
     def __init__(self, patterns: list[str]) -> None:
         self.patterns = patterns
         self._spec = pathspec.GitIgnoreSpec.from_lines([*patterns, *ALWAYS])
+        self._any = _any_of(self._spec)
 
     @classmethod
     def for_workspace(cls, root: Path) -> Ignore:
@@ -37,4 +39,28 @@ class Ignore:
         return cls([*DEFAULTS, *own])
 
     def __call__(self, relpath: str, is_dir: bool = False) -> bool:
-        return self._spec.match_file(relpath + "/" if is_dir else relpath)
+        path = relpath + "/" if is_dir else relpath
+        if self._any is not None and self._any.search(path) is None:
+            return False  # no pattern matches at all: the common case, in one regex
+        return self._spec.match_file(path)
+
+
+_GROUP = re.compile(r"\(\?P<\w+>")
+
+
+def _any_of(spec: pathspec.GitIgnoreSpec) -> re.Pattern[str] | None:
+    """One regex that matches where any of the spec's patterns does (their group names
+    dropped so that they can be joined), or None where they cannot be joined: then every
+    path goes through the spec."""
+    parts = []
+    for pattern in spec.patterns:
+        if getattr(pattern, "include", None) is None:
+            continue  # never matches (a comment, a blank line)
+        regex = getattr(pattern, "regex", None)
+        if not isinstance(regex, re.Pattern) or regex.flags != re.U or "(?P=" in regex.pattern:
+            return None
+        parts.append("(?:" + _GROUP.sub("(?:", regex.pattern) + ")")
+    try:
+        return re.compile("|".join(parts)) if parts else None
+    except re.error:
+        return None

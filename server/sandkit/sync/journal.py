@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,7 @@ class Journal:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.executescript(SCHEMA)
         self.db.execute("PRAGMA synchronous=FULL")
+        self.seconds = 0.0  # spent writing rows and committing (the bench's "journal")
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -40,7 +42,9 @@ class Journal:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        started = time.perf_counter()
         self.db.execute("COMMIT")
+        self.seconds += time.perf_counter() - started
 
     def base(self, paths: Iterable[str] | None = None) -> dict[str, Entry]:
         rows: Iterable[tuple[Any, ...]]
@@ -94,6 +98,26 @@ class Journal:
                 "INSERT OR REPLACE INTO base VALUES (?, ?, ?, ?, ?, ?)",
                 (path, str(entry.kind), entry.mode, entry.size, entry.digest, entry.target),
             )
+
+    def record_files(self, rows: Iterable[tuple[str, int, int, str]]) -> None:
+        """Files as both sides now hold them: (path, mode, size, digest), one statement."""
+        started = time.perf_counter()
+        self.db.executemany("INSERT OR REPLACE INTO base VALUES (?, 'file', ?, ?, ?, NULL)", rows)
+        self.seconds += time.perf_counter() - started
+
+    def digests(self, side: str) -> dict[str, tuple[int, int, int, str]]:
+        """The whole digest cache of a side, for a full scan: path -> (ino, size, mtime,
+        digest), one query instead of one per file."""
+        rows = self.db.execute(
+            "SELECT path, ino, size, mtime, digest FROM stat WHERE side = ?", (side,)
+        )
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def cache_digests(self, rows: Iterable[tuple[str, str, int, int, int, str]]) -> None:
+        """(side, path, ino, size, mtime, digest) rows, in one statement."""
+        started = time.perf_counter()
+        self.db.executemany("INSERT OR REPLACE INTO stat VALUES (?, ?, ?, ?, ?, ?)", rows)
+        self.seconds += time.perf_counter() - started
 
     def cached_digest(self, side: str, path: str, ino: int, size: int, mtime: int) -> str | None:
         row = self.db.execute(

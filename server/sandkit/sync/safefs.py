@@ -16,17 +16,14 @@ import hashlib
 import os
 import shutil
 import stat
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-CHUNK = 1 << 20
-TMP_PREFIX = ".sandkit-tmp-"
-MAX_LINK_HOPS = 40  # as the kernel's own limit on links followed in one lookup
+from sandkit.sync import fdcopy
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_LINK_HOPS = 40  # as the kernel's own limit on links followed in one lookup
+TMP_PREFIX = fdcopy.TMP_PREFIX
+_DIR_FLAGS = fdcopy.DIR_FLAGS
 
 
 class UnsafePath(OSError):
@@ -115,6 +112,24 @@ class SafeTree:
             if owned:
                 os.close(fd)
 
+    @contextlib.contextmanager
+    def directory(self, rel: str, create: bool = False) -> Iterator[int]:
+        """A descriptor on the directory ``rel`` ("" is the root), made when missing and
+        ``create`` (mode 0755, as :meth:`parent` makes folders)."""
+        if not rel:
+            yield self.fd
+            return
+        with self.parent(rel, create) as (pfd, name):
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, 0o755, dir_fd=pfd)
+                    self._chown_at(pfd, name)
+            dfd = self._open_dir(pfd, name, rel)
+        try:
+            yield dfd
+        finally:
+            os.close(dfd)
+
     def _open_dir(self, dirfd: int, name: str, shown: str) -> int:
         try:
             return os.open(name, _DIR_FLAGS, dir_fd=dirfd)
@@ -145,15 +160,9 @@ class SafeTree:
         """A descriptor on the regular file at ``rel`` (never a link, fifo or device)."""
         with self.parent(rel) as (fd, name):
             try:
-                rfd = os.open(name, _READ_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise UnsafePath(rel, "is a link, not a file") from None
-                raise
-        if not stat.S_ISREG(os.fstat(rfd).st_mode):
-            os.close(rfd)
-            raise UnsafePath(rel, "is not a regular file")
-        return rfd
+                return fdcopy.open_file(fd, name)[0]
+            except fdcopy.NotAFile as exc:
+                raise UnsafePath(rel, str(exc.strerror)) from None
 
     def read_bytes(self, rel: str, limit: int = 1 << 20) -> bytes:
         rfd = self.open_read(rel)
@@ -239,10 +248,6 @@ class SafeTree:
             return False
 
     # -- writing ----------------------------------------------------------------------------
-    def makedirs(self, rel: str, mode: int = 0o755) -> None:
-        if rel:
-            self.make_dir(rel, mode, replace=False)
-
     def make_dir(self, rel: str, mode: int, replace: bool = True) -> None:
         with self.parent(rel, create=True) as (fd, name):
             try:
@@ -272,7 +277,6 @@ class SafeTree:
         """Write ``rel`` from a descriptor (read to its end) or bytes: a temporary file in
         the same directory, then a rename over whatever was there (a directory there is
         removed; a link is replaced, never written through). Returns (digest, stat)."""
-        digest = hashlib.blake2b()
         with self.parent(rel, create=True) as (fd, name):
             if keep_existing:
                 try:
@@ -280,33 +284,31 @@ class SafeTree:
                     raise FileExistsError(errno.EEXIST, "exists", rel)
                 except FileNotFoundError:
                     pass
-            tmp = f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{name}"[:250]
-            wfd = os.open(tmp, _NEW_FLAGS, 0o600, dir_fd=fd)
+            tmp = fdcopy.temp_name(name)
+            wfd = os.open(tmp, fdcopy.NEW_FLAGS, 0o600, dir_fd=fd)
             try:
                 try:
                     if isinstance(source, bytes):
-                        digest.update(source)
-                        _write_all(wfd, source)
+                        digest = hashlib.blake2b(source).hexdigest()
+                        fdcopy.write_all(wfd, source)
                     else:
-                        while chunk := os.read(source, CHUNK):
-                            digest.update(chunk)
-                            _write_all(wfd, chunk)
+                        digest = fdcopy.copy_digest(source, wfd, os.fstat(source).st_size)[0]
                     os.fchmod(wfd, mode)
                     if self.owner is not None:
                         os.fchown(wfd, *self.owner)
+                    st = os.fstat(wfd)
                 finally:
                     os.close(wfd)
-                self._clear_dir(fd, name)
                 if keep_existing:
                     os.link(tmp, name, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
                     os.unlink(tmp, dir_fd=fd)
                 else:
-                    os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+                    fdcopy.place(fd, tmp, name)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=fd)
                 raise
-            return digest.hexdigest(), os.stat(name, dir_fd=fd, follow_symlinks=False)
+            return digest, st
 
     def copy_from(self, other: SafeTree, rel: str, mode: int) -> tuple[str, os.stat_result]:
         """Copy the regular file at ``rel`` in ``other`` to ``rel`` here."""
@@ -318,12 +320,12 @@ class SafeTree:
 
     def make_link(self, rel: str, target: str) -> None:
         with self.parent(rel, create=True) as (fd, name):
-            tmp = f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}"
+            tmp = fdcopy.temp_name(name)
             os.symlink(target, tmp, dir_fd=fd)
             try:
                 if self.owner is not None:
                     os.chown(tmp, *self.owner, dir_fd=fd, follow_symlinks=False)
-                self._clear_dir(fd, name)
+                self.clear_dir(fd, name)
                 os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
             except BaseException:
                 with contextlib.suppress(OSError):
@@ -334,9 +336,7 @@ class SafeTree:
         """Change a regular file's or directory's mode (links have none to change)."""
         with self.parent(rel) as (fd, name):
             try:
-                nfd = os.open(
-                    name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=fd
-                )
+                nfd = os.open(name, fdcopy.READ_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
                     return
@@ -366,7 +366,7 @@ class SafeTree:
         else:
             os.unlink(name, dir_fd=fd)
 
-    def _clear_dir(self, fd: int, name: str) -> None:
+    def clear_dir(self, fd: int, name: str) -> None:
         """A real directory where a file or link is about to go: remove it first."""
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
@@ -376,99 +376,16 @@ class SafeTree:
         with self.parent(rel) as (fd, name), self.parent(new, create=True) as (nfd, nname):
             os.rename(name, nname, src_dir_fd=fd, dst_dir_fd=nfd)
 
-    # -- to and from trusted places ---------------------------------------------------------
-    def export(self, rel: str, dest: Path, *, move: bool) -> bool:
-        """Copy (or move) ``rel`` and everything below it to the trusted path ``dest``,
-        links kept as links. Returns False if nothing is at ``rel``."""
-        st = self.lstat(rel)
-        if st is None:
-            return False
-        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if move:
-            try:
-                with self.parent(rel) as (fd, name):
-                    os.rename(name, dest, src_dir_fd=fd)
-                return True
-            except OSError as exc:
-                # Another file system, or a folder already there (its files trashed one
-                # by one in the same step, a rm -rf): copy into it, then remove.
-                if exc.errno not in (errno.EXDEV, errno.ENOTEMPTY, errno.EEXIST):
-                    raise
-        self._export_one(rel, st, dest)
-        if stat.S_ISDIR(st.st_mode):
-            for sub, sst in self.walk(rel):
-                self._export_one(sub, sst, dest / os.path.relpath(sub, rel))
-        if move:
-            self.remove(rel)
-        return True
-
-    def _export_one(self, rel: str, st: os.stat_result, dest: Path) -> None:
-        if stat.S_ISDIR(st.st_mode):
-            dest.mkdir(mode=0o700, exist_ok=True)
-        elif stat.S_ISLNK(st.st_mode):
-            dest.symlink_to(self.readlink(rel))
-        elif stat.S_ISREG(st.st_mode):
-            rfd = self.open_read(rel)
-            try:
-                wfd = os.open(dest, _NEW_FLAGS, 0o600)
-                try:
-                    while chunk := os.read(rfd, CHUNK):
-                        _write_all(wfd, chunk)
-                    os.fchmod(wfd, stat.S_IMODE(st.st_mode) & 0o777)
-                finally:
-                    os.close(wfd)
-            finally:
-                os.close(rfd)
-
+    # -- from trusted places (the trash): sync/trashfs.py ---------------------------------
     def import_(self, rel: str, source: Path, *, move: bool, replace: bool = False) -> None:
         """Put the trusted ``source`` (file, link or directory) at ``rel``. Without
         ``replace`` an existing path is left alone (FileExistsError)."""
-        st = source.lstat()
-        if not replace and self.lstat(rel) is not None and not stat.S_ISDIR(st.st_mode):
-            raise FileExistsError(errno.EEXIST, "exists", rel)
-        if move and (not stat.S_ISDIR(st.st_mode) or self.lstat(rel) is None):
-            try:
-                with self.parent(rel, create=True) as (fd, name):
-                    if replace:
-                        self._clear_dir(fd, name)
-                    os.rename(source, name, dst_dir_fd=fd)
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.ENOTEMPTY, errno.EEXIST):
-                    raise
-        self._import_one(rel, source, st)
-        if stat.S_ISDIR(st.st_mode):
-            for base, dirs, files in os.walk(source):  # trusted: links are not followed
-                for name in [*dirs, *files]:
-                    path = Path(base) / name
-                    sub = f"{rel}/{path.relative_to(source).as_posix()}"
-                    self._import_one(sub, path, path.lstat())
-        if move:
-            if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(source)
-            else:
-                source.unlink()
+        from sandkit.sync.trashfs import import_
 
-    def _import_one(self, rel: str, source: Path, st: os.stat_result) -> None:
-        if stat.S_ISDIR(st.st_mode):
-            self.make_dir(rel, stat.S_IMODE(st.st_mode) & 0o777, replace=False)
-        elif stat.S_ISLNK(st.st_mode):
-            self.make_link(rel, str(source.readlink()))
-        elif stat.S_ISREG(st.st_mode):
-            rfd = os.open(source, _READ_FLAGS)
-            try:
-                self.write_atomic(rel, rfd, stat.S_IMODE(st.st_mode) & 0o777)
-            finally:
-                os.close(rfd)
+        import_(self, rel, source, move=move, replace=replace)
 
     def clean_temporaries(self) -> None:
         for rel, st in list(self.walk()):
             if rel.rsplit("/", 1)[-1].startswith(TMP_PREFIX) and not stat.S_ISDIR(st.st_mode):
                 with contextlib.suppress(OSError):
                     self.remove(rel)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

@@ -8,14 +8,27 @@ tree is watched on its own, found by walking the tree through safefs, and added 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inotify_simple import INotify, flags
+from watchfiles import awatch
 
 from sandkit.sync.safefs import SafeTree
+from sandkit.tasks import spawn
+
+if TYPE_CHECKING:
+    from sandkit.sync.engine import SyncEngine
 
 log = logging.getLogger(__name__)
+
+DEBOUNCE_MS = 30  # changes closer than this are one batch
+IDLE_TICK = 0.25  # seconds without changes after which deferred deletions are looked at
 
 MASK = (
     flags.CREATE
@@ -96,3 +109,68 @@ class TreeWatcher:
 
     def close(self) -> None:
         self.inotify.close()
+
+
+def _relative(root: Path, changed: Iterable[str]) -> set[str]:
+    out = set()
+    for raw in changed:
+        path = Path(raw)
+        if path.is_relative_to(root) and path != root:
+            out.add(path.relative_to(root).as_posix())
+    return out
+
+
+async def _watch_host(
+    root: Path, stop: asyncio.Event, changed: asyncio.Queue[set[str] | None]
+) -> None:
+    """The user's workspace, with watchfiles (its links are the user's own)."""
+    async for changes in awatch(
+        root, watch_filter=None, debounce=DEBOUNCE_MS, step=10, stop_event=stop, rust_timeout=250
+    ):
+        if paths := _relative(root, (path for _, path in changes)):
+            changed.put_nowait(paths)
+
+
+async def run(engine: SyncEngine, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
+    """Sync until ``stop`` is set: a full pass first, then batches of changes from both
+    watchers (the share's never follows the guest's links: TreeWatcher)."""
+    engine.host.clean_temporaries()
+    engine.share.clean_temporaries()
+    await asyncio.to_thread(engine.sync)
+    loop = asyncio.get_running_loop()
+    changed: asyncio.Queue[set[str] | None] = asyncio.Queue()
+    share_watch = await asyncio.to_thread(TreeWatcher, engine.share.tree)
+    loop.add_reader(share_watch.fd, lambda: changed.put_nowait(share_watch.read()))
+    host_watch = spawn(_watch_host(engine.host.root, stop, changed), "sync-watch-host")
+    if ready is not None:
+        ready.set()
+    try:
+        while not stop.is_set():
+            try:
+                first = await asyncio.wait_for(changed.get(), IDLE_TICK)
+            except TimeoutError:  # a quiet moment: deferred deletions may be due
+                if engine.deferred or engine.deferred_writes:
+                    report = await asyncio.to_thread(engine.tick)
+                    if report.applied:
+                        engine.emit("synced", count=report.applied)
+                continue
+            await asyncio.sleep(DEBOUNCE_MS / 1000)  # let a burst of changes gather
+            batch = [first]
+            while not changed.empty():
+                batch.append(changed.get_nowait())
+            paths = None if None in batch else {p for b in batch if b for p in b}
+            if paths is not None and not paths:
+                continue
+            try:
+                report = await asyncio.to_thread(engine.sync, paths)
+            except OSError as exc:  # a path vanished mid-batch: a full pass settles it
+                log.warning("sync batch failed (%s); rescanning", exc)
+                report = await asyncio.to_thread(engine.sync)
+            if report.applied:
+                engine.emit("synced", count=report.applied)
+    finally:
+        loop.remove_reader(share_watch.fd)
+        share_watch.close()
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await host_watch

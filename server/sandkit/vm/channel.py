@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import contextlib
 import itertools
 import json
@@ -22,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from sandkit.errors import SandkitError
+from sandkit.rpc import HOLD, Connection, ConnectionLost, Inbox, exit_status, open_unix
+
+__all__ = ["HOLD", "ChannelError", "ExecResult", "Execution", "GuestChannel", "Inbox"]
 
 WINDOW = 1 << 20  # output bytes an exec may have unacknowledged: the guest pauses past it
 ACK_EVERY = WINDOW // 4  # acknowledged in steps, not message by message
-# What the host holds for one request, whatever the guest sends: a full window as base64
-# JSON lines (4/3 of it), what it read past the window, the messages around it.
-HOLD = 2 * WINDOW
+# What the host holds for one request (rpc.HOLD, 2 MiB), whatever the guest sends: a full
+# window as base64 JSON lines (4/3 of it), what it read past the window, the messages around it.
+assert HOLD >= 2 * WINDOW
 KEEP = 1 << 20  # of each stream, the bytes ExecResult keeps (the end: errors are there)
 
 
@@ -45,49 +47,7 @@ class ExecResult:
     @property
     def exit_status(self) -> int:
         """As a shell reports it: the code, or 128 + the signal number."""
-        return self.code if self.code is not None else 128 + (self.signal or 0)
-
-
-class Inbox:
-    """Messages for one request, bounded in bytes: ``full`` tells the channel's reader to
-    wait until the consumer has taken some."""
-
-    def __init__(self, limit: int = HOLD) -> None:
-        self.limit = limit
-        self.held = 0
-        self._items: collections.deque[tuple[dict[str, Any], int]] = collections.deque()
-        self._ready = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-
-    @property
-    def full(self) -> bool:
-        return self.held >= self.limit
-
-    def put(self, message: dict[str, Any], size: int = 0) -> None:
-        self._items.append((message, size))
-        self.held += size
-        self._ready.set()
-        if self.full:
-            self._room.clear()
-
-    def unget(self, message: dict[str, Any]) -> None:
-        """Put back a message that was taken, for the consumer to take first."""
-        self._items.appendleft((message, 0))
-        self._ready.set()
-
-    async def room(self) -> None:
-        await self._room.wait()
-
-    async def get(self) -> dict[str, Any]:
-        while not self._items:
-            self._ready.clear()
-            await self._ready.wait()
-        message, size = self._items.popleft()
-        self.held -= size
-        if not self.full:
-            self._room.set()
-        return message
+        return exit_status(self.code, self.signal)
 
 
 def _raw_size(data: str) -> int:
@@ -101,7 +61,7 @@ class Execution:
 
     def __init__(self, channel: GuestChannel, rid: int) -> None:
         self.channel, self.id = channel, rid
-        self.inbox = Inbox()
+        self.inbox = channel.connection.open(rid)
         self.window: int | None = None  # set when the guest agrees to flow control
         self._taken = 0  # output bytes taken but not acknowledged yet
 
@@ -111,7 +71,11 @@ class Execution:
         return self.inbox.held
 
     async def next(self) -> dict[str, Any]:
-        event = await self.inbox.get()
+        """The next output or exit message; a lost channel ends it as killed (``lost``)."""
+        try:
+            event = await self.inbox.get()
+        except ConnectionLost:
+            return {"op": "exit", "id": self.id, "code": None, "signal": 9, "lost": True}
         if event.get("op") == "output" and self.window is not None:
             self._taken += _raw_size(str(event.get("data", "")))
             if self._taken >= min(ACK_EVERY, self.window // 2):
@@ -149,9 +113,12 @@ class GuestChannel:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self._ids = itertools.count(1)
-        self._waiting: dict[int, Inbox] = {}
-        self._lock = asyncio.Lock()
-        self.closed = asyncio.Event()
+        # Messages go to their request by id (the rest are dropped: nothing in the guest
+        # speaks unasked once ready); an exit is the last of its exec's.
+        self.connection = Connection(
+            reader, writer, final=lambda m: m.get("op") == "exit", unsolicited=False
+        )
+        self.closed = self.connection.closed
 
     @classmethod
     async def connect(cls, socket: Path, timeout: float, ready: bool = True) -> GuestChannel:
@@ -162,7 +129,7 @@ class GuestChannel:
         deadline = loop.time() + timeout
         while True:
             try:
-                reader, writer = await asyncio.open_unix_connection(str(socket), limit=1 << 22)
+                reader, writer = await open_unix(str(socket))
                 break
             except (FileNotFoundError, ConnectionRefusedError):
                 if loop.time() > deadline:
@@ -176,38 +143,24 @@ class GuestChannel:
         except TimeoutError:
             writer.close()
             raise ChannelError(f"the guest agent did not answer within {timeout:.0f} s") from None
-        if not line or json.loads(line).get("op") != "ready":
+        try:
+            said = json.loads(line) if line else None
+        except ValueError:
+            said = None
+        if not isinstance(said, dict) or said.get("op") != "ready":
             writer.close()
             raise ChannelError(f"the guest agent sent {line[:100]!r} instead of ready")
         return cls(reader, writer)
 
     async def send(self, message: Mapping[str, Any]) -> None:
-        async with self._lock:
-            self.writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
-            await self.writer.drain()
+        """ConnectionLost (a ConnectionError) once the channel is gone."""
+        await self.connection.send(message)
 
     async def pump(self) -> None:
-        """Route incoming messages to their requests until the channel closes."""
-        try:
-            while line := await self.reader.readline():
-                message = json.loads(line)
-                if not isinstance(message, dict):
-                    continue
-                inbox = self._waiting.get(message.get("id", -1))
-                if inbox is None:
-                    continue
-                inbox.put(message, len(line))
-                if message.get("op") == "exit":
-                    self._waiting.pop(message["id"], None)
-                elif inbox.full:  # only a guest past its window gets here: read no more
-                    await inbox.room()
-        except (ConnectionError, ValueError):
-            pass
-        finally:
-            self.closed.set()
-            for inbox in self._waiting.values():
-                inbox.put({"op": "exit", "id": -1, "code": None, "signal": 9, "lost": True})
-            self._waiting.clear()
+        """Route incoming messages to their requests until the channel closes; then each
+        waiting request ends as lost. Only a guest past its window fills a request's inbox:
+        the channel is then not read until that is consumed."""
+        await self.connection.run()
 
     async def exec(
         self,
@@ -223,32 +176,35 @@ class GuestChannel:
     ) -> Execution:
         rid = next(self._ids)
         execution = Execution(self, rid)
-        self._waiting[rid] = execution.inbox
-        await self.send(
-            {
-                "op": "exec",
-                "id": rid,
-                "argv": list(argv),
-                "env": dict(env or {}),
-                "cwd": cwd,
-                "user": user,
-                "pty": pty,
-                "rows": rows,
-                "cols": cols,
-                "stdin": stdin,
-                "window": WINDOW,
-            }
-        )
-        # The first answer is "started" (with the window, if the guest does flow control),
-        # or an immediate exit (the program cannot run).
-        event = await execution.inbox.get()
+        try:
+            await self.send(
+                {
+                    "op": "exec",
+                    "id": rid,
+                    "argv": list(argv),
+                    "env": dict(env or {}),
+                    "cwd": cwd,
+                    "user": user,
+                    "pty": pty,
+                    "rows": rows,
+                    "cols": cols,
+                    "stdin": stdin,
+                    "window": WINDOW,
+                }
+            )
+            # The first answer is "started" (with the window, if the guest does flow
+            # control), or an immediate exit (the program cannot run).
+            event = await execution.inbox.get()
+        except ConnectionLost:
+            self.connection.discard(rid)
+            raise
         if event["op"] == "started":
             window = event.get("window")
             execution.window = window if isinstance(window, int) and window > 0 else None
             return execution
         if event["op"] == "error":
-            self._waiting.pop(rid, None)
-            raise ChannelError(event.get("error", "exec failed"))
+            self.connection.discard(rid)
+            raise ChannelError(str(event.get("error", "exec failed")))
         execution.inbox.unget(event)  # output or exit: the consumer's to see
         return execution
 
@@ -258,26 +214,18 @@ class GuestChannel:
     async def ping(self) -> None:
         """A round trip (it also returns when the channel is lost)."""
         rid = next(self._ids)
-        inbox = Inbox()
-        self._waiting[rid] = inbox
-        try:
-            await self.send({"op": "ping", "id": rid})
-            await inbox.get()
-        finally:
-            self._waiting.pop(rid, None)
+        with contextlib.suppress(ConnectionLost):
+            await self.connection.request(rid, {"op": "ping", "id": rid})
 
     async def _ask(self, op: str, **fields: Any) -> dict[str, Any]:
         """One request answered in the guest agent's own process (no program started)."""
         rid = next(self._ids)
-        inbox = Inbox()
-        self._waiting[rid] = inbox
         try:
-            await self.send({"op": op, "id": rid, **fields})
-            reply = await inbox.get()
-        finally:
-            self._waiting.pop(rid, None)
-        if reply.get("op") == "error" or reply.get("lost"):
-            raise ChannelError(str(reply.get("error") or "the guest agent is gone"))
+            reply = await self.connection.request(rid, {"op": op, "id": rid, **fields})
+        except ConnectionLost:
+            raise ChannelError("the guest agent is gone") from None
+        if reply.get("op") == "error":
+            raise ChannelError(str(reply.get("error") or f"{op} failed in the guest"))
         return reply
 
     async def adopt(self, **fields: Any) -> None:
@@ -315,4 +263,5 @@ class GuestChannel:
             await self.send({"op": "poweroff"})
 
     def close(self) -> None:
-        self.writer.close()
+        """Close the channel: every waiting request ends as lost."""
+        self.connection.close()

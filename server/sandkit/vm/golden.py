@@ -27,38 +27,61 @@ import logging
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandkit.errors import SandkitError
-from sandkit.paths import cache_dir, ram_dir, runtime_dir
+from sandkit.fsio import locked
+from sandkit.paths import cache_dir, ram_dir
 from sandkit.pids import alive
 from sandkit.vm import qemu
 from sandkit.vm.image import Image
 
+# A golden's files, their check and its build: vm/snapshot.py.
+from sandkit.vm.snapshot import (
+    FILES,
+    POOL_PARAMS,
+    PRIME,
+    Golden,
+    GoldenError,
+    build,
+    cp_sparse,
+    file_digest,
+    publish,
+)
+
 if TYPE_CHECKING:
     from sandkit.vm.machine import Machine
 
+__all__ = [
+    "FILES",
+    "POOL_PARAMS",
+    "PRIME",
+    "Clone",
+    "Golden",
+    "GoldenError",
+    "clone",
+    "discard",
+    "enabled",
+    "file_digest",
+    "golden_key",
+    "golden_root",
+    "goldens",
+    "key_inputs",
+    "remove",
+    "save_prepared",
+    "sweep",
+]
+
 log = logging.getLogger(__name__)
 FORMAT = 1  # of the golden's folder and manifest
-FILES = ("state.bin", "ram", "disk.qcow2")
-# The commands every adoption runs first: their files are in the guest's page cache when
-# the golden is saved (TCG's translations are not; each clone primes again).
-PRIME = (["true"], ["sh", "-c", "cat /dev/null"], ["bash", "-lc", "true"])
-POOL_PARAMS = {"proxy": f"{qemu.PROXY_ADDRESS}:{qemu.PROXY_PORT}", "pool": "1"}
 
 
 def enabled() -> bool:
     """New sandboxes restore the golden on their first start unless $SANDKIT_GOLDEN=0 (then
     they boot, as a sandbox with a disk always does); the warm pool restores regardless."""
     return os.environ.get("SANDKIT_GOLDEN", "1") != "0"
-
-
-class GoldenError(SandkitError):
-    """A golden snapshot could not be built or copied."""
 
 
 @functools.cache
@@ -112,78 +135,8 @@ def golden_key(inputs: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def file_digest(path: Path) -> str:
-    """sha256 over a sparse file's data extents and their offsets: a RAM file of 1 GiB
-    holds ~100 MiB of data, and reading its holes would cost more than hashing."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        fd = f.fileno()
-        size = os.fstat(fd).st_size
-        h.update(size.to_bytes(8, "little"))
-        offset = 0
-        while offset < size:
-            try:
-                start = os.lseek(fd, offset, os.SEEK_DATA)
-            except OSError:  # ENXIO: only a hole is left
-                break
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            h.update(start.to_bytes(8, "little"))
-            f.seek(start)
-            left = end - start
-            while left:
-                chunk = f.read(min(left, 1 << 20))
-                if not chunk:
-                    break
-                h.update(chunk)
-                left -= len(chunk)
-            offset = end
-    return h.hexdigest()
-
-
-@dataclass(frozen=True)
-class Golden:
-    dir: Path
-
-    @property
-    def manifest(self) -> Path:
-        return self.dir / "manifest.json"
-
-    def path(self, name: str) -> Path:
-        return self.dir / name
-
-    def problem(self, key: str) -> str | None:
-        """Why this golden must not be restored (None: it may)."""
-        try:
-            manifest = json.loads(self.manifest.read_text())
-        except FileNotFoundError:
-            return "it was never built"
-        except (OSError, ValueError) as exc:
-            return f"its manifest is unreadable ({exc})"
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("digests"), dict):
-            return "its manifest is not a golden's"
-        if manifest.get("key") != key:
-            return "it was built for other inputs"
-        for name in FILES:
-            try:
-                digest = file_digest(self.path(name))
-            except OSError as exc:
-                return f"{name} is unreadable ({exc.strerror})"
-            if digest != manifest.get("digests", {}).get(name):
-                return f"{name} does not match its digest (corrupt)"
-        return None
-
-
 def golden_root() -> Path:
     return cache_dir() / "golden"
-
-
-async def _cp_sparse(source: Path, target: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        "cp", "--sparse=always", str(source), str(target), stderr=asyncio.subprocess.PIPE
-    )
-    _, err = await proc.communicate()
-    if proc.returncode:
-        raise GoldenError(f"cannot copy {source}: {err.decode(errors='replace').strip()}")
 
 
 @dataclass(frozen=True)
@@ -248,7 +201,7 @@ async def clone(
                 (golden.path("disk.qcow2"), result.disk),
                 (golden.path("state.bin"), result.state),
             ):
-                await _cp_sparse(*copy)
+                await cp_sparse(*copy)
         except BaseException:
             for path in (result.ram, result.disk, result.state):
                 path.unlink(missing_ok=True)
@@ -272,36 +225,19 @@ async def save_prepared(machine: Machine, clone: Clone, kits: str, shape: str) -
             await machine.save(work / "state.bin")
             assert machine.ram_file is not None
             await asyncio.gather(  # QEMU is paused: the RAM and the disk hold still
-                _cp_sparse(machine.ram_file, work / "ram"),
-                _cp_sparse(machine.paths.disk, work / "disk.qcow2"),
+                cp_sparse(machine.ram_file, work / "ram"),
+                cp_sparse(machine.paths.disk, work / "disk.qcow2"),
             )
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        await _publish(
+        await publish(
             work,
             target,
             {"key": key, "base": clone.base_key, "kits": kits, "shape": shape},
             clone.inputs,
         )
     return key
-
-
-async def _publish(
-    work: Path, target: Golden, fields: dict[str, object], inputs: dict[str, object]
-) -> None:
-    """Digest a snapshot built in ``work``, write its manifest, make its files read-only
-    and rename it over ``target``: it appears whole or not at all."""
-    digests = await asyncio.to_thread(lambda: {n: file_digest(work / n) for n in FILES})
-    manifest = {**fields, "inputs": inputs, "digests": digests, "built": time.time()}
-    (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    for name in FILES:
-        (work / name).chmod(0o444)
-    old = target.dir.with_name(f"{target.dir.name}.old-{os.getpid()}")
-    if target.dir.exists():
-        target.dir.rename(old)
-    work.rename(target.dir)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.asynccontextmanager
@@ -330,61 +266,6 @@ def discard(key: str) -> None:
         folder.rename(aside)
         shutil.rmtree(aside, ignore_errors=True)
         log.warning("golden snapshot %s discarded: a restore from it failed", key)
-
-
-async def build(
-    image: Image,
-    cpus: int,
-    memory_mib: int,
-    accel: str,
-    golden: Golden,
-    inputs: dict[str, object],
-    key: str,
-    timeout: float = 300.0,
-) -> None:
-    """Boot a q35 guest with no share, prime it, save it; the folder appears whole or not
-    at all (built aside, then renamed over the old one)."""
-    from sandkit.vm.machine import Machine, MachinePaths
-
-    started = time.monotonic()
-    work = golden.dir.with_name(f"{golden.dir.name}.build-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    sockets = runtime_dir() / f"golden-{key[:12]}-{os.getpid()}"
-    ram = ram_dir() / f"golden-{key}-{os.getpid()}.ram"
-    machine = Machine(
-        image,
-        MachinePaths(work, sockets),
-        cpus=cpus,
-        memory_mib=memory_mib,
-        share=None,
-        params=dict(POOL_PARAMS),
-        # Nothing listens there: nothing in the guest connects while it is being built.
-        proxy_socket=sockets / "proxy.sock",
-        machine="q35",
-        ram_file=ram,
-        die_with_parent=True,
-    )
-    try:
-        await machine.launch(timeout)
-        assert machine.channel is not None
-        for argv in PRIME:
-            await machine.channel.run(argv, user="agent")
-        await machine.channel.run(["sync"])  # the disk holds what the guest wrote so far
-        await machine.save(work / "state.bin")
-        # QEMU is paused after the save: the RAM file no longer changes.
-        await _cp_sparse(ram, work / "ram")
-    except BaseException as exc:
-        await machine.kill()
-        shutil.rmtree(work, ignore_errors=True)
-        if isinstance(exc, SandkitError):
-            raise GoldenError(f"cannot build the warm pool's golden snapshot: {exc}") from None
-        raise
-    await machine.kill()
-    for name in ("console.log", "qemu.log"):
-        (work / name).rename(work / f"build-{name}")
-    await _publish(work, golden, {"key": key, "shape": f"{cpus}c{memory_mib}m"}, inputs)
-    log.info("golden snapshot %s built in %.1f s", key, time.monotonic() - started)
 
 
 def _owner_pid(name: str) -> int | None:
@@ -450,8 +331,7 @@ def remove(keep_images: Collection[str] = ()) -> int:
             continue
         folder = golden_root() / str(entry["key"])
         lock = golden_root() / f"{str(entry['key']).split('-kits-')[0]}.lock"
-        with lock.open("a") as held:
-            fcntl.flock(held, fcntl.LOCK_EX)  # not while a clone copies it
+        with locked(lock):  # not while a clone copies it
             shutil.rmtree(folder, ignore_errors=True)
         count += 1
     return count

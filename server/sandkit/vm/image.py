@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -32,8 +31,11 @@ from pathlib import Path
 from sandkit import hostconfig
 from sandkit.errors import SetupError
 from sandkit.paths import cache_dir
-from sandkit.vm import hostcheck, userns
+from sandkit.vm import hostcheck, imagebuild, userns
+from sandkit.vm.imagebuild import extract_vmlinux, run
 from sandkit.vm.initramfs import WANTED, build_initramfs, module_order
+
+__all__ = ["FILES", "Image", "Progress", "ensure_image", "extract_vmlinux", "load", "trusted"]
 
 BUILDER_VERSION = "2"
 SUITE = "bookworm"
@@ -59,7 +61,6 @@ PACKAGES = (
     "openssh-client",
 )
 FILES = ("vmlinux", "initrd.cpio", "rootfs.ext4")
-LZ4_MAGIC = b"\x02\x21\x4c\x18"
 
 Progress = Callable[[str, int, int], None]  # (step, index, total)
 
@@ -91,23 +92,9 @@ def guest_files() -> dict[str, bytes]:
     return {name: pkg.joinpath(name).read_bytes() for name in ("init.sh", "agent.py")}
 
 
-def _run(argv: list[str], log: Path | None = None, cwd: Path | None = None) -> str:
-    try:
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise SetupError(f"{argv[0]} is not installed: run scripts/setup") from None
-    if log is not None:
-        with log.open("a") as f:
-            f.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}\n")
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-        raise SetupError(f"image build step failed: {' '.join(argv[:3])} …\n{tail}")
-    return done.stdout
-
-
 def kernel_package() -> tuple[str, str]:
     """The real kernel package behind the metapackage, and its version."""
-    deps = _run(["apt-cache", "depends", "--important", KERNEL_META])
+    deps = run(["apt-cache", "depends", "--important", KERNEL_META])
     name = next(
         (
             line.split(":", 1)[1].strip()
@@ -118,7 +105,7 @@ def kernel_package() -> tuple[str, str]:
     )
     if not name:
         raise SetupError(f"apt knows no {KERNEL_META}: run `apt-get update` (scripts/setup does)")
-    policy = _run(["apt-cache", "policy", name])
+    policy = run(["apt-cache", "policy", name])
     version = next(
         (
             line.split(":", 1)[1].strip()
@@ -287,7 +274,7 @@ def build(
     log = work / "build.log"
     try:
         progress(STEPS[0], 0, len(STEPS))
-        release = _kernel(work, log)
+        release = imagebuild.kernel(kernel_package()[0], work, log)
         progress(STEPS[1], 1, len(STEPS))
         modules = module_order(work / "kernel" / "lib" / "modules" / release)
         (work / "initrd.cpio").write_bytes(
@@ -295,9 +282,11 @@ def build(
         )
         progress(STEPS[2], 2, len(STEPS))
         tarball = work / "rootfs.tar"
-        _rootfs(tarball, log)
+        agent = work / "agent.py"
+        agent.write_bytes(guest_files()["agent.py"])
+        imagebuild.rootfs(tarball, log, SUITE, PACKAGES, sources(), agent)
         progress(STEPS[3], 3, len(STEPS))
-        _ext4(tarball, work / "rootfs.ext4", log)
+        imagebuild.ext4(tarball, work / "rootfs.ext4", DISK_SIZE, log)
         tarball.unlink()
         shutil.rmtree(work / "kernel")
         (work / "agent.py").unlink()
@@ -322,111 +311,3 @@ def build(
     image = load(final)
     assert image is not None
     return image
-
-
-def _kernel(work: Path, log: Path) -> str:
-    name, _ = kernel_package()
-    _run(["apt-get", "download", "-q", name], log, cwd=work)
-    deb = next(work.glob(f"{name}_*.deb"))
-    _run(["dpkg-deb", "-x", str(deb), str(work / "kernel")], log)
-    deb.unlink()
-    vmlinuz = next((work / "kernel" / "boot").glob("vmlinuz-*"))
-    release = vmlinuz.name.removeprefix("vmlinuz-")
-    (work / "vmlinux").write_bytes(extract_vmlinux(vmlinuz.read_bytes(), work))
-    return release
-
-
-def extract_vmlinux(bzimage: bytes, work: Path) -> bytes:
-    """The uncompressed kernel inside a bzImage (PVH boot skips the decompressor: ~0.9 s
-    under TCG). Debian compresses with LZ4; anything else boots as the bzImage itself."""
-    start = bzimage.find(LZ4_MAGIC)
-    if start < 0:
-        return bzimage
-    packed = work / "vmlinux.lz4"
-    packed.write_bytes(bzimage[start:])
-    done = subprocess.run(["lz4", "-dc", str(packed)], capture_output=True, check=False)
-    packed.unlink()
-    # lz4 complains about the bzImage trailer after the stream; the ELF is what matters.
-    if not done.stdout.startswith(b"\x7fELF"):
-        return bzimage
-    return done.stdout
-
-
-def _rootfs(target: Path, log: Path) -> None:
-    """The root filesystem as a tarball: ownership, modes and device nodes are recorded
-    in it, so that no step needs root (mmdebstrap's unshare mode writes the same bytes as
-    its root mode)."""
-    guest = guest_files()
-    agent = target.parent / "agent.py"
-    agent.write_bytes(guest["agent.py"])
-    hooks = [
-        'chroot "$1" useradd --create-home --uid 1000 --shell /bin/bash agent',
-        'echo "agent ALL=(ALL) NOPASSWD:ALL" > "$1/etc/sudoers.d/agent"',
-        'chmod 0440 "$1/etc/sudoers.d/agent"',
-        # sudo keeps the proxy settings, as sbx's images do
-        "echo 'Defaults env_keep += \"HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy\"' "
-        '> "$1/etc/sudoers.d/proxy" && chmod 0440 "$1/etc/sudoers.d/proxy"',
-        'mkdir -p "$1/usr/lib/sandkit"',
-        # Copied in by mmdebstrap itself: in unshare mode the hooks run as the namespace's
-        # root, a subordinate id that cannot read the user's private files.
-        f"upload {agent} /usr/lib/sandkit/agent.py",
-        'chmod 0644 "$1/usr/lib/sandkit/agent.py"',
-        # sh is bash, as in sbx's templates: kits' string commands run as `sh -c` and
-        # published ones use bash syntax there (`set -o pipefail`).
-        'ln -sf bash "$1/usr/bin/sh"',
-        'echo sandbox > "$1/etc/hostname"',
-        'printf "127.0.0.1 localhost\\n::1 localhost\\n" > "$1/etc/hosts"',
-        'rm -f "$1/etc/machine-id" && : > "$1/etc/machine-id"',
-        # No DNS in the guest: the proxy resolves names (HTTP_PROXY is set for everything).
-        'echo "# sandkit: the proxy resolves names; there is no DNS server here" > "$1/etc/resolv.conf"',
-    ]
-    argv = [
-        "mmdebstrap",
-        # Root builds as root; anyone else in a user namespace mapped onto their
-        # subordinate ids (hostcheck made sure they have them).
-        "--mode=root" if os.geteuid() == 0 else "--mode=unshare",
-        "--format=tar",
-        "--variant=minbase",
-        f"--include={','.join(PACKAGES)}",
-        "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
-        "--dpkgopt=path-exclude=/usr/share/man/*",
-        "--dpkgopt=path-exclude=/usr/share/info/*",
-        "--dpkgopt=path-exclude=/usr/share/locale/*",
-        "--dpkgopt=path-include=/usr/share/locale/locale.alias",
-        "--dpkgopt=path-exclude=/usr/share/doc/*",
-        "--dpkgopt=path-include=/usr/share/doc/*/copyright",
-        *(f"--customize-hook={h}" for h in hooks),
-        SUITE,
-        str(target),
-        *sources(),
-    ]
-    _run(argv, log)
-
-
-def _in_namespace(script: str, *args: str) -> list[str]:
-    """argv that runs the shell ``script`` as root: directly for root; for anyone else as
-    root of a user namespace with their subordinate ids mapped (files keep the tarball's
-    owners, as seen from inside)."""
-    argv = ["sh", "-ec", script, "sh", *args]
-    return argv if os.geteuid() == 0 else userns.as_namespace_root(argv)
-
-
-# The tree is unpacked, made into ext4 and removed in one go, inside the namespace: from
-# outside, its files belong to subordinate ids the user cannot remove. /dev is left empty
-# (the guest mounts devtmpfs there, and device nodes cannot be made in a user namespace).
-EXT4 = """
-tree="$1/rootfs"; trap 'rm -rf "$tree"' EXIT
-mkdir "$tree"
-tar -C "$tree" --numeric-owner --xattrs --xattrs-include='*' -xpf "$2" --exclude='./dev/*'
-"$5" -q -F -t ext4 -L skroot -d "$tree" "$3" "$4"
-"""
-
-
-def _ext4(tarball: Path, out: Path, log: Path) -> None:
-    """``tarball`` as an ext4 image (e2fsprogs 1.47.0's mke2fs -d takes a folder, not a
-    tarball)."""
-    # In /usr/sbin: not on an ordinary user's PATH on Debian.
-    mke2fs = shutil.which("mke2fs", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
-    if mke2fs is None:
-        raise SetupError("mke2fs (Debian's e2fsprogs) is missing: run scripts/setup")
-    _run(_in_namespace(EXT4, str(out.parent), str(tarball), str(out), DISK_SIZE, mke2fs), log)

@@ -1,46 +1,35 @@
 """One VM's processes: virtiofsd and QEMU, QMP, the guest channel.
 
-Launch in phases (prepare files, start virtiofsd, start QEMU, connect QMP, wait for the
-guest agent); shut down gracefully (the agent powers the guest off), then with QMP
-`quit`, then by killing; clean up always. Every launch error quotes the console."""
+Launch in phases (prepare files, start virtiofsd and QEMU (vm/launch.py: they die with
+this process), connect QMP, wait for the guest agent); shut down gracefully (the agent
+powers the guest off), then with QMP `quit`, then by killing; clean up always. Every
+launch error quotes the console (vm/console.py); the accelerator is vm/accel.py's."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shlex
 import shutil
 import signal
-import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from qemu.qmp import QMPClient, QMPError
 
-from sandkit.errors import SandkitError, SetupError
-from sandkit.paths import cache_dir
 from sandkit.tasks import spawn
-from sandkit.vm import hostcheck, qemu, userns
+from sandkit.vm import launch, qemu
+from sandkit.vm.accel import choose_accel
 from sandkit.vm.channel import ChannelError, GuestChannel
+from sandkit.vm.console import VMError, tail
+from sandkit.vm.guestinfo import SHARE_MOUNT
 from sandkit.vm.image import Image
 
+__all__ = ["Machine", "MachinePaths", "VMError", "choose_accel", "tail"]
+
 log = logging.getLogger(__name__)
-VIRTIOFSD = "/usr/lib/qemu/virtiofsd"
-
-
-class VMError(SandkitError):
-    """A VM would not start or stopped unexpectedly; carries the console's last lines."""
-
-    def __init__(self, message: str, console: str = "") -> None:
-        self.console = console
-        text = message
-        if console.strip():
-            text += "\n--- guest console (last lines) ---\n" + console.rstrip()
-        super().__init__(text)
 
 
 @dataclass(frozen=True)
@@ -75,14 +64,6 @@ class MachinePaths:
         return self.sockets / "share.sock"
 
 
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        data = path.read_bytes()[-16384:]
-    except OSError:
-        return ""
-    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
-
-
 async def _run(*argv: str) -> None:
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -90,81 +71,6 @@ async def _run(*argv: str) -> None:
     out, _ = await proc.communicate()
     if proc.returncode:
         raise VMError(f"{argv[0]} failed: {out.decode(errors='replace').strip()}")
-
-
-def choose_accel(image: Image) -> str:
-    """KVM only when a probe showed a guest booting under it on this machine (cached);
-    SANDKIT_ACCEL=tcg|kvm overrides."""
-    forced = os.environ.get("SANDKIT_ACCEL")
-    if forced == "kvm" and (problem := hostcheck.kvm_problem()) is not None:
-        raise SetupError(f"SANDKIT_ACCEL=kvm: {problem}")
-    if forced in ("tcg", "kvm"):
-        return forced
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg"
-    probe = cache_dir() / "accel-probe.json"
-    key = f"{os.uname().release}/{image.key}"
-    try:
-        known = json.loads(probe.read_text())
-        if known.get("key") == key:
-            return str(known["accel"])
-    except (OSError, ValueError, KeyError):
-        pass
-    accel = "kvm" if _kvm_boots(image) else "tcg"
-    probe.parent.mkdir(parents=True, exist_ok=True)
-    probe.write_text(json.dumps({"key": key, "accel": accel}))
-    return accel
-
-
-def _kvm_boots(image: Image, timeout: float = 8.0) -> bool:
-    """Boot the kernel under KVM with no disk; a working KVM reaches the initramfs's
-    'no root disk' failure (which powers off) well within the timeout."""
-    argv = [
-        "qemu-system-x86_64",
-        "-M",
-        "microvm",
-        "-accel",
-        "kvm",
-        "-cpu",
-        "host",
-        "-m",
-        "256m",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-kernel",
-        str(image.kernel),
-        "-initrd",
-        str(image.initrd),
-        "-append",
-        "console=ttyS0 panic=-1 reboot=t quiet",
-        "-serial",
-        "stdio",
-    ]
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
-    except (subprocess.TimeoutExpired, OSError):
-        return False
-    return b"sandkit-init" in done.stdout
-
-
-def _socat() -> str:
-    found = shutil.which("socat")
-    if found is None:
-        raise VMError(
-            "socat is missing (it carries the guest's connections to the proxy): "
-            "run scripts/setup, or install Debian's socat"
-        )
-    return found
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the process that started it dies."""
-    import ctypes
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Machine:
@@ -182,19 +88,21 @@ class Machine:
         ram_file: Path | None = None,
         restore_from: Path | None = None,
         keep_ram_file: bool = False,
-        die_with_parent: bool = False,
+        die_with_parent: bool = True,
     ) -> None:
         """``machine="q35"`` keeps the RAM in ``ram_file`` (unlinked once restored, unless
         ``keep_ram_file``: it is to be saved) and takes the share by hotplug
         (attach_share); ``restore_from`` (a golden's migration state, q35 only) resumes a
         clone of the golden instead of booting. Each guest connection to the proxy address
-        is carried to the Unix socket ``proxy_socket`` (it need not listen yet)."""
+        is carried to the Unix socket ``proxy_socket`` (it need not listen yet).
+        QEMU and virtiofsd are SIGKILLed when this process ends, unless not
+        ``die_with_parent``."""
         self.image, self.paths = image, paths
         self.cpus, self.memory_mib = cpus, memory_mib
         self.share, self.params, self.proxy_socket = share, params, proxy_socket
         self.machine, self.ram_file, self.restore_from = machine, ram_file, restore_from
         self.keep_ram_file = keep_ram_file
-        # A VM no state file names (a golden being built) must not outlive its process.
+        # Without its supervisor a VM has no proxy, no sync and no owner: it must not live on.
         self.die_with_parent = die_with_parent
         self.qemu: asyncio.subprocess.Process | None = None
         self.virtiofsd: asyncio.subprocess.Process | None = None
@@ -242,71 +150,18 @@ class Machine:
     async def _start_virtiofsd(self) -> None:
         if self.share is None:
             return
-        if not Path(VIRTIOFSD).exists():
-            raise VMError(
-                f"{VIRTIOFSD} is missing: run scripts/setup (Debian's qemu-system-common)"
-            )
-        # We listen and hand virtiofsd the socket (--fd): with --socket-path it first
-        # writes a pid file under /var/run/virtiofsd, which only root may.
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(self.paths.share_socket))
-        listener.listen(1)
-        argv = [
-            VIRTIOFSD,
-            f"--fd={listener.fileno()}",
-            "-o",
-            f"source={self.share}",
-            "-o",
-            "cache=auto",
-            "-o",
-            "timeout=0.05",  # the guest sees host edits within 50 ms (default 1 s)
-            "-o",
-            "xattr",
-        ]
-        log_path = self.paths.state / "virtiofsd.log"
-        log_file = log_path.open("ab")
-        start = log_file.tell()  # the log is appended to: read only this start's lines
-        try:
-            if os.geteuid() == 0:
-                self.virtiofsd = await asyncio.create_subprocess_exec(
-                    *argv,
-                    stdout=log_file,
-                    stderr=log_file,
-                    pass_fds=(listener.fileno(),),
-                    start_new_session=True,
-                )
-            else:
-                # As anyone else: Debian 12's virtiofsd is QEMU's C one (the Rust virtiofsd,
-                # which can drop privileges itself, is not packaged for bookworm). It needs
-                # root's powers to switch to each guest user's ids, so it gets them inside a
-                # user namespace where the guest's agent is the user and the guest's other
-                # users are the user's subordinate ids (vm/userns.py). The file limit can
-                # only go up to the user's hard limit there (nsexec raises the soft one).
-                argv.insert(1, "--rlimit-nofile=0")
-                self.virtiofsd = await userns.spawn(
-                    argv, log=log_file, pass_fds=(listener.fileno(),)
-                )
-        finally:
-            log_file.close()
-            listener.close()  # virtiofsd has its own copy
-        # It has started once it says it waits for QEMU (QEMU's connect would wait too,
-        # but a virtiofsd that exits should be reported as its own failure).
-        for _ in range(500):
-            if self.virtiofsd.returncode is not None:
-                break
-            with log_path.open("rb") as f:
-                f.seek(start)
-                said = f.read(65536)
-            if b"Waiting for vhost-user socket connection" in said:
-                return
-            await asyncio.sleep(0.01)
-        raise VMError("virtiofsd did not start: " + tail(log_path, 5))
+        self.virtiofsd = await launch.start_virtiofsd(
+            self.share,
+            self.paths.share_socket,
+            self.paths.state / "virtiofsd.log",
+            owned_by_parent=self.die_with_parent,
+        )
 
     def spec(self) -> qemu.MachineSpec:
         proxy = None
         if self.proxy_socket is not None:
             # The socket is named relative to QEMU's working folder (see _start_qemu).
-            proxy = qemu.proxy_command(self.proxy_socket.name, _socat())
+            proxy = qemu.proxy_command(self.proxy_socket.name, launch.socat())
         return qemu.MachineSpec(
             kernel=self.image.kernel,
             initrd=self.image.initrd,
@@ -330,21 +185,15 @@ class Machine:
         )
 
     async def _start_qemu(self) -> None:
-        argv = qemu.argv(self.spec())
-        log_file = self.paths.qemu_log.open("ab")
-        self.qemu = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
+        self.qemu = await launch.start_qemu(
+            qemu.argv(self.spec()),
+            self.paths.qemu_log,
             # QEMU runs in the proxy socket's folder, and its forward names the socket
             # relative to it: a warm-pool member's folder is renamed when it is adopted, and
             # a working folder follows a rename where a path would not.
-            cwd=self.proxy_socket.parent if self.proxy_socket is not None else None,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if self.die_with_parent else None,
+            self.proxy_socket.parent if self.proxy_socket is not None else None,
+            owned_by_parent=self.die_with_parent,
         )
-        log_file.close()
 
     async def _connect(self, timeout: float) -> None:
         assert self.qemu is not None
@@ -440,9 +289,10 @@ class Machine:
         for command, arguments in qemu.share_hotplug(self.paths.share_socket):
             await self.qmp.execute(command, arguments)
         # The device appears within milliseconds of the hotplug; mount as soon as it does.
+        point = f"{qemu.SHARE_TAG} {SHARE_MOUNT}"
         mount = (
-            "i=0; until mount -t virtiofs share /run/sandkit/share 2>/dev/null; do"
-            " i=$((i+1)); [ $i -gt 1000 ] && exec mount -t virtiofs share /run/sandkit/share;"
+            f"i=0; until mount -t virtiofs {point} 2>/dev/null; do"
+            f" i=$((i+1)); [ $i -gt 1000 ] && exec mount -t virtiofs {point};"
             " sleep 0.01; done"
         )
         done = await self.channel.run(["/bin/sh", "-c", mount])

@@ -47,6 +47,11 @@ class MachineSpec:
     incoming: bool = False  # q35: wait for `migrate-incoming` (a clone of a golden)
 
 
+def shape(cpus: int, memory_mib: int) -> str:
+    """A machine's shape as warm-pool members and goldens are named by it: "2c1024m"."""
+    return f"{cpus}c{memory_mib}m"
+
+
 def proxy_command(socket: str, socat: str = "socat") -> str:
     """What QEMU runs for each guest connection to the proxy address: socat joins the
     connection to the proxy's Unix socket ``socket`` (a path, absolute or relative to

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -40,10 +41,16 @@ async def _run(*argv: str) -> None:
 
 
 async def spawn(
-    argv: list[str], *, log: IO[bytes], pass_fds: tuple[int, ...] = (), timeout: float = 10.0
+    argv: list[str],
+    *,
+    log: IO[bytes],
+    pass_fds: tuple[int, ...] = (),
+    timeout: float = 10.0,
+    die_with_parent: bool = True,
 ) -> asyncio.subprocess.Process:
     """``argv`` running as uid 0 of a new user namespace (in a session of its own, so
-    that killpg reaches what it forks). Its output goes to ``log``."""
+    that killpg reaches what it forks). Its output goes to ``log``. Unless told
+    otherwise it is SIGKILLed when this process's forking thread (the event loop's) ends."""
     hostcheck.require()
     uid_map, gid_map = map_args("u"), map_args("g")  # before starting: errors say the fix
     ready_r, ready_w = os.pipe()
@@ -56,6 +63,7 @@ async def spawn(
             str(HELPER),
             str(ready_w),
             str(go_r),
+            str(int(signal.SIGKILL) if die_with_parent else 0),
             *argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,

@@ -388,3 +388,66 @@ def test_extends_refuses_to_redefine_a_credential_or_a_volume() -> None:
     )
     out = apply_extends(fine, [parent])
     assert [c.service for c in out.credentials] == ["svc", "only-parent", "mine"]
+
+
+# -- compose: volume@1 requests (v3) must match; v1/v2 volumes keep last-wins --------------
+def volume(kit_name: str, strict: bool, **storage: Any) -> m.Volume:
+    return m.Volume(path="/data", strict=strict, origin=origin(kit_name, 9, 11), **storage)
+
+
+@pytest.mark.parametrize(("first_strict", "later_strict"), [(True, False), (False, True)])
+def test_a_v3_volume_request_never_yields_to_another(
+    first_strict: bool, later_strict: bool
+) -> None:
+    base = agent(volumes=(volume("base", first_strict, size_bytes=1 << 30),))
+    mix = kit("mix", volumes=(volume("mix", later_strict, size_bytes=2 << 30),))
+    with pytest.raises(KitError) as caught:
+        compose(base, [mix])
+    issue = only_issue(caught)
+    assert (issue.file, issue.span) == ("/kits/mix/spec.yaml", Span.point(8, 10))
+    assert issue.message == (
+        "volume '/data' is requested as block, size 2147483648 bytes, mode unspecified, but "
+        "base (/kits/base/spec.yaml:9:11) requests it as block, size 1073741824 bytes, mode "
+        "unspecified: requests for one path must match exactly (sandkit picks neither); "
+        "make them agree"
+    )
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        {"size_bytes": None},
+        {"mode": 0o700},
+        {"tmpfs": True},
+    ],
+)
+def test_each_storage_setting_is_compared(later: dict[str, Any]) -> None:
+    base = agent(volumes=(volume("base", True, size_bytes=5, mode=0o755),))
+    settings = {"size_bytes": 5, "mode": 0o755, **later}
+    mix = kit("mix", volumes=(volume("mix", True, **settings),))
+    with pytest.raises(KitError):
+        compose(base, [mix])
+
+
+def test_matching_v3_requests_merge_into_the_first() -> None:
+    base = agent(volumes=(volume("base", True, size_bytes=5, mode=0o755),))
+    mix = kit("mix", volumes=(volume("mix", True, size_bytes=5, mode=0o755),))
+    (out,) = compose(base, [mix]).volumes
+    assert out.origin is not None and out.origin.kit == "base"
+
+
+def test_v1_v2_volumes_still_take_the_last_request() -> None:
+    base = agent(volumes=(volume("base", False, size_bytes=5),))
+    mix = kit("mix", volumes=(volume("mix", False, tmpfs=True),))
+    (out,) = compose(base, [mix]).volumes
+    assert (out.tmpfs, out.size_bytes) == (True, None)
+
+
+def test_a_v3_request_against_a_v2_volume_points_at_the_v3_one() -> None:
+    base = agent(volumes=(m.Volume(path="/data", tmpfs=True),))  # v2: no origin kept
+    mix = kit("mix", volumes=(volume("mix", True),))
+    with pytest.raises(KitError) as caught:
+        compose(base, [mix])
+    issue = only_issue(caught)
+    assert issue.file == "/kits/mix/spec.yaml"
+    assert "but another kit requests it as tmpfs, size unspecified" in issue.message

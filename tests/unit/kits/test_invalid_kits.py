@@ -132,10 +132,10 @@ CASES: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
-        "proxy-env",
-        V2 + "environment:\n  variables:\n    HTTPS_PROXY: http://x\n",
+        "reserved-env-prefix",
+        V2 + "environment:\n  variables:\n    SBX_MODE: x\n",
         [
-            "6:5: 'HTTPS_PROXY' is set by sandkit to route traffic through its proxy; a kit setting it would bypass the network policy. Remove it."
+            "6:5: 'SBX_MODE' uses a reserved prefix (DASH_, SBX_, DOCKER_, SANDKIT_); choose another name"
         ],
     ),
     (

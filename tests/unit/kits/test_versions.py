@@ -190,12 +190,13 @@ def test_v3_capabilities_map_onto_the_model(write_kit: WriteKit) -> None:
     assert kit.agent is not None and kit.agent.interactive_args == ("--tty",)
     assert kit.agent.context_filename == "AGENTS.md" and kit.agent_context[0].content == "read me"
     assert [p.container for p in kit.ports] == [3000]  # the optional group was dropped whole
-    assert kit.volumes[0].tmpfs and kit.volumes[0].size_bytes == 512 << 20
+    assert kit.volumes[0].tmpfs and kit.volumes[0].size_bytes is None  # unspecified
     assert kit.agent.resources.memory_bytes == 4 << 30
     skipped = sorted(w.message for w in loaded.warnings if w.code == "unsupported-capability")
     assert skipped == [
-        "skipped optional capability 'com.docker.sandbox/git-identity@1': sandkit does not support it",
-        "skipped optional capability 'com.docker.sandbox/ssh-agent@1': sandkit does not support it",
+        "skipped optional capability 'com.docker.sandbox/git-identity@1': not supported by sandkit",
+        "skipped optional capability 'com.docker.sandbox/ssh-agent@1': not supported by sandkit"
+        " (so group 'extras' is skipped whole)",
     ]
 
 

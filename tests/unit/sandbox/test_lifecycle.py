@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandkit.sandbox import lifecycle
+from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Config, SandboxError, State, Store
 from sandkit.tasks import spawn
 
@@ -19,7 +20,7 @@ from sandkit.tasks import spawn
 async def test_wait_ends_when_the_sandbox_is_removed(tmp_path: Path) -> None:
     store = Store(tmp_path)
     sandbox = store.new(Config(name="pool-2c512m-abc123", agent="shell"))
-    sandbox.save_state(State(state="booting", supervisor_pid=os.getpid()))  # alive
+    sandbox.save_state(State(state=SandboxState.BOOTING, supervisor_pid=os.getpid()))  # alive
     waiter = spawn(lifecycle._wait(sandbox, None), "wait")
     await asyncio.sleep(0.2)
     assert not waiter.done()  # still booting: it waits

@@ -7,6 +7,7 @@ import pytest
 
 from sandkit.kits import resolve
 from sandkit.sandbox.agent_command import agent_argv
+from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Config, SandboxError, State, Store, check_name, default_name
 
 
@@ -33,9 +34,11 @@ def test_store_roundtrip_and_crash_detection(tmp_path: Path) -> None:
     assert store.get("box1").config().workspace == "/w"
     with pytest.raises(SandboxError, match="exists already"):
         store.new(Config(name="box1", agent="shell"))
-    box.save_state(State(state="running", supervisor_pid=os.getpid()))
+    box.save_state(State(state=SandboxState.RUNNING, supervisor_pid=os.getpid()))
     assert box.state().state == "running"
-    box.save_state(State(state="running", supervisor_pid=2**22 + 12345))  # no such process
+    box.save_state(
+        State(state=SandboxState.RUNNING, supervisor_pid=2**22 + 12345)
+    )  # no such process
     assert box.state().state == "crashed" and "supervisor is gone" in (box.state().error or "")
     with pytest.raises(SandboxError, match="no sandbox named 'nope'"):
         store.get("nope")

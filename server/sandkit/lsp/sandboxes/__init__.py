@@ -5,7 +5,6 @@ same supervisors as the CLI (see sandkit.lsp.protocol for the messages)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -367,24 +366,19 @@ def register(server: SandkitServer) -> None:
 async def _collect(sandbox: Sandbox, argv: list[str], options: dict[str, Any]) -> dict[str, Any]:
     import base64
 
-    client = await lifecycle.connect(sandbox)
-    try:
+    from sandkit.rpc import exit_status
+    from sandkit.sandbox.protocol import ExitEvent
+
+    async with await lifecycle.connect(sandbox) as client:
         remote = await client.exec(argv, **options)
         out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
-        while True:
-            event = await remote.events.get()
-            if event["event"] == "output":
-                out[event["stream"]].append(base64.b64decode(event["data"]))
-            elif event["event"] == "exit":
-                code = event.get("code")
-                return {
-                    "code": int(code) if code is not None else 128 + int(event.get("signal") or 0),
-                    "stdout": b"".join(out["stdout"]).decode(errors="replace"),
-                    "stderr": b"".join(out["stderr"]).decode(errors="replace"),
-                }
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
+        while not isinstance(event := await remote.next(), ExitEvent):
+            out[event.stream].append(base64.b64decode(event.data))
+        return {
+            "code": exit_status(event.code, event.signal),
+            "stdout": b"".join(out["stdout"]).decode(errors="replace"),
+            "stderr": b"".join(out["stderr"]).decode(errors="replace"),
+        }
 
 
 def json_record(record: Any) -> dict[str, Any]:

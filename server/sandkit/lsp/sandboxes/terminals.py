@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import codecs
 import contextlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sandkit.lsp import protocol
+from sandkit.rpc import ConnectionLost, exit_status
 from sandkit.sandbox import lifecycle
-from sandkit.sandbox.client import RemoteExec, SupervisorClient
+from sandkit.sandbox.client import RemoteExec
+from sandkit.sandbox.protocol import ExitEvent
 from sandkit.sandbox.store import Sandbox
 from sandkit.tasks import spawn
 
@@ -22,8 +25,8 @@ if TYPE_CHECKING:
 @dataclass
 class Terminal:
     id: int
-    client: SupervisorClient
     remote: RemoteExec
+    pump: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
 class Terminals:
@@ -33,40 +36,35 @@ class Terminals:
         self.open: dict[int, Terminal] = {}
 
     async def start(self, sandbox: Sandbox, argv: list[str], **options: Any) -> int:
-        client = await lifecycle.connect(sandbox)
-        try:
+        """The connection belongs to the terminal's pump: it ends with the program, or
+        when the editor closes the terminal (the pump is cancelled)."""
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(await lifecycle.connect(sandbox))
             remote = await client.exec(argv, stdin=True, **options)
-        except BaseException:
-            client.close()
-            raise
-        terminal = Terminal(next(self._ids), client, remote)
+            connection = stack.pop_all()  # from here the pump's to close
+        terminal = Terminal(next(self._ids), remote)
         self.open[terminal.id] = terminal
-        spawn(self._pump(terminal), f"terminal-{terminal.id}")
+        terminal.pump = spawn(self._pump(terminal, connection), f"terminal-{terminal.id}")
         return terminal.id
 
-    async def _pump(self, terminal: Terminal) -> None:
+    async def _pump(self, terminal: Terminal, connection: contextlib.AsyncExitStack) -> None:
         decoders = {
             s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr")
         }
-        code = 255
+        code = 255  # the connection ended first, or the editor closed the terminal
         try:
-            while True:
-                event = await terminal.remote.events.get()
-                if event["event"] == "output":
-                    text = decoders[event["stream"]].decode(base64.b64decode(event["data"]))
+            async with connection:
+                while not isinstance(event := await terminal.remote.next(), ExitEvent):
+                    text = decoders[event.stream].decode(base64.b64decode(event.data))
                     if text:
                         self.server.protocol.notify(
                             protocol.TERMINAL_OUTPUT, {"terminal": terminal.id, "data": text}
                         )
-                elif event["event"] == "exit":
-                    if event.get("code") is not None:
-                        code = int(event["code"])
-                    else:
-                        code = 128 + int(event.get("signal") or 0)
-                    break
+                code = exit_status(event.code, event.signal)
+        except ConnectionLost:
+            pass
         finally:
             self.open.pop(terminal.id, None)
-            terminal.client.close()
             self.server.protocol.notify(
                 protocol.TERMINAL_EXIT, {"terminal": terminal.id, "code": code}
             )
@@ -86,9 +84,9 @@ class Terminals:
     def close(self, terminal_id: int) -> None:
         """The editor closed the terminal: leaving the supervisor hangs the program up."""
         terminal = self.open.get(terminal_id)
-        if terminal is not None:
-            terminal.client.close()
+        if terminal is not None and terminal.pump is not None:
+            terminal.pump.cancel()  # its connection closes as the pump ends
 
     def close_all(self) -> None:
-        for terminal in list(self.open.values()):
-            terminal.client.close()
+        for terminal_id in list(self.open):
+            self.close(terminal_id)

@@ -29,6 +29,7 @@ from sandkit.lsp.kitdocs.edits import NETWORK_POLICY, add_allowed_host
 from sandkit.net.approvals import host_with_port
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.client import SupervisorClient
+from sandkit.sandbox.state import SandboxState, SyncStatus
 from sandkit.sandbox.store import Sandbox, State, Store
 from sandkit.tasks import spawn
 
@@ -95,7 +96,7 @@ def sandbox_row(sandbox: Sandbox, state: State) -> protocol.SandboxRow:
         "agent": config.agent,
         "kits": config.kits,
         "workspace": config.workspace,
-        "sync": state.sync if state.state == "running" else None,
+        "sync": state.sync if state.state == SandboxState.RUNNING else None,
         "error": state.error,
     }
 
@@ -139,7 +140,7 @@ class Watcher:
                 continue
             state = sandbox.state()
             rows.append(sandbox_row(sandbox, state))
-            if state.state == "running" and pids.alive(state.supervisor_pid):
+            if state.state == SandboxState.RUNNING and pids.alive(state.supervisor_pid):
                 alive[sandbox.name] = sandbox
         for name in list(self.watched):
             if name not in alive:
@@ -266,10 +267,11 @@ class Watcher:
         before, watched.sync = watched.sync, state
         if state == before or watched.asking_sync:
             return
-        if state == "paused":
+        status = SyncStatus.of(state) if state is not None else None
+        if status == SyncStatus.PAUSED:
             watched.asking_sync = True
             spawn(self._ask_sync(watched), "sync-prompt")
-        elif state == "conflicts":
+        elif status == SyncStatus.CONFLICTS:
             self.server.window_show_message(
                 types.ShowMessageParams(
                     type=types.MessageType.Warning,
@@ -281,50 +283,54 @@ class Watcher:
     async def _ask_sync(self, watched: Watched) -> None:
         name = watched.sandbox.name
         try:
-            client = await lifecycle.connect(watched.sandbox)
-        except SandkitError:
-            watched.asking_sync = False
-            return
-        try:
-            status = await client.call("sync-status")
-            held = status.get("held", [])
-            details = status.get("details", [])
-            runs = [d["path"] for d in details if "protected" in d.get("why", "")]
-            shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
-            if runs:
-                message = (
-                    f"Sandbox {name} changed files that your machine runs ({shown}): git "
-                    "hooks or config, editor tasks, shell or direnv files. They are held. "
-                    f"See `sandkit sync pending {name}` for the diff. Apply them on the host "
-                    "(its versions go to the trash), or put the host's versions back?"
-                )
-                accept = protocol.APPLY_ON_HOST
-            else:
-                message = (
-                    f"Sandbox {name} deleted or emptied many files at once ({shown}). They "
-                    "are still in your workspace. Delete them there too (into the trash), or "
-                    "put them back in the sandbox?"
-                )
-                accept = protocol.DELETE_TOO
-            answer = await self.server.window_show_message_request_async(
-                types.ShowMessageRequestParams(
-                    type=types.MessageType.Warning,
-                    message=message,
-                    actions=[
-                        types.MessageActionItem(title=protocol.PUT_BACK),
-                        types.MessageActionItem(title=accept),
-                    ],
-                )
-            )
-            if answer is not None and answer.title == accept:
-                await client.call("sync-approve")
-            elif answer is not None and answer.title == protocol.PUT_BACK:
-                await client.call("sync-reject")
+            async with await lifecycle.connect(watched.sandbox) as client:
+                if await self._answer_sync(name, client):
+                    # More may have been held while the question was open: the next scan
+                    # asks again if the sync is still paused.
+                    watched.sync = None
         except (SandkitError, ConnectionError):
             pass
         finally:
-            client.close()
             watched.asking_sync = False
+
+    async def _answer_sync(self, name: str, client: SupervisorClient) -> bool:
+        """Ask the person about the held changes, and pass the answer on (True)."""
+        status = await client.sync_status()
+        held = status.held
+        runs = [d.path for d in status.details if "protected" in d.why]
+        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        if runs:
+            message = (
+                f"Sandbox {name} changed files that your machine runs ({shown}): git "
+                "hooks or config, editor tasks, shell or direnv files. They are held. "
+                f"See `sandkit sync pending {name}` for the diff. Apply them on the host "
+                "(its versions go to the trash), or put the host's versions back?"
+            )
+            accept = protocol.APPLY_ON_HOST
+        else:
+            message = (
+                f"Sandbox {name} deleted or emptied many files at once ({shown}). They "
+                "are still in your workspace. Delete them there too (into the trash), or "
+                "put them back in the sandbox?"
+            )
+            accept = protocol.DELETE_TOO
+        answer = await self.server.window_show_message_request_async(
+            types.ShowMessageRequestParams(
+                type=types.MessageType.Warning,
+                message=message,
+                actions=[
+                    types.MessageActionItem(title=protocol.PUT_BACK),
+                    types.MessageActionItem(title=accept),
+                ],
+            )
+        )
+        if answer is not None and answer.title == accept:
+            await client.sync_approve()
+        elif answer is not None and answer.title == protocol.PUT_BACK:
+            await client.sync_reject()
+        else:
+            return False
+        return True
 
     # -- approvals ------------------------------------------------------------------------
     async def _approvals(self, watched: Watched) -> None:
@@ -337,14 +343,13 @@ class Watcher:
                 await asyncio.sleep(1.0)
                 continue
             try:
-                await client.call("watch")
-                while (event := await client.events.get()).get("event") != "closed":
-                    if event.get("event") == "approval":
-                        spawn(self._ask(watched, client, event), "approval-prompt")
+                async with client:
+                    await client.watch()
+                    async for event in client.events():  # until the connection ends
+                        if event.get("event") == "approval":
+                            spawn(self._ask(watched, client, event), "approval-prompt")
             except SandkitError:
-                pass  # the supervisor closed the connection (its pump reports that)
-            finally:
-                client.close()
+                pass  # the supervisor closed the connection, or refused to be watched
             await asyncio.sleep(0.5)
 
     async def _ask(self, watched: Watched, client: SupervisorClient, event: dict[str, Any]) -> None:
@@ -369,16 +374,14 @@ class Watcher:
         title = answer.title if answer is not None else protocol.DENY
         with contextlib.suppress(SandkitError, ConnectionError):
             if title == protocol.ALLOW_ONCE:
-                await client.call(
-                    "approve", {"host": host_with_port(host, port), "remember": False}
-                )
+                await client.approve(host_with_port(host, port), remember=False)
             elif title == protocol.ALLOW_SANDBOX:
-                await client.call("approve", {"host": host, "remember": True})
+                await client.approve(host, remember=True)
             elif title == protocol.ADD_TO_KIT:
                 await self.add_to_kit(watched.kit_files[0], host)
-                await client.call("approve", {"host": host, "remember": True})
+                await client.approve(host, remember=True)
             else:
-                await client.call("deny", {"host": host_with_port(host, port), "remember": False})
+                await client.deny(host_with_port(host, port), remember=False)
 
     async def add_to_kit(self, spec: Path, host: str) -> bool:
         """Allow ``host`` in the kit file through the editor (workspace/applyEdit), so that

@@ -1,0 +1,203 @@
+"""GuestChannel against the real guest agent, without QEMU: the agent (guest/agent.py, as
+it runs in the VM) is a host process whose virtio port is a pty, and socat plays QEMU's
+chardev, exposing it as the unix socket the host connects to. Only ops that touch
+nothing outside the test's folder run here: adopt (hostname, /etc) is the VM tests'."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sandkit.rpc import LINE_LIMIT, ConnectionLost
+from sandkit.tasks import spawn
+from sandkit.vm.channel import WINDOW, ChannelError, GuestChannel
+
+AGENT = "import sys; from sandkit.guest.agent import Agent; Agent(sys.argv[1], {}).run()"
+GUARD = 30  # seconds: a hang fails the test instead of the run
+
+
+@dataclass
+class Guest:
+    channel: GuestChannel
+    agent: subprocess.Popen[bytes]
+    qemu: subprocess.Popen[bytes]  # socat, which plays QEMU's part
+    folder: Path
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Polls a condition no event announces (a file appearing, bytes arriving)."""
+    async with asyncio.timeout(GUARD):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def guest(tmp_path: Path) -> AsyncIterator[Guest]:
+    port, sock = tmp_path / "port", tmp_path / "agent.sock"
+    socat = subprocess.Popen(["socat", f"PTY,link={port},rawer", f"UNIX-LISTEN:{sock}"])
+    agent: subprocess.Popen[bytes] | None = None
+    channel: GuestChannel | None = None
+    try:
+        await until(port.exists)
+        agent = subprocess.Popen([sys.executable, "-c", AGENT, str(port)], cwd=tmp_path)
+        channel = await GuestChannel.connect(sock, GUARD)
+        pump = spawn(channel.pump(), "test-pump")
+        work = tmp_path / "work"
+        work.mkdir()
+        yield Guest(channel, agent, socat, work)
+        channel.close()
+        await asyncio.wait_for(pump, GUARD)
+    finally:
+        for proc in (agent, socat):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+
+
+async def test_exec_output_and_exit_code(guest: Guest) -> None:
+    done = await asyncio.wait_for(
+        guest.channel.run(["sh", "-c", "echo out; echo err >&2; exit 3"], cwd=str(guest.folder)),
+        GUARD,
+    )
+    assert (done.stdout, done.stderr, done.code, done.signal) == (b"out\n", b"err\n", 3, None)
+    assert done.exit_status == 3
+
+
+async def test_a_program_that_cannot_run_exits_127(guest: Guest) -> None:
+    done = await asyncio.wait_for(guest.channel.run(["/no/such/program"]), GUARD)
+    assert done.code == 127 and b"cannot run" in done.stderr
+
+
+async def test_stdin_reaches_the_program(guest: Guest) -> None:
+    execution = await guest.channel.exec(["cat"], stdin=True, cwd=str(guest.folder))
+    await execution.stdin(b"hello ")
+    await execution.stdin(b"guest", eof=True)
+    done = await asyncio.wait_for(execution.wait(), GUARD)
+    assert (done.stdout, done.code) == (b"hello guest", 0)
+
+
+async def test_a_signal_ends_the_program_as_the_shell_reports_it(guest: Guest) -> None:
+    execution = await guest.channel.exec(["cat"], stdin=True, cwd=str(guest.folder))
+    await execution.signal(signal.SIGTERM)
+    done = await asyncio.wait_for(execution.wait(), GUARD)
+    assert (done.code, done.signal, done.exit_status) == (None, signal.SIGTERM, 128 + 15)
+
+
+async def test_a_pty_has_the_size_asked_for_and_resizes(guest: Guest) -> None:
+    script = "stty size; read line; stty size"
+    execution = await guest.channel.exec(
+        ["sh", "-c", script], pty=True, rows=40, cols=123, cwd=str(guest.folder)
+    )
+    seen = b""
+    while b"40 123" not in seen:  # the first size, before the resize
+        event = await asyncio.wait_for(execution.next(), GUARD)
+        assert event["op"] == "output", event
+        seen += base64.b64decode(event["data"])
+    await execution.resize(50, 132)
+    await execution.stdin(b"go\n")
+    done = await asyncio.wait_for(execution.wait(), GUARD)
+    assert b"50 132" in done.stdout and done.code == 0
+
+
+async def test_output_no_one_takes_pauses_the_program_at_its_window(guest: Guest) -> None:
+    # 3 MiB through a window of 1 MiB: with no consumer the child blocks, so the marker it
+    # writes after its output cannot appear. (A guest that ignored the window would send
+    # all of it: past what the host holds per request, the channel would stall and the
+    # ping below would never come back.)
+    marker = guest.folder / "finished"
+    script = f"head -c {3 << 20} /dev/zero; touch {marker}"
+    flood = await guest.channel.exec(["sh", "-c", script], cwd=str(guest.folder))
+    assert flood.window == WINDOW
+    await until(lambda: flood.buffered >= WINDOW * 4 // 3)
+    await asyncio.wait_for(guest.channel.ping(), GUARD)
+    assert not guest.channel.closed.is_set()
+    assert not marker.exists()
+    # Taking the output acknowledges it: the child goes on to the end.
+    done = await asyncio.wait_for(flood.wait(keep=4 << 20), GUARD)
+    assert (len(done.stdout), done.code) == (3 << 20, 0)
+    assert marker.exists()
+
+
+async def test_write_and_read_files(guest: Guest) -> None:
+    channel, path = guest.channel, str(guest.folder / "sub" / "file")
+    assert await channel.read_file(path) is None
+    assert await channel.write_file(path, b"one", mode=0o600)
+    assert Path(path).stat().st_mode & 0o777 == 0o600
+    assert not await channel.write_file(path, b"two", keep=True)
+    assert await channel.write_file(path, b"+more", append=True)
+    assert await channel.read_file(path) == b"one+more"
+    with pytest.raises(ChannelError, match="IsADirectoryError"):
+        await channel.read_file(str(guest.folder))
+
+
+async def test_a_garbage_line_from_the_host_is_refused_and_the_channel_goes_on(
+    guest: Guest,
+) -> None:
+    guest.channel.writer.write(b"this is not json\n")
+    await asyncio.wait_for(guest.channel.ping(), GUARD)
+    done = await asyncio.wait_for(guest.channel.run(["true"]), GUARD)
+    assert done.code == 0 and not guest.channel.closed.is_set()
+
+
+async def test_a_lost_guest_ends_what_waits_on_it(guest: Guest) -> None:
+    channel = guest.channel
+    execution = await channel.exec(["cat"], stdin=True, cwd=str(guest.folder))
+    guest.qemu.kill()  # the VM is gone (the agent's cat ends when the fixture kills it)
+    event = await asyncio.wait_for(execution.next(), GUARD)
+    assert event["op"] == "exit" and event["lost"] and event["signal"] == 9
+    assert (await asyncio.wait_for(execution.wait(), GUARD)).exit_status == 128 + 9
+    await asyncio.wait_for(channel.closed.wait(), GUARD)
+    await asyncio.wait_for(channel.ping(), GUARD)  # returns: there is no one to ask
+    with pytest.raises(ChannelError, match="gone"):
+        await channel.read_file("/etc/hostname")
+    with pytest.raises(ConnectionLost):
+        await channel.exec(["true"])
+
+
+async def test_a_hostile_guest_s_garbage_is_skipped_and_an_endless_line_ends_the_channel() -> None:
+    host_end, guest_end = socket.socketpair()
+    reader, writer = await asyncio.open_unix_connection(sock=host_end, limit=LINE_LIMIT)
+    channel = GuestChannel(reader, writer)
+    pump = spawn(channel.pump(), "test-pump")
+    g_reader, g_writer = await asyncio.open_unix_connection(sock=guest_end)
+    try:
+        asked = spawn(channel.read_file("/x"), "ask")
+        request = await asyncio.wait_for(g_reader.readline(), GUARD)
+        assert b'"op":"read"' in request
+        g_writer.write(
+            b"\xff\xfe not json\n"
+            b"[1, 2, 3]\n"
+            b'{"op": "file", "id": "1", "data": "eA=="}\n'  # not its id: a string
+            b'{"op": "file", "id": 99, "data": "eA=="}\n'  # no such request
+            b"\n"
+            # Unasked messages past what the host would hold: dropped, not kept.
+            + b'{"op": "error", "error": "%s"}\n' % (b"x" * 1000) * 3000
+            + b'{"op": "file", "id": 1, "data": "b2s="}\n'
+        )
+        await g_writer.drain()
+        assert await asyncio.wait_for(asked, GUARD) == b"ok"
+        assert not channel.closed.is_set()
+        # A line without end: past the bound the channel ends, waiting requests with it.
+        asked = spawn(channel.read_file("/y"), "ask")
+        await asyncio.wait_for(g_reader.readline(), GUARD)
+        g_writer.write(b'{"op": "file", "data": "' + b"A" * (LINE_LIMIT + 1))
+        with contextlib.suppress(ConnectionError):  # the host hangs up part way
+            await g_writer.drain()
+        with pytest.raises(ChannelError, match="gone"):
+            await asyncio.wait_for(asked, GUARD)
+        assert channel.closed.is_set()
+        assert channel.connection.lost is not None and "line" in str(channel.connection.lost)
+    finally:
+        channel.close()
+        g_writer.close()
+        await asyncio.wait_for(pump, GUARD)
