@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.conftest import BUILTIN, CORPUS, REPO, WriteKit
+from tests.kitrepo import AGENT, make_repo
 
 SANDKIT = shutil.which("sandkit", path=str(Path(sys.executable).parent)) or "sandkit"
 
@@ -24,8 +26,13 @@ def sandkit(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 def test_validate_corpus_and_builtins() -> None:
     kits = [str(p) for p in sorted(CORPUS.iterdir())] + ["shell", "claude", str(BUILTIN / "github")]
     done = sandkit("kit", "validate", *kits)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.count(": valid ") == len(kits)
+    # The aider kit's image is shell-docker: valid, but needs the base with Docker (exit 3).
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.count(": valid ") == len(kits) - 1
+    assert (
+        f"{CORPUS / 'v2-sandbox-aider'}: valid, but needs what sandkit does not implement: "
+        "sandkit base with Docker (image docker/sandbox-templates:shell-docker)"
+    ) in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -91,6 +98,72 @@ def test_inspect_resolved_aider_with_deepseek() -> None:
         "deepseek",
     ]
     assert [k["name"] for k in data["kits"]] == ["aider", "deepseek-creds"]
+
+
+def test_inspect_resolved_shows_the_shape_and_image_chosen_and_why(write_kit: WriteKit) -> None:
+    kit = write_kit(
+        'schemaVersion: "2"\nkind: sandbox\nname: sized\nsandbox:\n'
+        "  image: docker/sandbox-templates:claude-code\n  resources: {cpu: 1, memory: 768m}\n"
+    )
+    done = sandkit("kit", "inspect", "--resolved", "--json", str(kit))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["shape"] == {
+        "cpus": 1,
+        "memoryMiB": 768,
+        "why": {
+            "cpus": "kit 'sized' resources (1 CPU)",
+            "memory": "kit 'sized' resources (768 MiB)",
+        },
+    }
+    assert data["image"]["kind"] == "base"
+    assert "'docker/sandbox-templates:claude-code' is an sbx template" in data["image"]["why"]
+    shell = json.loads(sandkit("kit", "inspect", "--resolved", "--json", "shell").stdout)
+    assert shell["shape"]["why"]["cpus"].startswith("default: this machine's")
+    assert shell["shape"]["why"]["memory"] == "default: half this machine's memory, at most 8 GiB"
+
+
+def test_validate_warns_on_an_unused_image(write_kit: WriteKit) -> None:
+    kit = write_kit(
+        'schemaVersion: "2"\nkind: sandbox\nname: own\nsandbox:\n  image: ghcr.io/me/own:3\n'
+    )
+    done = sandkit("kit", "validate", str(kit))
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"{kit}/spec.yaml:5:3: warning: sandkit builds its guest from Debian; this kit's image "
+        "is not used ('ghcr.io/me/own:3')"
+    ) in done.stderr
+    resolved = json.loads(sandkit("kit", "inspect", "--resolved", "--json", str(kit)).stdout)
+    assert resolved["image"]["kind"] == "unused"
+
+
+def test_git_references_in_inspect_and_validate(tmp_path: Path) -> None:
+    bare = make_repo(tmp_path, {"kits/a/spec.yaml": AGENT.format(name="a")})
+    ref = f"git+file://{bare}#main:kits/a"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [SANDKIT, "kit", "inspect", "--resolved", "--json", ref, "--kit", "github"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    (fetched,) = data["fetched"]
+    assert fetched["reference"] == ref and fetched["url"] == f"file://{bare}"
+    assert len(fetched["commit"]) == 40 and fetched["subdir"] == "kits/a"
+    assert data["shape"]["memoryMiB"] == 640 and data["agentName"] == "a"
+    bad = subprocess.run(
+        [SANDKIT, "kit", "validate", f"git+file://{bare}#--upload-pack=x"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert "'--upload-pack=x' is not a branch, tag or commit name" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_inspect_yaml_is_yaml() -> None:
@@ -181,3 +254,15 @@ def test_validate_tells_invalid_from_needing_what_sandkit_lacks(write_kit: Write
     assert [r["valid"] for r in results] == [True, False]
     assert results[0]["unsupported"] == ["com.docker.sandbox/agent-sessions@1"]
     assert "unsupported" not in results[1]
+
+
+def test_ls_json_shows_the_shape(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "SANDKIT_POOL_SIZE": "0"}
+
+    def sk(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([SANDKIT, *args], capture_output=True, text=True, env=env, timeout=60)
+
+    made = sk("create", "shell", "--name", "shaped", "--cpus", "1", "--memory", "384m")
+    assert made.returncode == 0, made.stderr
+    (row,) = json.loads(sk("ls", "--json").stdout)
+    assert (row["name"], row["cpus"], row["memory_mib"]) == ("shaped", 1, 384)

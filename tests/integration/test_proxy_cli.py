@@ -65,7 +65,16 @@ def test_secret_store_roundtrip(env: dict[str, str], tmp_path: Path) -> None:
     store = tmp_path / "config" / "sandkit" / "secrets.json"
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
     assert json.loads(store.read_text()) == {"apitest": "s3cret"}
-    assert run(env, "secret", "ls").stdout.split() == ["SERVICE", "apitest"]
+    assert run(env, "secret", "ls").stdout.split() == [
+        "SERVICE",
+        "KIND",
+        "SCOPE",
+        "EXPIRES",
+        "apitest",
+        "api",
+        "key",
+        "global",
+    ]
     assert run(env, "secret", "rm", "apitest").returncode == 0
     gone = run(env, "secret", "rm", "apitest")
     assert gone.returncode == 1 and "no stored value for 'apitest'" in gone.stderr

@@ -89,6 +89,8 @@ async def test_the_list_is_sent_when_the_store_changes(editor: Editor) -> None:
         "workspace": "/ws/alpha",
         "sync": None,
         "error": None,
+        "sessions": [],  # a stopped sandbox has none; running ones say (live)
+        "ports": [],
     }
     assert await editor.next_push(1) == [row]
     assert await editor.listed() == [row]  # the same rows as the command's

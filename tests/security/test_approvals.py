@@ -201,3 +201,51 @@ def test_add_to_kit_quotes_what_yaml_would_read_as_something_else(text: str, hos
     assert out.count("# ours") == 1 and out.startswith(HEAD)
     patterns = [r.pattern for r in load_text(out, "k/spec.yaml").kit.network.allow]
     assert patterns == ["a.com", host]
+
+
+async def test_a_question_is_withdrawn_at_once_when_its_asker_leaves(tmp_path: Path) -> None:
+    """`curl -m 3` gives up on a held request: the question must go then, not at the
+    time-out, and say why; a person answering later approves nothing."""
+    broker = ApprovalBroker()
+    policy = Policy([], [], DefaultPolicy.DENY_ALL)
+    with broker.watch() as questions:
+        async with one_off_proxy(policy, tmp_path, ask=broker.ask, ask_timeout=300) as url:
+            port = int(url.rsplit(":", 1)[1])
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"CONNECT asked.test:443 HTTP/1.1\r\nHost: asked.test:443\r\n\r\n")
+            await writer.drain()
+            asked = await asyncio.wait_for(questions.get(), 10)
+            assert (asked["event"], asked["host"]) == ("approval", "asked.test")
+            writer.close()  # the client gives up
+            done = await asyncio.wait_for(questions.get(), 10)  # far below the 300 s
+            assert done == {
+                "event": "approval-done",
+                "id": asked["id"],
+                "host": "asked.test",
+                "action": "abandoned",
+            }
+            assert broker.held == {}
+            assert broker.answer(Action.ALLOW, host="asked.test") == []
+
+
+async def test_one_asker_leaving_keeps_the_question_for_the_others(tmp_path: Path) -> None:
+    broker = ApprovalBroker()
+    policy = Policy([], [], DefaultPolicy.DENY_ALL)
+    with broker.watch() as questions:
+        async with one_off_proxy(policy, tmp_path, ask=broker.ask, ask_timeout=300) as url:
+            port = int(url.rsplit(":", 1)[1])
+            request = b"CONNECT two.test:443 HTTP/1.1\r\nHost: two.test:443\r\n\r\n"
+            _first_reader, first = await asyncio.open_connection("127.0.0.1", port)
+            second_r, second = await asyncio.open_connection("127.0.0.1", port)
+            for w in (first, second):
+                w.write(request)
+                await w.drain()
+            asked = await asyncio.wait_for(questions.get(), 10)
+            await asyncio.sleep(0.5)  # both requests wait on the one question
+            first.close()
+            await asyncio.sleep(1.0)  # more than the proxy's look at its clients (0.2 s)
+            assert questions.empty() and list(broker.held) == [asked["id"]]
+            assert [h.host for h in broker.answer(Action.DENY, host="two.test")] == ["two.test"]
+            answer = await asyncio.wait_for(second_r.read(65536), 10)
+            assert answer.startswith(b"HTTP/1.1 403 ")
+            second.close()

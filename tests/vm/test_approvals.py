@@ -98,8 +98,7 @@ def test_terminal_approvals(env: Env, upstream: tuple[int, Path]) -> None:
     term = Terminal([SANDKIT, "run", "shell", "--name", name, "--", "sh", "-c", script], env.vars)
     try:
         term.expect(f"wants to reach api.test:{port}", timeout=240)
-        time.sleep(0.5)  # keys typed as a question appears are not taken as its answer
-        term.type("o")  # allow once
+        term.type("\x1co")  # Ctrl-\ o: allow once (plain keys go to the agent)
         term.expect("one=200:200")
 
         term.expect(f"wants to reach other.test:{port}")
@@ -117,8 +116,7 @@ def test_terminal_approvals(env: Env, upstream: tuple[int, Path]) -> None:
         assert "blocked.test: denied (no answer in time)" in term.text
 
         term.expect(f"wants to reach api.test:{port}")  # "once" was once
-        time.sleep(0.5)
-        term.type("d")
+        term.type("\x1cn")  # Ctrl-\ n: deny
         term.expect("four=000:403")
         term.expect("five=200:200")  # remembered: no question this time
         assert term.text.count(f"wants to reach other.test:{port}") == 1

@@ -34,6 +34,9 @@ def test_claude_installs_through_the_proxy_and_prints_its_version(env: Env, tmp_
     adopts a VM that has Claude Code already (and the next members are clones of it)."""
     pooled = Env({**env.vars, "SANDKIT_POOL_SIZE": "1"}, env.state)
     pooled.sk("pool", "fill", "--agent", "claude", "--memory", "2g", timeout=900, check=True)
+    # The kit requires 'anthropic': without a value, run stops before booting. This test
+    # never calls the API, so any value will do.
+    env.sk("secret", "set", "anthropic", input="not-a-real-key", check=True)
     done = pooled.sk(
         "run", "claude", str(tmp_path), "--name", "claude-box", "--memory", "2g", "--",
         "--version", timeout=900,
@@ -189,6 +192,8 @@ def test_corpus_glab_install_runs_through_the_proxy(env: Env, tmp_path: Path) ->
     gitlab.com to this machine's loopback, where no server can prove to be gitlab.com, so
     the download fails on every machine: the failure names the kit and the step, and the
     proxy's log shows the kit's own rule let the request out."""
+    # The kit requires 'gitlab' (run stops before booting without it); never sent here.
+    env.sk("secret", "set", "gitlab", input="not-a-real-token", check=True)
     done = env.sk(
         "run", "shell", "--name", "glab-box", "--memory", "512m",
         "--resolve", "gitlab.com=127.0.0.1",

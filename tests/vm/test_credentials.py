@@ -190,3 +190,93 @@ def test_credentials_reach_their_host_only(
             sleeper.wait()
     finally:
         env.sk("rm", "-f", name)
+
+
+LIVE_KIT = """
+schemaVersion: "2"
+kind: mixin
+name: live-test
+permissions:
+  network:
+    allow: [api.test]
+credentials:
+  - service: bar
+    apiKey:
+      name: BAR_KEY
+      proxyManaged: true
+      inject: [{domain: api.test, header: Authorization, format: "Bearer %s"}]
+"""
+
+
+def _live_kit(tmp_path: Path) -> Path:
+    kit = tmp_path / "live-kit"
+    kit.mkdir()
+    (kit / "spec.yaml").write_text(textwrap.dedent(LIVE_KIT))
+    return kit
+
+
+def _sha(value: str) -> str:
+    return hashlib.sha256(f"Bearer {value}".encode()).hexdigest()
+
+
+CALL = 'curl -sS -H "Authorization: Bearer $BAR_KEY" https://api.test:{port}/v1'
+
+
+def test_secret_set_while_running_applies_to_the_next_request(
+    env: Env, upstream: tuple[int, Path], tmp_path: Path
+) -> None:
+    """`secret set|rm --sandbox NAME` on a running sandbox: the next request carries the
+    new value (the supervisor was told), and the guest's placeholder stays the same."""
+    port, ca = upstream
+    name = "live"
+    env.sk(
+        "create", "shell", "--name", name, "--kit", str(_live_kit(tmp_path)), "--memory", "512m",
+        "--upstream-ca", str(ca), "--resolve", "api.test=127.0.0.1", check=True,
+    )  # fmt: skip
+    try:
+        call = CALL.format(port=port)
+        first = env.sk("exec", name, "--", "sh", "-c", f"echo $BAR_KEY; {call}", check=True)
+        placeholder, body = first.stdout.split("\n", 1)
+        assert json.loads(body)["authorization_sha256"] == _sha(placeholder)  # no value yet
+        env.sk("secret", "set", "bar", "--sandbox", name, input="first-value-1a2b", check=True)
+        got = env.sk("exec", name, "--", "sh", "-c", call, check=True)
+        assert json.loads(got.stdout)["authorization_sha256"] == _sha("first-value-1a2b")
+        env.sk("secret", "set", "bar", input="global-value-3c4d", check=True)  # global
+        env.sk("secret", "rm", "bar", "--sandbox", name, check=True)  # the global one now
+        again = env.sk("exec", name, "--", "sh", "-c", f"echo $BAR_KEY; {call}", check=True)
+        same, body = again.stdout.split("\n", 1)
+        assert same == placeholder
+        assert json.loads(body)["authorization_sha256"] == _sha("global-value-3c4d")
+    finally:
+        env.sk("secret", "rm", "bar")
+        env.sk("rm", "-f", name)
+
+
+@pytest.mark.parametrize("pool", ["0", "1"])
+def test_a_host_variable_reaches_cold_and_adopted_sandboxes(
+    env: Env, upstream: tuple[int, Path], tmp_path: Path, pool: str
+) -> None:
+    """`BAR_KEY=... sandkit run`: the value the client sees is the one injected, whether
+    the sandbox boots cold or adopts a pool member started earlier with no BAR_KEY."""
+    port, ca = upstream
+    value = f"host-env-value-{pool}-5e6f"
+    shell = Env({**env.vars, "SANDKIT_POOL_SIZE": pool}, env.state)
+    shell.sk("secret", "set", "bar", "--from-env", "BAR_KEY", check=True)  # the user's grant
+    if pool == "1":
+        shell.sk("pool", "fill", "--memory", "512m", timeout=600, check=True)
+    name = f"hostenv{pool}"
+    caller = Env({**shell.vars, "BAR_KEY": value}, env.state)
+    try:
+        done = caller.sk(
+            "run", "shell", "--name", name, "--kit", str(_live_kit(tmp_path)), "--memory",
+            "512m", "--upstream-ca", str(ca), "--resolve", "api.test=127.0.0.1",
+            "--", "sh", "-c", CALL.format(port=port), timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["authorization_sha256"] == _sha(value)
+        state = json.loads((env.state / name / "state.json").read_text())
+        assert bool(state.get("adopted_from")) is (pool == "1")
+    finally:
+        env.sk("rm", "-f", name)
+        if pool == "1":
+            shell.sk("pool", "drain", timeout=300)

@@ -1,11 +1,14 @@
 """The language server with a real VM: open a workspace in a sandbox, exec in it, stream a
 terminal, answer a held request with "Add to kit" (the kit is edited with its comments
-kept, the request passes), and see the proxy's decisions as diagnostics on the kit."""
+kept, the request passes), and see the proxy's decisions as diagnostics on the kit. The
+agent's terminal is a session that outlives the server (a window reload starts another),
+and a guest port that starts listening is offered for publishing, then opened."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +231,140 @@ async def test_held_deletions_are_asked_about_in_the_editor(
         assert len(list(ws.glob("f*.txt"))) == 60
     finally:
         await run(editor, "sandkit.remove", {"name": "lspsync", "force": True})
+
+
+async def until(
+    check: Callable[[], Any], what: str, tries: int = 600, seen: Callable[[], Any] = str
+) -> Any:
+    """Waits for ``check`` to answer something true (the VM runs under TCG: no deadline
+    but a generous bound that fails the test with what was awaited)."""
+    for _ in range(tries):
+        if result := check():
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never saw {what}; saw {seen()!r}")
+
+
+class Window:
+    """One editor window's language server, with what it was sent."""
+
+    def __init__(self, client: LanguageClient) -> None:
+        self.client = client
+        self.output: dict[int, list[str]] = {}
+        self.exits: dict[int, Any] = {}
+        self.rows: list[Any] = []
+        self.asked: list[str] = []
+        self.closed = False
+
+        @client.feature("sandkit/terminalOutput")  # type: ignore[untyped-decorator]
+        def output(ls: LanguageClient, params: Any) -> None:
+            self.output.setdefault(params.terminal, []).append(params.data)
+
+        @client.feature("sandkit/terminalExit")  # type: ignore[untyped-decorator]
+        def exit_(ls: LanguageClient, params: Any) -> None:
+            self.exits[params.terminal] = params
+
+        @client.feature("sandkit/sandboxes")  # type: ignore[untyped-decorator]
+        def sandboxes(ls: LanguageClient, params: Any) -> None:
+            self.rows = list(params.sandboxes)
+
+        @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)  # type: ignore[untyped-decorator]
+        def ask(
+            ls: LanguageClient, params: types.ShowMessageRequestParams
+        ) -> types.MessageActionItem:
+            self.asked.append(params.message)
+            return (params.actions or [])[0]  # Publish, then Open in Browser
+
+    @classmethod
+    async def open(cls, env: Env) -> Window:
+        config = ClientServerConfig(server_command=[SANDKIT, "lsp"], server_env=env.vars)
+        client = await config.start()
+        assert isinstance(client, LanguageClient)
+        window = cls(client)
+        await start(client)
+        return window
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.client.shutdown_session()
+
+    def shown(self) -> list[str]:
+        """Pages the server opened in the browser (window/showDocument, external)."""
+        return [d.uri for d in self.client.shown_documents if d.external]
+
+    def text(self, terminal: int) -> str:
+        return "".join(self.output.get(terminal, []))
+
+    def row(self, name: str) -> Any:
+        return next((r for r in self.rows if r.name == name), None)
+
+    def type(self, terminal: int, data: str) -> None:
+        self.client.protocol.notify("sandkit/terminalInput", {"terminal": terminal, "data": data})
+
+
+async def test_the_agent_session_outlives_a_window_reload_and_ports_are_offered(
+    env: Env, tmp_path: Path
+) -> None:
+    ws = tmp_path / "agentws"
+    ws.mkdir()
+    first = await Window.open(env)
+    opening = {"folder": ws.as_uri(), "name": "lspagent", "agent": "shell", "memory": "512m"}
+    await run(first.client, "sandkit.openWorkspace", opening)
+    second: Window | None = None
+    try:
+        agent = (await run(first.client, "sandkit.runAgent", {"name": "lspagent"}))["terminal"]
+        await until(lambda: "$" in first.text(agent) or "#" in first.text(agent), "a prompt")
+        first.type(agent, "echo o''ne\r")  # `one` + newline only once it has run
+        await until(
+            lambda: "one\r\n" in first.text(agent),
+            "one",
+            seen=lambda: (first.text(agent), first.exits),
+        )
+
+        # A guest service: offered for publishing, published, opened in the browser.
+        serve = {"name": "lspagent", "argv": ["python3", "-m", "http.server", "8000"]}
+        server = (await run(first.client, "sandkit.exec", {**serve, "stream": True}))["terminal"]
+        shown = await until(
+            lambda: first.shown(), "the page opened", seen=lambda: (first.asked, first.text(server))
+        )
+        about = [m for m in first.asked if "port 8000" in m.lower()]
+        assert about == [
+            "Publish port 8000 of sandbox lspagent?",
+            f"Port 8000 of sandbox lspagent is published at {shown[0]}",
+        ]
+        with urllib.request.urlopen(shown[0], timeout=30) as page:
+            assert b"Directory listing" in page.read()
+        ports = await until(lambda: (r := first.row("lspagent")) and r.ports, "the port listed")
+        assert [(p.guest, p.host_ip) for p in ports] == [(8000, "127.0.0.1")]
+        left = await run(first.client, "sandkit.unpublish", {"name": "lspagent", "spec": "8000"})
+        assert left == {"ports": []}
+        first.client.protocol.notify("sandkit/terminalClose", {"terminal": server})
+
+        # The window reloads: this server goes (the agent's terminal detaches) …
+        await first.close()
+        # … and the next one offers the running session, whose screen comes back.
+        second = await Window.open(env)
+        row = await until(lambda: (r := second.row("lspagent")) and r.sessions and r, "sessions")
+        assert [(s.name, s.running) for s in row.sessions] == [("agent", True)]
+        again = (
+            await run(second.client, "sandkit.attach", {"name": "lspagent", "session": "agent"})
+        )["terminal"]
+        await until(lambda: "one\r\n" in second.text(again), "the replayed one")
+        second.type(again, "echo tw''o\r")  # and it is live, not only a replay
+        await until(lambda: "two\r\n" in second.text(again), "two")
+        # Run Agent attaches to it rather than starting another.
+        third = (await run(second.client, "sandkit.runAgent", {"name": "lspagent"}))["terminal"]
+        await until(lambda: "two\r\n" in second.text(third), "the agent's screen")
+        await run(second.client, "sandkit.stopSession", {"name": "lspagent"})
+        ended = await until(lambda: second.exits.get(again), "the session's end")
+        assert ended.detached is False
+        row = await until(
+            lambda: (r := second.row("lspagent")) and not r.sessions[0].running and r, "ended"
+        )
+        assert row.sessions[0].exit_status is not None
+    finally:
+        env.sk("rm", "-f", "lspagent", check=True)
+        for window in (first, second):
+            if window is not None:
+                await window.close()

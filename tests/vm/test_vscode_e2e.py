@@ -5,7 +5,9 @@ Workspace in Sandbox" boots a sandbox and its terminal runs in the VM; a request
 unlisted host is asked about, "Allow once" lets it through, the network log view shows it;
 the Sandboxes view shows the sandbox from the list the server pushes; changing
 `sandkit.path` starts the server it names, and a terminal opened through that one runs in
-the VM. Screenshots of each step go to test-artifacts/vscode-e2e/."""
+the VM. Then (vscode-client/e2e/sessions.js) the agent's terminal is a session: typed
+into, closed (detached), the page reloaded, and the terminal is back with its output and
+live. Screenshots of each step go to test-artifacts/vscode-e2e/."""
 
 from __future__ import annotations
 
@@ -128,8 +130,16 @@ def test_extension_in_code_server(env: Env, upstream: tuple[int, Path], tmp_path
         )  # fmt: skip
         print(done.stdout)
         assert done.returncode == 0, done.stdout + done.stderr
+        sessions = subprocess.run(
+            ["node", str(CLIENT / "e2e" / "sessions.js"), f"http://127.0.0.1:{http}/?folder={ws}",
+             str(ARTIFACTS)],
+            env=variables, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        print(sessions.stdout)
+        assert sessions.returncode == 0, sessions.stdout + sessions.stderr
         for shot in ("1-problems-panel", "2-terminal-in-the-vm", "3-approval-prompt",
-                     "4-network-log", "5-sandboxes-view", "6-restarted"):  # fmt: skip
+                     "4-network-log", "5-sandboxes-view", "6-restarted", "7-agent-session",
+                     "8-agent-restored"):  # fmt: skip
             assert (ARTIFACTS / f"{shot}.png").stat().st_size > 10_000
         assert marker.exists()
         settings = json.loads((home / "data" / "User" / "settings.json").read_text())

@@ -3,20 +3,30 @@
 import * as vscode from "vscode";
 import type { SandkitClient } from "./client";
 import * as protocol from "./protocol";
+import { AGENT_SESSION, OpenSessions, checkPortSpec, missingCredentials, portUrl } from "./sessions";
 import { SandboxTerminal, type TerminalChannel, type TerminalRouter } from "./terminal";
 import type { Filter, NetworkLogView } from "./views/networkLog";
-import { SandboxItem, type Sandboxes, impliedSandbox } from "./views/sandboxes";
+import { PortItem, SandboxItem, type Sandboxes, SessionItem, impliedSandbox } from "./views/sandboxes";
 
 export interface Parts {
   client: SandkitClient;
   router: TerminalRouter;
   sandboxes: Sandboxes;
   network: NetworkLogView;
+  sessions?: OpenSessions; // the session terminals open in this window
 }
 
 type Command = (...args: unknown[]) => Promise<unknown>;
 
-export function registerCommands({ client, router, sandboxes, network }: Parts): vscode.Disposable[] {
+export const SET_SECRET_ACTION = "Set secret…";
+
+export function registerCommands({
+  client,
+  router,
+  sandboxes,
+  network,
+  sessions = new OpenSessions(),
+}: Parts): vscode.Disposable[] {
   const folders = (): string[] => (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
   const channel: TerminalChannel = {
     input: (terminal, data) => client.notify(protocol.TERMINAL_INPUT, { terminal, data }),
@@ -48,11 +58,32 @@ export function registerCommands({ client, router, sandboxes, network }: Parts):
     return picked?.label;
   };
 
+  /** A terminal on a session: the agent's (started if need be) or another running one. */
+  const openSession = (name: string, session: string): void => {
+    if (sessions.has(name, session)) {
+      return; // this window shows it already
+    }
+    const closed = sessions.add(name, session);
+    const pty = new SandboxTerminal(
+      router,
+      channel,
+      async (rows, cols) =>
+        session === AGENT_SESSION
+          ? (await client.run(protocol.RUN_AGENT, { name, rows, cols })).terminal
+          : (await client.run(protocol.ATTACH, { name, session, rows, cols })).terminal,
+      closed,
+    );
+    const title = session === AGENT_SESSION ? `Sandkit agent: ${name}` : `Sandkit ${session}: ${name}`;
+    vscode.window.createTerminal({ name: title, pty }).show();
+  };
+
   const openTerminal = (name: string, agent: boolean): void => {
+    if (agent) {
+      openSession(name, AGENT_SESSION);
+      return;
+    }
     const pty = new SandboxTerminal(router, channel, async (rows, cols) => {
-      const started = agent
-        ? await client.run(protocol.RUN_AGENT, { name, rows, cols })
-        : await client.run(protocol.EXEC, {
+      const started = await client.run(protocol.EXEC, {
             name,
             argv: ["bash", "-l"],
             pty: true,
@@ -65,8 +96,27 @@ export function registerCommands({ client, router, sandboxes, network }: Parts):
       }
       return started.terminal;
     });
-    const title = agent ? `Sandkit agent: ${name}` : `Sandkit: ${name}`;
-    vscode.window.createTerminal({ name: title, pty }).show();
+    vscode.window.createTerminal({ name: `Sandkit: ${name}`, pty }).show();
+  };
+
+  /** Asks for each missing secret (hidden input) and stores it; false if one was not given. */
+  const askSecrets = async (services: string[]): Promise<boolean> => {
+    for (const service of services) {
+      const value = await vscode.window.showInputBox({
+        prompt: `Value of the secret "${service}" (stored in sandkit's secret store, like \`sandkit secret set\`)`,
+        password: true,
+        ignoreFocusOut: true,
+      });
+      if (!value) {
+        return false;
+      }
+      await client.run(protocol.SET_SECRET, { service, value });
+    }
+    return true;
+  };
+
+  const openInBrowser = async (port: protocol.PortRow): Promise<void> => {
+    await vscode.env.openExternal(vscode.Uri.parse(portUrl(port)));
   };
 
   const commands: Record<string, Command> = {
@@ -75,7 +125,23 @@ export function registerCommands({ client, router, sandboxes, network }: Parts):
       if (!folder) {
         throw new Error("open a folder first: the sandbox gets a copy of it");
       }
-      const opened = await client.run(protocol.OPEN_WORKSPACE, { folder: folder.uri.toString() });
+      let opened: protocol.OpenWorkspaceResult;
+      for (;;) {
+        try {
+          opened = await client.run(protocol.OPEN_WORKSPACE, { folder: folder.uri.toString() });
+          break;
+        } catch (err) {
+          const services = missingCredentials(err);
+          if (services === undefined) {
+            throw err;
+          }
+          const message = err instanceof Error ? err.message : String(err);
+          const action = await vscode.window.showErrorMessage(`Sandkit: ${message}`, SET_SECRET_ACTION);
+          if (action !== SET_SECRET_ACTION || !(await askSecrets(services))) {
+            return;
+          }
+        }
+      }
       openTerminal(opened.name, false);
       void vscode.window.showInformationMessage(
         `Sandkit: sandbox ${opened.name} is ${opened.created ? "created and " : ""}running.`,
@@ -85,6 +151,61 @@ export function registerCommands({ client, router, sandboxes, network }: Parts):
       const name = await pickSandbox(item);
       if (name) {
         openTerminal(name, true);
+      }
+    },
+    "sandkit.ui.stopAgent": async (item) => {
+      const name = await pickSandbox(item);
+      if (name) {
+        await client.run(protocol.STOP_SESSION, { name, session: AGENT_SESSION });
+      }
+    },
+    // From the view (a SessionItem), or (sandbox, session) when the extension restores one.
+    "sandkit.ui.attachSession": async (item, session) => {
+      if (item instanceof SessionItem) {
+        openSession(item.sandbox, item.session.name);
+      } else if (typeof item === "string" && typeof session === "string") {
+        openSession(item, session);
+      }
+    },
+    "sandkit.ui.stopSession": async (item) => {
+      if (item instanceof SessionItem) {
+        await client.run(protocol.STOP_SESSION, { name: item.sandbox, session: item.session.name });
+      }
+    },
+    "sandkit.ui.publishPort": async (item) => {
+      const name = await pickSandbox(item);
+      if (!name) {
+        return;
+      }
+      const spec = await vscode.window.showInputBox({
+        prompt: `Publish a port of sandbox ${name} on this machine (127.0.0.1)`,
+        placeHolder: "[HOST_PORT:]GUEST_PORT, e.g. 8000 or 18000:8000",
+        validateInput: checkPortSpec,
+      });
+      if (!spec) {
+        return;
+      }
+      const result = await client.run(protocol.PUBLISH_PORT, { name, spec: spec.trim() });
+      const guest = Number(spec.trim().split(":").pop());
+      const port = result.ports.find((p) => p.guest === guest);
+      if (port) {
+        const open = await vscode.window.showInformationMessage(
+          `Sandkit: port ${guest} of ${name} is at ${portUrl(port)}`,
+          protocol.OPEN_IN_BROWSER,
+        );
+        if (open === protocol.OPEN_IN_BROWSER) {
+          await openInBrowser(port);
+        }
+      }
+    },
+    "sandkit.ui.openPort": async (item) => {
+      if (item instanceof PortItem) {
+        await openInBrowser(item.port);
+      }
+    },
+    "sandkit.ui.unpublishPort": async (item) => {
+      if (item instanceof PortItem) {
+        await client.run(protocol.UNPUBLISH_PORT, { name: item.sandbox, spec: String(item.port.guest) });
       }
     },
     "sandkit.ui.openTerminal": async (item) => {

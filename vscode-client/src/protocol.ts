@@ -10,6 +10,11 @@ export const SHOW_NETWORK_LOG = "sandkit.showNetworkLog";
 export const VALIDATE_KIT = "sandkit.validateKit";
 export const NEW_KIT = "sandkit.newKit";
 export const UNDO = "sandkit.undo";
+export const ATTACH = "sandkit.attach";
+export const STOP_SESSION = "sandkit.stopSession";
+export const PUBLISH_PORT = "sandkit.publish";
+export const UNPUBLISH_PORT = "sandkit.unpublish";
+export const SET_SECRET = "sandkit.setSecret";
 
 export const TERMINAL_OUTPUT = "sandkit/terminalOutput";
 export const TERMINAL_EXIT = "sandkit/terminalExit";
@@ -26,10 +31,28 @@ export const DENY = "Deny";
 export const PUT_BACK = "Put them back";
 export const DELETE_TOO = "Delete on the host too";
 export const APPLY_ON_HOST = "Apply on the host";
+export const PUBLISH = "Publish";
+export const OPEN_IN_BROWSER = "Open in Browser";
+
+export const USER_ERROR = -32001;
+export const MISSING_CREDENTIALS = -32002;
 
 export const WORKSPACE_FILE = ".sandkit.yaml";
 
 // -- sandboxes ------------------------------------------------------------------------------
+export interface SessionRow {
+  name: string;
+  running: boolean;
+  exit_status: number | null;
+  attached: number;
+}
+
+export interface PortRow {
+  guest: number;
+  host: number;
+  host_ip: string;
+}
+
 export interface SandboxRow {
   name: string;
   state: string;
@@ -38,6 +61,8 @@ export interface SandboxRow {
   workspace: string | null;
   sync: string | null;
   error: string | null;
+  sessions: SessionRow[] | null;
+  ports: PortRow[];
 }
 
 export interface SandboxesParams {
@@ -83,6 +108,16 @@ export interface UndoResult {
   restored: string[];
 }
 
+export interface SetSecretParams {
+  service: string;
+  value: string;
+  sandbox?: string;
+}
+
+export interface MissingCredentialsData {
+  services: string[];
+}
+
 // -- terminals ------------------------------------------------------------------------------
 export interface RunAgentParams {
   name: string;
@@ -103,6 +138,27 @@ export interface ExecParams {
   stream?: boolean;
 }
 
+export interface AttachParams {
+  name: string;
+  session: string;
+  rows?: number;
+  cols?: number;
+}
+
+export interface SessionParams {
+  name: string;
+  session?: string;
+}
+
+export interface PortParams {
+  name: string;
+  spec: string;
+}
+
+export interface PortsResult {
+  ports: PortRow[];
+}
+
 export interface TerminalStarted {
   terminal: number;
 }
@@ -121,6 +177,7 @@ export interface TerminalOutputParams {
 export interface TerminalExitParams {
   terminal: number;
   code: number;
+  detached?: boolean;
 }
 
 export interface TerminalInputParams {
@@ -216,6 +273,11 @@ export interface Commands {
   [VALIDATE_KIT]: { params: ValidateKitParams; result: ValidateKitResult };
   [NEW_KIT]: { params: NewKitParams; result: NewKitResult };
   [UNDO]: { params: UndoParams; result: UndoResult };
+  [ATTACH]: { params: AttachParams; result: TerminalStarted };
+  [STOP_SESSION]: { params: SessionParams; result: Empty };
+  [PUBLISH_PORT]: { params: PortParams; result: PortsResult };
+  [UNPUBLISH_PORT]: { params: PortParams; result: PortsResult };
+  [SET_SECRET]: { params: SetSecretParams; result: Empty };
 }
 
 export interface ServerNotifications {

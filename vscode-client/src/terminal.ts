@@ -1,13 +1,15 @@
 // Editor terminals whose program runs in a sandbox: the server streams the output in
-// notifications that name a terminal id, and the terminal sends keys and sizes back.
+// notifications that name a terminal id, and the terminal sends keys and sizes back. A
+// session's terminal (the agent's) is a view: closing it detaches, the program runs on.
 import * as vscode from "vscode";
 
 export interface TerminalSink {
   output(data: string): void;
-  exit(code: number): void;
+  /** The program ended (`detached` false or absent), or a session's terminal let go. */
+  exit(code: number, detached?: boolean): void;
 }
 
-type Pending = { kind: "output"; data: string } | { kind: "exit"; code: number };
+type Pending = { kind: "output"; data: string } | { kind: "exit"; code: number; detached?: boolean };
 
 /** Routes the server's terminal notifications to the terminal they belong to; output that
  * arrives before the terminal learns its id (the exec's reply can come second) is kept. */
@@ -27,8 +29,8 @@ export class TerminalRouter {
     this.route(id, { kind: "output", data });
   }
 
-  exit(id: number, code: number): void {
-    this.route(id, { kind: "exit", code });
+  exit(id: number, code: number, detached?: boolean): void {
+    this.route(id, { kind: "exit", code, detached });
   }
 
   /** The server stopped: its programs are gone, and so are the terminals that showed them. */
@@ -62,7 +64,7 @@ export class TerminalRouter {
       sink.output(event.data);
     } else {
       this.sinks.delete(id);
-      sink.exit(event.code);
+      sink.exit(event.code, event.detached);
     }
   }
 }
@@ -83,29 +85,44 @@ export class SandboxTerminal implements vscode.Pseudoterminal {
   readonly onDidClose = this.done.event;
   private id: number | undefined;
   private closed = false;
+  private ended = false;
 
+  /** `onEnd` runs once, when the terminal closes or its program (or session view) ends. */
   constructor(
     private readonly router: TerminalRouter,
     private readonly channel: TerminalChannel,
     private readonly start: (rows: number, cols: number) => Promise<number>,
+    private readonly onEnd: () => void = () => undefined,
   ) {}
+
+  private end(): void {
+    if (!this.ended) {
+      this.ended = true;
+      this.onEnd();
+    }
+  }
 
   async open(dimensions: vscode.TerminalDimensions | undefined): Promise<void> {
     try {
       const id = await this.start(dimensions?.rows ?? 24, dimensions?.columns ?? 80);
       if (this.closed) {
-        this.channel.close(id); // closed while it was starting: end what started
+        this.channel.close(id); // closed while it was starting: end (or detach from) it
         return;
       }
       this.id = id;
       this.router.attach(id, {
         output: (data) => this.write.fire(data),
-        exit: (code) => {
+        exit: (code, detached) => {
           this.id = undefined; // ended: a later close must not reach another server's terminal
+          this.end();
+          if (detached) {
+            this.write.fire("\r\n[sandkit: detached; the session runs on]\r\n");
+          }
           this.done.fire(code);
         },
       });
     } catch (err) {
+      this.end();
       this.write.fire(`sandkit: ${err instanceof Error ? err.message : String(err)}\r\n`);
       this.done.fire(1);
     }
@@ -125,6 +142,7 @@ export class SandboxTerminal implements vscode.Pseudoterminal {
 
   close(): void {
     this.closed = true;
+    this.end();
     if (this.id !== undefined) {
       this.channel.close(this.id);
     }

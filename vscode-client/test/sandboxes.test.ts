@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { SandboxRow } from "../src/protocol";
-import { SandboxItem, Sandboxes, SandboxesView, impliedSandbox, sandboxDetails } from "../src/views/sandboxes";
+import {
+  PortItem,
+  SandboxItem,
+  Sandboxes,
+  SandboxesView,
+  SessionItem,
+  impliedSandbox,
+  sandboxDetails,
+} from "../src/views/sandboxes";
 
 const row = (name: string, state: string, workspace: string | null = null): SandboxRow => ({
   name,
@@ -11,6 +19,8 @@ const row = (name: string, state: string, workspace: string | null = null): Sand
   workspace,
   sync: state === "running" ? "in sync" : null,
   error: null,
+  sessions: [],
+  ports: [],
 });
 
 test("the view shows the rows the server pushed, redrawn on each push, never asking for them", () => {
@@ -49,4 +59,29 @@ test("a command without a sandbox means the only one, or this workspace's while 
   assert.equal(impliedSandbox(rows, ["/nowhere"]), undefined); // a person picks
   assert.equal(impliedSandbox([rows[0], row("mine", "stopped", "/ws")], ["/ws"]), undefined);
   assert.equal(impliedSandbox([], ["/ws"]), undefined);
+});
+
+test("under a sandbox: its sessions (running ones attach on click) and its published ports", () => {
+  const sandboxes = new Sandboxes();
+  const view = new SandboxesView(sandboxes);
+  sandboxes.update([
+    {
+      ...row("a", "running", "/ws"),
+      sessions: [
+        { name: "agent", running: true, exit_status: null, attached: 1 },
+        { name: "1", running: false, exit_status: 3, attached: 0 },
+      ],
+      ports: [{ guest: 8000, host: 18000, host_ip: "127.0.0.1" }],
+    },
+  ]);
+  const children = view.getChildren(view.getChildren()[0]).slice(5);
+  assert.deepEqual(children.map((i) => [i.label, i.description, i.contextValue]), [
+    ["session agent", "running · 1 attached", "session"],
+    ["session 1", "exited 3", "session-ended"],
+    ["port 8000", "127.0.0.1:18000", "port"],
+  ]);
+  assert.ok(children[0] instanceof SessionItem && children[2] instanceof PortItem);
+  assert.equal(children[0].command?.command, "sandkit.ui.attachSession");
+  assert.equal(children[1].command, undefined);
+  assert.equal(children[2].command?.command, "sandkit.ui.openPort");
 });

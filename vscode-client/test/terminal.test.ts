@@ -103,3 +103,34 @@ test("a terminal whose program cannot start says why", async () => {
   assert.deepEqual(written, ["sandkit: no sandbox named 'x'\r\n"]);
   assert.deepEqual(closed, [1]);
 });
+
+test("a session's terminal that lets go says the session runs on; onEnd runs once", async () => {
+  const router = new TerminalRouter();
+  const { sent, channel } = recorder();
+  let ends = 0;
+  const pty = new SandboxTerminal(router, channel, async () => 5, () => ends++);
+  const written: string[] = [];
+  const closed: (number | void)[] = [];
+  pty.onDidWrite((d) => written.push(d));
+  pty.onDidClose((c) => closed.push(c));
+  router.output(5, "$ echo one\r\none\r\n"); // the replayed screen, before the reply
+  await pty.open(undefined);
+  router.exit(5, 255, true); // fell behind, or the connection ended
+  pty.close();
+  assert.deepEqual(written, ["$ echo one\r\none\r\n", "\r\n[sandkit: detached; the session runs on]\r\n"]);
+  assert.deepEqual(closed, [255]);
+  assert.deepEqual(sent, []);
+  assert.equal(ends, 1);
+});
+
+test("closing a session's terminal tells the server (which detaches) and ends the view", async () => {
+  const router = new TerminalRouter();
+  const { sent, channel } = recorder();
+  let ends = 0;
+  const pty = new SandboxTerminal(router, channel, async () => 8, () => ends++);
+  await pty.open(undefined);
+  pty.close();
+  router.exit(8, 255, true); // the server's answer to the close
+  assert.deepEqual(sent, ["close 8"]);
+  assert.equal(ends, 1);
+});

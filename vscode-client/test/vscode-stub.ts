@@ -11,6 +11,8 @@ export class EventEmitter<T> {
 }
 export class TreeItem {
   description?: string;
+  contextValue?: string;
+  command?: { command: string; title: string; arguments?: unknown[] };
   constructor(public label: string, public collapsibleState?: number) {}
 }
 export const TreeItemCollapsibleState = { None: 0, Collapsed: 1, Expanded: 2 };
@@ -28,11 +30,32 @@ export const commands = {
   },
   executeCommand: async () => undefined,
 };
+// What a person answers, in order: to error and information messages with actions, and
+// to input boxes (each records its options).
+export const answers: { error: string[]; info: string[]; input: (string | undefined)[] } = {
+  error: [],
+  info: [],
+  input: [],
+};
+export const inputs: Record<string, unknown>[] = [];
+export const terminals: { name: string; pty: unknown }[] = [];
+export const opened: string[] = []; // env.openExternal
 export const window = {
-  showErrorMessage: async (message: string) => void messages.push(`error: ${message}`),
-  showInformationMessage: async (message: string) => void messages.push(`info: ${message}`),
+  showErrorMessage: async (message: string) => (messages.push(`error: ${message}`), answers.error.shift()),
+  showInformationMessage: async (message: string) => (messages.push(`info: ${message}`), answers.info.shift()),
   showWarningMessage: async (message: string) => (messages.push(`warning: ${message}`), "Remove"),
   showQuickPick: async () => undefined,
+  showInputBox: async (options: Record<string, unknown>) => (inputs.push(options), answers.input.shift()),
+  createTerminal: (options: { name: string; pty: unknown }) => {
+    terminals.push(options);
+    return { show: () => undefined };
+  },
+};
+export const Uri = {
+  parse: (value: string) => ({ toString: () => value }),
+};
+export const env = {
+  openExternal: async (uri: { toString(): string }) => (opened.push(uri.toString()), true),
 };
 export const workspace: { workspaceFolders: { uri: { fsPath: string } }[] | undefined } = {
   workspaceFolders: undefined,

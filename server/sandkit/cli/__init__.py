@@ -24,6 +24,9 @@ examples:
   sandkit run shell . -- uname -r           a command instead of the agent
   sandkit ls                                sandboxes and their state
   sandkit exec -it shell-proj -- bash       another terminal in a running sandbox
+  sandkit attach shell-proj                 back to the agent (Ctrl-\\ Ctrl-\\ detaches)
+  sandkit exec -d shell-proj -- make watch  a session that outlives this command
+  sandkit sessions shell-proj; sandkit logs -f shell-proj 1
   sandkit stop shell-proj; sandkit rm shell-proj
   sandkit kit validate ./my-kit/            check a kit; errors name file:line:col
   sandkit kit inspect --resolved claude --kit ./kits/python-dev
@@ -144,16 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
     trust.add_argument("--list", action="store_true", help="list trusted folders")
     trust.add_argument("--remove", action="store_true", help="stop trusting PATH")
 
-    from sandkit.cli import image, net, pool, sandbox
+    from sandkit.cli import attach, image, net, pool, ports, sandbox, sync
 
     sandbox.add_parsers(commands, Formatter)
+    sync.add_parsers(commands, Formatter)
+    attach.add_parsers(commands, Formatter)
+    sandbox.add_reset_parser(commands, Formatter)
+    ports.add_parsers(commands, Formatter)
+    for verb in ("run", "create"):
+        ports.add_publish_option(commands.choices[verb])
     pool.add_parsers(commands, Formatter)
     image.add_parsers(commands, Formatter)
     net.add_parsers(commands, Formatter)
+    from sandkit.cli import secret
+
+    secret.add_parsers(commands, Formatter)
     return parser
 
 
-SANDBOX_COMMANDS = ("run", "create", "start", "exec", "ls", "stop", "rm", "sync", "undo")
+SESSION_COMMANDS = ("attach", "sessions", "logs")
+SANDBOX_COMMANDS = ("run", "create", "start", "exec", "ls", "stop", "rm")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,10 +196,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return image.run(args)
         if args.command == "trust":
             return trust_command(args)
+        if args.command == "ports":
+            from sandkit.cli import ports
+
+            return ports.run(args)
+        if args.command == "reset":
+            from sandkit.cli import sandbox
+
+            return sandbox.reset(args)
+        if args.command in SESSION_COMMANDS:
+            from sandkit.cli import attach
+
+            return attach.run(args)
+        if args.command in ("sync", "undo"):
+            from sandkit.cli import sync
+
+            return sync.run(args)
         if args.command in SANDBOX_COMMANDS:
             from sandkit.cli import sandbox
 
             return sandbox.run(args, extra)
+        if args.command == "secret":
+            from sandkit.cli import secret
+
+            return secret.run(args)
         from sandkit.cli import net
 
         return net.run(args)

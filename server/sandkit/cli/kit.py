@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 from sandkit.cli.output import dump
 from sandkit.hostconfig import registry_args
-from sandkit.kits import KitError, KitIssue, load_ref, resolve
+from sandkit.kits import KitError, KitIssue, ResolvedSandbox, gitref, load_ref, resolve
 from sandkit.kits.builtin import builtin_dir, builtin_names, resolve_ref
+from sandkit.kits.images import BASE_DOCKER, NEEDS_IMAGE
 from sandkit.kits.issues import NEEDS_SUPPORT, Severity
 from sandkit.kits.loader import load_kit
 from sandkit.ui import table
@@ -91,6 +93,12 @@ def validate(args: argparse.Namespace) -> int:
                     print(f"{ref}: invalid ({errors} error(s))", file=sys.stderr)
             continue
         kit = loaded.kit
+        # An image only a later sandkit provides: the kit loads (and composes), but
+        # cannot start here yet.
+        image = kit.agent.image if kit.agent else None
+        lacking = [
+            f"{BASE_DOCKER} (image {image})" for i in loaded.warnings if i.code == NEEDS_IMAGE
+        ][:1]
         results.append(
             {
                 "kit": ref,
@@ -99,11 +107,22 @@ def validate(args: argparse.Namespace) -> int:
                 "kind": str(kit.kind),
                 "schemaVersion": kit.schema_version,
                 "issues": [_issue_json(i) for i in loaded.warnings],
+                **({"unsupported": lacking} if lacking else {}),
             }
         )
+        needs_support = needs_support or bool(lacking)
         if not args.json:
             _print_issues(loaded.warnings)
-            print(f"{ref}: valid {kit.kind} kit '{kit.name}' (schemaVersion {kit.schema_version})")
+            if lacking:
+                print(
+                    f"{ref}: valid, but needs what sandkit does not implement: "
+                    f"{', '.join(lacking)}",
+                    file=sys.stderr,
+                )
+            else:
+                print(
+                    f"{ref}: valid {kit.kind} kit '{kit.name}' (schemaVersion {kit.schema_version})"
+                )
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -120,13 +139,34 @@ def inspect(args: argparse.Namespace) -> int:
         _print_issues(resolution.warnings)
         merged = resolution.sandbox.model_dump(mode="json", by_alias=True, exclude_defaults=True)
         head: dict[str, Any] = {k: merged.pop(k) for k in ("agentName", "kits", "agent")}
-        data: dict[str, Any] = {**head, **merged}
+        data: dict[str, Any] = {**head, **_run_as(resolution.sandbox), **merged}
     else:
         loaded = load_ref(args.target, given)
         _print_issues(loaded.warnings)
         data = loaded.kit.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    sources = [f for f in map(gitref.fetched, [args.target, *args.kit]) if f is not None]
+    if sources:
+        data["fetched"] = sources
     dump(data, args.json)
     return 0
+
+
+def _run_as(sandbox: ResolvedSandbox) -> dict[str, Any]:
+    """The shape and guest image a sandbox of this composition gets without flags, and
+    why (`run --cpus/--memory` override the shape)."""
+    from sandkit.kits.images import classify
+    from sandkit.kits.shape import choose
+    from sandkit.vm.hostcheck import host_memory_mib
+
+    resources = sandbox.agent.resources
+    host_cpus = len(os.sched_getaffinity(0))
+    shape = choose(None, None, resources, sandbox.agent_name, host_cpus, host_memory_mib())
+    choice = classify(sandbox.agent.image)
+    image = {"use": choice.image, "kind": str(choice.kind), "why": choice.why}
+    out: dict[str, Any] = {"shape": shape.describe(), "image": image}
+    if shape.notes:
+        out["shape"]["notes"] = list(shape.notes)
+    return out
 
 
 def schema(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
-"""`sandkit proxy serve`, `sandkit policy check|log|approve|deny|pending`,
-`sandkit secret set|ls|rm`."""
+"""`sandkit proxy serve`, `sandkit policy check|log|approve|deny|pending` (`sandkit
+secret` is in cli/secret.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import getpass
 import json
-import os
 import signal
 import sys
 import time
@@ -135,45 +133,6 @@ def add_parsers(
     pending.add_argument("name", metavar="NAME", help="the sandbox")
     pending.add_argument("--json", action="store_true", help="print JSON")
 
-    secret = commands.add_parser(
-        "secret",
-        help="store credentials the proxy injects",
-        description="Secrets live on the host only; sandboxes get placeholders.",
-        formatter_class=formatter,
-    )
-    sverbs = secret.add_subparsers(dest="verb", metavar="VERB", required=True)
-    sset = sverbs.add_parser(
-        "set",
-        help="store a value (read from stdin)",
-        description="Store the value for SERVICE, read from standard input\n"
-        "(prompted without echo on a terminal).",
-        epilog="example:\n  pass show anthropic | sandkit secret set anthropic",
-        formatter_class=formatter,
-    )
-    sset.add_argument("service", metavar="SERVICE")
-    sset.add_argument(
-        "--from-env",
-        metavar="VAR",
-        help="store nothing: let the proxy read host variable VAR for SERVICE (kits may name "
-        "host variables, but they are read only once you allow them here)",
-    )
-    sallow = sverbs.add_parser(
-        "allow-file",
-        help="let a kit read SERVICE's value from the host file it names",
-        description="A kit (schemaVersion 1 sources.file) may name a host file to read a\n"
-        "credential from. sandkit reads it only once you allow it for that kit; the approval\n"
-        "is remembered by the kit's digest, so a changed kit asks again. Regular files of at\n"
-        "most 64 KiB only.",
-        epilog="example:\n  sandkit secret allow-file github --kit ./kits/gh-cli",
-        formatter_class=formatter,
-    )
-    sallow.add_argument("service", metavar="SERVICE")
-    sallow.add_argument("--kit", required=True, metavar="PATH", help="the kit that names it")
-    sallow.add_argument("--yes", action="store_true", help="do not ask")
-    sverbs.add_parser("ls", help="list services with a stored value or allowed sources")
-    srm = sverbs.add_parser("rm", help="remove a stored value")
-    srm.add_argument("service", metavar="SERVICE")
-
 
 def _policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -201,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         if args.verb in ("approve", "deny", "pending"):
             return asyncio.run(held(args))
         return check(args) if args.verb == "check" else show_log(args)
-    return secret(args)
+    raise AssertionError(args.command)  # `secret` is cli/secret.py's
 
 
 def _content(args: argparse.Namespace) -> tuple[KitContent, list[str]]:
@@ -390,52 +349,4 @@ async def held(args: argparse.Namespace) -> int:
     else:
         print(f"{args.name} holds no request for {args.host}", file=sys.stderr)
         return 1
-    return 0
-
-
-def secret(args: argparse.Namespace) -> int:
-    from sandkit.net.secrets import SecretStore, SourceGrants
-
-    store = SecretStore()
-    if args.verb == "set" and args.from_env:
-        SourceGrants().allow_env(args.service, args.from_env)
-        state = "set" if os.environ.get(args.from_env) else "not set in this shell"
-        print(f"{args.service}: the proxy reads host variable {args.from_env} ({state} now)")
-    elif args.verb == "set":
-        value = (
-            getpass.getpass(f"value for {args.service}: ")
-            if sys.stdin.isatty()
-            else sys.stdin.read()
-        )
-        store.set(args.service, value.strip())
-        print(f"stored {args.service} in {store.path}")
-    elif args.verb == "allow-file":
-        return allow_file(args)
-    elif args.verb == "ls":
-        print("SERVICE")
-        for name in store.services():
-            print(name)
-    elif not store.remove(args.service):
-        raise ProxyError(f"no stored value for '{args.service}'")
-    return 0
-
-
-def allow_file(args: argparse.Namespace) -> int:
-    from sandkit.kits.resolution import load_ref
-    from sandkit.net.secrets import SourceGrants, unallowed_file_sources
-
-    kit = load_ref(args.kit).kit
-    creds = [c for c in kit.credentials if c.service == args.service]
-    if not any(c.sources is not None and c.sources.file for c in creds):
-        raise ProxyError(f"kit {args.kit} names no host file for '{args.service}'")
-    grants = SourceGrants()
-    for source in unallowed_file_sources(creds, grants):
-        if not args.yes:
-            if not sys.stdin.isatty():
-                raise ProxyError("not a terminal: pass --yes to allow without a question")
-            if input(f"{source.question()} [y/N] ").strip().lower() not in ("y", "yes"):
-                print("not allowed")
-                return 1
-        grants.allow_file(source.service, source.path, source.digest)
-        print(f"allowed: {source.path} for '{source.service}' in this version of kit {kit.name}")
     return 0

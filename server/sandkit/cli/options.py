@@ -1,5 +1,6 @@
-"""Options every verb group shares, parsed one way: --kit-arg NAME=VALUE, the help
-formatter. (Sizes, pins and kit references are checked in sandbox/request.py.)"""
+"""Options every verb group shares, parsed one way: --kit-arg NAME=VALUE, the sandbox
+shape, the help formatter. (Sizes, pins and kit references are checked in
+sandbox/request.py.)"""
 
 from __future__ import annotations
 
@@ -29,3 +30,30 @@ def add_kit_arg_option(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="value for a kit arg (repeatable)",
     )
+
+
+def add_shape_options(parser: argparse.ArgumentParser, disk: bool = True) -> None:
+    """--cpus, --memory (and --disk), the same on every command that makes a sandbox.
+    Their defaults are None: the agent kit's resources, else a default scaled to this
+    machine (kits/shape.py), is used for what is not given."""
+    parser.add_argument(
+        "--cpus",
+        type=int,
+        default=None,
+        help="virtual CPUs (default: the agent kit's resources, else this machine's "
+        "CPUs minus one)",
+    )
+    parser.add_argument(
+        "--memory",
+        default=None,
+        metavar="SIZE",
+        help="guest memory, e.g. 4g (default: the agent kit's resources, else half this "
+        "machine's memory, at most 8g)",
+    )
+    if disk:
+        parser.add_argument(
+            "--disk",
+            default=None,
+            metavar="SIZE",
+            help="the guest's disk, sparse, e.g. 40g (default 20g; at least 4g)",
+        )

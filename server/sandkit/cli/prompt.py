@@ -1,40 +1,46 @@
-"""Network approvals (and notices of held sync changes) in the terminal that runs the agent.
+"""Network approvals (and notices of held sync changes) in the terminal attached to the agent.
 
-While ``sandkit run`` is attached to a terminal it watches its sandbox's held requests and
-asks about each one, one at a time; the key pressed while a question is open answers it
-instead of reaching the agent. An answer given elsewhere (``sandkit policy approve``, the
-editor) closes the question here too."""
+While ``sandkit run`` (or ``attach``) is attached to a terminal it watches its sandbox's
+held requests and asks about each one, one at a time. The question never reads plain keys:
+it is answered with sandkit's escape key (Ctrl-\\ then o, a or n; cli/keys.py), so whatever
+else the user types goes on to the agent. A question whose request ends some other way
+(answered with ``sandkit policy approve`` or in the editor, timed out, or given up by the
+program that asked) is withdrawn at once, with a line saying so."""
 
 from __future__ import annotations
 
 import collections
-import time
-from typing import Any, BinaryIO
+from collections.abc import AsyncIterator
+from typing import Any, BinaryIO, Protocol
 
+from sandkit.cli.keys import Command
 from sandkit.errors import SandkitError
 from sandkit.net.approvals import host_with_port
-from sandkit.sandbox.client import SupervisorClient
 from sandkit.tasks import spawn
 
-TYPING_GUARD = 0.4  # seconds after a question appears during which keys are not answers
-KEYS = {  # key -> (supervisor method, remember for the sandbox)
-    b"o": ("approve", False),
-    b"y": ("approve", False),
-    b"a": ("approve", True),
-    b"d": ("deny", False),
-    b"n": ("deny", False),
-    b"\x03": ("deny", False),  # Ctrl-C while asked: no
+ANSWERS = {  # command -> (supervisor method, remember for the sandbox)
+    Command.ALLOW_ONCE: ("approve", False),
+    Command.ALLOW_ALWAYS: ("approve", True),
+    Command.DENY: ("deny", False),
 }
+
+
+class Approvals(Protocol):
+    """What the prompt needs of ``sandbox.client.SupervisorClient`` (its own connection)."""
+
+    async def watch(self) -> None: ...
+    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+    async def approve(self, host: str, remember: bool = False) -> Any: ...
+    async def deny(self, host: str, remember: bool = False) -> Any: ...
 
 
 class ApprovalPrompt:
     def __init__(
-        self, client: SupervisorClient, out: BinaryIO, timeout: float, name: str = "NAME"
+        self, client: Approvals, out: BinaryIO, timeout: float, name: str = "NAME"
     ) -> None:
         self.client, self.out, self.timeout, self.name = client, out, timeout, name
         self.waiting: collections.deque[dict[str, Any]] = collections.deque()
         self.current: dict[str, Any] | None = None
-        self.asked_at = 0.0
 
     async def run(self) -> None:
         try:
@@ -53,10 +59,7 @@ class ApprovalPrompt:
             self.waiting.append(event)
         elif event.get("event") == "approval-done":
             if self.current is not None and self.current["id"] == event["id"]:
-                outcome = {"allow": "allowed", "deny": "denied"}.get(event["action"], "denied")
-                why = " (no answer in time)" if event["action"] == "timeout" else ""
-                self.say(f"{event['host']}: {outcome}{why}\r\n")
-                self.current = None
+                self.withdraw(event)
             self.waiting = collections.deque(e for e in self.waiting if e["id"] != event["id"])
         if self.current is None and self.waiting:
             self.current = self.waiting.popleft()
@@ -77,13 +80,25 @@ class ApprovalPrompt:
         )
 
     def ask(self, event: dict[str, Any]) -> None:
-        self.asked_at = time.monotonic()
         self.say(
             f"\r\n\x1b[1msandkit:\x1b[0m the agent wants to reach "
             f"\x1b[1m{event['host']}:{event['port']}\x1b[0m, which no rule allows.\r\n"
-            "  [o] allow once   [a] allow for this sandbox   [d] deny   "
-            f"(denied after {self.timeout:g} s without an answer) "
+            "  Ctrl-\\ o allow once   Ctrl-\\ a allow for this sandbox   Ctrl-\\ n deny\r\n"
+            f"  (denied after {self.timeout:g} s without an answer; "
+            "everything else you type goes to the agent)\r\n"
         )
+
+    def withdraw(self, event: dict[str, Any]) -> None:
+        """The question's request ended without an answer from here: say how, and drop it."""
+        action = event.get("action")
+        if action == "timeout":
+            how = "denied (no answer in time)"
+        elif action == "abandoned":  # the program that asked gave up (e.g. curl -m 3)
+            how = "no longer asked (the program that wanted it gave up)"
+        else:
+            how = f"{'allowed' if action == 'allow' else 'denied'} (answered elsewhere)"
+        self.say(f"\r\n{event['host']}: {how}; question withdrawn\r\n")
+        self.current = None
 
     async def answer(self, method: str, host: str, remember: bool) -> None:
         try:
@@ -96,14 +111,14 @@ class ApprovalPrompt:
         self.out.write(text.encode())
         self.out.flush()
 
-    def divert(self, data: bytes) -> bytes:
-        """Keys typed while a question is open answer it; the rest go to the agent."""
-        if self.current is None or not data:
-            return data
-        choice = KEYS.get(data[:1].lower())
-        if choice is None or time.monotonic() - self.asked_at < TYPING_GUARD:
-            self.say("\a")  # a key typed for the agent as the question appeared: not an answer
-            return b""
+    def command(self, command: Command) -> None:
+        """Ctrl-\\ o / a / n: the answer to the question shown, if one is."""
+        choice = ANSWERS.get(command)
+        if choice is None:
+            return
+        if self.current is None:
+            self.say("\a")  # nothing is asked: the keys are sandkit's all the same
+            return
         method, remember = choice
         event, self.current = self.current, None
         host = event["host"] if remember else host_with_port(event["host"], event["port"])
@@ -114,4 +129,3 @@ class ApprovalPrompt:
         if self.waiting:
             self.current = self.waiting.popleft()
             self.ask(self.current)
-        return b""

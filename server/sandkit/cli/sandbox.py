@@ -4,29 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import contextlib
 import json
 import os
-import shutil
-import signal
 import sys
-import termios
-import tty
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandkit.cli.options import add_kit_arg_option
-from sandkit.cli.prompt import ApprovalPrompt
-from sandkit.rpc import exit_status
+
+# `ls` (and `reset`) use these at the module level; the other verbs import what they use.
 from sandkit.sandbox import lifecycle
-from sandkit.sandbox.client import RemoteExec, SupervisorClient
-from sandkit.sandbox.protocol import ExitEvent
 from sandkit.sandbox.state import SandboxState
-from sandkit.sandbox.store import Config, Sandbox, SandboxError, Store, check_name
-from sandkit.tasks import spawn
+from sandkit.sandbox.store import Sandbox, SandboxError, Store, check_name
 from sandkit.ui import ProgressLine, since, table
+
+if TYPE_CHECKING:
+    from sandkit.sandbox.store import Config
 
 
 def add_parsers(
@@ -91,8 +84,14 @@ def add_parsers(
         formatter_class=formatter,
         help="run an agent in a sandbox (created if missing)",
         description="Create the sandbox if needed, start it, and run the agent attached to this\n"
-        "terminal. The exit status is the agent's. After --, a leading flag is added to the\n"
-        "agent's command line; a bare word replaces it.",
+        "terminal. The agent runs as the sandbox's session `agent`: closing the terminal or\n"
+        "detaching (Ctrl-\\ Ctrl-\\) leaves it running, and `sandkit run` or `sandkit attach`\n"
+        "again shows its recent screen and goes on. The exit status is the agent's. Requests\n"
+        "no rule covers are asked about here: answer with Ctrl-\\ then o (allow once), a\n"
+        "(allow for this sandbox) or n (deny); every other key goes to the agent. Without a\n"
+        "terminal (a pipe, a script) the agent is bound to this command instead.\n\n"
+        "After --, a leading flag is added to the agent's command line; a bare word replaces\n"
+        "it (when the agent is not running yet).",
         epilog="examples:\n  sandkit run shell .\n  sandkit run shell ~/proj -- uname -r\n"
         "  sandkit run claude . --kit python-dev -- --model opus",
     )
@@ -109,9 +108,20 @@ def add_parsers(
     ex = commands.add_parser(
         "exec",
         formatter_class=formatter,
-        help="run a command in a sandbox",
-        description="Run CMD in sandbox NAME (started first if it is stopped).",
-        epilog="example:\n  sandkit exec -it my-box -- bash",
+        help="run a command in a sandbox (-d: as a session that outlives this command)",
+        description="Run CMD in sandbox NAME (started first if it is stopped), bound to this\n"
+        "command as `docker exec` is: it ends when this command does. With -d it runs as a\n"
+        "session the sandbox owns instead: its name is printed, and `sandkit attach NAME\n"
+        "SESSION`, `sandkit logs NAME SESSION -f` and `sandkit sessions NAME` reach it.",
+        epilog="examples:\n  sandkit exec -it my-box -- bash\n"
+        "  sandkit exec -d my-box -- npm run dev      (prints the session's name, e.g. 1)\n"
+        "  sandkit logs -f my-box 1",
+    )
+    ex.add_argument(
+        "-d", "--detach", action="store_true", help="run as a session and print its name"
+    )
+    ex.add_argument(
+        "--session", metavar="SESSION", help="with -d: the session's name (default: a number)"
     )
     ex.add_argument("-i", "--interactive", action="store_true", help="pass standard input")
     ex.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
@@ -126,40 +136,6 @@ def add_parsers(
     ls.add_argument("--json", action="store_true", help="print JSON")
     stop = commands.add_parser("stop", help="stop sandboxes (their disks are kept)")
     stop.add_argument("names", nargs="+", metavar="NAME")
-    sync = commands.add_parser(
-        "sync",
-        formatter_class=formatter,
-        help="answer held changes (mass deletions, files the host runs); show sync state",
-        description="Some changes made in a sandbox wait for a person before they reach the host:\n"
-        "a burst of deletions or emptied files, and any change to a file the host runs (git\n"
-        "hooks and config, .vscode/, .envrc, shell rc files, .sandkit.yaml, ...).\n\n"
-        "  pending   list what is held, with a diff for edited files (--json for scripts)\n"
-        "  approve   let it through: the host's version goes to the trash (`sandkit undo`)\n"
-        "  reject    put the host's version back in the sandbox\n"
-        "  status    the sync state as JSON\n\n"
-        "Add or remove protected paths in ~/.config/sandkit/protected (gitignore syntax;\n"
-        "'!pattern' removes a default). A workspace cannot change that list.",
-    )
-    sync.add_argument("verb", choices=["pending", "approve", "reject", "status"])
-    sync.add_argument("name", metavar="NAME")
-    sync.add_argument("--json", action="store_true", help="pending: print JSON")
-    undo = commands.add_parser(
-        "undo",
-        formatter_class=formatter,
-        help="restore host files that sync overwrote or deleted",
-        description="Every host file that sync overwrites or deletes goes to the sandbox's trash\n"
-        "first. Restore PATHs (the newest version of each), or list what is there.",
-    )
-    undo.add_argument("name", metavar="NAME")
-    undo.add_argument(
-        "paths", nargs="*", metavar="PATH", help="workspace-relative paths to restore"
-    )
-    undo.add_argument("--list", action="store_true", help="list the trash")
-    undo.add_argument(
-        "--last",
-        action="store_true",
-        help="restore everything the last sync step trashed (e.g. an approved mass deletion)",
-    )
     rm = commands.add_parser("rm", help="remove sandboxes and everything they stored")
     rm.add_argument(
         "-f",
@@ -184,8 +160,6 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         "ls": cmd_ls,
         "stop": cmd_stop,
         "rm": cmd_rm,
-        "sync": cmd_sync,
-        "undo": cmd_undo,
     }[args.command]
     return asyncio.run(handler(args, extra))
 
@@ -207,6 +181,7 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
             upstream_ca=args.upstream_ca,
             ask_timeout=args.ask_timeout,
             host_cas=args.host_cas,
+            ports=list(getattr(args, "publish", [])),  # -p, added by cli/ports.py
         )
     )
     return config, Path(config.workspace) if config.workspace else None
@@ -251,24 +226,26 @@ async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     await _started(sandbox)
     if refill:
         lifecycle.refill_after(sandbox, config)
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    # The supervisor has the composed kits (and the guest's environment): ask it.
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return await _run_piped(sandbox, config, extra)
+    from sandkit.cli import attach
+
+    return await attach.agent(sandbox, extra, cwd=config.workspace, timeout=config.ask_timeout)
+
+
+async def _run_piped(sandbox: Sandbox, config: Config, extra: list[str]) -> int:
+    """No terminal (a script, a pipe): the agent bound to this client, as `exec` is."""
+    from sandkit.cli.attach import run_exec
+
     async with await lifecycle.connect(sandbox) as client:
-        reply = await client.agent_argv(extra, interactive)
-    return await attach(
-        sandbox,
-        reply.argv,
-        user="agent",
-        cwd=config.workspace,
-        env={},
-        pty=interactive,
-        stdin=True,
-        ask=interactive,
-        ask_timeout=config.ask_timeout,
-    )
+        reply = await client.agent_argv(extra, False)
+        remote = await client.exec(reply.argv, cwd=config.workspace, user="agent", stdin=True)
+        return await run_exec(remote, fd=sys.stdin.fileno(), pty=False, stdin=True)
 
 
 async def cmd_exec(args: argparse.Namespace, extra: list[str]) -> int:
+    from sandkit.cli.attach import run_exec, terminal_size
+
     cmd = [*args.cmd, *extra]
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
@@ -280,163 +257,47 @@ async def cmd_exec(args: argparse.Namespace, extra: list[str]) -> int:
     for item in args.env:
         key, sep, value = item.partition("=")
         env[key] = value if sep else os.environ.get(key, "")
-    config = sandbox.config()
-    return await attach(
-        sandbox,
-        cmd,
-        user=args.user,
-        cwd=args.workdir or config.workspace,
-        env=env,
-        pty=args.tty,
-        stdin=args.interactive,
-    )
-
-
-async def attach(
-    sandbox: Sandbox,
-    argv: list[str],
-    *,
-    user: str,
-    cwd: str | None,
-    env: dict[str, str],
-    pty: bool,
-    stdin: bool,
-    ask: bool = False,
-    ask_timeout: float = 60.0,
-) -> int:
-    """Run argv in the sandbox wired to this terminal; returns its exit status. With
-    ``ask``, requests no rule covers are asked about here (see cli/prompt.py)."""
-    async with contextlib.AsyncExitStack() as connections:
-        client = await connections.enter_async_context(await lifecycle.connect(sandbox))
-        prompt: ApprovalPrompt | None = None
-        if ask:  # on a connection of its own: its events never wait behind the output
-            asking = await connections.enter_async_context(await lifecycle.connect(sandbox))
-            prompt = ApprovalPrompt(asking, sys.stderr.buffer, ask_timeout, sandbox.name)
-        return await _attached(client, prompt, argv, user, cwd, env, pty, stdin)
-
-
-async def _attached(
-    client: SupervisorClient,
-    prompt: ApprovalPrompt | None,
-    argv: list[str],
-    user: str,
-    cwd: str | None,
-    env: dict[str, str],
-    pty: bool,
-    stdin: bool,
-) -> int:
-    size = shutil.get_terminal_size()
-    if pty and "TERM" in os.environ:
+    if args.tty and "TERM" in os.environ:
         env.setdefault("TERM", os.environ["TERM"])
-    loop = asyncio.get_running_loop()
-    fd = sys.stdin.fileno()
-    pump: asyncio.Task[None] | None = None
-    saved = None
-    watcher = spawn(prompt.run(), "approval-prompt") if prompt is not None else None
-    try:
+    cwd = args.workdir or sandbox.config().workspace
+    rows, cols = terminal_size()
+    async with await lifecycle.connect(sandbox) as client:
+        if args.detach:  # owned by the supervisor: it outlives this command
+            session = await client.start_session(
+                cmd,
+                name=args.session,
+                env=env,
+                cwd=cwd,
+                user=args.user,
+                pty=args.tty,
+                rows=rows,
+                cols=cols,
+                attach=False,
+            )
+            print(session.name)
+            return 0
         remote = await client.exec(
-            argv,
+            cmd,
             env=env,
             cwd=cwd,
-            user=user,
-            pty=pty,
-            rows=size.lines,
-            cols=size.columns,
-            stdin=stdin,
+            user=args.user,
+            pty=args.tty,
+            rows=rows,
+            cols=cols,
+            stdin=args.interactive,
         )
-        saved = termios.tcgetattr(fd) if pty and os.isatty(fd) else None
-        if saved is not None:
-            tty.setraw(fd)  # keys (Ctrl-C included) go to the guest's terminal as bytes
-            loop.add_signal_handler(signal.SIGWINCH, lambda: _resize(remote))
-        else:  # no terminal: signals sent to us are passed on to the command
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, _forward_signal, remote, sig)
-        if stdin:
-            pump = loop.create_task(
-                _pump_stdin(remote, fd, prompt.divert if prompt is not None else None)
-            )
-        return await _drain(remote)
-    finally:
-        if pump is not None:
-            pump.cancel()
-        if watcher is not None:
-            watcher.cancel()
-        if saved is not None:
-            loop.remove_signal_handler(signal.SIGWINCH)
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-        else:  # (none were added if the exec failed: removing is a no-op)
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
-
-
-def _forward_signal(remote: RemoteExec, sig: int) -> None:
-    spawn(remote.signal(sig), f"signal-{sig}")
-
-
-def _resize(remote: RemoteExec) -> None:
-    size = shutil.get_terminal_size()
-    spawn(remote.resize(size.lines, size.columns), "resize")
-
-
-async def _pump_stdin(
-    remote: RemoteExec, fd: int, divert: Callable[[bytes], bytes] | None = None
-) -> None:
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    os.set_blocking(fd, False)
-
-    def readable() -> None:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        queue.put_nowait(data)
-        if not data:
-            loop.remove_reader(fd)
-
-    try:
-        loop.add_reader(fd, readable)
-    except (PermissionError, ValueError):  # a regular file as stdin: not pollable
-        os.set_blocking(fd, True)
-        data = await asyncio.to_thread(sys.stdin.buffer.read)
-        await remote.stdin(data, eof=True)
-        return
-    try:
-        while True:
-            data = await queue.get()
-            if divert is not None and data:
-                data = divert(data)
-                if not data:
-                    continue
-            await remote.stdin(data, eof=not data)
-            if not data:
-                return
-    finally:
-        with contextlib.suppress(ValueError):
-            loop.remove_reader(fd)
-        os.set_blocking(fd, True)
-
-
-async def _drain(remote: RemoteExec) -> int:
-    """Output to this terminal until the exit; ConnectionLost (a SandkitError) if the
-    supervisor goes away first."""
-    out, err = sys.stdout.buffer, sys.stderr.buffer
-    while True:
-        event = await remote.next()
-        if isinstance(event, ExitEvent):
-            return exit_status(event.code, event.signal)
-        stream = out if event.stream == "stdout" else err
-        stream.write(base64.b64decode(event.data))
-        stream.flush()
+        return await run_exec(remote, fd=sys.stdin.fileno(), pty=args.tty, stdin=args.interactive)
 
 
 async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
+    from sandkit.cli.ports import published_now, short
+    from sandkit.sandbox.protocol import Identity
+
     rows: list[dict[str, Any]] = []
-    for sandbox in Store().all():
-        if lifecycle.is_pool_member(sandbox):
-            continue  # `sandkit pool status` lists them
+    # `sandkit pool status` lists the warm pool's members.
+    sandboxes = [s for s in Store().all() if not lifecycle.is_pool_member(s)]
+    ports, mine = await published_now(sandboxes), Identity.local()
+    for sandbox in sandboxes:
         config, state = sandbox.config(), sandbox.state()
         rows.append(
             {
@@ -445,9 +306,16 @@ async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
                 "state": state.state,
                 "workspace": config.workspace,
                 "kits": config.kits,
+                "cpus": config.cpus,
+                "memory_mib": config.memory_mib,
                 "sync": state.sync if state.state == SandboxState.RUNNING else None,
                 "uptime": since(state.started) if state.state == SandboxState.RUNNING else "-",
                 "error": state.error,
+                "ports": [x.as_dict() for x in ports[sandbox.name]],
+                # The supervisor's sandkit, when another than this one runs it.
+                "other_sandkit": lifecycle.other_sandkit(state, mine) or None,
+                "sandkit": state.sandkit,
+                "prefix": state.prefix,
             }
         )
     if args.json:
@@ -463,10 +331,12 @@ async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
                     r["sync"] or "-",
                     r["workspace"] or "-",
                     r["uptime"],
+                    ",".join(short(x) for x in ports[r["name"]]) or "-",
+                    r["other_sandkit"] or "",
                 )
                 for r in rows
             ],
-            ("NAME", "AGENT", "STATE", "SYNC", "WORKSPACE", "UPTIME"),
+            ("NAME", "AGENT", "STATE", "SYNC", "WORKSPACE", "UPTIME", "PORTS", "SANDKIT"),
         )
     )
     return 0
@@ -496,56 +366,58 @@ async def cmd_rm(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-async def cmd_sync(args: argparse.Namespace, extra: list[str]) -> int:
+def add_reset_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    formatter: type[argparse.HelpFormatter],
+) -> None:
+    reset_parser = commands.add_parser(
+        "reset",
+        formatter_class=formatter,
+        help="give a sandbox a fresh guest disk (the workspace and settings are kept)",
+        description="Replace the sandbox's guest disk with a fresh one from the image, as if\n"
+        "the sandbox were new: everything installed or changed in the guest outside the\n"
+        "workspace is gone, and the kits are applied again. Kept: the workspace and its\n"
+        "sync state, the sandbox's settings, network approvals and published ports. A\n"
+        "running sandbox is stopped and started again. For a guest that no longer works\n"
+        "(e.g. after `sudo rm -rf --no-preserve-root /` in it).",
+        epilog="example:\n  sandkit reset my-box",
+    )
+    reset_parser.add_argument("name", metavar="NAME")
+    reset_parser.add_argument(
+        "-f", "--force", action="store_true", help="do not ask for confirmation"
+    )
+
+
+def reset(args: argparse.Namespace) -> int:
+    return asyncio.run(cmd_reset(args))
+
+
+async def cmd_reset(args: argparse.Namespace) -> int:
     sandbox = Store().get(args.name)
-    async with await lifecycle.connect(sandbox) as client:
-        if args.verb in ("status", "pending"):
-            result = (await client.sync_status()).model_dump(mode="json")
-        elif args.verb == "approve":
-            result = (await client.sync_approve()).model_dump(mode="json")
-        else:
-            result = (await client.sync_reject()).model_dump(mode="json")
-    if args.verb == "status":
-        print(json.dumps(result, indent=2))
-    elif args.verb == "pending":
-        details = result.get("details", [])
-        if args.json:
-            print(json.dumps(details, indent=2))
-        elif not details:
-            print(f"nothing held in '{args.name}'")
-        else:
-            print(table([(d["path"], d["why"]) for d in details], ("PATH", "WHY")))
-            for d in details:
-                if d.get("diff"):
-                    print(f"\n{d['diff'].rstrip()}")
+    if not args.force and sys.stdin.isatty():
+        answer = input(
+            f"reset '{sandbox.name}'? Its guest disk is replaced: what was installed or changed "
+            "outside the workspace is lost [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not reset", file=sys.stderr)
+            return 1
+    line = ProgressLine(sandbox.name)
+    try:
+        restarted = await lifecycle.reset(
+            sandbox, progress=ProgressLine("guest image").step, waiting=lambda s: line.spin(s)
+        )
+    finally:
+        line.clear()
+    print(f"{sandbox.name}: a fresh guest disk" + (", started" if restarted else ""))
+    if restarted:  # e.g. the wipe's deletions in the workspace, held before the reset
+        async with await lifecycle.connect(sandbox) as client:
+            held = (await client.sync_status()).held
+        if held:
             print(
-                f"\nanswer with `sandkit sync approve {args.name}` (the sandbox's version "
-                f"reaches the host) or `sandkit sync reject {args.name}` (the host's goes back)"
+                f"{len(held)} change(s) the old guest made in the workspace are held: "
+                f"`sandkit sync reject {sandbox.name}` puts the host's versions back in the "
+                f"sandbox, `sandkit sync pending {sandbox.name}` lists them",
+                file=sys.stderr,
             )
-    else:
-        done = (
-            "applied on the host (its old versions are in the trash)"
-            if args.verb == "approve"
-            else "put back in the sandbox"
-        )
-        print(f"{result['count']} held path(s) {done}")
-    return 0
-
-
-async def cmd_undo(args: argparse.Namespace, extra: list[str]) -> int:
-    from sandkit.sandbox import undo
-
-    sandbox = Store().get(args.name)
-    entries = undo.trash(sandbox)
-    wanted = [*args.paths, *(undo.last_batch(entries) if args.last else [])]
-    if args.list or not wanted:
-        print(
-            table(
-                [(str(i), stamp, path, reason) for i, stamp, path, _, reason in entries],
-                ("ID", "WHEN", "PATH", "WHY"),
-            )
-        )
-        return 0
-    for rel, when in undo.restore(sandbox, entries, wanted):
-        print(f"restored {rel} (from {when})")
     return 0

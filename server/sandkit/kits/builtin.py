@@ -25,11 +25,18 @@ def builtin_names() -> list[str]:
 
 
 def looks_like_path(ref: str) -> bool:
+    if ref.startswith("git+"):  # a git reference (kits/gitref.py), not a path
+        return False
     return "/" in ref or ref.endswith((".zip", ".yaml", ".yml")) or ref in (".", "..")
 
 
 def resolve_ref(ref: str) -> Path:
-    """A kit reference → a path: paths stay as they are, bare names are built-in kits."""
+    """A kit reference → a path: paths stay as they are, bare names are built-in kits,
+    git+https://… references are fetched (kits/gitref.py)."""
+    if ref.startswith("git+"):
+        from sandkit.kits import gitref
+
+        return gitref.fetch(ref)
     if looks_like_path(ref) or Path(ref).exists():
         return Path(ref)
     path = builtin_dir() / ref

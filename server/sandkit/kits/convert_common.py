@@ -106,6 +106,12 @@ class Folder:
             inject = [inject_of(i) for i in c.apiKey.inject]
         if c.provider is not None:
             self.ctx.warn((*path, "provider"), "'provider' is reserved and has no effect")
+        if c.oauth is not None and c.oauth.passthrough:
+            self.ctx.warn(
+                (*path, "oauth", "passthrough"),
+                f"oauth passthrough: the real '{c.service}' tokens go into the sandbox, where "
+                "anything running there can read and keep them; drop it to keep them on the host",
+            )
         return m.Credential(
             service=c.service,
             description=c.description,
@@ -147,6 +153,7 @@ def oauth_of(o: v2.OAuth) -> m.OAuthSpec:
         credential_file=f.path if f else None,
         credential_structure=f.structure if f else None,
         credential_template=f.template if f else None,
+        credential_format=f.format if f else None,
         response_fields=dict(o.responseFields),
         passthrough=o.passthrough,
     )

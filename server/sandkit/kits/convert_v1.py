@@ -17,6 +17,7 @@ from sandkit.kits.convert_common import (
     check_injects_allowed,
     volumes_of,
 )
+from sandkit.kits.images import check_image
 from sandkit.kits.validation import Context
 from sandkit.kits.yamlpos import Path
 
@@ -113,6 +114,7 @@ def convert(spec: v1.KitV1, ctx: Context) -> m.Kit:
     agent = None
     if is_agent and block is not None:
         ep = block.entrypoint or v1.Entrypoint()
+        check_image(ctx, ("agent" if spec.agent is not None else "sandbox", "image"), block.image)
         agent = m.Agent(
             image=block.image,
             entrypoint=tuple(ep.run),

@@ -11,6 +11,7 @@ from sandkit.kits.convert_common import (
     check_injects_allowed,
     volumes_of,
 )
+from sandkit.kits.images import check_image
 from sandkit.kits.validation import Context
 
 ORIGIN_KEY = ("name",)
@@ -160,6 +161,7 @@ def _agent(spec: v2.KitV2, ctx: Context, f: Folder) -> m.Agent | None:
         )
     if block.build is not None and block.image is None:
         ctx.error(("sandbox", "build"), "'build' needs 'image' (the tag to build)", at_key=True)
+    check_image(ctx, ("sandbox", "image"), block.image)
     args: list[str] = []
     interactive: list[str] | None = None
     if isinstance(block.command, list):

@@ -125,6 +125,8 @@ def _credential(c: m.Credential, notes: list[str]) -> dict[str, Any]:
     if c.oauth:
         o = c.oauth
         oauth: dict[str, Any] = {"tokenEndpoint": {"host": o.token_host, "path": o.token_path}}
+        if o.resource_hosts:
+            oauth["resourceHosts"] = list(o.resource_hosts)
         if o.access_sentinel and o.refresh_sentinel:
             oauth["sentinels"] = {
                 "accessToken": o.access_sentinel,
@@ -140,6 +142,7 @@ def _credential(c: m.Credential, notes: list[str]) -> dict[str, Any]:
                     if o.credential_template
                     else {}
                 ),
+                **({"format": o.credential_format} if o.credential_format else {}),
             }
         if o.response_fields:
             oauth["responseFields"] = dict(o.response_fields)

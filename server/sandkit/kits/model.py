@@ -89,6 +89,7 @@ class OAuthSpec(Canonical):
     credential_file: str | None = None
     credential_structure: dict[str, object] | None = None
     credential_template: str | None = None
+    credential_format: Literal["json", "toml"] | None = None
     response_fields: dict[str, str] = {}
     passthrough: bool = False
 

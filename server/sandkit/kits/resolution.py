@@ -7,9 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandkit.kits.builtin import resolve_ref
+from sandkit.kits.builtin import looks_like_path, resolve_ref
 from sandkit.kits.composition import MAX_EXTENDS_DEPTH, apply_extends, compose, unreachable_injects
 from sandkit.kits.convert_common import INJECT_NOT_ALLOWED
+from sandkit.kits.gitref import fetched_tree, is_git_ref
 from sandkit.kits.issues import KitError, KitIssue, Span
 from sandkit.kits.loader import LoadedKit, load_kit
 from sandkit.kits.model import Kit, ResolvedSandbox
@@ -62,17 +63,30 @@ def with_parents(
         if len(chain) >= MAX_EXTENDS_DEPTH:
             break
         seen.add(current.extends)
-        if Path(current.extends).exists() or "/" in current.extends or ":" in current.extends:
-            raise KitError.at(
-                current.file,
-                Span.point(current.origin.line - 1),
-                f"'extends: {current.extends}' must name a built-in kit; remote and "
-                "path references are not resolved",
-                code="compose",
-            )
-        current = load_kit(resolve_ref(current.extends), args, require_args=require_args).kit
+        parent = resolve_ref(extends_ref(current, current.extends))
+        current = load_kit(parent, args, require_args=require_args).kit
         chain.append(current)
     return apply_extends(kit, chain)
+
+
+def extends_ref(kit: Kit, ref: str) -> str:
+    """What ``extends: REF`` names: a built-in kit, a git reference, or a path relative to
+    the extending kit's folder; a kit fetched from git may only name folders inside its
+    own repository (a download must not reach into this machine's files)."""
+    if is_git_ref(ref) or not looks_like_path(ref):
+        return ref
+    folder = Path(kit.file).parent
+    target = (folder / ref).resolve()
+    tree = fetched_tree(folder)
+    if tree is not None and (Path(ref).is_absolute() or not target.is_relative_to(tree)):
+        raise KitError.at(
+            kit.file,
+            Span.point(kit.origin.line - 1),
+            f"'extends: {ref}' leaves the repository this kit was fetched from: extend a "
+            "built-in kit, a git+https:// reference, or a folder inside the repository",
+            code="compose",
+        )
+    return str(target)
 
 
 def resolve(
@@ -98,5 +112,23 @@ def resolve(
             f"no kit declares arg(s) {', '.join(unknown)}",
             code="compose",
         )
+    _named_once([agent, *mixins], loaded)
     sandbox = compose(loaded[0].kit, [k.kit for k in loaded[1:]])
     return Resolution(sandbox, tuple(loaded))
+
+
+def _named_once(refs: Sequence[str], loaded: Sequence[LoadedKit]) -> None:
+    """Two different references (a path and a git URL, say) to kits of one name would
+    make "which kit is this" depend on flag order: refused."""
+    seen: dict[str, tuple[str, str]] = {}
+    for ref, kit in zip(refs, loaded, strict=True):
+        where = str(Path(kit.source.spec_file).resolve()) if kit.source.reader else ref
+        first = seen.setdefault(kit.kit.name, (ref, where))
+        if first[1] != where:
+            raise KitError.at(
+                ref,
+                Span.point(),
+                f"kit '{kit.kit.name}' is named twice, by '{first[0]}' and by '{ref}': "
+                "keep one of them",
+                code="compose",
+            )

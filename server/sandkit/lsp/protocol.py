@@ -13,12 +13,22 @@ Notifications: ``SERVER_NOTIFICATIONS`` (server -> client) and ``CLIENT_NOTIFICA
 (client -> server) map each to its parameters.
 
 - terminals: an agent or a streamed exec in an editor terminal. Output is UTF-8 text; the
-  exit code is the program's, or 128+N when signal N ended it; ``terminalClose`` hangs
-  the program up (SIGHUP).
+  exit code is the program's, or 128+N when signal N ended it. An exec's terminal owns
+  it: ``terminalClose`` hangs the program up (SIGHUP). The agent's terminal is a view of
+  the sandbox's session ``agent`` (``sandkit.runAgent`` starts it or attaches to it;
+  ``sandkit.attach`` attaches to any session): its output starts with the replayed
+  screen, ``terminalClose`` detaches (the program runs on), and ``terminalExit`` says
+  ``detached`` (true: the terminal let go, the session runs on; false: it ended).
 - ``sandkit/decision``: each proxy decision of a running sandbox, live, for a log view.
 - ``sandkit/sandboxes``: the rows ``sandkit.list`` answers, sent once the server is
   initialized and again whenever they change (a sandbox made, started, stopped, removed,
-  its sync state changed), so that a client never polls.
+  its sync state, sessions or published ports changed), so that a client never polls.
+
+Errors: a command's user error answers ``USER_ERROR`` with a message for the person;
+``MISSING_CREDENTIALS`` also carries ``MissingCredentialsData`` (the services a kit
+requires that have no value: the client asks for them, ``sandkit.setSecret``, and retries).
+A guest port that starts listening is offered for publishing by the server itself
+(window/showMessageRequest, then window/showDocument to open it in the browser).
 """
 
 from __future__ import annotations
@@ -35,6 +45,11 @@ SHOW_NETWORK_LOG = "sandkit.showNetworkLog"
 VALIDATE_KIT = "sandkit.validateKit"
 NEW_KIT = "sandkit.newKit"
 UNDO = "sandkit.undo"
+ATTACH = "sandkit.attach"
+STOP_SESSION = "sandkit.stopSession"
+PUBLISH_PORT = "sandkit.publish"
+UNPUBLISH_PORT = "sandkit.unpublish"
+SET_SECRET = "sandkit.setSecret"
 
 TERMINAL_OUTPUT = "sandkit/terminalOutput"
 TERMINAL_EXIT = "sandkit/terminalExit"
@@ -53,11 +68,30 @@ DENY = "Deny"
 PUT_BACK = "Put them back"
 DELETE_TOO = "Delete on the host too"
 APPLY_ON_HOST = "Apply on the host"  # held changes to files the host runs
+# … and when a guest port starts listening.
+PUBLISH = "Publish"
+OPEN_IN_BROWSER = "Open in Browser"
+
+USER_ERROR = -32001  # a message for the person, not a bug report
+MISSING_CREDENTIALS = -32002  # with MissingCredentialsData
 
 WORKSPACE_FILE = ".sandkit.yaml"  # per-folder defaults: agent, kits, kitArgs, default
 
 
 # -- sandboxes ------------------------------------------------------------------------------
+class SessionRow(TypedDict):
+    name: str  # "agent": the agent's
+    running: bool
+    exit_status: int | None  # once ended
+    attached: int  # clients attached now
+
+
+class PortRow(TypedDict):
+    guest: int
+    host: int
+    host_ip: str  # 127.0.0.1 unless published on another address
+
+
 class SandboxRow(TypedDict):
     name: str
     state: str  # created | booting | running | stopping | stopped | crashed | damaged
@@ -66,6 +100,9 @@ class SandboxRow(TypedDict):
     workspace: str | None
     sync: str | None  # while running: in sync | syncing | paused | conflicts
     error: str | None
+    # while running; None until its supervisor has said (a client restoring terminals waits)
+    sessions: list[SessionRow] | None
+    ports: list[PortRow]  # published, while running
 
 
 class SandboxesParams(TypedDict):
@@ -113,6 +150,16 @@ class UndoResult(TypedDict):
     restored: list[str]
 
 
+class SetSecretParams(TypedDict):
+    service: str
+    value: str
+    sandbox: NotRequired[str]  # that sandbox's own secret; else everyone's (the global store)
+
+
+class MissingCredentialsData(TypedDict):
+    services: list[str]
+
+
 # -- terminals ------------------------------------------------------------------------------
 class RunAgentParams(TypedDict):
     name: str
@@ -133,6 +180,27 @@ class ExecParams(TypedDict):
     stream: NotRequired[bool]
 
 
+class AttachParams(TypedDict):
+    name: str
+    session: str
+    rows: NotRequired[int]
+    cols: NotRequired[int]
+
+
+class SessionParams(TypedDict):
+    name: str
+    session: NotRequired[str]  # the agent's when not named
+
+
+class PortParams(TypedDict):
+    name: str
+    spec: str  # publish: [HOST_PORT:]GUEST_PORT; unpublish: GUEST_PORT
+
+
+class PortsResult(TypedDict):
+    ports: list[PortRow]
+
+
 class TerminalStarted(TypedDict):
     terminal: int
 
@@ -151,6 +219,7 @@ class TerminalOutputParams(TypedDict):
 class TerminalExitParams(TypedDict):
     terminal: int
     code: int
+    detached: NotRequired[bool]  # a session's terminal: let go (true) or the program ended
 
 
 class TerminalInputParams(TypedDict):
@@ -247,6 +316,11 @@ COMMANDS: dict[str, tuple[object, object]] = {  # name: (params, result or resul
     VALIDATE_KIT: (ValidateKitParams, ValidateKitResult),
     NEW_KIT: (NewKitParams, NewKitResult),
     UNDO: (UndoParams, UndoResult),
+    ATTACH: (AttachParams, TerminalStarted),
+    STOP_SESSION: (SessionParams, Empty),
+    PUBLISH_PORT: (PortParams, PortsResult),
+    UNPUBLISH_PORT: (PortParams, PortsResult),
+    SET_SECRET: (SetSecretParams, Empty),
 }
 SERVER_NOTIFICATIONS: dict[str, object] = {
     TERMINAL_OUTPUT: TerminalOutputParams,

@@ -32,6 +32,11 @@ class Approval:
     remember: bool = False  # for the rest of this sandbox's life
 
 
+# The message a request's ask is cancelled with when its client went away (net/proxy/
+# decide.py): the question is then withdrawn as "abandoned", not as a time-out.
+ABANDONED = "abandoned"
+
+
 @dataclass
 class Held:
     id: int
@@ -39,6 +44,7 @@ class Held:
     port: int
     since: float
     future: asyncio.Future[Approval | None] = field(repr=False)
+    waiting: int = 0  # requests waiting on this one question
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "host": self.host, "port": self.port, "since": self.since}
@@ -75,23 +81,30 @@ class ApprovalBroker:
             exact_host(host)
         except ValueError:
             return None  # a wildcard or malformed name: nothing a person could approve
-        same = next((h for h in self.held.values() if (h.host, h.port) == (host, port)), None)
-        if same is not None:  # one question per host, however many requests wait on it
-            return await asyncio.shield(same.future)
-        held = Held(
-            next(self._ids), host, port, time.time(), asyncio.get_running_loop().create_future()
-        )
-        self.held[held.id] = held
-        self._publish({"event": "approval", **held.describe()})
+        held = next((h for h in self.held.values() if (h.host, h.port) == (host, port)), None)
+        if held is None:  # one question per host, however many requests wait on it
+            held = Held(
+                next(self._ids), host, port, time.time(), asyncio.get_running_loop().create_future()
+            )
+            self.held[held.id] = held
+            self._publish({"event": "approval", **held.describe()})
+        held.waiting += 1
+        why = "timeout"
         try:
             return await asyncio.shield(held.future)
-        finally:  # answered, or the proxy gave up waiting (its time-out cancels us)
-            if not held.future.done():
+        except asyncio.CancelledError as exc:  # the proxy's time-out, or the client left
+            if exc.args == (ABANDONED,):
+                why = ABANDONED
+            raise
+        finally:
+            held.waiting -= 1
+            if held.waiting == 0 and not held.future.done():  # the last one stops waiting
                 held.future.set_result(None)
                 self._publish(
-                    {"event": "approval-done", "id": held.id, "host": host, "action": "timeout"}
+                    {"event": "approval-done", "id": held.id, "host": host, "action": why}
                 )
-            self.held.pop(held.id, None)
+            if held.future.done():
+                self.held.pop(held.id, None)
 
     def answer(
         self, action: Action, *, host: str | None = None, id: int | None = None

@@ -35,21 +35,30 @@ MAX_SOURCE_BYTES = 64 << 10
 
 
 class SecretStore:
-    """``sandkit secret set|ls|rm``: service → value, in a file only the user can read."""
+    """``sandkit secret set|ls|rm``: service → value, in a file only the user can read.
+    With ``sandbox``, the scope is that sandbox's own file (``secret set --sandbox``),
+    and ``get`` falls back to the global store."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or config_dir() / STORE_NAME
+    def __init__(self, path: Path | None = None, sandbox: str | None = None) -> None:
+        self.global_path = path or config_dir() / STORE_NAME
+        self.sandbox = sandbox
+        self.path = (
+            self.global_path.parent / "sandbox-secrets" / f"{sandbox}.json"
+            if sandbox
+            else self.global_path
+        )
 
-    def _read(self) -> dict[str, str]:
+    def _read(self, path: Path | None = None) -> dict[str, str]:
+        path = path or self.path
         try:
-            data = json.loads(self.path.read_text())
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise ProxyError(f"cannot read the secret store {self.path}: {exc}") from None
+            raise ProxyError(f"cannot read the secret store {path}: {exc}") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise ProxyError(
-                f"the secret store {self.path} is damaged: expected a JSON object of strings"
+                f"the secret store {path} is damaged: expected a JSON object of strings"
             )
         return data
 
@@ -58,7 +67,10 @@ class SecretStore:
         write_atomic(self.path, json.dumps(data, indent=2, sort_keys=True).encode())
 
     def get(self, service: str) -> str | None:
-        return self._read().get(service)
+        value = self._read().get(service)
+        if value is None and self.sandbox:
+            value = self._read(self.global_path).get(service)
+        return value
 
     def set(self, service: str, value: str) -> None:
         if not value:

@@ -3,6 +3,7 @@ the host, placeholders for the guest. Used by `sandkit proxy serve` and the supe
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,9 +20,13 @@ from sandkit.net.guard import Resolver
 from sandkit.net.inject import BoundCredential, Injector
 from sandkit.net.policy import Policy, baseline_rules
 from sandkit.net.proxy import ProxySettings
+from sandkit.net.proxy.oauth import OAuthBinding
 from sandkit.net.secrets import SecretStore, credential_value, placeholder
 from sandkit.net.tls import CertificateAuthority
+from sandkit.net.tokens import TokenStore
 from sandkit.paths import config_dir
+
+log = logging.getLogger(__name__)
 
 
 def merged_kits(
@@ -44,13 +49,42 @@ def build_policy(
 
 
 def bind_credentials(
-    content: KitContent, store: SecretStore | None = None
+    content: KitContent,
+    store: SecretStore | None = None,
+    environ: Mapping[str, str] | None = None,
+    placeholders: Mapping[str, str] | None = None,
 ) -> list[BoundCredential]:
+    """Real values (``environ``: the host environment the client handed over, else this
+    process's) and placeholders (kept from ``placeholders``: the guest already has them)."""
     store = store or SecretStore()
+    kept = placeholders or {}
     return [
-        BoundCredential(c, credential_value(c, store), placeholder(c.service))
+        BoundCredential(
+            c, credential_value(c, store, environ), kept.get(c.service) or placeholder(c.service)
+        )
         for c in content.credentials
     ]
+
+
+def bind_oauth(
+    content: KitContent, sandbox: str, tokens: TokenStore | None = None
+) -> list[OAuthBinding]:
+    """The OAuth credentials, with this sandbox's sentinels (stable across restarts)."""
+    tokens = tokens or TokenStore()
+    out = []
+    for c in content.credentials:
+        if c.oauth is None:
+            continue
+        if c.oauth.passthrough:
+            log.warning(
+                "credential '%s' uses oauth passthrough: the real token goes into the sandbox",
+                c.service,
+            )
+            continue
+        sentinels = tokens.sentinels(sandbox, c.service, c.oauth)
+        scoped = sandbox if sandbox != "-" else None
+        out.append(OAuthBinding(c.service, c.oauth, sentinels, tokens, scoped))
+    return out
 
 
 def upstream_context(extra_ca: Path | None) -> ssl.SSLContext:
@@ -74,8 +108,11 @@ def build_settings(
     registry_hosts: Sequence[str] = (),
     ca_dir: Path | None = None,
     store: SecretStore | None = None,
+    environ: Mapping[str, str] | None = None,
+    placeholders: Mapping[str, str] | None = None,
+    tokens: TokenStore | None = None,
 ) -> tuple[ProxySettings, list[BoundCredential]]:
-    bound = bind_credentials(content, store)
+    bound = bind_credentials(content, store, environ, placeholders)
     try:
         resolver = Resolver(pins)
     except ValueError as exc:
@@ -88,5 +125,6 @@ def build_settings(
         resolver=resolver,
         upstream_tls=upstream_context(upstream_ca),
         sandbox=sandbox,
+        oauth=tuple(bind_oauth(content, sandbox, tokens)),
     )
     return settings, bound

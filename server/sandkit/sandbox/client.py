@@ -28,6 +28,8 @@ from sandkit.sandbox.protocol import (
     AnswerParams,
     AnswerResult,
     CountResult,
+    CredentialsChangedParams,
+    CredentialsChangedResult,
     DumpMemoryResult,
     EmptyResult,
     ErrorCode,
@@ -277,6 +279,13 @@ class SupervisorClient:
 
     async def dump_memory(self) -> DumpMemoryResult:
         return await self.request("dump-memory", None, DumpMemoryResult)
+
+    async def credentials_changed(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        """Tell the supervisor the host's secrets changed (and hand over the host variables
+        the kits name); the services that have a value now."""
+        params = CredentialsChangedParams(environ=dict(environ) if environ is not None else None)
+        reply = await self.request("credentials-changed", params, CredentialsChangedResult)
+        return reply.services
 
     async def exec(
         self,

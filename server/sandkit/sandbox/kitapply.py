@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sandkit.errors import SandkitError
@@ -97,11 +97,14 @@ async def apply_kits(
     share: Path | None,
     set_phase: Callable[[Phase], None] = lambda phase: None,
     first_boot_only: bool = False,
+    credential_files: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     """Run every boot; steps meant once per sandbox leave a marker in the guest's disk.
     ``set_phase`` opens the proxy's install-phase rules for the install commands only.
     ``first_boot_only`` stops after those steps (a warm-pool member prepared for these
-    kits: the rest runs when a sandbox adopts it)."""
+    kits: the rest runs when a sandbox adopts it). ``credential_files`` are the OAuth
+    credentials' files (sentinels only), written before the startup commands so that an
+    agent that reads its sign-in from a file starts signed in."""
     marker = f"{STATE_DIR}/created-{kit_state_digest(sandbox, loaded)}"
     # Sandboxes made before the digest covered files/home carry the model's digest alone.
     legacy = hashlib.sha256(sandbox.model_dump_json().encode()).hexdigest()[:16]
@@ -139,6 +142,8 @@ async def apply_kits(
             overwrite=f.overwrite,
             what=f"kit {f.origin.kit}: setup file {f.path} [{f.origin}]",
         )
+    for path, data in credential_files:
+        await write_file(channel, path, data, 0o600, AGENT_UID, what=f"credential file {path}")
     for n, cmd in enumerate(sandbox.startup):
         if cmd.background:
             await channel.exec(list(cmd.argv), env=env, user=_user(cmd.user), cwd=workspace)

@@ -10,9 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from sandkit.errors import SandkitError
 from sandkit.hostconfig import registry_args
 from sandkit.pids import alive
 from sandkit.sandbox.client import SupervisorClient, SupervisorError
@@ -167,6 +168,51 @@ async def remove(store: Store, sandbox: Sandbox, force: bool = False) -> None:
     _kill_leftovers(sandbox.state())
     _kill_orphans(sandbox)
     store.remove(sandbox)
+    forget_credentials(sandbox.name)
+
+
+def forget_credentials(name: str) -> None:
+    """A removed sandbox's own secrets, OAuth sign-in and sentinels go with it: a new
+    sandbox of the same name starts from the global ones."""
+    from sandkit.net.secrets import SecretStore
+    from sandkit.net.tokens import TokenStore
+
+    try:
+        SecretStore(sandbox=name).path.unlink(missing_ok=True)
+        TokenStore().forget_sandbox(name)
+    except (OSError, SandkitError) as exc:
+        log.warning("the credentials of %s were not all removed: %s", name, exc)
+
+
+# The guest's own disk: the qcow2 overlay over the image (its absence is what makes the
+# next start a first start: a fresh clone of the golden snapshot, or a fresh overlay),
+# and a golden clone's device state, should a start have died before using it.
+GUEST_DISK = ("disk.qcow2", "golden-state.bin")
+
+
+async def reset(
+    sandbox: Sandbox, progress: Progress | None = None, waiting: Callable[[str], None] | None = None
+) -> bool:
+    """Replace the guest's disk with a fresh one from the image, as if the sandbox were
+    new: stopped first, started again if it was running (the kits are applied again, their
+    once-per-sandbox steps too: their markers were on the old disk). The workspace, the
+    share and its sync journal, config.json (published ports), approvals, the proxy's CA
+    and the logs are kept. Returns whether it was started again."""
+    if is_pool_member(sandbox):
+        raise SandboxError(f"'{sandbox.name}' is a warm-pool member: `sandkit pool drain` it")
+    state = sandbox.state()
+    was_running = state.state.live and alive(state.supervisor_pid)
+    await stop(sandbox)
+    state = sandbox.state()
+    if alive(state.supervisor_pid) or alive(state.qemu_pid):
+        raise SandboxError(f"sandbox '{sandbox.name}' did not stop; its disk is left as it was")
+    _kill_orphans(sandbox)  # nothing may still write the old disk
+    for name in GUEST_DISK:
+        (sandbox.dir / name).unlink(missing_ok=True)
+    log.info("reset %s: the guest disk is new", sandbox.name)
+    if was_running:
+        await start(sandbox, progress, waiting)
+    return was_running
 
 
 def _kill_orphans(sandbox: Sandbox) -> None:
@@ -261,6 +307,19 @@ def kind_of(state: State) -> str:
     return f"sandkit {state.sandkit} (protocol {state.protocol}) in {state.prefix}"
 
 
+def other_sandkit(state: State, mine: Identity) -> str:
+    """For `sandkit ls`: "" when the sandbox's supervisor runs this sandkit (or none
+    runs), else what it runs: "older" (it did not say), a version, and the installation
+    or protocol that differs."""
+    if not (state.state.live and alive(state.supervisor_pid)) or same_kind(state, mine):
+        return ""
+    if state.sandkit is None:
+        return "older"
+    if state.prefix != mine.prefix:
+        return f"{state.sandkit} (other install: {state.prefix})"
+    return f"{state.sandkit} (protocol {state.protocol})"
+
+
 def _candidates(store: Store, config: Config) -> list[Sandbox]:
     """Members of the config's shape: prepared for its agent and kits first, then plain."""
     wanted = shape(config.cpus, config.memory_mib)
@@ -332,8 +391,51 @@ async def create_or_adopt(
     if pool_size() > 0:  # the member's supervisor checks the kits before it says yes
         adopted = await adopt(store, config)
         if adopted is not None:
+            await hand_over_environ(adopted, config)
             return adopted, True
     return create(store, config, workspace), False
+
+
+def credential_environ(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The host variables the config's kits name for credentials, as this client sees
+    them (whether the proxy may read one is still the user's grant, checked there)."""
+    from sandkit.kits import resolve
+
+    env = os.environ if environ is None else environ
+    resolution = resolve(config.agent, config.kits, config.kit_args, defaults=config.arg_defaults)
+    names: set[str] = set()
+    for cred in resolution.sandbox.credentials:
+        names.update([cred.env] if cred.env else [])
+        names.update(cred.sources.env if cred.sources else ())
+    return {name: env[name] for name in sorted(names) if name in env}
+
+
+async def hand_over_environ(sandbox: Sandbox, config: Config) -> None:
+    """An adopted member's supervisor was started with another environment: give it this
+    client's host variables for the kits' credentials, over its 0600 control socket (held
+    in its memory only), so that adoption and a cold start inject the same."""
+    try:
+        environ = credential_environ(config)
+        async with await connect(sandbox) as client:
+            await client.credentials_changed(environ)
+    except (SandkitError, OSError) as exc:
+        log.warning("could not hand the host's credential variables to %s: %s", sandbox.name, exc)
+
+
+async def credentials_changed(sandboxes: list[Sandbox]) -> list[str]:
+    """`secret set|rm`: each running sandbox's proxy reads its credentials again. The
+    names of the sandboxes that could not be told."""
+    missed = []
+    for sandbox in sandboxes:
+        state = sandbox.state()
+        if state.state is not S.RUNNING or not alive(state.supervisor_pid):
+            continue
+        try:
+            async with await connect(sandbox) as client:
+                await client.credentials_changed()
+        except (SandkitError, OSError):
+            missed.append(sandbox.name)
+    return missed
 
 
 async def fill(

@@ -103,6 +103,28 @@ def check_new(current: list[Published], wanted: Published) -> None:
             )
 
 
+def find(current: list[Published], spec: str) -> Published:
+    """What ``--unpublish GUEST_PORT`` or ``HOST_PORT:GUEST_PORT`` names."""
+    host, _, guest = spec.strip().rpartition(":")
+    guest = guest.removesuffix("/tcp")
+    for port in current:
+        if str(port.guest) == guest and (not host or str(port.host) == host):
+            return port
+    shown = ", ".join(str(x) for x in current) or "none"
+    raise PortError(f"'{spec}' is not published (published: {shown})")
+
+
+def saved(entries: list[dict[str, object]]) -> list[Published]:
+    """config.json's ``ports`` (written by Published.as_dict); a damaged entry is skipped."""
+    ports = []
+    for entry in entries:
+        try:
+            ports.append(Published.from_dict(entry))
+        except (KeyError, ValueError, TypeError):
+            continue
+    return ports
+
+
 # /proc/net/tcp's state column: 0A is LISTEN.
 _LISTEN = "0A"
 

@@ -25,6 +25,7 @@ Methods (params → result):
     status                                            → StatusResult
     guest-ping   (a round trip through the guest agent) → Empty
     dump-memory  (into the sandbox's folder, for audits) → DumpMemoryResult
+    credentials-changed  CredentialsChangedParams (secrets, host variables) → CredentialsChangedResult
     exec         ExecParams                           → ExecResult  (then output/exit events)
     stdin        StdinParams                          → Empty
     resize       ResizeParams                         → Empty
@@ -209,15 +210,21 @@ class DumpMemoryResult(Result):
     path: str
 
 
-def _check_base64(value: str) -> str:
-    try:
-        base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("data is not base64") from None
-    return value
+class CredentialsChangedParams(Params):
+    """The host's secrets changed (`secret set|rm`): the proxy reads them again. A client
+    that starts or adopts a sandbox hands over the host variables its kits' credentials
+    name (``environ``), held in the supervisor's memory only; None keeps what it has."""
+
+    environ: dict[str, str] | None = None
 
 
-class ExecParams(Params):
+class CredentialsChangedResult(Result):
+    services: list[str] = []  # the credentials that have a value now
+
+
+class _Program(Params):
+    """What starts a program in the guest (an exec, a session)."""
+
     argv: list[str] = Field(min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
@@ -225,6 +232,9 @@ class ExecParams(Params):
     pty: bool = False
     rows: int = Field(default=24, ge=1, le=10000)
     cols: int = Field(default=80, ge=1, le=10000)
+
+
+class ExecParams(_Program):
     stdin: bool = False  # the exec reads stdin (from stdin calls) rather than /dev/null
 
 
@@ -232,18 +242,27 @@ class ExecResult(Result):
     exec: int
 
 
-class StdinParams(Params):
-    exec: int
-    data: str = ""  # base64
+class _Input(Params):
+    """Bytes for a program's stdin (base64), and whether it ends there."""
+
+    data: str = ""
     eof: bool = False
 
     @field_validator("data")
     @classmethod
     def _base64(cls, value: str) -> str:
-        return _check_base64(value)
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("data is not base64") from None
+        return value
 
     def raw(self) -> bytes:
         return base64.b64decode(self.data)
+
+
+class StdinParams(_Input):
+    exec: int
 
 
 class ResizeParams(Params):
@@ -319,15 +338,10 @@ class AgentArgvResult(Result):
 
 
 # -- sessions: programs owned by the supervisor, which clients attach to ---------------------
-class SessionStartParams(Params):
+class SessionStartParams(_Program):
     name: str | None = None  # None: the next free number
-    argv: list[str] = Field(min_length=1)
-    env: dict[str, str] = Field(default_factory=dict)
-    cwd: str | None = None
     user: str = "agent"
     pty: bool = True
-    rows: int = Field(default=24, ge=1, le=10000)
-    cols: int = Field(default=80, ge=1, le=10000)
     attach: bool = True  # False: `exec -d`, nobody attached
 
 
@@ -343,18 +357,8 @@ class SessionAttachParams(Params):
     interactive: bool = True
 
 
-class SessionInputParams(Params):
+class SessionInputParams(_Input):
     session: str
-    data: str = ""  # base64
-    eof: bool = False
-
-    @field_validator("data")
-    @classmethod
-    def _base64(cls, value: str) -> str:
-        return _check_base64(value)
-
-    def raw(self) -> bytes:
-        return base64.b64decode(self.data)
 
 
 class SessionResizeParams(Params):
@@ -410,6 +414,7 @@ METHODS: dict[str, tuple[type[Params], type[Result]]] = {
     "status": (Empty, StatusResult),
     "guest-ping": (Empty, EmptyResult),
     "dump-memory": (Empty, DumpMemoryResult),
+    "credentials-changed": (CredentialsChangedParams, CredentialsChangedResult),
     "exec": (ExecParams, ExecResult),
     "stdin": (StdinParams, EmptyResult),
     "resize": (ResizeParams, EmptyResult),

@@ -7,14 +7,22 @@ and says what is wrong in the words of the option that was given."""
 from __future__ import annotations
 
 import ipaddress
+import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sandkit.kits.builtin import looks_like_path
 from sandkit.kits.sizes import parse_size
 from sandkit.sandbox.lifecycle import POOL_PREFIX
+from sandkit.sandbox.ports import PortError, Published, check_new, parse
 from sandkit.sandbox.store import Config, SandboxError, check_name, default_name
+from sandkit.vm.qemu import DEFAULT_DISK_MIB
+
+if TYPE_CHECKING:
+    from sandkit.kits.shape import Shape
 
 MIN_MEMORY_MIB = 256
 
@@ -40,6 +48,51 @@ def parse_memory(value: str | int, option: str = "--memory") -> int:
         raise SandboxError(f"{option} '{value}' is not a size like 1g or 512m") from None
 
 
+MIN_DISK_MIB = 4 << 10  # the guest image's root filesystem (vm/image.py DISK_SIZE)
+MAX_DISK_MIB = 2 << 20  # 2 TiB: sparse, but a typo of a unit should not pass
+
+
+def parse_disk(value: str | int | None, option: str = "--disk") -> int:
+    """MiB of the guest's disk from '20g', '100g', '8192m' (None: the default)."""
+    if value is None:
+        return DEFAULT_DISK_MIB
+    mib = value if isinstance(value, int) else None
+    if mib is None:
+        try:
+            mib = parse_size(str(value)) >> 20
+        except ValueError:
+            raise SandboxError(f"{option} '{value}' is not a size like 20g or 8192m") from None
+    if not MIN_DISK_MIB <= mib <= MAX_DISK_MIB:
+        raise SandboxError(
+            f"{option} '{value}': the guest's disk is between {MIN_DISK_MIB >> 10}g (its "
+            f"image) and {MAX_DISK_MIB >> 20}t; give e.g. {option} 40g"
+        )
+    return mib
+
+
+def choose_shape(
+    agent: str,
+    kits: list[str],
+    kit_args: Mapping[str, str],
+    cpus: int | None,
+    memory_mib: int | None,
+) -> Shape:
+    """The shape from the flags, else the agent kit's resources, else the host's default.
+    The kits are resolved for it, which also checks them (an image sandkit cannot run is
+    an error) and says their warnings (an image it does not use) before anything starts."""
+    from sandkit.hostconfig import registry_args
+    from sandkit.kits import images, resolve, shape
+    from sandkit.vm.hostcheck import host_memory_mib
+
+    resolution = resolve(agent, kits, kit_args, defaults=registry_args())
+    for warning in resolution.warnings:
+        print(f"sandkit: {warning.format()}", file=sys.stderr)
+    images.require(resolution.sandbox.agent.image, resolution.sandbox.agent_name)
+    resources, kit = resolution.sandbox.agent.resources, resolution.sandbox.agent_name
+    host_cpus = len(os.sched_getaffinity(0))
+    return shape.choose(cpus, memory_mib, resources, kit, host_cpus, host_memory_mib())
+
+
 def parse_resolve(
     items: Iterable[str] | Mapping[str, str], option: str = "--resolve"
 ) -> dict[str, str]:
@@ -62,6 +115,20 @@ def parse_resolve(
     return pins
 
 
+def parse_ports(specs: Iterable[str], option: str = "--publish") -> list[dict[str, object]]:
+    """Publish specs, checked (one forward per host port and guest port), as Config.ports
+    holds them."""
+    ports: list[Published] = []
+    for spec in specs:
+        try:
+            port = parse(spec)
+            check_new(ports, port)
+        except PortError as exc:
+            raise SandboxError(f"{option}: {exc}") from None
+        ports.append(port)
+    return [x.as_dict() for x in ports]
+
+
 @dataclass
 class SandboxRequest:
     agent: str = "shell"
@@ -69,14 +136,16 @@ class SandboxRequest:
     kit_args: dict[str, str] = field(default_factory=dict)
     workspace: Path | None = None
     name: str | None = None
-    cpus: int = 2
-    memory: str | int = 1024  # '1g' or MiB
+    # None: the agent kit's resources, else a default scaled to the host (kits/shape.py).
+    cpus: int | None = None
+    memory: str | int | None = None  # '1g' or MiB
     default_policy: str = "balanced"
     resolve: Mapping[str, str] | list[str] = field(default_factory=dict)
     upstream_ca: Path | None = None
     ask_timeout: float = 60.0
     host_cas: bool = True
     kit_base: Path | None = None  # relative kit paths are relative to this (a workspace)
+    ports: list[str] = field(default_factory=list)  # --publish specs, published at start
 
 
 def build(request: SandboxRequest, *, pool_member: bool = False) -> Config:
@@ -84,11 +153,13 @@ def build(request: SandboxRequest, *, pool_member: bool = False) -> Config:
     wrong, before the image build, the golden snapshot or the pool are touched."""
     from sandkit.vm import hostcheck
 
-    memory = parse_memory(request.memory)
-    if memory < MIN_MEMORY_MIB or request.cpus < 1:
+    given_memory = parse_memory(request.memory) if request.memory is not None else None
+    if (given_memory is not None and given_memory < MIN_MEMORY_MIB) or (
+        request.cpus is not None and request.cpus < 1
+    ):
         raise SandboxError(f"a sandbox needs at least 1 CPU and {MIN_MEMORY_MIB}m of memory")
-    hostcheck.check_shape(request.cpus, memory)
     pins = parse_resolve(request.resolve)
+    ports = parse_ports(request.ports)
     upstream_ca = None
     if request.upstream_ca is not None:
         from sandkit.net.cafile import read_certificates
@@ -99,21 +170,81 @@ def build(request: SandboxRequest, *, pool_member: bool = False) -> Config:
     if workspace is not None and not workspace.is_dir():
         raise SandboxError(f"{request.workspace} is not a folder")
     agent = kit_ref(request.agent, request.kit_base)
+    kits = [kit_ref(k, request.kit_base) for k in request.kits]
+    chosen = choose_shape(agent, kits, request.kit_args, request.cpus, given_memory)
+    if agent.startswith("git+") or any(k.startswith("git+") for k in kits):
+        from sandkit.kits.gitref import pinned  # fetched just now: recorded by commit
+
+        agent, kits = pinned(agent), [pinned(k) for k in kits]
+    hostcheck.check_shape(chosen.cpus, chosen.memory_mib)
+    for note in chosen.notes:
+        print(f"sandkit: {note}", file=sys.stderr)
     name = check_name(request.name) if request.name else default_name(agent, workspace)
     if name.startswith(POOL_PREFIX) and not pool_member:
         raise SandboxError(f"'{name}': names starting with '{POOL_PREFIX}' are the warm pool's")
     hostcheck.require()  # what this user needs from the host, before anything is made
-    return Config(
+    config = Config(
         name=name,
         agent=agent,
-        kits=[kit_ref(k, request.kit_base) for k in request.kits],
+        kits=kits,
         kit_args=dict(request.kit_args),
         workspace=str(workspace) if workspace else None,
-        cpus=request.cpus,
-        memory_mib=memory,
+        cpus=chosen.cpus,
+        memory_mib=chosen.memory_mib,
         default_policy=request.default_policy,
         resolve=pins,
         upstream_ca=upstream_ca,
         ask_timeout=request.ask_timeout,
         host_cas=request.host_cas,
+        ports=ports,
     )
+    if not pool_member:  # a pool member is made before anyone's credentials are known
+        check_credentials(config)
+    return config
+
+
+class MissingCredentials(SandboxError):
+    """Credentials a kit marks required have no value on the host: nothing is booted.
+    ``services`` are what `sandkit secret set SERVICE` (or the editor) must set."""
+
+    def __init__(self, services: list[str]) -> None:
+        self.services = services
+        fixes = "\n".join(f"  sandkit secret set {s}" for s in services)
+        names = ", ".join(f"'{s}'" for s in services)
+        super().__init__(
+            f"the kits require credential(s) {names}, which have no value on this host; "
+            f"set them first:\n{fixes}"
+        )
+
+
+def missing_credentials(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Services of required credentials with no value: not in the secret store (global
+    or this sandbox's), not in an allowed host variable or file, and no OAuth sign-in."""
+    from sandkit.hostconfig import registry_args
+    from sandkit.kits import resolve
+    from sandkit.kits.issues import KitError
+    from sandkit.net.secrets import SecretStore, credential_lookup
+    from sandkit.net.tokens import TokenStore
+
+    try:
+        resolution = resolve(
+            config.agent, config.kits, config.kit_args, defaults=dict(registry_args())
+        )
+    except KitError:
+        return []  # the kits' own errors are reported where they are loaded
+    store, tokens = SecretStore(sandbox=config.name), TokenStore()
+    missing: list[str] = []
+    for cred in resolution.sandbox.credentials:
+        if not cred.required or cred.service in missing:
+            continue
+        if cred.oauth is not None and tokens.get(cred.service, config.name) is not None:
+            continue
+        if credential_lookup(cred, store, environ).value is None:
+            missing.append(cred.service)
+    return missing
+
+
+def check_credentials(config: Config, environ: Mapping[str, str] | None = None) -> None:
+    missing = missing_credentials(config, environ)
+    if missing:
+        raise MissingCredentials(missing)

@@ -21,6 +21,10 @@ SHARE_PORT = "rp1"  # the q35 PCIe root port that takes the hotplugged virtiofs 
 SHARE_CHARDEV = "share"
 PROXY_ADDRESS = "10.0.2.100"
 PROXY_PORT = 3128
+# The guest's disk, as sbx's default: 20 GiB, sparse. The overlay starts at the image's
+# size and is grown at boot (QMP block_resize, then resize2fs in the guest): a restored
+# snapshot's device state holds the old size, so growing at run time covers both.
+DEFAULT_DISK_MIB = 20 << 10
 # TCG cannot calibrate timers quickly; fixed values skip the calibration loops.
 TCG_KERNEL_ARGS = ("tsc_early_khz=2400000", "no_timer_check", "lpj=4800000")
 KERNEL_ARGS = ("console=ttyS0", "quiet", "panic=-1", "reboot=t", "cryptomgr.notests=1")

@@ -14,7 +14,7 @@ schemaVersion: "2"
 kind: sandbox
 name: base
 sandbox:
-  image: x
+  image: docker/sandbox-templates:shell
   entrypoint: [bash]
 permissions:
   network:

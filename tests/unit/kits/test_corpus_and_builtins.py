@@ -47,7 +47,9 @@ CORPUS_EXPECTED = {
             "aider.chat",
         ],
         ["anthropic", "gemini", "openai"],
-        ["inject-not-allowed"] * 3,  # its keys go to hosts only a mixin or approval allows
+        # Its image is shell-docker (sandkit lacks the Docker base: it loads, cannot start);
+        # its keys go to hosts only a mixin or approval allows.
+        ["needs-image", *["inject-not-allowed"] * 3],
     ),
     "v3-workload-shell": (
         ("v3-workload-shell", "agent", "3"),

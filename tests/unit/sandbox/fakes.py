@@ -106,7 +106,10 @@ class FakeQMP:
     async def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
         self.commands.append(command)
         if command == "human-monitor-command":
-            self.monitor.append(str((arguments or {})["command-line"]))
+            line = str((arguments or {})["command-line"])
+            self.monitor.append(line)
+            if line.startswith("hostfwd_remove"):  # as QEMU 7.2 answers a removal
+                return f"host forwarding rule for {line.split()[-1]} removed\r\n"
             return ""  # HMP's answer: empty on success
         return {}
 

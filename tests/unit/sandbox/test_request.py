@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import pytest
 
-from sandkit.sandbox.request import SandboxRequest, build, kit_ref, parse_memory, parse_resolve
+from sandkit.kits import KitError
+from sandkit.sandbox.request import (
+    SandboxRequest,
+    build,
+    kit_ref,
+    parse_disk,
+    parse_memory,
+    parse_resolve,
+)
 from sandkit.sandbox.store import SandboxError
+from sandkit.vm.hostcheck import host_memory_mib
+from tests.kitrepo import AGENT, git, make_repo
 
 
 def test_kit_references_paths_become_absolute_names_stay(tmp_path: Path) -> None:
@@ -49,8 +61,106 @@ def test_a_request_is_checked_before_anything_is_made(tmp_path: Path) -> None:
         build(SandboxRequest(memory="128m", workspace=tmp_path))
     with pytest.raises(SandboxError, match="is not a folder"):
         build(SandboxRequest(workspace=tmp_path / "missing"))
+    (tmp_path / "k").mkdir()
+    (tmp_path / "k" / "spec.yaml").write_text('schemaVersion: "2"\nkind: mixin\nname: k\n')
     config = build(
         SandboxRequest(agent="shell", kits=["./k"], workspace=tmp_path, kit_base=tmp_path)
     )
     assert config.name == f"shell-{tmp_path.name}" and config.kits == [str(tmp_path / "k")]
     assert build(SandboxRequest(name="pool-x"), pool_member=True).name == "pool-x"
+
+
+HOST_CPUS = len(os.sched_getaffinity(0))
+HOST_MIB = host_memory_mib()
+
+
+def agent_kit(
+    root: Path, resources: str = "", image: str = "docker/sandbox-templates:shell"
+) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "spec.yaml").write_text(
+        'schemaVersion: "2"\nkind: sandbox\nname: sized\nsandbox:\n'
+        f"  image: {image}\n  entrypoint: [bash]\n{resources}"
+    )
+    return root
+
+
+def test_without_flags_the_shape_scales_to_the_host(tmp_path: Path) -> None:
+    config = build(SandboxRequest(agent="shell", workspace=tmp_path))
+    assert config.cpus == max(HOST_CPUS - 1, 1)
+    assert HOST_MIB is not None
+    assert config.memory_mib == min(HOST_MIB // 2, 8192)
+
+
+def test_a_kits_resources_set_the_shape_unless_flags_are_given(tmp_path: Path) -> None:
+    kit = agent_kit(tmp_path / "kit", "  resources:\n    cpu: 1\n    memory: 512m\n")
+    config = build(SandboxRequest(agent=str(kit)))
+    assert (config.cpus, config.memory_mib) == (1, 512)
+    flagged = build(SandboxRequest(agent=str(kit), cpus=1, memory="384m"))
+    assert (flagged.cpus, flagged.memory_mib) == (1, 384)
+    half = build(SandboxRequest(agent=str(kit), memory="768m"))  # one flag: the kit's CPUs
+    assert (half.cpus, half.memory_mib) == (1, 768)
+
+
+def test_a_kit_asking_for_more_than_the_host_gets_the_host_and_is_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit = agent_kit(tmp_path / "kit", f"  resources:\n    cpu: {HOST_CPUS + 3}\n")
+    config = build(SandboxRequest(agent=str(kit), memory="512m"))
+    assert config.cpus == HOST_CPUS
+    assert f"kit 'sized' asks for {HOST_CPUS + 3} CPUs" in capsys.readouterr().err
+
+
+def test_an_unused_image_is_said_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit = agent_kit(tmp_path / "kit", image="ghcr.io/someone/agent:2")
+    build(SandboxRequest(agent=str(kit), cpus=1, memory="512m"))
+    err = capsys.readouterr().err
+    assert f"{kit}/spec.yaml:5:3: warning: sandkit builds its guest from Debian; " in err
+    assert "this kit's image is not used ('ghcr.io/someone/agent:2')" in err
+
+
+def test_an_image_that_needs_docker_is_refused_at_start_naming_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    kit = agent_kit(tmp_path / "kit", image="docker/sandbox-templates:shell-docker")
+    with pytest.raises(KitError, match="needs sandkit's base image with Docker, which sandkit"):
+        build(SandboxRequest(agent=str(kit), cpus=1, memory="512m"))
+
+
+def test_git_references_stay_references() -> None:
+    ref = "git+https://example.test/kits.git#main:claude"
+    assert kit_ref(ref) == ref
+
+
+@pytest.mark.parametrize(
+    ("value", "mib"), [(None, 20 << 10), ("20g", 20 << 10), ("40G", 40 << 10), ("8192m", 8192)]
+)
+def test_disk_sizes(value: str | None, mib: int) -> None:
+    assert parse_disk(value) == mib
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("big", "--disk 'big' is not a size like 20g or 8192m"),
+        ("1g", "--disk '1g': the guest's disk is between 4g (its image) and 2t; give e.g."),
+        ("30t", "between 4g"),
+    ],
+)
+def test_bad_disk_sizes_say_what_to_give(value: str, message: str) -> None:
+    with pytest.raises(SandboxError, match=re.escape(message)):
+        parse_disk(value)
+
+
+def test_a_git_kit_is_recorded_by_the_commit_it_was_fetched_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bare = make_repo(tmp_path, {"kits/a/spec.yaml": AGENT.format(name="a")})
+    commit = git("rev-parse", "main", cwd=bare).strip()
+    config = build(SandboxRequest(agent=f"git+file://{bare}#main:kits/a"))
+    assert config.agent == f"git+file://{bare}#{commit}:kits/a"
+    assert (config.cpus, config.memory_mib) == (1, 640)  # the kit's resources
+    assert config.name == "sandbox-a"  # named after the kit folder

@@ -22,6 +22,7 @@ from sandkit.sandbox.protocol import METHODS, PROTOCOL, Identity
 from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Config, Sandbox, State, Store
 from sandkit.sandbox.supervisor import Supervisor, boot
+from sandkit.sandbox.supervisor import ports as ports_module
 from sandkit.tasks import spawn
 from sandkit.vm import golden
 from sandkit.vm.image import Image
@@ -168,6 +169,7 @@ async def test_the_read_only_methods_answer_with_their_models(home: Path) -> Non
     assert dump["path"] == str(box.sandbox.dir / "memory.dump")
     assert box.machine.fake_qmp is not None
     assert "dump-guest-memory" in box.machine.fake_qmp.commands
+    assert await client.ok("credentials-changed", {"environ": {"X": "y"}}) == {"services": []}
     # A running sandbox is no pool member; without a workspace there is nothing to sync.
     assert await client.code("adopt", {"name": "x", "config": {}}) == "member-taken"
     for method in ("sync-status", "sync-approve", "sync-reject"):
@@ -549,6 +551,28 @@ async def test_ports_are_published_over_qmp_and_kept_in_the_config(home: Path) -
     assert monitor[-1] == "hostfwd_remove net0 tcp:127.0.0.1:18000"
     assert await client.code("unpublish", {"spec": "8000"}) == "not-found"
     assert box.sandbox.config().ports == [chosen]
+    client.close()
+    await stop(box)
+
+
+LISTEN_8000 = (
+    "  sl  local_address rem_address   st\n"
+    "   0: 00000000:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 1\n"
+)
+
+
+async def test_a_new_guest_listener_is_announced_even_after_a_ports_call_saw_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ports_module, "LISTENER_POLL", 0.01)
+    box = await started(home)
+    client = await Raw.open(box.sandbox.control)
+    await client.ok("watch")
+    await asyncio.sleep(0.05)  # the watcher's first look: the baseline (nothing listens)
+    box.machine.guest.files["/proc/net/tcp"] = LISTEN_8000.encode()
+    assert (await client.ok("ports"))["listening"] == [8000]  # a ports call sees it first
+    event = await client.event(lambda e: e.get("event") == "port-listening")
+    assert event == {"event": "port-listening", "port": 8000}
     client.close()
     await stop(box)
 

@@ -1,7 +1,9 @@
 // The Sandboxes view and the list behind it: the rows the server pushes (sandkit/sandboxes)
-// whenever a sandbox is made, started, stopped or removed; nothing here asks for them.
+// whenever a sandbox is made, started, stopped or removed, or its sessions or published
+// ports change; nothing here asks for them. Under each sandbox: its details, its sessions
+// (Attach / Stop) and its published ports (Open in Browser / Unpublish).
 import * as vscode from "vscode";
-import type { SandboxRow } from "../protocol";
+import type { PortRow, SandboxRow, SessionRow } from "../protocol";
 
 export class Sandboxes {
   private readonly changed = new vscode.EventEmitter<void>();
@@ -55,6 +57,41 @@ export class SandboxItem extends vscode.TreeItem {
   }
 }
 
+export function sessionDescription(session: SessionRow): string {
+  if (!session.running) {
+    return session.exit_status === null ? "ended" : `exited ${session.exit_status}`;
+  }
+  return session.attached ? `running · ${session.attached} attached` : "running";
+}
+
+export class SessionItem extends vscode.TreeItem {
+  constructor(
+    readonly sandbox: string,
+    readonly session: SessionRow,
+  ) {
+    super(`session ${session.name}`, vscode.TreeItemCollapsibleState.None);
+    this.description = sessionDescription(session);
+    this.contextValue = session.running ? "session" : "session-ended";
+    this.iconPath = new vscode.ThemeIcon(session.running ? "terminal" : "debug-stop");
+    if (session.running) {
+      this.command = { command: "sandkit.ui.attachSession", title: "Attach", arguments: [this] };
+    }
+  }
+}
+
+export class PortItem extends vscode.TreeItem {
+  constructor(
+    readonly sandbox: string,
+    readonly port: PortRow,
+  ) {
+    super(`port ${port.guest}`, vscode.TreeItemCollapsibleState.None);
+    this.description = `${port.host_ip}:${port.host}`;
+    this.contextValue = "port";
+    this.iconPath = new vscode.ThemeIcon("globe");
+    this.command = { command: "sandkit.ui.openPort", title: "Open in Browser", arguments: [this] };
+  }
+}
+
 export class SandboxesView implements vscode.TreeDataProvider<vscode.TreeItem> {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
@@ -69,11 +106,14 @@ export class SandboxesView implements vscode.TreeDataProvider<vscode.TreeItem> {
 
   getChildren(item?: vscode.TreeItem): vscode.TreeItem[] {
     if (item instanceof SandboxItem) {
-      return sandboxDetails(item.row).map(([key, value]) => {
+      const details = sandboxDetails(item.row).map(([key, value]) => {
         const detail = new vscode.TreeItem(key);
         detail.description = value;
         return detail;
       });
+      const sessions = (item.row.sessions ?? []).map((s) => new SessionItem(item.row.name, s));
+      const ports = item.row.ports.map((p) => new PortItem(item.row.name, p));
+      return [...details, ...sessions, ...ports];
     }
     return this.sandboxes.rows.map((row) => new SandboxItem(row));
   }

@@ -1,4 +1,9 @@
-"""Agents and execs streamed to the editor (a VS Code Pseudoterminal on the other side)."""
+"""Agents and execs streamed to the editor (a VS Code Pseudoterminal on the other side).
+
+An exec's terminal owns its program: closing it hangs the program up. A session's
+terminal is a view of a program the supervisor owns: it starts with the session's
+replayed screen, and closing it detaches (the program runs on, another server process
+attaches again after a window reload)."""
 
 from __future__ import annotations
 
@@ -7,14 +12,15 @@ import base64
 import codecs
 import contextlib
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sandkit.lsp import protocol
 from sandkit.rpc import ConnectionLost, exit_status
 from sandkit.sandbox import lifecycle
-from sandkit.sandbox.client import RemoteExec
-from sandkit.sandbox.protocol import ExitEvent
+from sandkit.sandbox.client import RemoteExec, RemoteSession, SupervisorClient
+from sandkit.sandbox.protocol import ExitEvent, SessionDetachedEvent, SessionExitEvent
 from sandkit.sandbox.store import Sandbox
 from sandkit.tasks import spawn
 
@@ -25,8 +31,11 @@ if TYPE_CHECKING:
 @dataclass
 class Terminal:
     id: int
-    remote: RemoteExec
+    remote: RemoteExec | RemoteSession
     pump: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+Opener = Callable[[SupervisorClient], Awaitable[RemoteSession]]
 
 
 class Terminals:
@@ -47,19 +56,66 @@ class Terminals:
         terminal.pump = spawn(self._pump(terminal, connection), f"terminal-{terminal.id}")
         return terminal.id
 
+    async def session(self, sandbox: Sandbox, opener: Opener) -> int:
+        """A terminal on the session ``opener`` starts or attaches to (on a connection of
+        its own, which the terminal's pump then holds)."""
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(await lifecycle.connect(sandbox))
+            remote = await opener(client)
+            connection = stack.pop_all()
+        terminal = Terminal(next(self._ids), remote)
+        self.open[terminal.id] = terminal
+        terminal.pump = spawn(self._pump_session(terminal, connection), f"session-{terminal.id}")
+        return terminal.id
+
+    async def _pump_session(
+        self, terminal: Terminal, connection: contextlib.AsyncExitStack
+    ) -> None:
+        remote = terminal.remote
+        assert isinstance(remote, RemoteSession)
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        exit_params: protocol.TerminalExitParams = {
+            "terminal": terminal.id,
+            "code": 255,
+            "detached": True,  # the editor closed the terminal, or the connection ended
+        }
+        try:
+            async with connection:
+                self._send(terminal, decoder.decode(remote.screen))  # the screen so far
+                while True:
+                    event = await remote.next()
+                    if isinstance(event, SessionExitEvent):
+                        code = exit_status(event.code, event.signal)
+                        exit_params["code"], exit_params["detached"] = code, False
+                        break
+                    if isinstance(event, SessionDetachedEvent):
+                        self._send(terminal, f"\r\n[sandkit: detached: {event.why}]\r\n")
+                        break
+                    self._send(terminal, decoder.decode(base64.b64decode(event.data)))
+        except ConnectionLost:
+            pass
+        finally:
+            self.open.pop(terminal.id, None)
+            self.server.protocol.notify(protocol.TERMINAL_EXIT, exit_params)
+
+    def _send(self, terminal: Terminal, text: str) -> None:
+        if text:
+            params: protocol.TerminalOutputParams = {"terminal": terminal.id, "data": text}
+            self.server.protocol.notify(protocol.TERMINAL_OUTPUT, params)
+
     async def _pump(self, terminal: Terminal, connection: contextlib.AsyncExitStack) -> None:
         decoders = {
             s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr")
         }
         code = 255  # the connection ended first, or the editor closed the terminal
+        remote = terminal.remote
+        assert isinstance(remote, RemoteExec)
         try:
             async with connection:
-                while not isinstance(event := await terminal.remote.next(), ExitEvent):
-                    text = decoders[event.stream].decode(base64.b64decode(event.data))
-                    if text:
-                        self.server.protocol.notify(
-                            protocol.TERMINAL_OUTPUT, {"terminal": terminal.id, "data": text}
-                        )
+                while not isinstance(event := await remote.next(), ExitEvent):
+                    self._send(
+                        terminal, decoders[event.stream].decode(base64.b64decode(event.data))
+                    )
                 code = exit_status(event.code, event.signal)
         except ConnectionLost:
             pass
@@ -73,7 +129,10 @@ class Terminals:
         terminal = self.open.get(terminal_id)
         if terminal is not None:
             with contextlib.suppress(Exception):  # it may have ended meanwhile
-                await terminal.remote.stdin(data.encode(), eof)
+                if isinstance(terminal.remote, RemoteSession):
+                    await terminal.remote.input(data.encode(), eof)
+                else:
+                    await terminal.remote.stdin(data.encode(), eof)
 
     async def resize(self, terminal_id: int, rows: int, cols: int) -> None:
         terminal = self.open.get(terminal_id)
@@ -82,7 +141,8 @@ class Terminals:
                 await terminal.remote.resize(rows, cols)
 
     def close(self, terminal_id: int) -> None:
-        """The editor closed the terminal: leaving the supervisor hangs the program up."""
+        """The editor closed the terminal: leaving the supervisor hangs an exec up, and
+        detaches from a session (which runs on)."""
         terminal = self.open.get(terminal_id)
         if terminal is not None and terminal.pump is not None:
             terminal.pump.cancel()  # its connection closes as the pump ends

@@ -1,16 +1,14 @@
 """Sandboxes, watched from the editor: the list of them is pushed to the client whenever it
-changes (sandkit/sandboxes); the proxy decisions of running ones become diagnostics on the
-kit lines that decided them (and a live log), and requests held for approval become
-prompts (window/showMessageRequest) whose answer goes back to the supervisor."""
+changes (sandkit/sandboxes), with each running one's sessions and published ports; its
+proxy decisions become diagnostics (decisions.py); requests held for approval, held sync
+changes and new guest listeners become prompts (window/showMessageRequest) whose answer
+goes back to the supervisor."""
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,104 +17,40 @@ from lsprotocol import types
 
 from sandkit import pids
 from sandkit.errors import SandkitError
-from sandkit.kits.builtin import looks_like_path
-from sandkit.kits.issues import KitError
-from sandkit.kits.yamlpos import parse
 from sandkit.lsp import protocol
 from sandkit.lsp.kitdocs import insert_edit
-from sandkit.lsp.kitdocs.cursor import schema_version
-from sandkit.lsp.kitdocs.edits import NETWORK_POLICY, add_allowed_host
+from sandkit.lsp.kitdocs.edits import add_allowed_host
+from sandkit.lsp.sandboxes.decisions import Decisions
+from sandkit.lsp.sandboxes.rows import Live, kit_spec_files, sandbox_row, sandbox_rows
 from sandkit.net.approvals import host_with_port
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.client import SupervisorClient
 from sandkit.sandbox.state import SandboxState, SyncStatus
-from sandkit.sandbox.store import Sandbox, State, Store
+from sandkit.sandbox.store import Sandbox, Store
 from sandkit.tasks import spawn
 
 if TYPE_CHECKING:
     from sandkit.lsp.server import SandkitServer
 
 log = logging.getLogger("sandkit.lsp.watch")
-SOURCE = "decisions"
 SCAN_EVERY = 1.0
-_ORIGIN = re.compile(r"^(?P<kit>\S+) \((?P<file>.+):(?P<line>\d+):(?P<col>\d+)\)$")
-BLOCKED_REASONS = ("default-deny", "deny-rule", "refused-by-user")
-
-
-@dataclass
-class Tally:
-    count: int = 0
-    credentials: set[str] = field(default_factory=set)
-    reasons: set[str] = field(default_factory=set)
 
 
 @dataclass
 class Watched:
     sandbox: Sandbox
-    kit_files: list[Path]  # the sandbox's own kits (not built-in), where fixes can go
-    offset: int = 0
-    allowed: dict[tuple[str, int, int, str], Tally] = field(default_factory=dict)
-    blocked: dict[str, Tally] = field(default_factory=dict)
-    denied_by_rule: dict[tuple[str, int, int, str], Tally] = field(default_factory=dict)
-    recent: collections.deque[dict[str, Any]] = field(
-        default_factory=lambda: collections.deque(maxlen=1000)
-    )
-    approvals: asyncio.Task[None] | None = None
-    uris: set[str] = field(default_factory=set)  # documents that carry our diagnostics
+    decisions: Decisions
+    follow: asyncio.Task[None] | None = None  # the watching connection to the supervisor
     sync: str | None = None  # the sync state last seen (paused: deletions held)
     asking_sync: bool = False
-
-
-def sandbox_rows(store: Store | None = None) -> list[protocol.SandboxRow]:
-    """What ``sandkit.list`` answers and ``sandkit/sandboxes`` pushes: every sandbox but
-    the warm pool's members."""
-    return [
-        sandbox_row(sandbox, sandbox.state())
-        for sandbox in (store or Store()).all()
-        if not lifecycle.is_pool_member(sandbox)
-    ]
-
-
-def sandbox_row(sandbox: Sandbox, state: State) -> protocol.SandboxRow:
-    try:
-        config = sandbox.config()
-    except SandkitError as exc:  # shown, so that it can be removed, not hiding the others
-        return {
-            "name": sandbox.name,
-            "state": "damaged",
-            "agent": "",
-            "kits": [],
-            "workspace": None,
-            "sync": None,
-            "error": str(exc),
-        }
-    return {
-        "name": sandbox.name,
-        "state": state.state,
-        "agent": config.agent,
-        "kits": config.kits,
-        "workspace": config.workspace,
-        "sync": state.sync if state.state == SandboxState.RUNNING else None,
-        "error": state.error,
-    }
-
-
-def kit_spec_files(refs: list[str]) -> list[Path]:
-    files = []
-    for ref in refs:
-        if not looks_like_path(ref) and not Path(ref).exists():
-            continue  # built-in: not the user's to edit
-        path = Path(ref)
-        spec = path / "spec.yaml" if path.is_dir() else path
-        if spec.is_file() and spec.suffix in (".yaml", ".yml"):
-            files.append(spec.resolve())
-    return files
+    offered: set[int] = field(default_factory=set)  # guest ports offered for publishing
 
 
 class Watcher:
     def __init__(self, server: SandkitServer) -> None:
         self.server = server
         self.watched: dict[str, Watched] = {}
+        self.live: dict[str, Live] = {}  # sessions and ports, by sandbox
         self._task: asyncio.Task[None] | None = None
         self._rows: list[protocol.SandboxRow] | None = None  # as last sent to the client
 
@@ -139,7 +73,7 @@ class Watcher:
             if lifecycle.is_pool_member(sandbox):
                 continue
             state = sandbox.state()
-            rows.append(sandbox_row(sandbox, state))
+            rows.append(sandbox_row(sandbox, state, self.live.get(sandbox.name)))
             if state.state == SandboxState.RUNNING and pids.alive(state.supervisor_pid):
                 alive[sandbox.name] = sandbox
         for name in list(self.watched):
@@ -150,10 +84,11 @@ class Watcher:
                 watched = self.watched.get(name)
                 if watched is None:
                     config = sandbox.config()
-                    watched = Watched(sandbox, kit_spec_files([config.agent, *config.kits]))
+                    kits = kit_spec_files([config.agent, *config.kits])
+                    watched = Watched(sandbox, Decisions(sandbox, kits))
                     self.watched[name] = watched
-                    watched.approvals = spawn(self._approvals(watched), f"approvals-{name}")
-                self._read(watched)
+                    watched.follow = spawn(self._follow(watched), f"follow-{name}")
+                watched.decisions.read(self.server)
                 self._sync(watched, sandbox.state().sync)
             except (SandkitError, OSError, ValueError) as exc:
                 log.warning("cannot watch sandbox %s: %s", name, exc)
@@ -169,98 +104,94 @@ class Watcher:
         """Stop following a sandbox (stopped or removed): its diagnostics go, and the
         client hears of the change now rather than at the next scan."""
         watched = self.watched.pop(name, None)
+        self.live.pop(name, None)
         if send:
             with contextlib.suppress(OSError):
-                self._send(sandbox_rows())
+                self._send(sandbox_rows(live=self.live))
         if watched is None:
             return
-        if watched.approvals is not None:
-            watched.approvals.cancel()
-        for uri in watched.uris:
-            self.server.publish(uri, f"{SOURCE}:{name}", [])
+        if watched.follow is not None:
+            watched.follow.cancel()
+        watched.decisions.clear(self.server)
 
-    # -- decisions ------------------------------------------------------------------------
-    def _read(self, watched: Watched) -> None:
-        path = watched.sandbox.dir / "decisions.jsonl"
+    async def refresh(self, name: str, client: SupervisorClient) -> set[int]:
+        """Ask the supervisor for its sessions and ports now (after a command changed
+        them), and send the rows if that changed them; answers the guest's listeners."""
+        ports = await client.ports()
+        self.live[name] = Live.of(await client.sessions(), ports.ports)
+        with contextlib.suppress(OSError):
+            self._send(sandbox_rows(live=self.live))
+        return set(ports.listening)
+
+    # -- the watching connection: approvals, new listeners, sessions and ports ------------
+    async def _follow(self, watched: Watched) -> None:
+        """Follow the sandbox's events for as long as it is watched, reconnecting if the
+        connection to its supervisor drops."""
+        name = watched.sandbox.name
+        while self.watched.get(name) is watched:
+            try:
+                client = await lifecycle.connect(watched.sandbox)
+            except SandkitError:
+                await asyncio.sleep(1.0)
+                continue
+            poll = None
+            try:
+                async with client:
+                    await client.watch()
+                    poll = spawn(self._poll(watched, client), f"poll-{name}")
+                    async for event in client.events():  # until the connection ends
+                        if event.get("event") == "approval":
+                            spawn(self._ask(watched, client, event), "approval-prompt")
+                        elif event.get("event") == "port-listening":
+                            port = int(event["port"])
+                            spawn(self._offer_port(watched, client, port), "port-prompt")
+            except SandkitError:
+                pass  # the supervisor closed the connection, or refused to be watched
+            finally:
+                if poll is not None:
+                    poll.cancel()
+            await asyncio.sleep(0.5)
+
+    async def _poll(self, watched: Watched, client: SupervisorClient) -> None:
+        """Sessions start and end, and ports are published, from the CLI too: asked for
+        on the watching connection at the pace of the scans. A guest port listening now
+        that did not at the last look is offered too: the supervisor's port-listening
+        event is lost when a `ports` call (this one, or the CLI's) saw the port first."""
+        before: set[int] | None = None  # the first look is the baseline: nothing offered
+        while True:
+            with contextlib.suppress(SandkitError):
+                listening = await self.refresh(watched.sandbox.name, client)
+                for port in sorted(listening - before if before is not None else set()):
+                    spawn(self._offer_port(watched, client, port), "port-prompt")
+                before = listening
+            await asyncio.sleep(SCAN_EVERY)
+
+    async def _offer_port(self, watched: Watched, client: SupervisorClient, port: int) -> None:
+        """A guest port started listening: offer to publish it (once per port)."""
+        name = watched.sandbox.name
+        live = self.live.get(name) or Live()
+        if port in watched.offered or any(p["guest"] == port for p in live.ports):
+            return
+        watched.offered.add(port)
+        answer = await self.server.window_show_message_request_async(
+            types.ShowMessageRequestParams(
+                type=types.MessageType.Info,
+                message=f"Publish port {port} of sandbox {name}?",
+                actions=[types.MessageActionItem(title=t) for t in (protocol.PUBLISH, NOT_NOW)],
+            )
+        )
+        if answer is None or answer.title != protocol.PUBLISH:
+            return
         try:
-            with path.open("rb") as f:
-                f.seek(watched.offset)
-                data = f.read()
-        except OSError:
-            return
-        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
-        if end == 0:
-            return
-        watched.offset += end
-        records = []
-        for line in data[:end].splitlines():
-            with contextlib.suppress(ValueError):
-                records.append(json.loads(line))
-        for record in records:
-            self._count(watched, record)
-            watched.recent.append(record)
-            params: protocol.DecisionParams = {"sandbox": watched.sandbox.name, "record": record}
-            self.server.protocol.notify(protocol.DECISION, params)
-        if records:
-            self._publish(watched)
-
-    def _count(self, watched: Watched, record: dict[str, Any]) -> None:
-        origin = _ORIGIN.match(str(record.get("origin") or ""))
-        host = str(record.get("host"))
-        if record.get("action") == "allowed" and origin is not None:
-            key = (origin["file"], int(origin["line"]), int(origin["col"]), host)
-            tally = watched.allowed.setdefault(key, Tally())
-        elif record.get("action") == "blocked" and record.get("reason") in BLOCKED_REASONS:
-            if record.get("reason") == "deny-rule" and origin is not None:
-                key = (origin["file"], int(origin["line"]), int(origin["col"]), host)
-                tally = watched.denied_by_rule.setdefault(key, Tally())
-            else:
-                tally = watched.blocked.setdefault(host, Tally())
-        else:
-            return
-        tally.count += 1
-        tally.credentials.update(record.get("credentials") or [])
-        tally.reasons.add(str(record.get("reason")))
-
-    def _publish(self, watched: Watched) -> None:
-        per_uri: dict[str, list[types.Diagnostic]] = {}
-        for (file, line, col, host), tally in watched.allowed.items():
-            message = f"{host}: {_requests(tally.count)} allowed"
-            if tally.credentials:
-                message += f", credential {', '.join(sorted(tally.credentials))} injected"
-            per_uri.setdefault(Path(file).resolve().as_uri(), []).append(
-                _at(line, col, message, types.DiagnosticSeverity.Information, "allowed-host")
+            host = await publish(client, port)
+        except SandkitError as exc:
+            self.server.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=str(exc))
             )
-        for (file, line, col, host), tally in watched.denied_by_rule.items():
-            per_uri.setdefault(Path(file).resolve().as_uri(), []).append(
-                _at(
-                    line,
-                    col,
-                    f"{host}: {_requests(tally.count)} blocked by this rule",
-                    types.DiagnosticSeverity.Information,
-                    "denied-host",
-                )
-            )
-        for spec in watched.kit_files[:1]:  # the sandbox's first own kit: where a fix goes
-            anchor = network_anchor(spec)
-            for host, tally in watched.blocked.items():
-                why = ", ".join(sorted(tally.reasons))
-                diag = _at(
-                    anchor[0] + 1,
-                    anchor[1] + 1,
-                    f"{_requests(tally.count)} to {host} blocked ({why}) in sandbox "
-                    f"{watched.sandbox.name}",
-                    types.DiagnosticSeverity.Warning,
-                    "blocked-host",
-                    length=anchor[2],
-                )
-                diag.data = {"host": host, "sandbox": watched.sandbox.name}
-                per_uri.setdefault(spec.as_uri(), []).append(diag)
-        for uri in watched.uris - set(per_uri):
-            self.server.publish(uri, f"{SOURCE}:{watched.sandbox.name}", [])
-        for uri, diagnostics in per_uri.items():
-            self.server.publish(uri, f"{SOURCE}:{watched.sandbox.name}", diagnostics)
-        watched.uris = set(per_uri)
+            return
+        with contextlib.suppress(SandkitError):
+            await self.refresh(name, client)
+        await offer_browser(self.server, name, port, host)
 
     # -- sync: held deletions and conflicts ------------------------------------------------
     def _sync(self, watched: Watched, state: str | None) -> None:
@@ -333,29 +264,11 @@ class Watcher:
         return True
 
     # -- approvals ------------------------------------------------------------------------
-    async def _approvals(self, watched: Watched) -> None:
-        """Follow the sandbox's held requests for as long as it is watched, reconnecting
-        if the connection to its supervisor drops."""
-        while self.watched.get(watched.sandbox.name) is watched:
-            try:
-                client = await lifecycle.connect(watched.sandbox)
-            except SandkitError:
-                await asyncio.sleep(1.0)
-                continue
-            try:
-                async with client:
-                    await client.watch()
-                    async for event in client.events():  # until the connection ends
-                        if event.get("event") == "approval":
-                            spawn(self._ask(watched, client, event), "approval-prompt")
-            except SandkitError:
-                pass  # the supervisor closed the connection, or refused to be watched
-            await asyncio.sleep(0.5)
-
     async def _ask(self, watched: Watched, client: SupervisorClient, event: dict[str, Any]) -> None:
         host, port, name = str(event["host"]), int(event["port"]), watched.sandbox.name
+        kit_files = watched.decisions.kit_files
         choices = [protocol.ALLOW_ONCE, protocol.ALLOW_SANDBOX]
-        if watched.kit_files:
+        if kit_files:
             choices.append(protocol.ADD_TO_KIT)
         choices.append(protocol.DENY)
         params = types.ShowMessageRequestParams(
@@ -378,7 +291,7 @@ class Watcher:
             elif title == protocol.ALLOW_SANDBOX:
                 await client.approve(host, remember=True)
             elif title == protocol.ADD_TO_KIT:
-                await self.add_to_kit(watched.kit_files[0], host)
+                await self.add_to_kit(kit_files[0], host)
                 await client.approve(host, remember=True)
             else:
                 await client.deny(host_with_port(host, port), remember=False)
@@ -407,47 +320,29 @@ class Watcher:
         return bool(result.applied)
 
 
-def _requests(count: int) -> str:
-    return f"{count} request{'s' if count != 1 else ''}"
+NOT_NOW = "Not now"
 
 
-def _at(
-    line: int,
-    col: int,
-    message: str,
-    severity: types.DiagnosticSeverity,
-    code: str,
-    length: int = 0,
-) -> types.Diagnostic:
-    """A diagnostic at a 1-based line:col (as decision records name kit rules)."""
-    start = types.Position(max(line - 1, 0), max(col - 1, 0))
-    end = types.Position(start.line, start.character + length) if length else start
-    return types.Diagnostic(
-        range=types.Range(start, end),
-        message=message,
-        severity=severity,
-        code=code,
-        source="sandkit",
-    )
+async def publish(client: SupervisorClient, port: int) -> int:
+    """Publish a guest port on the same host port if that is free, else on a free one;
+    answers the host port."""
+    from sandkit.sandbox.client import SupervisorError
 
-
-def network_anchor(spec: Path) -> tuple[int, int, int]:
-    """0-based line, column and length of the kit's network section key (or its first
-    line): where warnings about blocked hosts are shown."""
     try:
-        text = spec.read_text()
-        located = parse(text, str(spec))
-    except (OSError, KitError):
-        return 0, 0, 0
-    version = schema_version(text)
-    data = located.data if isinstance(located.data, dict) else {}
-    if version == "3":
-        for i, cap in enumerate(data.get("capabilities") or []):
-            if isinstance(cap, dict) and cap.get("type") in NETWORK_POLICY:
-                span = located.values[("capabilities", i)]
-                return span.line, span.column, len("type")
-    for path in (("permissions", "network"), ("network",), ("permissions",)):
-        if path in located.keys:
-            span = located.keys[path]
-            return span.line, span.column, span.end_column - span.column
-    return 0, 0, 0
+        result = await client.publish(f"{port}:{port}")
+    except SupervisorError:
+        result = await client.publish(str(port))
+    return next(p.host for p in result.ports if p.guest == port)
+
+
+async def offer_browser(server: SandkitServer, name: str, guest: int, host: int) -> None:
+    url = f"http://127.0.0.1:{host}/"
+    answer = await server.window_show_message_request_async(
+        types.ShowMessageRequestParams(
+            type=types.MessageType.Info,
+            message=f"Port {guest} of sandbox {name} is published at {url}",
+            actions=[types.MessageActionItem(title=protocol.OPEN_IN_BROWSER)],
+        )
+    )
+    if answer is not None and answer.title == protocol.OPEN_IN_BROWSER:
+        await server.window_show_document_async(types.ShowDocumentParams(uri=url, external=True))

@@ -7,10 +7,12 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from sandkit.net.actions import Action
+from sandkit.net.approvals import ABANDONED, Approval
 from sandkit.net.decisions import Decision
 from sandkit.net.guard import IPAddress, blocked_body, is_internal
 from sandkit.net.policy import Reason, Verdict
 from sandkit.net.proxy.settings import CONNECT_TIMEOUT, ProxySettings
+from sandkit.tasks import spawn
 
 if TYPE_CHECKING:
     from sandkit.net.proxy.server import EgressProxy
@@ -24,6 +26,36 @@ class Blocked(Exception):
         self.code, self.body, self.verdict = code, body, verdict
 
 
+GONE_POLL = 0.2  # seconds between looks at whether the asking client is still there
+
+
+async def _ask(
+    s: ProxySettings, host: str, port: int, client: asyncio.StreamReader | None
+) -> Approval | None:
+    """A person's answer, or None: no answer within ask_timeout, or the client that asked
+    went away (then the question is withdrawn at once, not at the time-out)."""
+    ask = s.ask
+    assert ask is not None
+
+    async def asked() -> Approval | None:
+        return await ask(host, port)
+
+    asking = spawn(asked(), f"ask-{host}")
+    try:
+        async with asyncio.timeout(s.ask_timeout):
+            while True:
+                done, _ = await asyncio.wait({asking}, timeout=GONE_POLL)
+                if done:
+                    return asking.result()
+                if client is not None and client.at_eof():
+                    asking.cancel(ABANDONED)
+                    return None
+    except TimeoutError:
+        return None
+    finally:
+        asking.cancel()
+
+
 async def _verdict(
     proxy: EgressProxy,
     host: str,
@@ -31,6 +63,7 @@ async def _verdict(
     method: str | None,
     path: str | None,
     address: IPAddress | None,
+    client: asyncio.StreamReader | None = None,
 ) -> Verdict:
     s = proxy.s
     verdict = s.policy.decide(
@@ -44,10 +77,7 @@ async def _verdict(
     )
     if verdict.action is not Action.ASK or s.ask is None:
         return verdict
-    try:
-        answer = await asyncio.wait_for(s.ask(host, port), s.ask_timeout)
-    except TimeoutError:
-        answer = None
+    answer = await _ask(s, host, port, client)
     if answer is None:
         return Verdict(Action.DENY, Reason.DEFAULT_DENY)
     if answer.remember:
@@ -63,6 +93,7 @@ async def decide(
     method: str | None = None,
     path: str | None = None,
     address: IPAddress | None = None,
+    client: asyncio.StreamReader | None = None,
 ) -> tuple[Verdict, IPAddress | None]:
     """The verdict, and the address it was given (None: not resolved yet). When a
     rule names addresses, the name is resolved first: ``2130706433`` or a name that
@@ -72,7 +103,7 @@ async def decide(
         first = s.policy.decide(host, port, phase=s.phase, method=method, path=path, can_ask=False)
         if first.reason is not Reason.DENY_RULE:  # a name denied outright needs no DNS
             address = await resolve(s, host, port, first)
-    return await _verdict(proxy, host, port, method, path, address), address
+    return await _verdict(proxy, host, port, method, path, address, client), address
 
 
 def blocked(s: ProxySettings, host: str, port: int, verdict: Verdict) -> Blocked:

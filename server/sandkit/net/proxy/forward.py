@@ -16,10 +16,10 @@ from sandkit.net.actions import Action
 from sandkit.net.decisions import Decision
 from sandkit.net.guard import mismatch_body
 from sandkit.net.httpio import BadMessage, Head, Headers, MessageReader
-from sandkit.net.proxy import decide
+from sandkit.net.proxy import decide, oauth
 from sandkit.net.proxy.exchange import exchange
 from sandkit.net.proxy.upstream import Upstream
-from sandkit.net.scrub import UnsupportedEncoding
+from sandkit.net.scrub import Needle, Scrubber, UnsupportedEncoding
 from sandkit.net.target import BadTarget, split_absolute, split_authority
 
 if TYPE_CHECKING:
@@ -86,7 +86,9 @@ async def _allowed(
     host, port = request.host, request.port
     reuse = upstream is not None and upstream.key == (host, port) and not upstream.closed
     known = upstream.address if upstream is not None and reuse else None
-    verdict, resolved = await decide.decide(proxy, host, port, head.method, request.path, known)
+    verdict, resolved = await decide.decide(
+        proxy, host, port, head.method, request.path, known, client=messages.stream
+    )
     decide.note(decision, verdict)
     if verdict.action is not Action.ALLOW:
         raise decide.blocked(proxy.s, host, port, verdict)
@@ -94,6 +96,11 @@ async def _allowed(
     s = proxy.s
     injection = s.injector.apply(host, request.path, request.headers, secure=request.secure)
     decision.credentials, decision.warnings = injection.injected, injection.warnings
+    headers = injection.headers
+    if s.oauth and request.secure:  # sentinels become real tokens over TLS only
+        headers, swapped, notes = oauth.swap(s.oauth, host, headers)
+        decision.credentials += swapped
+        decision.warnings += notes
     if upstream is None or not reuse:
         if upstream is not None:
             upstream.close()
@@ -101,10 +108,16 @@ async def _allowed(
         tls = s.upstream_tls if request.secure else None
         upstream = await Upstream.open(host, port, address, tls)
     # Responses from a terminated tunnel go back scrubbed of real secrets.
-    scrubber = s.injector.scrubber if request.secure and s.injector.scrubber else None
-    sent = Request(host, port, request.path, injection.headers, request.secure)
+    scrubber = _scrubber(s.injector.scrubber, s.oauth, host) if request.secure else None
+    sent = Request(host, port, request.path, headers, request.secure)
+    binding = oauth.token_binding(s.oauth, host, head.method, request.path)
     try:
-        keep = await exchange(head, sent, writer, messages, upstream, decision, scrubber)
+        if binding is not None and request.secure:
+            keep = await oauth.token_exchange(
+                binding, head, sent, writer, messages, upstream, decision
+            )
+        else:
+            keep = await exchange(head, sent, writer, messages, upstream, decision, scrubber)
     except BaseException:
         upstream.close()  # the caller never sees this connection: close it here
         raise
@@ -112,6 +125,23 @@ async def _allowed(
     if not keep:
         upstream.close()
     return keep, upstream
+
+
+def _scrubber(
+    base: Scrubber, bindings: tuple[oauth.OAuthBinding, ...], host: str
+) -> Scrubber | None:
+    """The injector's scrubber, plus this host's real OAuth tokens (read now: a refresh
+    may have rotated them) so that a reflected token goes back as its sentinel."""
+    extra: list[Needle] = []
+    for b in oauth.active(bindings):
+        if host.lower().rstrip(".") not in b.hosts() or (tokens := b.tokens()) is None:
+            continue
+        extra.append(Needle(tokens.access.encode(), b.sentinels.access.encode(), b.service))
+        if tokens.refresh:
+            extra.append(Needle(tokens.refresh.encode(), b.sentinels.refresh.encode(), b.service))
+    if extra:
+        return Scrubber([*base.needles, *extra])
+    return base if base else None
 
 
 def _request(head: Head, origin: tuple[str, int] | None) -> tuple[Request, decide.Blocked | None]:

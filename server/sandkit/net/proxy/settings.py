@@ -15,6 +15,7 @@ from sandkit.net.decisions import DecisionLog
 from sandkit.net.guard import Resolver
 from sandkit.net.inject import Injector
 from sandkit.net.policy import Policy
+from sandkit.net.proxy.oauth import OAuthBinding
 from sandkit.net.tls import CertificateAuthority
 
 CONNECT_TIMEOUT = 10.0
@@ -37,6 +38,7 @@ class ProxySettings:
     ask: Ask | None = None
     ask_timeout: float = 60.0
     access: TokenAccess | None = None  # every request to the proxy must carry its token
+    oauth: tuple[OAuthBinding, ...] = ()  # OAuth credentials: sentinels, host token store
 
     def release(self, keep: ProxySettings | None = None) -> None:
         """Close the log and the CA, except what ``keep`` holds too."""

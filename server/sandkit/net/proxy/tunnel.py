@@ -14,7 +14,7 @@ from sandkit.net.decisions import Decision
 from sandkit.net.guard import IPAddress
 from sandkit.net.httpio import BadMessage, Head, MessageReader
 from sandkit.net.policy import Verdict
-from sandkit.net.proxy import decide
+from sandkit.net.proxy import decide, oauth
 from sandkit.net.proxy.settings import CONNECT_TIMEOUT, COPY_SIZE
 from sandkit.net.proxy.upstream import splice
 
@@ -35,12 +35,13 @@ async def connect(
     host, port = authority(head.target, 443)
     decision = Decision(proxy.s.sandbox, "CONNECT", "tunnel", host, port, "blocked", "")
     try:
-        verdict, resolved = await decide.decide(proxy, host, port)
+        verdict, resolved = await decide.decide(proxy, host, port, client=reader)
         decide.note(decision, verdict)
         if verdict.action is not Action.ALLOW:
             raise decide.blocked(proxy.s, host, port, verdict)
         decision.reason = str(verdict.reason)
-        if proxy.s.injector.intercepts(host) or verdict.inspect:
+        intercept = proxy.s.injector.intercepts(host) or oauth.intercepts(proxy.s.oauth, host)
+        if intercept or verdict.inspect:
             if messages.leftover:
                 raise BadMessage(400, "data sent before the tunnel was established")
             decision.action, decision.scheme = "allowed", "https"

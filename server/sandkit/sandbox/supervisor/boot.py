@@ -19,6 +19,7 @@ from sandkit.vm import golden
 from sandkit.vm.image import Image, ensure_image
 from sandkit.vm.image import load as load_image
 from sandkit.vm.machine import Machine, MachinePaths, VMError, choose_accel
+from sandkit.vm.qemu import DEFAULT_DISK_MIB
 
 if TYPE_CHECKING:
     from sandkit.kits.resolution import Resolution
@@ -104,9 +105,48 @@ async def boot(sup: Supervisor) -> None:
         await guest.make_unique(sup)  # as an adoption does: name, entropy, clock, workspace
     else:
         log.info("guest agent ready (%s)", machine.accel)
+    await grow_root(machine, DEFAULT_DISK_MIB)
     await guest.trust_ca(sup)
     await guest.apply_kits(sup)
     log.info("kits applied")
+
+
+async def grow_root(machine: Machine, disk_mib: int) -> None:
+    """Grow the guest's disk to ``disk_mib`` (never shrink it): the qcow2 overlay's
+    virtual size through QMP while the VM runs, which the guest's virtio-blk sees as a
+    capacity change, then its ext4 root online (resize2fs on the mounted /dev/vda).
+    The same for a cold boot and a restored snapshot, whose device state holds the old
+    size; a sandbox that has grown already finds nothing to do."""
+    assert machine.qmp is not None and machine.channel is not None
+    blocks = await machine.qmp.execute("query-block")
+    sizes = [
+        int(b["inserted"]["image"]["virtual-size"])
+        for b in (blocks if isinstance(blocks, list) else [])
+        if b.get("device") == "root" and "inserted" in b
+    ]
+    if not sizes:  # not QEMU's answer (a test's machine): nothing to grow
+        log.warning("no root disk in query-block: the disk is left as it is")
+        return
+    size = sizes[0]
+    want = disk_mib << 20
+    if size >= want:
+        return
+    await machine.qmp.execute("block_resize", {"device": "root", "size": want})
+    sectors = want // 512
+    # The kernel reads the new capacity on the config-change interrupt: wait for it.
+    script = (
+        f"i=0; while [ $(cat /sys/block/vda/size) -lt {sectors} ]; do i=$((i+1)); "
+        '[ $i -gt 400 ] && { echo "the disk did not grow" >&2; exit 3; }; sleep 0.05; done; '
+        "resize2fs /dev/vda"
+    )
+    result = await machine.channel.run(["sh", "-c", script])
+    if result.exit_status != 0:
+        raise VMError(
+            f"growing the guest's root filesystem to {disk_mib} MiB failed: "
+            f"{result.stderr.decode(errors='replace').strip()[-300:]}",
+            "",
+        )
+    log.info("disk grown to %d MiB", disk_mib)
 
 
 async def launched(launch: asyncio.Task[BaseException | None], clone: golden.Clone | None) -> None:
@@ -181,6 +221,7 @@ async def wait_in_pool(sup: Supervisor, clone: golden.Clone, kits: str | None) -
     await machine.attach_share()
     # Run once what every adoption runs first (a command as the agent user, a shell),
     # so that its code is translated (TCG's cache is not in the snapshot) before the pause.
+    await grow_root(machine, DEFAULT_DISK_MIB)  # adopted sandboxes get the default disk
     for argv in (["true"], ["sh", "-c", "cat /dev/null"], ["bash", "-lc", "true"]):
         await machine.channel.run(argv, user="agent", env=sup.guest_env)
     await machine.qmp.execute("stop")

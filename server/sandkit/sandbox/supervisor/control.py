@@ -309,6 +309,19 @@ async def dump_memory(sup: Supervisor, conn: Connection, params: p.Empty) -> p.D
     return p.DumpMemoryResult(path=str(target))
 
 
+@handles("credentials-changed")
+async def credentials_changed(
+    sup: Supervisor, conn: Connection, params: p.CredentialsChangedParams
+) -> p.CredentialsChangedResult:
+    """`secret set|rm` or a client's host variables: the running proxy takes the new
+    values at once; the guest's placeholders stay."""
+    from sandkit.sandbox.supervisor import egress
+
+    if params.environ is not None:
+        egress.set_host_environ(sup, params.environ)
+    return p.CredentialsChangedResult(services=await egress.refresh_credentials(sup))
+
+
 @handles("exec")
 @require(RUNNING)
 async def exec_(sup: Supervisor, conn: Connection, params: p.ExecParams) -> p.ExecResult:

@@ -15,6 +15,7 @@ from sandkit.errors import SandkitError
 from sandkit.hostconfig import local_cas, registry_credentials, registry_hosts
 from sandkit.net.actions import Action
 from sandkit.net.cafile import read_certificates
+from sandkit.net.secrets import SecretStore
 from sandkit.sandbox.store import Config
 from sandkit.sandbox.supervisor import egress
 from sandkit.sandbox.supervisor.approvals import load_approvals
@@ -59,6 +60,8 @@ async def proxy_settings(sup: Supervisor, resolution: Resolution | None = None) 
         upstream_ca=Path(c.upstream_ca) if c.upstream_ca else None,
         sandbox=c.name,
         registry_hosts=registry_hosts(c.arg_defaults),
+        environ=egress.host_environ(sup),
+        store=SecretStore(sandbox=c.name),
     )
     # Logins that were in the host's registry URLs: the proxy sends them (the guest got
     # the URLs without them), through the same injector as the kits' credentials.
@@ -90,7 +93,11 @@ def guest_env(resolution: Resolution, bound: list[BoundCredential]) -> dict[str,
         {
             b.credential.env: b.placeholder
             for b in bound
-            if b.credential.env and b.credential.proxy_managed
+            if b.credential.env
+            and b.credential.proxy_managed
+            # No API key but an OAuth block: the agent signs in from its credential
+            # file, which a placeholder key in its environment would override.
+            and (b.value is not None or b.credential.oauth is None)
         }
     )
     env.update(dict.fromkeys(CA_BUNDLE_VARS, GUEST_CA_BUNDLE))
@@ -129,7 +136,26 @@ async def apply_kits(sup: Supervisor, first_boot_only: bool = False) -> None:
         sup.sandbox.share if sup.config.workspace else None,
         set_phase=lambda phase: egress.set_phase(sup, phase),
         first_boot_only=first_boot_only,
+        credential_files=await asyncio.to_thread(credential_files, sup),
     )
+
+
+def credential_files(sup: Supervisor) -> list[tuple[str, bytes]]:
+    """The OAuth credentials' files, with this sandbox's sentinels, for the services the
+    host holds a sign-in for (without one, a file would only promise the agent a login
+    that fails)."""
+    from sandkit.net.oauth import credential_file
+    from sandkit.sandbox.kitapply import HOME
+
+    out = []
+    for binding in sup.proxy.s.oauth if sup.proxy is not None else ():
+        tokens = binding.tokens()
+        if tokens is None:
+            continue
+        made = credential_file(binding.spec, binding.sentinels, tokens.expires_at, HOME)
+        if made is not None:
+            out.append(made)
+    return out
 
 
 async def make_unique(sup: Supervisor) -> None:

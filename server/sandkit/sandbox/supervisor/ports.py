@@ -10,14 +10,22 @@ publish it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import socket
 from typing import TYPE_CHECKING
 
 from sandkit.sandbox import protocol as p
-from sandkit.sandbox.ports import LOOPBACK, PortError, Published, check_new, listeners, parse
+from sandkit.sandbox.ports import (
+    LOOPBACK,
+    PortError,
+    Published,
+    check_new,
+    find,
+    listeners,
+    parse,
+    saved,
+)
 from sandkit.sandbox.protocol import ControlError, ErrorCode
 
 if TYPE_CHECKING:
@@ -27,8 +35,10 @@ log = logging.getLogger("sandkit.supervisor")
 NETDEV = "net0"  # vm/qemu.py's user network
 LISTENER_POLL = 2.0  # seconds between looks at the guest's listening sockets
 # Forwards reach the guest's loopback address, so that a service listening on 127.0.0.1
-# only (most dev servers' default) answers as well as one on 0.0.0.0. The guest's kernel
-# accepts such packets from its network card once route_localnet is on (set at boot).
+# only (most dev servers' default) answers as well as one on 0.0.0.0 (both checked in a
+# real guest, tests/vm/test_ports.py). libslirp sends to any address it is given; the
+# guest's kernel accepts 127.0.0.1 from its network card once route_localnet is on (set
+# at each start, before the forwards).
 GUEST_ADDRESS = "127.0.0.1"
 
 
@@ -54,13 +64,16 @@ class PortHost:
             ports=[port_info(x) for x in sorted(self.published)], listening=sorted(self.listening)
         )
 
-    async def _hmp(self, command: str) -> None:
+    async def _hmp(self, command: str, done: str = "") -> None:
+        """HMP answers in text: hostfwd_add says nothing on success, hostfwd_remove says
+        "host forwarding rule for ... removed" (or "... not found")."""
         machine = self.sup.machine
         if machine is None or machine.qmp is None:
             raise ControlError(ErrorCode.WRONG_STATE, "the sandbox is not running")
         answer = await machine.qmp.execute("human-monitor-command", {"command-line": command})
-        if isinstance(answer, str) and answer.strip():  # HMP reports failures as text
-            raise ControlError(ErrorCode.FAILED, f"QEMU refused '{command}': {answer.strip()}")
+        text = answer.strip() if isinstance(answer, str) else ""
+        if text and not (done and text.endswith(done)):
+            raise ControlError(ErrorCode.FAILED, f"QEMU refused '{command}': {text}")
 
     async def publish(self, spec: str, save: bool = True) -> Published:
         try:
@@ -86,19 +99,11 @@ class PortHost:
         return port
 
     async def unpublish(self, spec: str) -> Published:
-        host, _, guest = spec.strip().rpartition(":")
-        matches = [
-            x
-            for x in self.published
-            if str(x.guest) == guest.removesuffix("/tcp") and (not host or str(x.host) == host)
-        ]
-        if not matches:
-            shown = ", ".join(str(x) for x in self.published) or "none"
-            raise ControlError(
-                ErrorCode.NOT_FOUND, f"'{spec}' is not published (published: {shown})"
-            )
-        port = matches[0]
-        await self._hmp(f"hostfwd_remove {NETDEV} tcp:{port.host_ip}:{port.host}")
+        try:
+            port = find(self.published, spec)
+        except PortError as exc:
+            raise ControlError(ErrorCode.NOT_FOUND, str(exc)) from None
+        await self._hmp(f"hostfwd_remove {NETDEV} tcp:{port.host_ip}:{port.host}", " removed")
         self.published.remove(port)
         self._save()
         log.info("unpublished %s", port)
@@ -116,10 +121,11 @@ class PortHost:
         """At start: the saved forwards, then each kit port on the same host port (or a
         free one when that is taken), once per guest port."""
         await self._enable_loopback_forwards()
-        for saved in self.sup.config.ports:
-            with contextlib.suppress(ControlError, KeyError, ValueError):
-                port = Published.from_dict(saved)
+        for port in saved(self.sup.config.ports):
+            try:
                 await self.publish(f"{port.host_ip}:{port.host}:{port.guest}", save=False)
+            except ControlError as exc:
+                log.warning("%s not published again: %s", port, exc.message)
         for guest in kit_ports:
             if any(x.guest == guest for x in self.published):
                 continue
@@ -139,17 +145,20 @@ class PortHost:
             log.warning("route_localnet: %s", done.stderr.decode(errors="replace").strip())
 
     async def watch_listeners(self) -> None:
-        """Announce each guest port that starts listening (to watching clients)."""
-
+        """Announce each guest port that starts listening (to watching clients). Its own
+        record of what it saw: a `ports` call that read the new listener first must not
+        swallow the announcement."""
+        seen: set[int] | None = None  # None: the first look is the baseline, not news
         while True:
             await asyncio.sleep(LISTENER_POLL)
             if not self.sup.sync_watchers:  # nobody to tell: the guest stays idle
                 continue
-            before = set(self.listening)
-            for port in sorted(await self.refresh() - before):
+            now = set(await self.refresh())
+            for port in sorted(now - seen) if seen is not None else []:
                 event = p.PortListeningEvent(port=port).model_dump()
                 for queue in self.sup.sync_watchers:
                     queue.put_nowait(event)
+            seen = now
 
     async def refresh(self) -> set[int]:
         """The guest's listening ports now, read without starting a program."""

@@ -1,0 +1,440 @@
+"""This terminal wired to a program in a sandbox.
+
+Two ways: a *session* (``run``, ``attach``), which the supervisor owns, so leaving (Ctrl-\\
+Ctrl-\\, or closing the terminal) leaves it running; and a plain *exec* (``exec``), bound to
+this client as ``docker exec`` is. Both share the raw-mode and standard-input code here.
+In a session every key goes through ``KeyReader``: sandkit takes only what follows its
+escape key (cli/keys.py), so a question on the screen never eats what the user types."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+import termios
+import tty
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+from sandkit.cli.keys import Command, KeyReader
+from sandkit.errors import SandkitError
+from sandkit.rpc import exit_status
+from sandkit.tasks import spawn
+
+if TYPE_CHECKING:
+    from sandkit.cli.prompt import ApprovalPrompt
+    from sandkit.sandbox.client import RemoteExec, SessionEvent
+    from sandkit.sandbox.protocol import SessionInfo
+    from sandkit.sandbox.store import Sandbox
+
+
+class Session(Protocol):
+    """What the attach loop needs of ``sandbox.client.RemoteSession``."""
+
+    name: str
+    screen: bytes
+
+    async def next(self) -> SessionEvent: ...
+    async def input(self, data: bytes = b"", eof: bool = False) -> None: ...
+    async def resize(self, rows: int, cols: int) -> None: ...
+    async def detach(self) -> None: ...
+
+
+def terminal_size(fd: int | None = None) -> tuple[int, int]:
+    """(rows, cols) of the terminal on ``fd`` (default: this process's), else 24x80."""
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            size = os.get_terminal_size(fd)
+            if size.lines > 0 and size.columns > 0:  # a new pty is 0x0 until someone sets it
+                return size.lines, size.columns
+    size = shutil.get_terminal_size((80, 24))
+    return max(size.lines, 1), max(size.columns, 1)
+
+
+@contextlib.contextmanager
+def raw_mode(fd: int) -> Iterator[bool]:
+    """Keys (Ctrl-C included) go on as bytes while inside; yields whether ``fd`` is a
+    terminal (nothing changes when it is not)."""
+    if not os.isatty(fd):
+        yield False
+        return
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd, termios.TCSANOW)  # not TCSAFLUSH: keys typed ahead (during boot) are kept
+    try:
+        yield True
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+async def read_input(fd: int) -> AsyncIterator[bytes]:
+    """Chunks of ``fd`` as they come, then b"" at its end."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # e.g. the terminal went away
+            data = b""
+        queue.put_nowait(data)
+        if not data:
+            loop.remove_reader(fd)
+
+    try:
+        loop.add_reader(fd, readable)
+    except (PermissionError, ValueError):  # a regular file: not pollable, read it whole
+        yield await asyncio.to_thread(_read_all, fd)
+        yield b""
+        return
+    os.set_blocking(fd, False)
+    try:
+        while data := await queue.get():
+            yield data
+        yield b""
+    finally:
+        with contextlib.suppress(ValueError):
+            loop.remove_reader(fd)
+        os.set_blocking(fd, True)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _write(out: BinaryIO, data: bytes) -> None:
+    out.write(data)
+    out.flush()
+
+
+# -- sessions ---------------------------------------------------------------------------------
+async def attach_session(
+    session: Session,
+    *,
+    sandbox: str,
+    fd: int,
+    out: BinaryIO,
+    prompt: ApprovalPrompt | None = None,
+) -> int:
+    """Replay the session's screen, then wire ``fd`` (keys) and ``out`` to it until it ends
+    (its exit status) or the user detaches (0; the session keeps running)."""
+    loop = asyncio.get_running_loop()
+    keys = KeyReader()
+    leave = asyncio.Event()
+
+    async def pump() -> None:
+        with contextlib.suppress(SandkitError):  # the session ended: its exit says so
+            await _type(session, keys, fd, leave, prompt)
+
+    def resized() -> None:
+        spawn(session.resize(*terminal_size(fd)), "resize")
+
+    with raw_mode(fd) as raw:
+        _write(out, session.screen)  # raw: the screen's \r\n must not become \r\r\n
+        if raw:
+            loop.add_signal_handler(signal.SIGWINCH, resized)
+        typing = loop.create_task(pump())
+        watcher = spawn(prompt.run(), "approval-prompt") if prompt is not None else None
+        output = loop.create_task(_show(session, out))
+        leaving = loop.create_task(leave.wait())
+        try:
+            await asyncio.wait({output, leaving}, return_when=asyncio.FIRST_COMPLETED)
+            if output.done():
+                status, why = output.result()
+            else:
+                output.cancel()
+                with contextlib.suppress(Exception):  # gone already: detached all the same
+                    await session.detach()
+                status, why = 0, f"detached from {sandbox}/{session.name}"
+            if why != "exited":  # said while raw, so that \r\n stays \r\n
+                _write(out, f"\r\n[{why}: sandkit attach {sandbox} {session.name}]\r\n".encode())
+            return 1 if status is None else status
+        finally:
+            for task in (typing, output, leaving, watcher):
+                if task is not None:
+                    task.cancel()
+            if raw:
+                loop.remove_signal_handler(signal.SIGWINCH)
+
+
+async def _type(
+    session: Session,
+    keys: KeyReader,
+    fd: int,
+    leave: asyncio.Event,
+    prompt: ApprovalPrompt | None,
+) -> None:
+    """Keys to the session; what follows the escape key to sandkit."""
+    async for data in read_input(fd):
+        if not data:  # no more input (a pipe ended): the session keeps its stdin open
+            if rest := keys.flush():
+                await session.input(rest)
+            return
+        typed, commands = keys.feed(data)
+        if typed:
+            await session.input(typed)
+        for command in commands:
+            if command is Command.DETACH:
+                leave.set()
+                return
+            if prompt is not None:
+                prompt.command(command)
+
+
+async def _show(session: Session, out: BinaryIO) -> tuple[int | None, str]:
+    """Output until the end: (exit status, "exited") or (None, why this client was detached)."""
+    while True:
+        event = await session.next()
+        if event.event == "session-output":
+            _write(out, base64.b64decode(event.data))
+        elif event.event == "session-exit":
+            return exit_status(event.code, event.signal), "exited"
+        else:
+            return None, f"detached: {event.why}"
+
+
+async def follow(session: Session, out: BinaryIO, *, until_exit: bool) -> None:
+    """``logs``: the scrollback, then (with ``until_exit``) the output until the session ends."""
+    _write(out, session.screen)
+    while until_exit:
+        event = await session.next()
+        if event.event == "session-output":
+            _write(out, base64.b64decode(event.data))
+        else:
+            return
+
+
+# -- exec (bound to this client) --------------------------------------------------------------
+async def run_exec(remote: RemoteExec, *, fd: int, pty: bool, stdin: bool) -> int:
+    """Output to this terminal until the exit; ConnectionLost (a SandkitError) if the
+    supervisor goes away first. Without a terminal, signals sent to us are passed on."""
+    loop = asyncio.get_running_loop()
+
+    async def pump() -> None:
+        async for data in read_input(fd):
+            await remote.stdin(data, eof=not data)
+
+    def resized() -> None:
+        spawn(remote.resize(*terminal_size(fd)), "resize")
+
+    def passed_on(sig: int) -> None:
+        spawn(remote.signal(sig), f"signal-{sig}")
+
+    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    with raw_mode(fd) if pty else contextlib.nullcontext(False) as raw:
+        if raw:
+            loop.add_signal_handler(signal.SIGWINCH, resized)
+        else:
+            for sig in forwarded:
+                loop.add_signal_handler(sig, passed_on, sig)
+        typing = loop.create_task(pump()) if stdin else None
+        try:
+            return await _drain(remote)
+        finally:
+            if typing is not None:
+                typing.cancel()
+            for sig in (signal.SIGWINCH,) if raw else forwarded:
+                loop.remove_signal_handler(sig)
+
+
+async def _drain(remote: RemoteExec) -> int:
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    while True:
+        event = await remote.next()
+        if event.event == "exit":
+            return exit_status(event.code, event.signal)
+        _write(out if event.stream == "stdout" else err, base64.b64decode(event.data))
+
+
+# -- the verbs: run's attach, attach, sessions, logs ------------------------------------------
+AGENT = "agent"  # the session `sandkit run` starts and comes back to
+DETACH_HELP = (
+    "Detach with Ctrl-\\ Ctrl-\\ (or Ctrl-\\ d): the session keeps running. While sandkit asks\n"
+    "about a host no rule allows, answer with Ctrl-\\ then o (allow once), a (allow for this\n"
+    "sandbox) or n (deny); every other key goes to the session."
+)
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    formatter: type[argparse.HelpFormatter],
+) -> None:
+    attach = commands.add_parser(
+        "attach",
+        formatter_class=formatter,
+        help="attach this terminal to a running session (the agent by default)",
+        description="Show a session's recent screen and wire this terminal to it. SESSION is\n"
+        f"`{AGENT}` (what `sandkit run` starts) by default, else the only running one.\n\n"
+        + DETACH_HELP,
+        epilog="examples:\n  sandkit attach shell-proj\n  sandkit attach shell-proj 2",
+    )
+    attach.add_argument("name", metavar="NAME")
+    attach.add_argument("session", nargs="?", metavar="SESSION")
+    sessions = commands.add_parser(
+        "sessions",
+        formatter_class=formatter,
+        help="list a sandbox's sessions (the agent, exec -d); stop one",
+        description="Programs the sandbox owns: the agent that `sandkit run` started and each\n"
+        "`sandkit exec -d`. They outlive the terminals attached to them and end with the\n"
+        "sandbox; an ended session's exit status is kept.",
+        epilog="examples:\n  sandkit sessions shell-proj\n  sandkit sessions shell-proj --stop 1",
+    )
+    sessions.add_argument("name", metavar="NAME")
+    sessions.add_argument("--json", action="store_true", help="print JSON")
+    sessions.add_argument(
+        "--stop", metavar="SESSION", help="hang up SESSION (SIGHUP, then SIGKILL if it stays)"
+    )
+    logs = commands.add_parser(
+        "logs",
+        formatter_class=formatter,
+        help="print a session's recent output (-f: follow it)",
+        description="Print what SESSION printed recently (its last 256 KiB). SESSION is\n"
+        f"`{AGENT}` by default, else the only one. With -f, go on printing until it ends\n"
+        "(or Ctrl-C); following never resizes its terminal.",
+        epilog="example:\n  sandkit logs -f shell-proj 1",
+    )
+    logs.add_argument("name", metavar="NAME")
+    logs.add_argument("session", nargs="?", metavar="SESSION")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow the output")
+
+
+def run(args: argparse.Namespace) -> int:
+    handler = {"attach": cmd_attach, "sessions": cmd_sessions, "logs": cmd_logs}[args.command]
+    return asyncio.run(handler(args))
+
+
+def choose(sessions: Sequence[SessionInfo], wanted: str | None, *, running: bool) -> str:
+    """The session a verb means: ``wanted``, else the agent's, else the only one (running
+    ones only with ``running``). SandkitError, listing them, when that is not one."""
+    candidates = [s for s in sessions if s.running or not running]
+    names = [s.name for s in candidates]
+    if wanted is not None and wanted in names:
+        return wanted
+    if wanted is None and AGENT in names:
+        return AGENT
+    if wanted is None and len(names) == 1:
+        return names[0]
+    what = "running session" if running else "session"
+    listed = ", ".join(names) if names else "none"
+    if wanted is not None:
+        raise SandkitError(f"no {what} named '{wanted}' (there: {listed})")
+    raise SandkitError(
+        f"name a {what}: there is more than one ({listed})" if names else f"no {what} here"
+    )
+
+
+async def agent(sandbox: Sandbox, extra: list[str], *, cwd: str | None, timeout: float) -> int:
+    """``sandkit run`` in a terminal: back to the running agent session, or start it."""
+    from sandkit.sandbox import lifecycle
+    from sandkit.sandbox.client import SupervisorError
+
+    fd = sys.stdin.fileno()
+    rows, cols = terminal_size(fd)
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(await lifecycle.connect(sandbox))
+        prompt = await _prompt(stack, sandbox, timeout)
+        session: Session | None = None
+        if not any(s.name == AGENT and s.running for s in await client.sessions()):
+            argv = (await client.agent_argv(extra, True)).argv
+            env = {"TERM": os.environ["TERM"]} if "TERM" in os.environ else {}
+            try:
+                session = await client.start_session(
+                    argv, name=AGENT, env=env, cwd=cwd, rows=rows, cols=cols
+                )
+            except SupervisorError:  # another client started it meanwhile: attach below
+                if not any(s.name == AGENT and s.running for s in await client.sessions()):
+                    raise
+        elif extra:
+            print(
+                f"sandkit: the agent is running: attaching to it (`{' '.join(extra)}` is not "
+                f"run; `sandkit sessions {sandbox.name} --stop {AGENT}` ends it)",
+                file=sys.stderr,
+            )
+        if session is None:
+            session = await client.attach(AGENT, rows, cols)
+        return await attach_session(
+            session, sandbox=sandbox.name, fd=fd, out=sys.stdout.buffer, prompt=prompt
+        )
+
+
+async def _prompt(
+    stack: contextlib.AsyncExitStack, sandbox: Sandbox, timeout: float
+) -> ApprovalPrompt:
+    """Questions about requests no rule covers, on a connection of their own: its events
+    never wait behind the session's output."""
+    from sandkit.cli.prompt import ApprovalPrompt
+    from sandkit.sandbox import lifecycle
+
+    asking = await stack.enter_async_context(await lifecycle.connect(sandbox))
+    return ApprovalPrompt(asking, sys.stderr.buffer, timeout, sandbox.name)
+
+
+async def cmd_attach(args: argparse.Namespace) -> int:
+    from sandkit.sandbox import lifecycle
+    from sandkit.sandbox.store import Store
+
+    sandbox = Store().get(args.name)
+    fd = sys.stdin.fileno()
+    rows, cols = terminal_size(fd)
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(await lifecycle.connect(sandbox))
+        name = choose(await client.sessions(), args.session, running=True)
+        prompt = (
+            await _prompt(stack, sandbox, sandbox.config().ask_timeout) if os.isatty(fd) else None
+        )
+        session = await client.attach(name, rows, cols)
+        return await attach_session(
+            session, sandbox=sandbox.name, fd=fd, out=sys.stdout.buffer, prompt=prompt
+        )
+
+
+async def cmd_sessions(args: argparse.Namespace) -> int:
+    from sandkit.sandbox import lifecycle
+    from sandkit.sandbox.store import Store
+    from sandkit.ui import since, table
+
+    sandbox = Store().get(args.name)
+    async with await lifecycle.connect(sandbox) as client:
+        if args.stop:
+            await client.stop_session(choose(await client.sessions(), args.stop, running=True))
+            print(f"hung up {args.name}/{args.stop}")
+            return 0
+        sessions = await client.sessions()
+    if args.json:
+        print(json.dumps([s.model_dump(mode="json") for s in sessions], indent=2))
+        return 0
+    rows = [
+        (
+            s.name,
+            shlex.join(s.argv)[:60],
+            "running" if s.running else f"exited {s.exit_status}",
+            str(s.attached),
+            since(s.started) + " ago",
+        )
+        for s in sessions
+    ]
+    print(table(rows, ("SESSION", "COMMAND", "STATE/EXIT", "ATTACHED", "STARTED")))
+    return 0
+
+
+async def cmd_logs(args: argparse.Namespace) -> int:
+    from sandkit.sandbox import lifecycle
+    from sandkit.sandbox.store import Store
+
+    sandbox = Store().get(args.name)
+    async with await lifecycle.connect(sandbox) as client:
+        name = choose(await client.sessions(), args.session, running=False)
+        session = await client.attach(name, interactive=False)
+        await follow(session, sys.stdout.buffer, until_exit=args.follow)
+    return 0

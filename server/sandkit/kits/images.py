@@ -1,0 +1,126 @@
+"""What an agent kit's image reference means to sandkit (pure).
+
+sbx runs each agent in a container image; sandkit boots one guest it builds from Debian
+and installs the agent with the kit's install commands. Docker's sbx templates are that
+Debian base plus an agent, so they map to sandkit's base image; the ``-docker`` variants
+need a base with a Docker engine, which sandkit does not build yet; any other image is
+not used, and says so (v1 ``agent.image``, v2 ``sandbox.image``; a v3 workload's image is
+its own recipe, which convert_v3 reports)."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sandkit.kits.issues import KitError, Span
+
+if TYPE_CHECKING:
+    from sandkit.kits.validation import Context
+    from sandkit.kits.yamlpos import Path
+
+TEMPLATES = "docker/sandbox-templates"
+# The templates sbx publishes: a shell, and one per agent it ships.
+TEMPLATE_TAGS = frozenset(
+    {
+        "shell",
+        "claude-code",
+        "codex",
+        "gemini",
+        "opencode",
+        "copilot",
+        "cursor",
+        "qwen",
+        "aider",
+        "kiro",
+        "docker-agent",
+        "cagent",
+        "amp",
+        "droid",
+        "goose",
+        "crush",
+    }
+)
+BASE = "sandkit base (Debian, built by sandkit)"
+BASE_DOCKER = "sandkit base with Docker"
+NEEDS_IMAGE = "needs-image"  # a warning code: the kit needs an image sandkit lacks
+UNUSED_MESSAGE = "sandkit builds its guest from Debian; this kit's image is not used"
+_REGISTRY = re.compile(r"^(?:docker\.io|index\.docker\.io|registry-1\.docker\.io)/")
+
+
+class ImageKind(enum.StrEnum):
+    BASE = "base"
+    BASE_DOCKER = "base-docker"
+    UNUSED = "unused"
+
+
+@dataclass(frozen=True)
+class ImageChoice:
+    kind: ImageKind
+    image: str  # the guest image sandkit uses (or would need)
+    why: str
+
+
+def _template_tag(reference: str) -> str | None:
+    """The tag of a docker/sandbox-templates reference (registry prefix and digest
+    dropped), None for any other image."""
+    name = _REGISTRY.sub("", reference.strip()).split("@", 1)[0]
+    repo, sep, tag = name.rpartition(":")
+    if not sep or "/" in tag:  # no tag: ':' belonged to a registry port
+        repo, tag = name, "latest"
+    return tag if repo == TEMPLATES else None
+
+
+def classify(reference: str | None) -> ImageChoice:
+    if reference is None:
+        return ImageChoice(ImageKind.BASE, BASE, "the kit names no image")
+    tag = _template_tag(reference)
+    if tag is not None and tag.endswith("-docker") and tag.removesuffix("-docker") in TEMPLATE_TAGS:
+        return ImageChoice(
+            ImageKind.BASE_DOCKER,
+            BASE_DOCKER,
+            f"'{reference}' is an sbx template with a Docker engine",
+        )
+    if tag in TEMPLATE_TAGS:
+        return ImageChoice(
+            ImageKind.BASE,
+            BASE,
+            f"'{reference}' is an sbx template: sandkit's base image, the agent installed "
+            "by the kit",
+        )
+    return ImageChoice(ImageKind.UNUSED, BASE, f"{UNUSED_MESSAGE} ('{reference}')")
+
+
+def docker_missing(reference: str) -> str:
+    """The error for a kit that needs the base image with Docker."""
+    return (
+        f"image '{reference}' needs sandkit's base image with Docker, which sandkit does "
+        "not build yet; use a kit whose image is docker/sandbox-templates:shell (or an "
+        "agent template) until it does"
+    )
+
+
+def check_image(ctx: Context, path: Path, reference: str | None) -> None:
+    """At load (`kit validate` and every start): an unused image is a warning on its line;
+    one that needs the Docker base is a NEEDS_IMAGE warning, which `kit validate` reports
+    as "valid, but needs what sandkit lacks" (exit 3) and a start refuses (``require``);
+    the kit still loads and composes, so `kit inspect` shows what it would get."""
+    if reference is None:
+        return
+    choice = classify(reference)
+    if choice.kind is ImageKind.UNUSED:
+        ctx.warn(path, f"{choice.why}; install what the agent needs with install commands")
+    elif choice.kind is ImageKind.BASE_DOCKER:
+        ctx.warn(path, docker_missing(reference), code=NEEDS_IMAGE)
+
+
+def require(reference: str | None, agent: str) -> None:
+    """Before a sandbox is made: refuse an image sandkit cannot provide yet."""
+    if reference is not None and classify(reference).kind is ImageKind.BASE_DOCKER:
+        raise KitError.at(
+            agent,
+            Span.point(),
+            f"agent kit '{agent}': {docker_missing(reference)}",
+            code=NEEDS_IMAGE,
+        )
