@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from sandkit.cli.attach import attach_session, choose, follow
+from sandkit.cli.attach import attach_session, follow
 from sandkit.cli.keys import ESCAPE
 from sandkit.cli.prompt import ApprovalPrompt
+from sandkit.cli.sessions import choose
 from sandkit.errors import SandkitError
 from sandkit.sandbox.client import SessionEvent
 from sandkit.sandbox.protocol import (

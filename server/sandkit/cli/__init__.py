@@ -147,12 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     trust.add_argument("--list", action="store_true", help="list trusted folders")
     trust.add_argument("--remove", action="store_true", help="stop trusting PATH")
 
-    from sandkit.cli import attach, image, net, pool, ports, sandbox, sync
+    from sandkit.cli import image, net, pool, ports, reset, sandbox, sessions, sync
 
     sandbox.add_parsers(commands, Formatter)
     sync.add_parsers(commands, Formatter)
-    attach.add_parsers(commands, Formatter)
-    sandbox.add_reset_parser(commands, Formatter)
+    sessions.add_parsers(commands, Formatter)
+    reset.add_parsers(commands, Formatter)
     ports.add_parsers(commands, Formatter)
     for verb in ("run", "create"):
         ports.add_publish_option(commands.choices[verb])
@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sandkit.cli import secret
 
     secret.add_parsers(commands, Formatter)
+    from sandkit.cli import login
+
+    login.add_parsers(commands, Formatter)
     return parser
 
 
@@ -201,13 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return ports.run(args)
         if args.command == "reset":
-            from sandkit.cli import sandbox
+            from sandkit.cli import reset
 
-            return sandbox.reset(args)
+            return reset.run(args)
         if args.command in SESSION_COMMANDS:
-            from sandkit.cli import attach
+            from sandkit.cli import sessions
 
-            return attach.run(args)
+            return sessions.run(args)
         if args.command in ("sync", "undo"):
             from sandkit.cli import sync
 
@@ -216,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sandkit.cli import sandbox
 
             return sandbox.run(args, extra)
+        if args.command == "login":
+            from sandkit.cli import login
+
+            return login.run(args)
         if args.command == "secret":
             from sandkit.cli import secret
 

@@ -213,24 +213,41 @@ async def cmd_start(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _existing(store: Store, args: argparse.Namespace) -> Sandbox | None:
+    """The sandbox `run` names, if it exists: found without resolving any kit (a re-run
+    should not pay for the kit engine)."""
+    from sandkit.sandbox.request import kit_ref
+    from sandkit.sandbox.store import default_name
+
+    if args.name:
+        name = check_name(args.name)
+    elif str(args.agent).startswith("git+"):
+        return None  # its name comes from the pinned reference: build() knows it
+    else:
+        workspace = args.path.resolve() if args.path is not None else None
+        name = default_name(kit_ref(args.agent), workspace)
+    sandbox = Sandbox(store.root, name)
+    return sandbox if sandbox.exists() else None
+
+
 async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
-    config, workspace = _config(args)
     store = Store()
-    sandbox = Sandbox(store.root, config.name)
     refill = False
-    if not sandbox.exists():
+    existing = _existing(store, args)
+    if existing is not None:
+        sandbox, config = existing, existing.config()
+    else:
+        config, workspace = _config(args)
         sandbox, _ = await lifecycle.create_or_adopt(store, config, workspace)
         refill = lifecycle.pool_size() > 0  # so that the next new sandbox starts warm
-    else:
-        config = sandbox.config()
     await _started(sandbox)
     if refill:
         lifecycle.refill_after(sandbox, config)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         return await _run_piped(sandbox, config, extra)
-    from sandkit.cli import attach
+    from sandkit.cli import sessions
 
-    return await attach.agent(sandbox, extra, cwd=config.workspace, timeout=config.ask_timeout)
+    return await sessions.agent(sandbox, extra, cwd=config.workspace, timeout=config.ask_timeout)
 
 
 async def _run_piped(sandbox: Sandbox, config: Config, extra: list[str]) -> int:
@@ -363,61 +380,4 @@ async def cmd_rm(args: argparse.Namespace, extra: list[str]) -> int:
         raise SandboxError("name a sandbox to remove, or use --all")
     for sandbox in targets:
         await lifecycle.remove(store, sandbox, force=args.force)
-    return 0
-
-
-def add_reset_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    formatter: type[argparse.HelpFormatter],
-) -> None:
-    reset_parser = commands.add_parser(
-        "reset",
-        formatter_class=formatter,
-        help="give a sandbox a fresh guest disk (the workspace and settings are kept)",
-        description="Replace the sandbox's guest disk with a fresh one from the image, as if\n"
-        "the sandbox were new: everything installed or changed in the guest outside the\n"
-        "workspace is gone, and the kits are applied again. Kept: the workspace and its\n"
-        "sync state, the sandbox's settings, network approvals and published ports. A\n"
-        "running sandbox is stopped and started again. For a guest that no longer works\n"
-        "(e.g. after `sudo rm -rf --no-preserve-root /` in it).",
-        epilog="example:\n  sandkit reset my-box",
-    )
-    reset_parser.add_argument("name", metavar="NAME")
-    reset_parser.add_argument(
-        "-f", "--force", action="store_true", help="do not ask for confirmation"
-    )
-
-
-def reset(args: argparse.Namespace) -> int:
-    return asyncio.run(cmd_reset(args))
-
-
-async def cmd_reset(args: argparse.Namespace) -> int:
-    sandbox = Store().get(args.name)
-    if not args.force and sys.stdin.isatty():
-        answer = input(
-            f"reset '{sandbox.name}'? Its guest disk is replaced: what was installed or changed "
-            "outside the workspace is lost [y/N] "
-        )
-        if answer.strip().lower() not in ("y", "yes"):
-            print("not reset", file=sys.stderr)
-            return 1
-    line = ProgressLine(sandbox.name)
-    try:
-        restarted = await lifecycle.reset(
-            sandbox, progress=ProgressLine("guest image").step, waiting=lambda s: line.spin(s)
-        )
-    finally:
-        line.clear()
-    print(f"{sandbox.name}: a fresh guest disk" + (", started" if restarted else ""))
-    if restarted:  # e.g. the wipe's deletions in the workspace, held before the reset
-        async with await lifecycle.connect(sandbox) as client:
-            held = (await client.sync_status()).held
-        if held:
-            print(
-                f"{len(held)} change(s) the old guest made in the workspace are held: "
-                f"`sandkit sync reject {sandbox.name}` puts the host's versions back in the "
-                f"sandbox, `sandkit sync pending {sandbox.name}` lists them",
-                file=sys.stderr,
-            )
     return 0

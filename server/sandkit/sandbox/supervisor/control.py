@@ -5,7 +5,6 @@ handler with typed params (sandbox/protocol.py)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -23,7 +22,7 @@ from sandkit.sandbox import protocol as p
 from sandkit.sandbox.protocol import ControlError, ErrorCode
 from sandkit.sandbox.sessions import Attachment
 from sandkit.sandbox.state import SandboxState, StateError, require
-from sandkit.sandbox.supervisor import adopt, approvals, workspace
+from sandkit.sandbox.supervisor import adopt, approvals, sessioncontrol, workspace
 from sandkit.vm.channel import Execution, GuestChannel
 
 if TYPE_CHECKING:
@@ -369,97 +368,9 @@ async def signal_(sup: Supervisor, conn: Connection, params: p.SignalParams) -> 
     return p.EmptyResult()
 
 
-# -- sessions -------------------------------------------------------------------------------------
-def _attached(sup: Supervisor, name: str, screen: bytes) -> p.SessionAttached:
-    from sandkit.sandbox.supervisor.sessions import info
-
-    return p.SessionAttached(
-        session=info(sup.sessions.get(name)), screen=base64.b64encode(screen).decode()
-    )
-
-
-@handles("sessions")
-async def sessions(sup: Supervisor, conn: Connection, params: p.Empty) -> p.SessionsResult:
-    from sandkit.sandbox.supervisor.sessions import info
-
-    return p.SessionsResult(sessions=[info(s) for s in sup.sessions.table.all()])
-
-
-@handles("session-start")
-@require(RUNNING)
-async def session_start(
-    sup: Supervisor, conn: Connection, params: p.SessionStartParams
-) -> p.SessionAttached:
-    session = await sup.sessions.start(params)
-    screen = b""
-    if params.attach:
-        screen = sup.sessions.attach(conn, session.name, params.rows, params.cols, True)
-    return _attached(sup, session.name, screen)
-
-
-@handles("session-attach")
-async def session_attach(
-    sup: Supervisor, conn: Connection, params: p.SessionAttachParams
-) -> p.SessionAttached:
-    screen = sup.sessions.attach(conn, params.session, params.rows, params.cols, params.interactive)
-    return _attached(sup, params.session, screen)
-
-
-@handles("session-detach")
-async def session_detach(
-    sup: Supervisor, conn: Connection, params: p.SessionParams
-) -> p.EmptyResult:
-    sup.sessions.get(params.session)
-    sup.sessions.detach(conn, params.session)
-    return p.EmptyResult()
-
-
-@handles("session-stop")
-@require(RUNNING)
-async def session_stop(sup: Supervisor, conn: Connection, params: p.SessionParams) -> p.EmptyResult:
-    await sup.sessions.stop(params.session)
-    return p.EmptyResult()
-
-
-@handles("session-input")
-@require(RUNNING)
-async def session_input(
-    sup: Supervisor, conn: Connection, params: p.SessionInputParams
-) -> p.EmptyResult:
-    await sup.sessions.input(params.session, params.raw(), params.eof)
-    return p.EmptyResult()
-
-
-@handles("session-resize")
-@require(RUNNING)
-async def session_resize(
-    sup: Supervisor, conn: Connection, params: p.SessionResizeParams
-) -> p.EmptyResult:
-    await sup.sessions.resize(conn, params.session, params.rows, params.cols)
-    return p.EmptyResult()
-
-
-# -- published ports ------------------------------------------------------------------------------
-@handles("ports")
-async def ports(sup: Supervisor, conn: Connection, params: p.Empty) -> p.PortsResult:
-    if sup.runstate is RUNNING:
-        await sup.ports.refresh()
-    return sup.ports.result()
-
-
-@handles("publish")
-@require(RUNNING)
-async def publish(sup: Supervisor, conn: Connection, params: p.PublishParams) -> p.PortsResult:
-    await sup.ports.publish(params.spec)
-    return sup.ports.result()
-
-
-@handles("unpublish")
-@require(RUNNING)
-async def unpublish(sup: Supervisor, conn: Connection, params: p.UnpublishParams) -> p.PortsResult:
-    await sup.ports.unpublish(params.spec)
-    return sup.ports.result()
-
+# The session and port handlers live in their own module.
+for _method, _handler in sessioncontrol.HANDLERS.items():
+    handles(_method)(_handler)
 
 # Every method of the protocol has its handler (checked at import: a new method needs both).
 assert set(ROUTES) == set(p.METHODS), set(ROUTES) ^ set(p.METHODS)
