@@ -8,6 +8,9 @@
      subprocess spawn of `true` on the host as the floor; and the whole CLI round trip,
      `sandkit exec NAME -- true` as a process (median of 20), beside the interpreter's
      own start (`python -c pass`) as its floor
+  3b. attach: a session with 2,000 lines on its screen; the time from `sandkit attach`
+     (in a pty) to the first byte on the terminal, median of 10, beside the supervisor
+     round trip of an attach (connect, attach, the replayed screen), median of 20
   4. host memory of an idle sandbox with 1 GiB of guest memory: RSS of QEMU +
      virtiofsd + supervisor
   5. warm start, side by side with 1: `sandkit run shell PATH -- cat README` adopting a
@@ -31,7 +34,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pty
 import re
+import select
 import shutil
 import statistics
 import subprocess
@@ -129,6 +134,54 @@ async def channel_figures() -> tuple[float, float, float]:
     return statistics.median(pings), statistics.median(execs), statistics.median(local)
 
 
+BENCH_SESSION = "bench"
+
+
+async def attach_figure() -> tuple[float, int]:
+    """The supervisor's part of attaching: connect, attach, the screen in the reply."""
+    sandbox = Store().get(NAME)
+    async with await SupervisorClient.connect(sandbox.control) as client:
+        await client.start_session(
+            ["sh", "-c", "seq 1 2000; sleep 600"], name=BENCH_SESSION, user="root", attach=False
+        )
+        await asyncio.sleep(2)  # the lines are on its screen
+        times, screen = [], 0
+        for _ in range(20):
+            t = time.perf_counter()
+            async with await SupervisorClient.connect(sandbox.control) as other:
+                attached = await other.attach(BENCH_SESSION, interactive=False)
+                screen = len(attached.screen)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times), screen
+
+
+def cli_attach_figure(env: dict[str, str], runs: int = 10) -> float:
+    """`sandkit attach NAME SESSION` in a pty until the first byte reaches the terminal."""
+    times = []
+    for _ in range(runs):
+        master, slave = pty.openpty()
+        t = time.perf_counter()
+        proc = subprocess.Popen(
+            [SANDKIT, "attach", NAME, BENCH_SESSION],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            proc.kill()
+            raise RuntimeError("sandkit attach showed nothing in 30 s")
+        os.read(master, 1)
+        times.append(time.perf_counter() - t)
+        proc.terminate()
+        proc.wait()
+        os.close(master)
+    return statistics.median(times)
+
+
 def cli_exec_figures(env: dict[str, str], runs: int = 20) -> tuple[float, float]:
     """`sandkit exec NAME -- true` end to end (interpreter, imports, connect, exec, exit),
     and the bare interpreter start it cannot go below."""
@@ -168,6 +221,9 @@ def main() -> int:
         starts = [cold_start(workspace, env) for _ in range(args.runs)]
         ping, exec_true, local = asyncio.run(channel_figures())
         cli_exec, interpreter = cli_exec_figures(env)
+        attach_rt, screen_bytes = asyncio.run(attach_figure())
+        cli_attach = cli_attach_figure(env)
+        sk("sessions", NAME, "--stop", BENCH_SESSION, env=env)
         time.sleep(5)  # idle
         state = Store().get(NAME).state()
         assert state.qemu_pid and state.supervisor_pid
@@ -248,6 +304,11 @@ def main() -> int:
         f"{interpreter * 1000:.0f} ms   CLI/in-process {cli_exec / exec_true:.1f}x"
     )
     print(
+        f"attach to a session ({screen_bytes} bytes of screen): `sandkit attach` to the first "
+        f"byte on the terminal (median of 10): {cli_attach * 1000:.0f} ms   the supervisor's "
+        f"attach round trip (median of 20): {attach_rt * 1000:.1f} ms"
+    )
+    print(
         f"idle host memory (QEMU + virtiofsd + supervisor, 1 GiB guest): {total_mib:.0f} MiB   "
         + ", ".join(f"pid {p}: {v // 1024} MiB" for p, v in rss.items())
     )
@@ -279,6 +340,7 @@ def main() -> int:
         ("guest ping <= 2 ms", ping <= 0.002),
         ("exec true <= 30 ms (TCG)", exec_true <= 0.030),
         ("CLI exec true <= 100 ms (TCG)", cli_exec <= 0.100),
+        ("sandkit attach to first byte <= 300 ms", cli_attach <= 0.300),
         ("idle RSS <= 200 MiB", total_mib <= 200),
     ]
     for label, met in targets:

@@ -27,13 +27,13 @@ from sandkit.cli.keys import ESCAPE
 from sandkit.cli.prompt import ApprovalPrompt
 from sandkit.cli.sessions import choose
 from sandkit.errors import SandkitError
-from sandkit.sandbox.client import SessionEvent
 from sandkit.sandbox.protocol import (
     SessionDetachedEvent,
     SessionExitEvent,
     SessionInfo,
     SessionOutputEvent,
 )
+from sandkit.sandbox.remote import SessionEvent
 
 E = bytes((ESCAPE,))
 

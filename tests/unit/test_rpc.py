@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from sandkit.rpc import Connection, ConnectionLost, exit_status
-from sandkit.sandbox.client import SupervisorClient, SupervisorError
+from sandkit.sandbox.client import SupervisorClient
 from sandkit.sandbox.protocol import ErrorCode, ExitEvent, OutputEvent
+from sandkit.sandbox.remote import SupervisorError
 from sandkit.tasks import spawn
 
 GUARD = 30  # seconds: a hang fails the test instead of the run

@@ -2,16 +2,20 @@
 the guest (installed by the test kit): it prints the URL to open, reads the code typed on
 the host, and exchanges it at a local OAuth token endpoint on the host's loopback (TLS from
 a test CA), through the proxy. Afterwards the real tokens are on the host only, and a new
-sandbox with the kit starts signed in."""
+sandbox with the kit starts signed in. A second script takes the code from the browser's
+redirect to a guest port instead, which `login` publishes for it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import ssl
+import subprocess
 import textwrap
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +26,7 @@ import pytest
 import trustme
 
 from sandkit.net.tokens import TokenStore
+from tests.cli.test_kit_cli import SANDKIT
 from tests.vm.conftest import Env
 
 pytestmark = pytest.mark.vm
@@ -69,6 +74,29 @@ setup:
         echo "token answer: $(cat ~/.login-agent/answer.json)"
         EOF
         chmod 755 /usr/local/bin/login-agent-login
+        cat > /usr/local/bin/login-agent-callback <<'EOF'
+        #!/usr/bin/env python3
+        # A callback-style login: the browser comes back to localhost:PORT with the code.
+        import http.server, subprocess, sys, urllib.parse
+        origin, port = sys.argv[1], int(sys.argv[2])
+        codes = []
+        class Callback(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                codes.extend(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["code"])
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"signed in: close this tab")
+            def log_message(self, *args):
+                pass
+        server = http.server.HTTPServer(("127.0.0.1", port), Callback)
+        print(f"Open https://auth.test:{origin}/authorize?redirect_uri=http://localhost:{port}/cb", flush=True)
+        while not codes:
+            server.handle_request()
+        subprocess.run(["curl", "-sS", "--fail-with-body", "-o", "/dev/null", "-d",
+                        f"grant_type=authorization_code&code={codes[0]}",
+                        f"https://auth.test:{origin}/oauth/token"], check=True)
+        EOF
+        chmod 755 /usr/local/bin/login-agent-callback
 """
 
 
@@ -187,4 +215,53 @@ def test_login_signs_in_on_the_host_and_new_sandboxes_start_signed_in(
         assert seen.auth[-1] == f"Bearer {ACCESS}"
     finally:
         env.sk("rm", "-f", name)
+        TokenStore().remove("logintest")
+
+
+def test_a_callback_login_gets_its_port_published_for_the_browser(
+    env: Env, origin: tuple[int, Path, Seen], tmp_path: Path
+) -> None:
+    """The agent listens on a guest port for the browser's redirect: `login` publishes it
+    on the same host port while the login runs, and the code arrives that way."""
+    port, ca, seen = origin
+    kit = tmp_path / "test-kit"
+    kit.mkdir()
+    (kit / "spec.yaml").write_text(textwrap.dedent(KIT))
+    with socket.socket() as s:  # a port free on the host, for the guest's callback too
+        s.bind(("127.0.0.1", 0))
+        callback = s.getsockname()[1]
+    argv = [
+        SANDKIT, "login", str(kit), "--command", f"login-agent-callback {port} {callback}",
+        "--memory", "512m", "--default", "deny-all", "--upstream-ca", str(ca),
+        "--resolve", "auth.test=127.0.0.1", "--resolve", "api.test=127.0.0.1",
+    ]  # fmt: skip
+    login = subprocess.Popen(
+        argv,
+        env=env.vars,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert login.stdout is not None
+        shown = ""
+        while f"published on 127.0.0.1:{callback}" not in shown:
+            line = login.stdout.readline()
+            assert line, f"login ended first: {shown}"
+            shown += line
+        assert f"redirect_uri=http://localhost:{callback}/cb" in shown  # the URL, shown here
+        # The browser, redirected back with the code.
+        with urllib.request.urlopen(f"http://127.0.0.1:{callback}/cb?code={CODE}") as answer:
+            assert answer.read() == b"signed in: close this tab"
+        out, err = login.communicate(timeout=300)
+        assert login.returncode == 0, shown + out + err
+        assert "signed in to logintest" in out
+        assert seen.grants[-1]["code"] == [CODE]
+        stored = TokenStore().get("logintest")
+        assert stored is not None and stored.access == ACCESS
+    finally:
+        if login.poll() is None:
+            login.kill()
+            login.communicate()
         TokenStore().remove("logintest")

@@ -27,11 +27,11 @@ from sandkit.tasks import spawn
 
 if TYPE_CHECKING:
     from sandkit.cli.prompt import ApprovalPrompt
-    from sandkit.sandbox.client import RemoteExec, SessionEvent
+    from sandkit.sandbox.remote import RemoteExec, SessionEvent
 
 
 class Session(Protocol):
-    """What the attach loop needs of ``sandbox.client.RemoteSession``."""
+    """What the attach loop needs of ``sandbox.remote.RemoteSession``."""
 
     name: str
     screen: bytes

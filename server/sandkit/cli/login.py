@@ -13,52 +13,32 @@ import contextlib
 import os
 import re
 import secrets
-import shlex
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from sandkit.cli.options import add_kit_arg_option, add_shape_options
 from sandkit.errors import SandkitError
+from sandkit.sandbox.signin import (
+    LoginError,
+    Plan,
+    blocked_since,
+    outcome,
+    plan,
+    signed_in,
+    snapshot,
+)
 
 if TYPE_CHECKING:
     from sandkit.cli.attach import Session
-    from sandkit.kits.model import OAuthSpec, ResolvedSandbox
+    from sandkit.kits.model import ResolvedSandbox
     from sandkit.net.policy import Policy
-    from sandkit.net.tokens import TokenStore
     from sandkit.sandbox.client import SupervisorClient
     from sandkit.sandbox.store import Config, Sandbox
 
-
-class LoginError(SandkitError):
-    pass
-
-
-@dataclass(frozen=True)
-class AgentLogin:
-    """How an agent signs in without a browser of its own (sbx kits have no such field)."""
-
-    command: tuple[str, ...]
-    hosts: tuple[str, ...]  # what the login reaches from the guest
-    token_host: str  # where it exchanges its code: must be the kit's tokenEndpoint
-
-
-# Claude Code 2.1.81+ exchanges its code at platform.claude.com (it was console.anthropic.com)
-# and reads the profile from api.anthropic.com; `claude auth login` prints the URL and reads
-# the code pasted back. Codex's `codex login` listens on guest port 1455 for the browser's
-# callback (published here while it runs) and exchanges the code at auth.openai.com.
-LOGINS: dict[str, AgentLogin] = {
-    "claude": AgentLogin(
-        ("claude", "auth", "login", "--claudeai"),
-        ("platform.claude.com", "api.anthropic.com"),
-        "platform.claude.com",
-    ),
-    "codex": AgentLogin(("codex", "login"), ("auth.openai.com",), "auth.openai.com"),
-}
 
 POLL = 0.5  # seconds between looks at the token store and at the guest's listeners
 GRACE = 5.0  # seconds the agent may take to finish on its own once the tokens are stored
@@ -166,81 +146,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Plan:
-    kit: str  # the agent kit's name, as the user knows it
-    oauth: tuple[tuple[str, OAuthSpec], ...]  # (service, spec) to sign in to
-    command: tuple[str, ...]
-
-
-def plan(sandbox: ResolvedSandbox, policy: Policy, command: str | None) -> Plan:
-    """What to run and what to wait for; LoginError (naming the fix) when the kits cannot
-    sign in through the proxy: no OAuth credential, no login command, a host not allowed,
-    or a login whose token answer the proxy would not see."""
-    from sandkit.net.actions import Action
-
-    kit = sandbox.agent_name
-    oauth = tuple((c.service, c.oauth) for c in sandbox.credentials if c.oauth is not None)
-    if not oauth:
-        raise LoginError(
-            f"the {kit} kit declares no OAuth credential (`oauth:`), so there is nothing to "
-            "sign in to; for an API key use `sandkit secret set SERVICE`"
-        )
-    passthrough = [s for s, spec in oauth if spec.passthrough]
-    if passthrough:
-        raise LoginError(
-            f"credential(s) {', '.join(passthrough)} use oauth passthrough: a sign-in would "
-            "put the real tokens in the sandbox, not on this machine"
-        )
-    known = LOGINS.get(kit)
-    if command is not None:
-        argv = tuple(shlex.split(command))
-        if not argv:
-            raise LoginError("--command is empty")
-    elif known is not None:
-        argv = known.command
-    else:
-        raise LoginError(
-            f"sandkit does not know how the {kit} kit's agent signs in (it knows "
-            f"{', '.join(sorted(LOGINS))}); give the agent's login command with --command"
-        )
-    needed = {spec.token_host: "the token endpoint" for _, spec in oauth}
-    if known is not None and command is None:
-        token_hosts = {spec.token_host.lower() for _, spec in oauth}
-        if known.token_host not in token_hosts:
-            raise LoginError(
-                f"{' '.join(known.command)} exchanges its code at {known.token_host}, but the "
-                f"{kit} kit's oauth tokenEndpoint is {', '.join(sorted(token_hosts))}: the "
-                f"proxy would not see the answer and the real tokens would reach the sandbox; "
-                f"the kit's tokenEndpoint must be {known.token_host}"
-            )
-        for host in known.hosts:
-            needed.setdefault(host, "a host the login uses")
-    blocked = [
-        f"{host} ({why})"
-        for host, why in needed.items()
-        if policy.decide(host, 443).action is not Action.ALLOW
-    ]
-    if blocked:
-        raise LoginError(
-            f"the {kit} kit's network rules do not allow {', '.join(blocked)}; the login "
-            "cannot work without it (add it to permissions.network.allow of a kit, e.g. a "
-            "--kit mixin)"
-        )
-    return Plan(kit, oauth, argv)
-
-
-def snapshot(tokens: TokenStore, services: Sequence[str], sandbox: str) -> dict[str, object]:
-    """What the store holds for these services now (to tell a new sign-in from an old one)."""
-    return {s: (t.to_json() if (t := tokens.get(s, sandbox)) else None) for s in services}
-
-
-def signed_in(tokens: TokenStore, before: dict[str, object], sandbox: str) -> list[str]:
-    """Services whose tokens the proxy stored (or replaced) since ``before``."""
-    now = snapshot(tokens, list(before), sandbox)
-    return [s for s, entry in now.items() if entry is not None and entry != before[s]]
-
-
 async def converse(
     session: Session,
     *,
@@ -273,24 +178,6 @@ async def converse(
     return status, done or stored()
 
 
-def outcome(plan: Plan, done: Sequence[str], status: int) -> tuple[int, str]:
-    """(exit status of `sandkit login`, what to say)."""
-    if done:
-        lines = [
-            f"signed in to {service}; the tokens stay on this machine; sandboxes with the "
-            f"{plan.kit} kit start signed in"
-            for service in done
-        ]
-        return 0, "\n".join(lines)
-    services = ", ".join(s for s, _ in plan.oauth)
-    endpoints = ", ".join(f"https://{spec.token_host}{spec.token_path}" for _, spec in plan.oauth)
-    return 1, (
-        f"sandkit login: not signed in to {services}: `{shlex.join(plan.command)}` ended "
-        f"(exit status {status}) and no token answer from {endpoints} reached the proxy "
-        "(`sandkit policy log` shows what the sandbox asked for)"
-    )
-
-
 def _note(out: BinaryIO, text: str) -> None:
     out.write(f"\r\n[sandkit: {text}]\r\n".encode())  # \r\n: the terminal may be raw
     out.flush()
@@ -301,7 +188,7 @@ async def publish_callbacks(
 ) -> None:
     """Each guest port that starts listening during the login (its browser callback) is
     published on the same host port, so that the URL it printed (localhost:PORT) works."""
-    from sandkit.sandbox.client import SupervisorError
+    from sandkit.sandbox.remote import SupervisorError
 
     ignored = set(baseline)
     while True:
@@ -347,7 +234,7 @@ async def cmd_login(args: argparse.Namespace) -> int:
             raise
     try:
         await _start(sandbox)
-        status, done = await _sign_in(sandbox, config, login)
+        status, done, blocked = await _sign_in(sandbox, config, login)
     finally:
         if made and not args.keep:
             await lifecycle.remove(store, sandbox, force=True)
@@ -359,7 +246,7 @@ async def cmd_login(args: argparse.Namespace) -> int:
                 "removes it",
                 file=sys.stderr,
             )
-    code, message = outcome(login, done, status)
+    code, message = outcome(login, done, status, blocked)
     print(message, file=sys.stdout if code == 0 else sys.stderr)
     return code
 
@@ -381,9 +268,8 @@ def _new_config(args: argparse.Namespace, folder: Path) -> Config:
         resolve=list(args.resolve),
         upstream_ca=args.upstream_ca,
     )
-    # pool_member=True only skips the required-credential check: signing in is how a
-    # required OAuth credential gets its value. (The name is not a pool member's.)
-    return build(request, pool_member=True)
+    # Signing in is how a required OAuth credential gets its value: not checked here.
+    return build(request, require_credentials=False)
 
 
 def _kits(config: Config) -> tuple[ResolvedSandbox, Policy]:
@@ -411,8 +297,14 @@ async def _start(sandbox: Sandbox) -> None:
         line.clear()
 
 
-async def _sign_in(sandbox: Sandbox, config: Config, login: Plan) -> tuple[int, list[str]]:
+async def _sign_in(
+    sandbox: Sandbox, config: Config, login: Plan
+) -> tuple[int, list[str], list[str]]:
+    """(the session's exit status, services signed in to, hosts the proxy refused)."""
+    import datetime as dt
+
     from sandkit.cli.attach import terminal_size
+    from sandkit.net.decisions import DecisionLog
     from sandkit.net.tokens import TokenStore
     from sandkit.sandbox import lifecycle
 
@@ -422,6 +314,7 @@ async def _sign_in(sandbox: Sandbox, config: Config, login: Plan) -> tuple[int, 
     rows, cols = terminal_size(fd)
     env = {"TERM": os.environ["TERM"]} if "TERM" in os.environ else {}
     published: list[str] = []
+    since = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")  # as the log writes
     async with await lifecycle.connect(sandbox) as client:
         baseline = set((await client.ports()).listening)
         session = await client.start_session(
@@ -429,7 +322,7 @@ async def _sign_in(sandbox: Sandbox, config: Config, login: Plan) -> tuple[int, 
         )
         poller = asyncio.ensure_future(publish_callbacks(client, baseline, published, out))
         try:
-            return await converse(
+            status, done = await converse(
                 session,
                 sandbox=sandbox.name,
                 fd=fd,
@@ -437,10 +330,16 @@ async def _sign_in(sandbox: Sandbox, config: Config, login: Plan) -> tuple[int, 
                 stored=lambda: signed_in(tokens, before, sandbox.name),
                 stop=lambda: client.stop_session(session.name),
             )
+            if not done:  # the proxy flushes its log within FLUSH_S: the refusals are in
+                await asyncio.sleep(2 * DecisionLog.FLUSH_S)
+            return status, done, blocked_since(sandbox.dir / "decisions.jsonl", since)
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError, SandkitError):
                 await poller
+            with contextlib.suppress(SandkitError):  # detached (Ctrl-\ d): the login ends too
+                if any(s.name == session.name and s.running for s in await client.sessions()):
+                    await client.stop_session(session.name)
             for spec in published:  # the callback port was for the login only
                 with contextlib.suppress(SandkitError):
                     await client.unpublish(spec)

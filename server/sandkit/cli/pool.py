@@ -15,6 +15,7 @@ from typing import Any
 
 from sandkit.cli.options import add_kit_arg_option
 from sandkit.sandbox import lifecycle
+from sandkit.sandbox import pool as warm_pool
 from sandkit.sandbox.store import Store
 from sandkit.ui import duration, since, table
 
@@ -74,7 +75,7 @@ async def status(args: argparse.Namespace) -> int:
     from sandkit.vm import golden
 
     rows: list[dict[str, Any]] = []
-    for member in lifecycle.pool_members(Store()):
+    for member in warm_pool.pool_members(Store()):
         state, config = member.state(), member.config()
         rows.append(
             {
@@ -92,11 +93,11 @@ async def status(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"size": lifecycle.pool_size(), "members": rows, "goldens": snapshots}, indent=2
+                {"size": warm_pool.pool_size(), "members": rows, "goldens": snapshots}, indent=2
             )
         )
         return 0
-    print(f"pool size per shape: {lifecycle.pool_size()} ($SANDKIT_POOL_SIZE)")
+    print(f"pool size per shape: {warm_pool.pool_size()} ($SANDKIT_POOL_SIZE)")
     print(
         table(
             [
@@ -169,11 +170,11 @@ async def fill(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     with _filling(wait=True):  # after another filler: it may have filled the pool already
-        started = await lifecycle.fill(Store(), args.cpus, memory, args.size, prepared_for)
+        started = await warm_pool.fill(Store(), args.cpus, memory, args.size, prepared_for)
     if not args.quiet:
         kind = f" prepared for {prepared_for.agent}" if prepared_for else ""
         kind += "".join(f" + {k}" for k in prepared_for.kits) if prepared_for else ""
-        print(f"{started} member(s) started; shape {lifecycle.shape(args.cpus, memory)}{kind}")
+        print(f"{started} member(s) started; shape {warm_pool.shape(args.cpus, memory)}{kind}")
     return 0
 
 
@@ -182,7 +183,7 @@ async def drain(args: argparse.Namespace) -> int:
 
     store = Store()
     with _filling(wait=True):
-        members = lifecycle.pool_members(store)
+        members = warm_pool.pool_members(store)
         for member in members:
             await lifecycle.remove(store, member, force=True)
         removed = await asyncio.to_thread(golden.remove) if args.golden else 0

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sandkit.cli.options import add_kit_arg_option
 
 # `ls` (and `reset`) use these at the module level; the other verbs import what they use.
-from sandkit.sandbox import lifecycle
+from sandkit.sandbox import lifecycle, pool
 from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Sandbox, SandboxError, Store, check_name
 from sandkit.ui import ProgressLine, since, table
@@ -199,9 +199,9 @@ async def _started(sandbox: Sandbox) -> None:
 
 async def cmd_create(args: argparse.Namespace, extra: list[str]) -> int:
     config, workspace = _config(args)
-    sandbox, adopted = await lifecycle.create_or_adopt(Store(), config, workspace)
+    sandbox, adopted = await pool.create_or_adopt(Store(), config, workspace)
     if adopted:
-        lifecycle.refill_after(sandbox, config)
+        pool.refill_after(sandbox, config)
     print(sandbox.name)
     return 0
 
@@ -238,11 +238,11 @@ async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         sandbox, config = existing, existing.config()
     else:
         config, workspace = _config(args)
-        sandbox, _ = await lifecycle.create_or_adopt(store, config, workspace)
-        refill = lifecycle.pool_size() > 0  # so that the next new sandbox starts warm
+        sandbox, _ = await pool.create_or_adopt(store, config, workspace)
+        refill = pool.pool_size() > 0  # so that the next new sandbox starts warm
     await _started(sandbox)
     if refill:
-        lifecycle.refill_after(sandbox, config)
+        pool.refill_after(sandbox, config)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         return await _run_piped(sandbox, config, extra)
     from sandkit.cli import sessions
@@ -330,7 +330,7 @@ async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
                 "error": state.error,
                 "ports": [x.as_dict() for x in ports[sandbox.name]],
                 # The supervisor's sandkit, when another than this one runs it.
-                "other_sandkit": lifecycle.other_sandkit(state, mine) or None,
+                "other_sandkit": pool.other_sandkit(state, mine) or None,
                 "sandkit": state.sandkit,
                 "prefix": state.prefix,
             }

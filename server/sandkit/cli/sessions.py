@@ -102,7 +102,7 @@ def choose(sessions: Sequence[SessionInfo], wanted: str | None, *, running: bool
 async def agent(sandbox: Sandbox, extra: list[str], *, cwd: str | None, timeout: float) -> int:
     """``sandkit run`` in a terminal: back to the running agent session, or start it."""
     from sandkit.sandbox import lifecycle
-    from sandkit.sandbox.client import SupervisorError
+    from sandkit.sandbox.remote import SupervisorError
 
     fd = sys.stdin.fileno()
     rows, cols = terminal_size(fd)

@@ -4,14 +4,13 @@
         status = await client.status()
 
 One method per control method, returning the result models of sandbox/protocol.py; an
-error reply raises :class:`SupervisorError` with its code. Leaving the ``async with``
-closes the connection and stops its reader."""
+error reply raises :class:`SupervisorError` with its code. Exec and session requests return
+the stream handles of sandbox/remote.py. Leaving the ``async with`` closes the connection
+and stops its reader."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import logging
 from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -35,60 +34,28 @@ from sandkit.sandbox.protocol import (
     ErrorCode,
     ExecParams,
     ExecResult,
-    ExitEvent,
     Identity,
-    OutputEvent,
     Params,
     PendingResult,
     PingResult,
     PortsResult,
     PublishParams,
-    ResizeParams,
     Result,
     SessionAttached,
     SessionAttachParams,
-    SessionDetachedEvent,
-    SessionExitEvent,
     SessionInfo,
-    SessionInputParams,
-    SessionOutputEvent,
     SessionParams,
-    SessionResizeParams,
     SessionsResult,
     SessionStartParams,
-    SignalParams,
     StatusResult,
-    StdinParams,
     SyncStatusResult,
     UnpublishParams,
     error_of,
 )
+from sandkit.sandbox.remote import RemoteExec, RemoteSession, SupervisorError, checked_params
 from sandkit.sandbox.store import SandboxError
 
 R = TypeVar("R", bound=Result)
-P = TypeVar("P", bound=Params)
-log = logging.getLogger(__name__)
-
-
-class SupervisorError(SandboxError):
-    """The supervisor answered a request with an error: ``code`` is for programs (an
-    ``ErrorCode``), the message for a person."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-def _params(model: type[P], **fields: Any) -> P:
-    """A request's params, checked here: a value the supervisor would refuse is the
-    caller's error (bad-request) before anything is sent."""
-    try:
-        return model(**fields)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise SupervisorError(ErrorCode.BAD_REQUEST, problems) from None
 
 
 def _key(message: dict[str, Any]) -> Hashable | None:
@@ -109,99 +76,6 @@ def _exit(message: dict[str, Any]) -> bool:
 
 def _stream_event(message: dict[str, Any]) -> bool:
     return "event" in message and ("exec" in message or "session" in message)
-
-
-class RemoteExec:
-    """A process started in the sandbox. Its events are taken with :meth:`next`; until
-    they are, the supervisor (and the process in the guest) waits for this client."""
-
-    def __init__(self, client: SupervisorClient, exec_id: int) -> None:
-        self.client, self.id = client, exec_id
-        self._inbox = client.connection.open(("exec", exec_id))
-
-    async def next(self) -> OutputEvent | ExitEvent:
-        """The next output, or the exit (the last event). ConnectionLost if the
-        connection to the supervisor ends first."""
-        while True:
-            try:
-                message = await self._inbox.get()
-            except ConnectionLost:
-                raise ConnectionLost("lost the connection to the sandbox") from None
-            try:
-                if message.get("event") == "exit":
-                    return ExitEvent.model_validate(message)
-                if message.get("event") == "output":
-                    return OutputEvent.model_validate(message)
-            except ValidationError as exc:
-                log.warning("skipping a malformed exec event: %s", exc)
-
-    async def stdin(self, data: bytes = b"", eof: bool = False) -> None:
-        params = _params(StdinParams, exec=self.id, data=base64.b64encode(data).decode(), eof=eof)
-        await self.client.request("stdin", params, EmptyResult)
-
-    async def resize(self, rows: int, cols: int) -> None:
-        await self.client.request(
-            "resize", _params(ResizeParams, exec=self.id, rows=rows, cols=cols), EmptyResult
-        )
-
-    async def signal(self, number: int) -> None:
-        await self.client.request(
-            "signal", _params(SignalParams, exec=self.id, signal=number), EmptyResult
-        )
-
-
-SessionEvent = SessionOutputEvent | SessionExitEvent | SessionDetachedEvent
-
-
-class RemoteSession:
-    """This client's attachment to a session: the screen at attach time, then its events.
-    Detaching (or closing the connection) leaves the session running."""
-
-    def __init__(self, client: SupervisorClient, attached: SessionAttached) -> None:
-        self.client, self.info = client, attached.session
-        self.name = attached.session.name
-        self.screen = base64.b64decode(attached.screen)
-        self._inbox = client.connection.open(("session", self.name))
-
-    async def next(self) -> SessionEvent:
-        """The next output, or the end: the session's exit, or this client detached."""
-        while True:
-            try:
-                message = await self._inbox.get()
-            except ConnectionLost:
-                raise ConnectionLost("lost the connection to the sandbox") from None
-            kind = message.get("event")
-            try:
-                if kind == "session-output":
-                    return SessionOutputEvent.model_validate(message)
-                if kind == "session-exit":
-                    return SessionExitEvent.model_validate(message)
-                if kind == "session-detached":
-                    return SessionDetachedEvent.model_validate(message)
-            except ValidationError as exc:
-                log.warning("skipping a malformed session event: %s", exc)
-
-    async def input(self, data: bytes = b"", eof: bool = False) -> None:
-        params = _params(
-            SessionInputParams,
-            session=self.name,
-            data=base64.b64encode(data).decode(),
-            eof=eof,
-        )
-        await self.client.request("session-input", params, EmptyResult)
-
-    async def resize(self, rows: int, cols: int) -> None:
-        params = _params(SessionResizeParams, session=self.name, rows=rows, cols=cols)
-        await self.client.request("session-resize", params, EmptyResult)
-
-    async def detach(self) -> None:
-        await self.client.request(
-            "session-detach", _params(SessionParams, session=self.name), EmptyResult
-        )
-        self.client.connection.discard(("session", self.name))
-
-    async def stop(self) -> None:
-        await self.client.stop_session(self.name)
 
 
 class SupervisorClient:
@@ -299,7 +173,7 @@ class SupervisorClient:
         cols: int = 80,
         stdin: bool = False,
     ) -> RemoteExec:
-        params = _params(
+        params = checked_params(
             ExecParams,
             argv=list(argv),
             env=dict(env or {}),
@@ -341,12 +215,12 @@ class SupervisorClient:
 
     async def approve(self, host: str, remember: bool = False) -> AnswerResult:
         return await self.request(
-            "approve", _params(AnswerParams, host=host, remember=remember), AnswerResult
+            "approve", checked_params(AnswerParams, host=host, remember=remember), AnswerResult
         )
 
     async def deny(self, host: str, remember: bool = False) -> AnswerResult:
         return await self.request(
-            "deny", _params(AnswerParams, host=host, remember=remember), AnswerResult
+            "deny", checked_params(AnswerParams, host=host, remember=remember), AnswerResult
         )
 
     async def pending(self) -> PendingResult:
@@ -355,11 +229,11 @@ class SupervisorClient:
     async def adopt(
         self, name: str, config: Mapping[str, Any], identity: Identity | None = None
     ) -> AdoptResult:
-        params = _params(AdoptParams, name=name, config=dict(config), identity=identity)
+        params = checked_params(AdoptParams, name=name, config=dict(config), identity=identity)
         return await self.request("adopt", params, AdoptResult)
 
     async def agent_argv(self, extra: Sequence[str], interactive: bool) -> AgentArgvResult:
-        params = _params(AgentArgvParams, extra=list(extra), interactive=interactive)
+        params = checked_params(AgentArgvParams, extra=list(extra), interactive=interactive)
         return await self.request("agent-argv", params, AgentArgvResult)
 
     # -- sessions -----------------------------------------------------------------------------
@@ -380,7 +254,7 @@ class SupervisorClient:
         attach: bool = True,
     ) -> RemoteSession:
         """A program the supervisor owns; attached unless ``attach`` is False (exec -d)."""
-        params = _params(
+        params = checked_params(
             SessionStartParams,
             name=name,
             argv=list(argv),
@@ -399,21 +273,25 @@ class SupervisorClient:
     ) -> RemoteSession:
         """The session's screen so far, then its output; ``interactive=False`` follows the
         output without taking the terminal's size (logs -f)."""
-        params = _params(
+        params = checked_params(
             SessionAttachParams, session=session, rows=rows, cols=cols, interactive=interactive
         )
         return RemoteSession(self, await self.request("session-attach", params, SessionAttached))
 
     async def stop_session(self, session: str) -> None:
         """SIGHUP, then SIGKILL a few seconds later if it is still running."""
-        await self.request("session-stop", _params(SessionParams, session=session), EmptyResult)
+        await self.request(
+            "session-stop", checked_params(SessionParams, session=session), EmptyResult
+        )
 
     # -- ports --------------------------------------------------------------------------------
     async def ports(self) -> PortsResult:
         return await self.request("ports", None, PortsResult)
 
     async def publish(self, spec: str) -> PortsResult:
-        return await self.request("publish", _params(PublishParams, spec=spec), PortsResult)
+        return await self.request("publish", checked_params(PublishParams, spec=spec), PortsResult)
 
     async def unpublish(self, spec: str) -> PortsResult:
-        return await self.request("unpublish", _params(UnpublishParams, spec=spec), PortsResult)
+        return await self.request(
+            "unpublish", checked_params(UnpublishParams, spec=spec), PortsResult
+        )

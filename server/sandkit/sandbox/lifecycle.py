@@ -1,4 +1,5 @@
-"""Create, start, stop and remove sandboxes: the steps the CLI and the editor share."""
+"""Create, start, stop, reset and remove sandboxes: the steps the CLI and the editor share
+(the warm pool that new sandboxes are adopted from is `pool.py`)."""
 
 from __future__ import annotations
 
@@ -10,29 +11,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from sandkit.errors import SandkitError
 from sandkit.hostconfig import registry_args
 from sandkit.pids import alive
-from sandkit.sandbox.client import SupervisorClient, SupervisorError
-from sandkit.sandbox.protocol import ErrorCode, Identity
+from sandkit.sandbox.client import SupervisorClient
 from sandkit.sandbox.state import SandboxState
-from sandkit.sandbox.store import (
-    Config,
-    Profile,
-    Sandbox,
-    SandboxError,
-    State,
-    Store,
-    profile,
-    profile_of,
-)
+from sandkit.sandbox.store import Config, Sandbox, SandboxError, State, Store
 from sandkit.vm import hostcheck
 from sandkit.vm.image import Progress, ensure_image
 
-__all__ = ["Profile", "profile", "profile_of"]  # kept here for their older callers
 log = logging.getLogger(__name__)
 S = SandboxState
 BOOT_TIMEOUT = 900.0  # installs (npm, apt) run before a sandbox counts as started
@@ -228,198 +218,12 @@ def _kill_orphans(sandbox: Sandbox) -> None:
                     os.kill(int(proc.name), signal.SIGKILL)
 
 
-# -- the warm pool ------------------------------------------------------------------------------
+# A pool member is known by its name: reset refuses one, and `sandkit pool` lists them.
 POOL_PREFIX = "pool-"
-
-
-def pool_size() -> int:
-    """Members kept ready per machine shape: $SANDKIT_POOL_SIZE (default 1; 0 turns the
-    pool off)."""
-    try:
-        return max(int(os.environ.get("SANDKIT_POOL_SIZE", "1")), 0)
-    except ValueError:
-        raise SandboxError(
-            "SANDKIT_POOL_SIZE must be a whole number (0 turns the pool off)"
-        ) from None
-
-
-def shape(cpus: int, memory_mib: int) -> str:
-    return f"{cpus}c{memory_mib}m"
-
-
-def pool_members(store: Store) -> list[Sandbox]:
-    return [s for s in store.all() if s.name.startswith(POOL_PREFIX)]
 
 
 def is_pool_member(sandbox: Sandbox) -> bool:
     return sandbox.name.startswith(POOL_PREFIX)
-
-
-async def adopt(store: Store, config: Config) -> Sandbox | None:
-    """Claim a paused pool member of the config's shape and make it this sandbox: one
-    prepared for the same agent and kits first, else a plain one; None when none is ready
-    or the adoption fails in any way (the caller boots one cold). A member whose
-    supervisor runs another sandkit (version, protocol, installation) is never adopted:
-    it is drained, and the pool refilled with this sandkit's."""
-    if not config.host_cas:  # members already trust the host's CAs: boot this one cold
-        return None
-    mine = Identity.local()
-    drained = 0
-    try:
-        for member in _candidates(store, config):
-            state = member.state()
-            if state.state is not S.POOLED or not alive(state.supervisor_pid):
-                continue
-            if not same_kind(state, mine):
-                log.info("draining pool member %s: %s", member.name, kind_of(state))
-                await remove(store, member, force=True)
-                drained += 1
-                continue
-            outcome = await _claim(store, member, config, mine)
-            if isinstance(outcome, Sandbox):
-                return outcome
-            if outcome is not _TAKEN:  # failed: cold, and the pool topped up again
-                drained += 1
-                return None
-        return None
-    finally:
-        if drained:
-            _spawn_fill(config, prepared=False)
-
-
-def same_kind(state: State, mine: Identity) -> bool:
-    """Whether the supervisor that wrote ``state`` runs this sandkit."""
-    if state.sandkit is None or state.protocol is None or state.prefix is None:
-        return False  # written by a sandkit that did not say (PROTOCOL 1)
-    theirs = Identity(
-        sandkit=state.sandkit,
-        protocol=state.protocol,
-        executable=state.executable or "",
-        prefix=state.prefix,
-    )
-    return theirs.same_as(mine)
-
-
-def kind_of(state: State) -> str:
-    """For `sandkit ls` and logs: the sandkit a sandbox's supervisor runs."""
-    if state.sandkit is None:
-        return "an older sandkit"
-    return f"sandkit {state.sandkit} (protocol {state.protocol}) in {state.prefix}"
-
-
-def other_sandkit(state: State, mine: Identity) -> str:
-    """For `sandkit ls`: "" when the sandbox's supervisor runs this sandkit (or none
-    runs), else what it runs: "older" (it did not say), a version, and the installation
-    or protocol that differs."""
-    if not (state.state.live and alive(state.supervisor_pid)) or same_kind(state, mine):
-        return ""
-    if state.sandkit is None:
-        return "older"
-    if state.prefix != mine.prefix:
-        return f"{state.sandkit} (other install: {state.prefix})"
-    return f"{state.sandkit} (protocol {state.protocol})"
-
-
-def _candidates(store: Store, config: Config) -> list[Sandbox]:
-    """Members of the config's shape: prepared for its agent and kits first, then plain."""
-    wanted = shape(config.cpus, config.memory_mib)
-    candidates = []
-    for member in pool_members(store):
-        try:
-            member_config = member.config()
-        except SandboxError:
-            continue
-        if member_config.pool_shape != wanted:
-            continue
-        if not member_config.pool_prepared:
-            candidates.append((1, member))
-        elif profile(member_config) == profile(config):
-            candidates.append((0, member))
-    return [member for _, member in sorted(candidates, key=lambda c: c[0])]
-
-
-_TAKEN = object()  # another client adopted the member first: try the next
-
-
-async def _claim(store: Store, member: Sandbox, config: Config, mine: Identity) -> object:
-    """Ask the member to become this sandbox: the Sandbox, _TAKEN, or None after any
-    failure (a member left in doubt is drained; a half-adopted sandbox is removed)."""
-    from dataclasses import asdict
-
-    try:
-        async with await SupervisorClient.connect(member.control) as client:
-            await client.adopt(config.name, asdict(config), identity=mine)
-        return Sandbox(store.root, config.name)
-    except SupervisorError as exc:
-        if exc.code is ErrorCode.MEMBER_TAKEN:
-            return _TAKEN
-        failure: Exception = exc
-    except Exception as exc:  # whatever it is, the user's sandbox starts cold
-        failure = exc
-    log.warning("adopting pool member %s failed (%s); starting cold", member.name, failure)
-    # Refused before anything changed (the user's kits have an error): it stays pooled.
-    refused = isinstance(failure, SupervisorError) and failure.code in REFUSALS
-    await _clean_after_failure(store, member, config, keep_member=refused)
-    return None
-
-
-REFUSALS = (ErrorCode.FAILED, ErrorCode.BAD_REQUEST)
-
-
-async def _clean_after_failure(
-    store: Store, member: Sandbox, config: Config, keep_member: bool
-) -> None:
-    half = Sandbox(store.root, config.name)
-    if half.exists() and half.state().adopted_from == member.name:
-        await remove(store, half, force=True)  # renamed, then failed: not the user's yet
-    if member.exists():
-        state = member.state()
-        if not (keep_member and state.state is S.POOLED):
-            await remove(store, member, force=True)  # in doubt: drained, refilled later
-
-
-async def create_or_adopt(
-    store: Store, config: Config, workspace: Path | None
-) -> tuple[Sandbox, bool]:
-    """A new sandbox: adopted from the warm pool when a member is ready, else created (and
-    booted later, cold). Either way the kits are checked first."""
-    config.arg_defaults = dict(registry_args())
-    if workspace is not None and not workspace.is_dir():
-        raise SandboxError(f"{workspace} is not a directory")
-    if Sandbox(store.root, config.name).exists():
-        raise SandboxError(f"a sandbox named '{config.name}' exists already")
-    if pool_size() > 0:  # the member's supervisor checks the kits before it says yes
-        adopted = await adopt(store, config)
-        if adopted is not None:
-            await hand_over_environ(adopted, config)
-            return adopted, True
-    return create(store, config, workspace), False
-
-
-def credential_environ(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The host variables the config's kits name for credentials, as this client sees
-    them (whether the proxy may read one is still the user's grant, checked there)."""
-    from sandkit.kits import resolve
-
-    env = os.environ if environ is None else environ
-    resolution = resolve(config.agent, config.kits, config.kit_args, defaults=config.arg_defaults)
-    names: set[str] = set()
-    for cred in resolution.sandbox.credentials:
-        names.update([cred.env] if cred.env else [])
-        names.update(cred.sources.env if cred.sources else ())
-    return {name: env[name] for name in sorted(names) if name in env}
-
-
-async def hand_over_environ(sandbox: Sandbox, config: Config) -> None:
-    """An adopted member's supervisor was started with another environment: give it this
-    client's host variables for the kits' credentials, over its 0600 control socket (held
-    in its memory only), so that adoption and a cold start inject the same."""
-    try:
-        environ = credential_environ(config)
-        async with await connect(sandbox) as client:
-            await client.credentials_changed(environ)
-    except (SandkitError, OSError) as exc:
-        log.warning("could not hand the host's credential variables to %s: %s", sandbox.name, exc)
 
 
 async def credentials_changed(sandboxes: list[Sandbox]) -> list[str]:
@@ -436,88 +240,3 @@ async def credentials_changed(sandboxes: list[Sandbox]) -> list[str]:
         except (SandkitError, OSError):
             missed.append(sandbox.name)
     return missed
-
-
-async def fill(
-    store: Store,
-    cpus: int,
-    memory_mib: int,
-    size: int | None = None,
-    prepared_for: Config | None = None,
-) -> int:
-    """Start members until the pool holds ``size`` of this shape (prepared for the agent and
-    kits of ``prepared_for``, when given); returns how many started."""
-    import secrets
-
-    want = pool_size() if size is None else size
-    wanted = shape(cpus, memory_mib)
-    kind = profile(prepared_for) if prepared_for is not None else None
-    for member in pool_members(store):  # a member whose supervisor died is of no use
-        state = member.state()
-        if state.state in (S.CRASHED, S.STOPPED) or (
-            state.state is S.CREATED and not alive(state.supervisor_pid)
-        ):
-            await remove(store, member, force=True)
-    started = 0
-    while _count(store, wanted, kind) < want:  # counted each time: adoptions go on meanwhile
-        # Never reuse a member's name: an adopted VM's QEMU still names its first folder.
-        name = f"{POOL_PREFIX}{wanted}-{secrets.token_hex(3)}"
-        config = Config(
-            name=name,
-            agent="shell",
-            cpus=cpus,
-            memory_mib=memory_mib,
-            default_policy="deny-all",
-            pool_shape=wanted,
-        )
-        if prepared_for is not None:  # installs reach what the kits allow, as in a sandbox
-            config.agent, config.kits = prepared_for.agent, list(prepared_for.kits)
-            config.kit_args = dict(prepared_for.kit_args)
-            config.default_policy, config.pool_prepared = prepared_for.default_policy, True
-        member = create(store, config, None)
-        try:
-            await start(member)
-        except BaseException:
-            await remove(store, member, force=True)  # no dead member counted as ready
-            raise
-        started += 1
-    return started
-
-
-def _count(store: Store, wanted: str, kind: Profile | None) -> int:
-    count = 0
-    for member in pool_members(store):
-        try:
-            c = member.config()
-        except SandboxError:
-            continue
-        same = c.pool_shape == wanted and (profile(c) == kind if c.pool_prepared else kind is None)
-        state = member.state()
-        if same and state.state in (S.POOLED, S.BOOTING) and alive(state.supervisor_pid):
-            count += 1
-    return count
-
-
-def refill_after(sandbox: Sandbox, config: Config) -> None:
-    """Top the pool up after ``sandbox`` was made, at low priority, outliving this command:
-    with a member prepared for its kits when it adopted such a member, else a plain one."""
-    _spawn_fill(config, prepared=sandbox.state().adopted_prepared)
-
-
-def _spawn_fill(config: Config, prepared: bool) -> None:
-    if pool_size() == 0:
-        return
-    argv = ["nice", "-n", "10", sys.executable, "-m", "sandkit", "pool", "fill",
-            "--cpus", str(config.cpus), "--memory", f"{config.memory_mib}m", "--quiet"]  # fmt: skip
-    if prepared:
-        argv += ["--agent", config.agent, "--default", config.default_policy]
-        for kit in config.kits:
-            argv += ["--kit", kit]
-        for key, value in config.kit_args.items():
-            argv += ["--kit-arg", f"{key}={value}"]
-    log_dir = Store().root
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / "pool.log").open("ab") as out:
-        subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-        )

@@ -82,6 +82,20 @@ def argv(spec: MachineSpec) -> list[str]:
         raise ValueError(f"unknown machine type {spec.machine!r}")
     pci = spec.machine == "q35"
     bus = "pci" if pci else "device"  # virtio-blk-pci or virtio-blk-device, and so on
+    # Built in this order, which is also the order its checks raise in.
+    return [
+        spec.qemu,
+        *_machine(spec, pci),
+        *_boot(spec),
+        *_devices(spec, bus),
+        *_memory(spec, pci),
+        *_network(spec, bus),
+        *_incoming(spec, pci),
+    ]
+
+
+def _machine(spec: MachineSpec, pci: bool) -> list[str]:
+    """The machine type, accelerator, CPU, RAM size and CPU count; no default devices."""
     if pci:
         # Native PCIe hotplug: the ACPI path waits seconds before the guest sees a device.
         machine = ["-M", "q35", "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]
@@ -93,8 +107,7 @@ def argv(spec: MachineSpec) -> list[str]:
     # A smaller translation cache saves RSS; restored clones keep more, since their first
     # commands after adoption re-translate everything (TCG's cache is not migrated).
     tcg = f"tcg,tb-size={64 if pci else 32}"
-    cmd = [
-        spec.qemu,
+    return [
         *machine,
         "-accel",
         tcg if spec.accel == "tcg" else spec.accel,
@@ -109,6 +122,12 @@ def argv(spec: MachineSpec) -> list[str]:
         "-display",
         "none",
         "-no-reboot",
+    ]
+
+
+def _boot(spec: MachineSpec) -> list[str]:
+    """The kernel, its initrd and command line, and the serial console's log."""
+    return [
         "-kernel",
         str(spec.kernel),
         "-initrd",
@@ -117,6 +136,12 @@ def argv(spec: MachineSpec) -> list[str]:
         kernel_cmdline(spec),
         "-serial",
         f"file:{spec.console_log}",
+    ]
+
+
+def _devices(spec: MachineSpec, bus: str) -> list[str]:
+    """The disk, the agent's port, entropy, the balloon and QMP."""
+    return [
         "-drive",
         f"id=root,file={spec.disk},format=qcow2,if=none,cache=unsafe,discard=unmap",
         "-device",
@@ -138,12 +163,17 @@ def argv(spec: MachineSpec) -> list[str]:
         "-qmp",
         f"unix:{spec.qmp_socket},server=on,wait=off",
     ]
+
+
+def _memory(spec: MachineSpec, pci: bool) -> list[str]:
+    """Shared guest RAM (vhost-user needs it): q35's in a file, with the root port its
+    share is hotplugged into; microvm's in a memfd, with the share on the command line."""
     if pci:
         if spec.ram_file is None:
             raise ValueError("a q35 sandbox keeps its RAM in a file: give ram_file")
         if spec.share_socket is not None:
             raise ValueError("a q35 sandbox gets its share by hotplug, not on the command line")
-        cmd += [
+        return [
             "-device",
             f"pcie-root-port,id={SHARE_PORT},bus=pcie.0,chassis=1",
             "-object",
@@ -151,8 +181,8 @@ def argv(spec: MachineSpec) -> list[str]:
             "-numa",
             "node,memdev=mem",
         ]
-    elif spec.share_socket is not None:
-        cmd += [
+    if spec.share_socket is not None:
+        return [
             "-chardev",
             f"socket,id={SHARE_CHARDEV},path={spec.share_socket}",
             "-device",
@@ -162,17 +192,25 @@ def argv(spec: MachineSpec) -> list[str]:
             "-numa",
             "node,memdev=mem",
         ]
+    return []
+
+
+def _network(spec: MachineSpec, bus: str) -> list[str]:
+    """User-mode networking that opens nothing outward; one forward to the proxy."""
     netdev = "user,id=net0,restrict=on"
     if spec.proxy_command is not None:
         if "," in spec.proxy_command:
             raise ValueError("the proxy command cannot contain ','")
         netdev += f",guestfwd=tcp:{PROXY_ADDRESS}:{PROXY_PORT}-cmd:{spec.proxy_command}"
-    cmd += ["-netdev", netdev, "-device", f"virtio-net-{bus},netdev=net0"]
-    if spec.incoming:
-        if not pci:
-            raise ValueError("only a q35 sandbox is restored from a golden snapshot")
-        cmd += ["-incoming", "defer"]
-    return cmd
+    return ["-netdev", netdev, "-device", f"virtio-net-{bus},netdev=net0"]
+
+
+def _incoming(spec: MachineSpec, pci: bool) -> list[str]:
+    if not spec.incoming:
+        return []
+    if not pci:
+        raise ValueError("only a q35 sandbox is restored from a golden snapshot")
+    return ["-incoming", "defer"]
 
 
 def share_hotplug(socket: Path) -> list[tuple[str, dict[str, object]]]:

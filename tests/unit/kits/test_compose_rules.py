@@ -436,6 +436,13 @@ def test_matching_v3_requests_merge_into_the_first() -> None:
     assert out.origin is not None and out.origin.kit == "base"
 
 
+def test_a_merged_request_does_not_hide_the_kits_later_volumes() -> None:
+    base = agent(volumes=(volume("base", True, size_bytes=5),))
+    other = m.Volume(path="/cache", strict=True, origin=origin("mix", 12, 11))
+    mix = kit("mix", volumes=(volume("mix", True, size_bytes=5), other))
+    assert [v.path for v in compose(base, [mix]).volumes] == ["/data", "/cache"]
+
+
 def test_v1_v2_volumes_still_take_the_last_request() -> None:
     base = agent(volumes=(volume("base", False, size_bytes=5),))
     mix = kit("mix", volumes=(volume("mix", False, tmpfs=True),))

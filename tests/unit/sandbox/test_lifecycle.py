@@ -13,7 +13,7 @@ import pytest
 
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox.state import SandboxState
-from sandkit.sandbox.store import Config, SandboxError, State, Store
+from sandkit.sandbox.store import Config, SandboxError, State, Store, profile, profile_of
 from sandkit.tasks import spawn
 
 
@@ -32,10 +32,10 @@ async def test_wait_ends_when_the_sandbox_is_removed(tmp_path: Path) -> None:
 def test_a_prepared_members_profile_is_agent_kits_and_args() -> None:
     a = Config(name="a", agent="claude", kits=["/k/x"], kit_args={"b": "2", "a": "1"})
     b = Config(name="b", agent="claude", kits=["/k/x"], kit_args={"a": "1", "b": "2"}, cpus=4)
-    assert lifecycle.profile(a) == lifecycle.profile(b)  # names, shapes, arg order: no matter
-    assert lifecycle.profile_of(
+    assert profile(a) == profile(b)  # names, shapes, arg order: no matter
+    assert profile_of(
         {"agent": "claude", "kits": ["/k/x"], "kit_args": {"a": "1", "b": "2"}}
-    ) == lifecycle.profile(a)
+    ) == profile(a)
     for other in (
         Config(name="c", agent="codex", kits=["/k/x"], kit_args=a.kit_args),
         Config(name="c", agent="claude", kits=[], kit_args=a.kit_args),
@@ -44,4 +44,4 @@ def test_a_prepared_members_profile_is_agent_kits_and_args() -> None:
             name="c", agent="claude", kits=["/k/x"], kit_args=a.kit_args, default_policy="allow-all"
         ),
     ):
-        assert lifecycle.profile(other) != lifecycle.profile(a)
+        assert profile(other) != profile(a)

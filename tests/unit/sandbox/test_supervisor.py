@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from sandkit.sandbox import lifecycle
+from sandkit.sandbox import pool as warm_pool
 from sandkit.sandbox.protocol import METHODS, PROTOCOL, Identity
 from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Config, Sandbox, State, Store
@@ -427,7 +427,7 @@ async def test_a_member_goes_back_to_the_pool_when_the_kits_are_wrong(
 async def test_lifecycle_adopts_a_member_of_its_own_kind(home: Path, pool: None) -> None:
     box = await member(home)
     store = Store()
-    adopted = await lifecycle.adopt(store, Config(name="mine", agent="shell"))
+    adopted = await warm_pool.adopt(store, Config(name="mine", agent="shell"))
     assert adopted is not None and adopted.name == "mine"
     assert adopted.state().state is S.RUNNING
     box.supervisor.request_stop()
@@ -445,8 +445,8 @@ async def test_lifecycle_drains_a_member_of_another_sandkit(home: Path) -> None:
     try:
         gone = foreign().model_copy(update={"prefix": "/a/deleted/venv"})
         old.save_state(State(state=S.POOLED, supervisor_pid=stand_in.pid, **gone.model_dump()))
-        assert not lifecycle.same_kind(old.state(), Identity.local())
-        assert await lifecycle.adopt(store, Config(name="mine", agent="shell")) is None
+        assert not warm_pool.same_kind(old.state(), Identity.local())
+        assert await warm_pool.adopt(store, Config(name="mine", agent="shell")) is None
         assert not old.dir.exists()
         assert stand_in.wait() == -9
     finally:
@@ -466,7 +466,7 @@ async def test_lifecycle_starts_cold_when_a_member_fails_in_any_way(home: Path) 
     try:
         mine = Identity.local().model_dump()
         old.save_state(State(state=S.POOLED, supervisor_pid=stand_in.pid, **mine))
-        assert await lifecycle.adopt(store, Config(name="mine", agent="shell")) is None
+        assert await warm_pool.adopt(store, Config(name="mine", agent="shell")) is None
         assert not old.dir.exists() and not Sandbox(store.root, "mine").exists()
     finally:
         if stand_in.poll() is None:

@@ -14,7 +14,7 @@ from sandkit.lsp import protocol
 from sandkit.lsp.sandboxes.common import Context, command, to_path
 from sandkit.lsp.sandboxes.rows import sandbox_rows
 from sandkit.lsp.workspace import workspace_settings
-from sandkit.sandbox import lifecycle
+from sandkit.sandbox import lifecycle, pool
 from sandkit.sandbox.store import Sandbox, SandboxError, Store, check_name, default_name
 
 if TYPE_CHECKING:
@@ -95,10 +95,10 @@ def register(ctx: Context) -> None:
                 )
             )
             await _ask_file_sources(ls, config)
-            sandbox, _ = await lifecycle.create_or_adopt(store, config, folder)
+            sandbox, _ = await pool.create_or_adopt(store, config, folder)
         await ctx.started(ls, sandbox)
         if created:
-            lifecycle.refill_after(sandbox, config)
+            pool.refill_after(sandbox, config)
         return {"name": name, "state": sandbox.state().state, "created": created}
 
     @command(server, protocol.SET_SECRET)

@@ -12,8 +12,9 @@ from sandkit.errors import SandkitError
 from sandkit.lsp import protocol
 from sandkit.lsp.sandboxes.common import Context, command
 from sandkit.sandbox import lifecycle
-from sandkit.sandbox.client import RemoteSession, SupervisorClient, SupervisorError
+from sandkit.sandbox.client import SupervisorClient
 from sandkit.sandbox.protocol import ErrorCode
+from sandkit.sandbox.remote import RemoteSession, SupervisorError
 from sandkit.sandbox.store import Sandbox, Store
 
 if TYPE_CHECKING:

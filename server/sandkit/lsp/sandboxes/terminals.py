@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from sandkit.lsp import protocol
 from sandkit.rpc import ConnectionLost, exit_status
 from sandkit.sandbox import lifecycle
-from sandkit.sandbox.client import RemoteExec, RemoteSession, SupervisorClient
+from sandkit.sandbox.client import SupervisorClient
 from sandkit.sandbox.protocol import ExitEvent, SessionDetachedEvent, SessionExitEvent
+from sandkit.sandbox.remote import RemoteExec, RemoteSession
 from sandkit.sandbox.store import Sandbox
 from sandkit.tasks import spawn
 

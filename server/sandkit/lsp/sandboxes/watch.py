@@ -326,7 +326,7 @@ NOT_NOW = "Not now"
 async def publish(client: SupervisorClient, port: int) -> int:
     """Publish a guest port on the same host port if that is free, else on a free one;
     answers the host port."""
-    from sandkit.sandbox.client import SupervisorError
+    from sandkit.sandbox.remote import SupervisorError
 
     try:
         result = await client.publish(f"{port}:{port}")
