@@ -5,7 +5,7 @@ Workspace in Sandbox" boots a sandbox and its terminal runs in the VM; a request
 unlisted host is asked about, "Allow once" lets it through, the network log view shows it;
 the Sandboxes view shows the sandbox from the list the server pushes; changing
 `sandkit.path` starts the server it names, and a terminal opened through that one runs in
-the VM. Then (vscode-client/e2e/sessions.js) the agent's terminal is a session: typed
+the VM. Then (tests/vscode/sessions.js) the agent's terminal is a session: typed
 into, closed (detached), the page reloaded, and the terminal is back with its output and
 live. Screenshots of each step go to test-artifacts/vscode-e2e/."""
 
@@ -131,7 +131,7 @@ def test_extension_in_code_server(env: Env, upstream: tuple[int, Path], tmp_path
         print(done.stdout)
         assert done.returncode == 0, done.stdout + done.stderr
         sessions = subprocess.run(
-            ["node", str(CLIENT / "e2e" / "sessions.js"), f"http://127.0.0.1:{http}/?folder={ws}",
+            ["node", str(ROOT / "tests" / "vscode" / "sessions.js"), f"http://127.0.0.1:{http}/?folder={ws}",
              str(ARTIFACTS)],
             env=variables, capture_output=True, text=True, timeout=600,
         )  # fmt: skip

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from sandkit.cli.options import add_kit_arg_option, add_shape_options
+from sandkit.cli.output import start_showing_progress
 from sandkit.errors import SandkitError
 from sandkit.sandbox.signin import (
     LoginError,
@@ -233,7 +234,7 @@ async def cmd_login(args: argparse.Namespace) -> int:
             shutil.rmtree(folder, ignore_errors=True)
             raise
     try:
-        await _start(sandbox)
+        await start_showing_progress(sandbox)
         status, done, blocked = await _sign_in(sandbox, config, login)
     finally:
         if made and not args.keep:
@@ -282,19 +283,6 @@ def _kits(config: Config) -> tuple[ResolvedSandbox, Policy]:
     resolved = resolve(config.agent, config.kits, config.kit_args, defaults=defaults).sandbox
     policy = build_policy(resolved, DefaultPolicy(config.default_policy), registry_hosts(defaults))
     return resolved, policy
-
-
-async def _start(sandbox: Sandbox) -> None:
-    from sandkit.sandbox import lifecycle
-    from sandkit.ui import ProgressLine
-
-    line = ProgressLine(sandbox.name)
-    try:
-        await lifecycle.start(
-            sandbox, progress=ProgressLine("guest image").step, waiting=lambda s: line.spin(s)
-        )
-    finally:
-        line.clear()
 
 
 async def _sign_in(

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandkit.cli.options import add_kit_arg_option
+from sandkit.cli.output import start_showing_progress
 
 # `ls` (and `reset`) use these at the module level; the other verbs import what they use.
 from sandkit.sandbox import lifecycle, pool
 from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Sandbox, SandboxError, Store, check_name
-from sandkit.ui import ProgressLine, since, table
+from sandkit.ui import since, table
 
 if TYPE_CHECKING:
     from sandkit.sandbox.store import Config
@@ -187,16 +188,6 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
     return config, Path(config.workspace) if config.workspace else None
 
 
-async def _started(sandbox: Sandbox) -> None:
-    line = ProgressLine(sandbox.name)
-    try:
-        await lifecycle.start(
-            sandbox, progress=ProgressLine("guest image").step, waiting=lambda s: line.spin(s)
-        )
-    finally:
-        line.clear()
-
-
 async def cmd_create(args: argparse.Namespace, extra: list[str]) -> int:
     config, workspace = _config(args)
     sandbox, adopted = await pool.create_or_adopt(Store(), config, workspace)
@@ -209,7 +200,7 @@ async def cmd_create(args: argparse.Namespace, extra: list[str]) -> int:
 async def cmd_start(args: argparse.Namespace, extra: list[str]) -> int:
     store = Store()
     for name in args.names:
-        await _started(store.get(name))
+        await start_showing_progress(store.get(name))
     return 0
 
 
@@ -240,7 +231,7 @@ async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         config, workspace = _config(args)
         sandbox, _ = await pool.create_or_adopt(store, config, workspace)
         refill = pool.pool_size() > 0  # so that the next new sandbox starts warm
-    await _started(sandbox)
+    await start_showing_progress(sandbox)
     if refill:
         pool.refill_after(sandbox, config)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -269,7 +260,7 @@ async def cmd_exec(args: argparse.Namespace, extra: list[str]) -> int:
     if not cmd:
         raise SandboxError("nothing to run: sandkit exec NAME -- CMD ...")
     sandbox = Store().get(args.name)
-    await _started(sandbox)
+    await start_showing_progress(sandbox)
     env = {}
     for item in args.env:
         key, sep, value = item.partition("=")

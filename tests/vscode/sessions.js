@@ -1,51 +1,14 @@
 // The agent's terminal as a view of a session, in a real VS Code (code-server), after
-// tests/vscode/e2e.js has left the workspace's sandbox running. Called by
+// e2e.js has left the workspace's sandbox running. Called by
 // tests/vm/test_vscode_e2e.py:
 //   node sessions.js URL ARTIFACTS_DIR
 // Run Agent, type into it, close its terminal (it detaches: the agent runs on), reload the
 // page (a new extension host and language server), and find the agent's terminal back
 // with what it showed. Saves a screenshot per step; exits 0 when every step passed.
 const path = require("path");
-const fs = require("fs");
-const os = require("os");
-const { chromium } = require(path.join(__dirname, "..", "node_modules", "playwright-core"));
+const { lap, launch, palette, terminalText, waitForTerminal } = require("./lib.js");
 
 const [url, artifacts] = process.argv.slice(2);
-const started = Date.now();
-const lap = (what) => console.log(`${what} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-
-async function palette(page, title) {
-  // Contributed commands appear once the extension host has scanned the extensions: retry.
-  for (let i = 0; i < 8; i++) {
-    await page.keyboard.press("F1");
-    const input = page.locator(".quick-input-widget input");
-    await input.waitFor({ state: "visible", timeout: 10000 });
-    await input.fill(`>${title}`);
-    const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
-    try {
-      await row.waitFor({ timeout: 4000 });
-      await page.keyboard.press("Enter");
-      return;
-    } catch {
-      await page.keyboard.press("Escape");
-      await page.waitForTimeout(1500);
-    }
-  }
-  throw new Error(`command "${title}" never showed in the palette`);
-}
-
-async function terminalText(page) {
-  return (await page.locator(".terminal-wrapper .xterm-rows").allInnerTexts()).join("\n");
-}
-
-async function waitForTerminal(page, needle, timeout) {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if ((await terminalText(page)).includes(needle)) return;
-    await page.waitForTimeout(250);
-  }
-  throw new Error(`the terminal never showed "${needle}"; it shows:\n${await terminalText(page)}`);
-}
 
 async function terminalTabs(page) {
   // The terminal panel's tab list (or, with one terminal, its title in the panel header).
@@ -53,14 +16,7 @@ async function terminalTabs(page) {
 }
 
 (async () => {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    viewport: { width: 1400, height: 900 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-  });
+  const context = await launch();
   const page = context.pages()[0] || (await context.newPage());
   const shot = (name) => page.screenshot({ path: path.join(artifacts, name) });
   let step = "start";

@@ -1,0 +1,56 @@
+// What the code-server drivers (e2e.js, sessions.js) share: the browser, the command
+// palette, the terminal's text.
+const path = require("path");
+const fs = require("fs");
+const os = require("os");
+const { chromium } = require(path.join(__dirname, "..", "..", "vscode-client", "node_modules", "playwright-core"));
+
+const started = Date.now();
+const lap = (what) => console.log(`${what} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+
+async function launch() {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+  });
+  return context;
+}
+
+async function palette(page, title) {
+  // Contributed commands appear once the extension host has scanned the extensions: retry.
+  for (let i = 0; i < 8; i++) {
+    await page.keyboard.press("F1");
+    const input = page.locator(".quick-input-widget input");
+    await input.waitFor({ state: "visible", timeout: 10000 });
+    await input.fill(`>${title}`);
+    const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
+    try {
+      await row.waitFor({ timeout: 4000 });
+      await page.keyboard.press("Enter");
+      return;
+    } catch {
+      await page.keyboard.press("Escape");
+      await page.waitForTimeout(1500);
+    }
+  }
+  throw new Error(`command "${title}" never showed in the palette`);
+}
+
+async function terminalText(page) {
+  return (await page.locator(".terminal-wrapper .xterm-rows").allInnerTexts()).join("\n");
+}
+
+async function waitForTerminal(page, needle, timeout) {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if ((await terminalText(page)).includes(needle)) return;
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`the terminal never showed "${needle}"; it shows:\n${await terminalText(page)}`);
+}
+
+module.exports = { lap, launch, palette, terminalText, waitForTerminal };
