@@ -146,8 +146,10 @@ def test_ls(env: Env, box: Box) -> None:
         str(box.workspace),
     )
     table = env.sk("ls").stdout.splitlines()
-    assert table[0].split() == ["NAME", "AGENT", "STATE", "SYNC", "WORKSPACE", "UPTIME"]
+    header = ["NAME", "AGENT", "STATE", "SYNC", "WORKSPACE", "UPTIME", "PORTS", "SANDKIT"]
+    assert table[0].split() == header
     assert mine["sync"] in ("in sync", "syncing")
+    assert mine["ports"] == [] and mine["other_sandkit"] is None  # this installation's
 
 
 def test_root_filesystem_persists_until_rm(env: Env, tmp_path: Path) -> None:
