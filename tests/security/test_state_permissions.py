@@ -71,3 +71,26 @@ def test_a_folder_another_user_made_first_is_refused(tmp_path: Path) -> None:
         path = Path("/root")  # 0700 and root's: an ordinary user meets another's folder
     with pytest.raises(SandkitError, match="not a private folder of yours"):
         private_dir(path, "test")
+
+
+def test_no_leaf_key_is_left_in_the_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ssl module loads a TLS key only from a file. The sandbox CA's leaf key once sat
+    in /tmp for the life of every proxy, and stayed there after a crash or a kill (930 such
+    folders on this machine after a day of tests): now it is on disk only while a context
+    loads it."""
+    import ssl
+    import tempfile
+
+    from sandkit.net.tls import CertificateAuthority
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    ca = CertificateAuthority.load_or_create(tmp_path / "ca")
+    context = ca.server_context("api.test")
+    assert isinstance(context, ssl.SSLContext)
+    assert ca.server_context("API.test") is context  # cached, nothing written again
+    ca.server_context("other.test")
+    assert list(scratch.iterdir()) == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import shutil
 import ssl
 import tempfile
 from collections import OrderedDict
@@ -50,17 +49,13 @@ class CertificateAuthority:
         self.cert = cert
         self.cert_path = cert_path
         self._leaf_key = ec.generate_private_key(ec.SECP256R1())
-        self._dir = Path(tempfile.mkdtemp(prefix="sandkit-leaves-"))
-        self._key_path = self._dir / "leaf-key.pem"
-        _write_private(
-            self._key_path,
-            self._leaf_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
+        self._leaf_key_pem = self._leaf_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
         self._contexts: OrderedDict[str, ssl.SSLContext] = OrderedDict()
+        self._closed = False
 
     @classmethod
     def load_or_create(cls, directory: Path) -> CertificateAuthority:
@@ -133,8 +128,11 @@ class CertificateAuthority:
         return cls(key, cert, cert_path)
 
     def close(self) -> None:
-        """Remove the leaf key written for the ssl module (it only loads keys from files)."""
-        shutil.rmtree(self._dir, ignore_errors=True)
+        """Forget the cached contexts; no new leaf after this (the proxy that owned the CA
+        is done). The leaf key is on disk only while a context loads it: nothing is left
+        in /tmp, even by a process that is killed."""
+        self._contexts.clear()
+        self._closed = True
 
     def leaf_pem(self, host: str) -> bytes:
         now = dt.datetime.now(dt.UTC)
@@ -168,12 +166,19 @@ class CertificateAuthority:
         if ctx is not None:
             self._contexts.move_to_end(host)
             return ctx
-        chain = self._dir / f"leaf-{len(self._contexts)}-{os.getpid()}.pem"
-        chain.write_bytes(self.leaf_pem(host) + self.cert.public_bytes(serialization.Encoding.PEM))
+        if self._closed:
+            raise ProxyError("the sandbox CA was closed with its proxy: no new leaf")
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(chain, self._key_path)
+        # The ssl module loads keys from files only: a private folder (0700) for the moment
+        # it takes, then gone.
+        with tempfile.TemporaryDirectory(prefix="sandkit-leaf-") as folder:
+            key, chain = Path(folder) / "key.pem", Path(folder) / "chain.pem"
+            _write_private(key, self._leaf_key_pem)
+            _write_private(
+                chain, self.leaf_pem(host) + self.cert.public_bytes(serialization.Encoding.PEM)
+            )
+            ctx.load_cert_chain(chain, key)
         ctx.set_alpn_protocols(["http/1.1"])
-        chain.unlink()
         self._contexts[host] = ctx
         if len(self._contexts) > LEAF_CACHE:
             self._contexts.popitem(last=False)

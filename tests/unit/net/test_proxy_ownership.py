@@ -10,6 +10,7 @@ import secrets
 import socket
 from pathlib import Path
 
+from sandkit.errors import ProxyError
 from sandkit.kits.model import NetworkRule, Origin
 from sandkit.net.actions import Action, DefaultPolicy
 from sandkit.net.decisions import DecisionLog, read_log
@@ -53,7 +54,7 @@ def leaf_works(ca: CertificateAuthority) -> bool:
     """Whether the CA can still make a leaf (for a host it has not cached one for)."""
     try:
         ca.server_context(f"{secrets.token_hex(4)}.allowed.test")
-    except OSError:  # its leaf folder is gone: closed
+    except ProxyError:  # closed with its proxy
         return False
     return True
 
