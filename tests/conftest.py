@@ -12,6 +12,30 @@ BUILTIN = REPO / "kits"
 
 WriteKit = Callable[..., Path]
 
+# A mixin whose required credential (`bar`) has no value until a test sets one: shared by
+# the terminal's and the editor's credential tests.
+NEEDS_KEY_KIT = """\
+schemaVersion: "2"
+kind: mixin
+name: needs-key
+credentials:
+  - service: bar
+    required: true
+    apiKey:
+      name: BAR_KEY
+      proxyManaged: true
+      inject:
+        - {domain: bar.test, header: X-Bar, format: "%s"}
+  - service: optional-one
+    apiKey:
+      name: OPT_KEY
+      inject:
+        - {domain: bar.test, header: X-Opt, format: "%s"}
+permissions:
+  network:
+    allow: [bar.test]
+"""
+
 
 @pytest.fixture
 def write_kit(tmp_path: Path) -> WriteKit:

@@ -13,29 +13,8 @@ import pytest
 
 from tests.cli.test_host_prerequisites import fresh_env, nothing_made
 from tests.cli.test_kit_cli import SANDKIT
+from tests.conftest import NEEDS_KEY_KIT as KIT
 from tests.conftest import WriteKit
-
-KIT = """
-schemaVersion: "2"
-kind: mixin
-name: needs-key
-credentials:
-  - service: bar
-    required: true
-    apiKey:
-      name: BAR_KEY
-      proxyManaged: true
-      inject:
-        - {domain: bar.test, header: X-Bar, format: "%s"}
-  - service: optional-one
-    apiKey:
-      name: OPT_KEY
-      inject:
-        - {domain: bar.test, header: X-Opt, format: "%s"}
-permissions:
-  network:
-    allow: [bar.test]
-"""
 
 
 def sk(

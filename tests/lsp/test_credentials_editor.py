@@ -19,21 +19,8 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from sandkit.lsp import protocol
 from sandkit.sandbox.request import MissingCredentials, SandboxRequest, build
 from tests.cli.test_kit_cli import SANDKIT
+from tests.conftest import NEEDS_KEY_KIT as KIT
 from tests.lsp.conftest import start
-
-KIT = """\
-schemaVersion: "2"
-kind: mixin
-name: needs-key
-credentials:
-  - service: bar
-    required: true
-    apiKey:
-      name: BAR_KEY
-      proxyManaged: true
-      inject:
-        - {domain: bar.test, header: X-Bar, format: "%s"}
-"""
 
 
 @pytest_asyncio.fixture

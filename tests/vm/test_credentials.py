@@ -13,27 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from sandkit.sandbox.client import SupervisorClient
-from sandkit.sandbox.store import Store
 from tests.cli.test_kit_cli import SANDKIT
 from tests.vm.conftest import Env
-
-
-async def _dump(name: str) -> str:
-    async with await SupervisorClient.connect(Store().get(name).control) as client:
-        return (await client.dump_memory()).path
-
-
-def _contains(path: Path, needle: bytes) -> bool:
-    overlap = len(needle) - 1
-    tail = b""
-    with path.open("rb") as f:
-        while chunk := f.read(16 << 20):
-            if needle in tail + chunk:
-                return True
-            tail = chunk[-overlap:]
-    return False
-
+from tests.vm.secretscan import file_contains, memory_dump
 
 pytestmark = pytest.mark.vm
 SECRET = "real-secret-7f3e9b1c5d"
@@ -168,9 +150,9 @@ def test_credentials_reach_their_host_only(
         assert placeholder in environ.stdout and SECRET not in environ.stdout
         env.sk("exec", "-u", "root", name, "--", "sync", check=True)
         box_dir = env.state / name
-        assert not _contains(box_dir / "disk.qcow2", SECRET.encode())
+        assert not file_contains(box_dir / "disk.qcow2", SECRET.encode())
         assert not any(
-            _contains(p, SECRET.encode()) for p in (box_dir / "share").rglob("*") if p.is_file()
+            file_contains(p, SECRET.encode()) for p in (box_dir / "share").rglob("*") if p.is_file()
         )
         # … and not in the guest's memory while a process holds the placeholder.
         sleeper = subprocess.Popen(
@@ -180,10 +162,10 @@ def test_credentials_reach_their_host_only(
             stderr=subprocess.DEVNULL,
         )
         try:
-            dump = Path(asyncio.run(_dump(name)))
+            dump = asyncio.run(memory_dump(name))
             assert dump.stat().st_size > 256 << 20
-            assert not _contains(dump, SECRET.encode())
-            assert _contains(dump, placeholder.encode())  # the scan does find what is there
+            assert not file_contains(dump, SECRET.encode())
+            assert file_contains(dump, placeholder.encode())  # the scan does find what is there
             dump.unlink()
         finally:
             sleeper.kill()

@@ -20,7 +20,7 @@ from sandkit.net.oauth import Tokens
 from sandkit.net.tokens import TokenStore
 from tests.cli.test_kit_cli import SANDKIT
 from tests.vm.conftest import Env
-from tests.vm.test_credentials import _contains, _dump
+from tests.vm.secretscan import file_contains, memory_dump
 
 pytestmark = pytest.mark.vm
 ACCESS = "real-oauth-access-8d7c6b5a4f3e"
@@ -96,10 +96,10 @@ def test_oauth_sentinels_in_the_guest_real_token_upstream(
             stderr=subprocess.DEVNULL,
         )
         try:
-            dump = Path(asyncio.run(_dump(name)))
-            assert not _contains(dump, ACCESS.encode())
-            assert not _contains(dump, REFRESH.encode())
-            assert _contains(dump, sentinels.access.encode())  # the scan finds what is there
+            dump = asyncio.run(memory_dump(name))
+            assert not file_contains(dump, ACCESS.encode())
+            assert not file_contains(dump, REFRESH.encode())
+            assert file_contains(dump, sentinels.access.encode())  # the scan finds what is there
             dump.unlink()
         finally:
             sleeper.kill()

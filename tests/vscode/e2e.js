@@ -4,9 +4,8 @@
 // The last two for the restart step: another sandkit.path to set in the Settings editor (a
 // wrapper that touches MARKER when it starts).
 // Saves a screenshot per step; exits 0 when every step passed.
-const path = require("path");
 const fs = require("fs");
-const { lap, launch, palette, terminalText, waitForTerminal } = require("./lib.js");
+const { drive, lap, openWorkbench, palette, typeUntilShown, waitForTerminal } = require("./lib.js");
 
 const [url, artifacts, kernel, approvalUrl, newPath, marker] = process.argv.slice(2);
 
@@ -17,110 +16,85 @@ function sandboxRow(page, name) {
 }
 
 
-(async () => {
-  const context = await launch();
-  const page = context.pages()[0] || (await context.newPage());
-  const shot = (name) => page.screenshot({ path: path.join(artifacts, name) });
-  let step = "start";
-  try {
-    step = "workbench";
-    await page.goto(url);
-    await page.waitForSelector(".monaco-workbench .statusbar", { timeout: 90000 });
-    lap("workbench up");
+drive(artifacts, "failure.png", async (run) => {
+  const { page, shot } = run;
+  run.step = "workbench";
+  await openWorkbench(page, url);
+  lap("workbench up");
 
-    step = "broken kit in the Problems panel";
-    await page.keyboard.press("Control+P");
-    await page.locator(".quick-input-widget input").fill("broken-kit/spec.yaml");
-    await page.locator(".quick-input-list .monaco-list-row", { hasText: "spec.yaml" }).first().waitFor({ timeout: 15000 });
-    await page.keyboard.press("Enter");
-    await page.locator(".monaco-editor .squiggly-error").first().waitFor({ timeout: 90000 });
-    await page.keyboard.press("Control+Shift+M");
-    await page.locator(".markers-panel", { hasText: "must be one of: sandbox, mixin" }).first().waitFor({ timeout: 20000 });
-    await shot("1-problems-panel.png");
-    lap("diagnostic in the Problems panel");
+  run.step = "broken kit in the Problems panel";
+  await page.keyboard.press("Control+P");
+  await page.locator(".quick-input-widget input").fill("broken-kit/spec.yaml");
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: "spec.yaml" }).first().waitFor({ timeout: 15000 });
+  await page.keyboard.press("Enter");
+  await page.locator(".monaco-editor .squiggly-error").first().waitFor({ timeout: 90000 });
+  await page.keyboard.press("Control+Shift+M");
+  await page.locator(".markers-panel", { hasText: "must be one of: sandbox, mixin" }).first().waitFor({ timeout: 20000 });
+  await shot("1-problems-panel.png");
+  lap("diagnostic in the Problems panel");
 
-    step = "Open Workspace in Sandbox";
-    await palette(page, "Sandkit: Open Workspace in Sandbox");
-    await page.locator(".terminal-wrapper .xterm-rows").first().waitFor({ timeout: 300000 });
-    await waitForTerminal(page, "$", 120000);
-    await page.locator(".terminal-wrapper").first().click();
-    await page.keyboard.type("uname -r\n");
-    await waitForTerminal(page, kernel, 60000);
-    await shot("2-terminal-in-the-vm.png");
-    lap("terminal runs in the VM");
+  run.step = "Open Workspace in Sandbox";
+  await palette(page, "Sandkit: Open Workspace in Sandbox");
+  await page.locator(".terminal-wrapper .xterm-rows").first().waitFor({ timeout: 300000 });
+  await waitForTerminal(page, "$", 120000);
+  await page.locator(".terminal-wrapper").first().click();
+  await page.keyboard.type("uname -r\n");
+  await waitForTerminal(page, kernel, 60000);
+  await shot("2-terminal-in-the-vm.png");
+  lap("terminal runs in the VM");
 
-    step = "approval prompt";
-    await page.keyboard.type(`curl -s -o /dev/null -w "code=%{http_code}\\n" ${approvalUrl}\n`);
-    const toast = page.locator(".notification-toast", { hasText: "wants to reach" }).first();
-    await toast.waitFor({ timeout: 60000 });
-    const allowOnce = toast.locator(".monaco-button", { hasText: "Allow once" }).first();
-    await allowOnce.waitFor({ state: "visible", timeout: 10000 });
-    await page.waitForTimeout(600); // the toast's fade-in, for a readable screenshot
-    await shot("3-approval-prompt.png");
-    await allowOnce.click();
-    await waitForTerminal(page, "code=200", 60000);
-    lap("approved once, request passed");
+  run.step = "approval prompt";
+  await page.keyboard.type(`curl -s -o /dev/null -w "code=%{http_code}\\n" ${approvalUrl}\n`);
+  const toast = page.locator(".notification-toast", { hasText: "wants to reach" }).first();
+  await toast.waitFor({ timeout: 60000 });
+  const allowOnce = toast.locator(".monaco-button", { hasText: "Allow once" }).first();
+  await allowOnce.waitFor({ state: "visible", timeout: 10000 });
+  await page.waitForTimeout(600); // the toast's fade-in, for a readable screenshot
+  await shot("3-approval-prompt.png");
+  await allowOnce.click();
+  await waitForTerminal(page, "code=200", 60000);
+  lap("approved once, request passed");
 
-    step = "network log view";
-    await palette(page, "Sandkit: Show Network Log");
-    const host = new URL(approvalUrl).host;
-    await page.locator(".monaco-list-row", { hasText: `allowed ${host}` }).first().waitFor({ timeout: 30000 });
-    await shot("4-network-log.png");
-    lap("network log shows it");
+  run.step = "network log view";
+  await palette(page, "Sandkit: Show Network Log");
+  const host = new URL(approvalUrl).host;
+  await page.locator(".monaco-list-row", { hasText: `allowed ${host}` }).first().waitFor({ timeout: 30000 });
+  await shot("4-network-log.png");
+  lap("network log shows it");
 
-    step = "Sandboxes view, filled by what the server pushes";
-    await palette(page, "Focus on Sandboxes View");
-    const row = sandboxRow(page, "shell-project");
-    await row.waitFor({ timeout: 30000 }); // nothing asked for the list: it was sent
-    if (!(await row.innerText()).includes("running")) {
-      throw new Error(`the sandbox's row reads "${await row.innerText()}"`);
-    }
-    await shot("5-sandboxes-view.png");
-    lap("sandboxes view shows the running sandbox");
-
-    step = "a change of sandkit.path restarts the server";
-    await palette(page, "Preferences: Open User Settings");
-    await page.locator(".settings-editor").waitFor({ timeout: 20000 });
-    await page.keyboard.type("sandkit.path");
-    const input = page.locator(".settings-editor .monaco-list-row", { hasText: "Path to the" }).locator("input").first();
-    await input.waitFor({ timeout: 20000 });
-    await input.fill(newPath);
-    await input.press("Tab");
-    const deadline = Date.now() + 60000;
-    while (!fs.existsSync(marker)) {
-      if (Date.now() > deadline) throw new Error(`${newPath} never started`);
-      await page.waitForTimeout(250);
-    }
-    lap("the server named by the new sandkit.path started");
-    // The old server's list went with it: this row is the new server's.
-    await sandboxRow(page, "shell-project").waitFor({ timeout: 30000 });
-    await palette(page, "Sandkit: Open Sandbox Terminal");
-    for (let attempt = 0; ; attempt++) {
-      // keys typed before the new terminal has started are lost: type until they count
-      await page.waitForTimeout(1000);
-      await page.locator(".terminal-wrapper").last().click();
-      await page.keyboard.type("echo restarted-$((6*7))\n");
-      try {
-        await waitForTerminal(page, "restarted-42", 10000);
-        break;
-      } catch (err) {
-        if (attempt === 5) throw err;
-      }
-    }
-    // The old server was stopped cleanly: no message of a request or notification it missed.
-    const failures = page.locator(".notification-toast", { hasText: "failed" });
-    if (await failures.count()) {
-      throw new Error(`after the restart: ${await failures.first().innerText()}`);
-    }
-    await shot("6-restarted.png");
-    lap("a terminal through the new server runs in the VM");
-    console.log("PASS");
-    await context.close();
-    process.exit(0);
-  } catch (err) {
-    console.log(`FAIL at ${step}: ${String(err.message || err).split("\n").slice(0, 6).join("\n")}`);
-    await shot("failure.png").catch(() => undefined);
-    await context.close().catch(() => undefined);
-    process.exit(1);
+  run.step = "Sandboxes view, filled by what the server pushes";
+  await palette(page, "Focus on Sandboxes View");
+  const row = sandboxRow(page, "shell-project");
+  await row.waitFor({ timeout: 30000 }); // nothing asked for the list: it was sent
+  if (!(await row.innerText()).includes("running")) {
+    throw new Error(`the sandbox's row reads "${await row.innerText()}"`);
   }
-})();
+  await shot("5-sandboxes-view.png");
+  lap("sandboxes view shows the running sandbox");
+
+  run.step = "a change of sandkit.path restarts the server";
+  await palette(page, "Preferences: Open User Settings");
+  await page.locator(".settings-editor").waitFor({ timeout: 20000 });
+  await page.keyboard.type("sandkit.path");
+  const input = page.locator(".settings-editor .monaco-list-row", { hasText: "Path to the" }).locator("input").first();
+  await input.waitFor({ timeout: 20000 });
+  await input.fill(newPath);
+  await input.press("Tab");
+  const deadline = Date.now() + 60000;
+  while (!fs.existsSync(marker)) {
+    if (Date.now() > deadline) throw new Error(`${newPath} never started`);
+    await page.waitForTimeout(250);
+  }
+  lap("the server named by the new sandkit.path started");
+  // The old server's list went with it: this row is the new server's.
+  await sandboxRow(page, "shell-project").waitFor({ timeout: 30000 });
+  await palette(page, "Sandkit: Open Sandbox Terminal");
+  await typeUntilShown(page, "echo restarted-$((6*7))\n", "restarted-42");
+  // The old server was stopped cleanly: no message of a request or notification it missed.
+  const failures = page.locator(".notification-toast", { hasText: "failed" });
+  if (await failures.count()) {
+    throw new Error(`after the restart: ${await failures.first().innerText()}`);
+  }
+  await shot("6-restarted.png");
+  lap("a terminal through the new server runs in the VM");
+});

@@ -53,4 +53,48 @@ async function waitForTerminal(page, needle, timeout) {
   throw new Error(`the terminal never showed "${needle}"; it shows:\n${await terminalText(page)}`);
 }
 
-module.exports = { lap, launch, palette, terminalText, waitForTerminal };
+async function openWorkbench(page, url) {
+  await page.goto(url);
+  await page.waitForSelector(".monaco-workbench .statusbar", { timeout: 90000 });
+}
+
+// Keys typed before a new terminal has started (or has its session) are lost: type the
+// command until its output shows.
+async function typeUntilShown(page, command, needle) {
+  for (let attempt = 0; ; attempt++) {
+    await page.waitForTimeout(1000);
+    await page.locator(".terminal-wrapper").last().click();
+    await page.keyboard.type(command);
+    try {
+      await waitForTerminal(page, needle, 10000);
+      return;
+    } catch (err) {
+      if (attempt === 5) throw err;
+    }
+  }
+}
+
+// One driver's run: a browser and a page, the steps, a screenshot named `failure` when a
+// step fails, and the exit status the Python test reads (0 when every step passed).
+async function drive(artifacts, failure, steps) {
+  const context = await launch();
+  const page = context.pages()[0] || (await context.newPage());
+  const run = {
+    page,
+    step: "start",
+    shot: (name) => page.screenshot({ path: path.join(artifacts, name) }),
+  };
+  try {
+    await steps(run);
+    console.log("PASS");
+    await context.close();
+    process.exit(0);
+  } catch (err) {
+    console.log(`FAIL at ${run.step}: ${String(err.message || err).split("\n").slice(0, 6).join("\n")}`);
+    await run.shot(failure).catch(() => undefined);
+    await context.close().catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+module.exports = { drive, lap, openWorkbench, palette, terminalText, typeUntilShown, waitForTerminal };
