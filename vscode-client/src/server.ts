@@ -45,6 +45,7 @@ export function serverSettings(
     sandkit: {
       defaultAgent: get("defaultAgent") ?? "shell",
       defaultKits: get("defaultKits") ?? [],
+      docker: get("docker") ?? false,
       approvalTimeout: get("approvalTimeout") ?? 60,
       workspaceTrusted,
     },

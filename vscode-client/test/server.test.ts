@@ -29,11 +29,12 @@ test("sandkit.path wins, then pythonPath, then the workspace's .venv, then PATH"
 });
 
 test("settings reach the server under 'sandkit', with defaults", () => {
-  const values: Record<string, unknown> = { defaultKits: ["python-dev"], approvalTimeout: 5 };
+  const values: Record<string, unknown> = { defaultKits: ["python-dev"], docker: true, approvalTimeout: 5 };
   assert.deepEqual(serverSettings((k) => values[k]), {
     sandkit: {
       defaultAgent: "shell",
       defaultKits: ["python-dev"],
+      docker: true,
       approvalTimeout: 5,
       workspaceTrusted: false,
     },

@@ -26,6 +26,7 @@ class Settings:
 
     default_agent: str = "shell"
     default_kits: list[str] = field(default_factory=list)
+    docker: bool = False  # new sandboxes get the docker kit (a private Docker Engine)
     approval_timeout: float = 60.0
     debounce_ms: float = 25.0
     # VS Code's Workspace Trust: a trusted workspace's .sandkit.yaml may widen its sandbox.
@@ -41,6 +42,8 @@ class Settings:
             self.default_agent = raw["defaultAgent"]
         if isinstance(raw.get("defaultKits"), list):
             self.default_kits = [str(k) for k in raw["defaultKits"]]
+        if isinstance(raw.get("docker"), bool):
+            self.docker = raw["docker"]
         if isinstance(raw.get("workspaceTrusted"), bool):
             self.workspace_trusted = raw["workspaceTrusted"]
         for key, attr in (("approvalTimeout", "approval_timeout"), ("debounceMs", "debounce_ms")):
