@@ -20,12 +20,14 @@ import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandkit.errors import ProxyError
 from sandkit.fsio import write_atomic
-from sandkit.kits.model import Credential
 from sandkit.paths import config_dir
+
+if TYPE_CHECKING:  # the kit models cost ~0.1 s to import: annotations only
+    from sandkit.kits.model import Credential
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandkit.errors import ProxyError
 from sandkit.fsio import locked, write_atomic
-from sandkit.kits.model import OAuthSpec
 from sandkit.net.oauth import Sentinels, Tokens, new_sentinels
 from sandkit.paths import config_dir
+
+if TYPE_CHECKING:  # the kit models cost ~0.1 s to import: annotations only
+    from sandkit.kits.model import OAuthSpec
 
 STORE_NAME = "oauth.json"
 GLOBAL = "global"
