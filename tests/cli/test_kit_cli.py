@@ -26,13 +26,9 @@ def sandkit(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 def test_validate_corpus_and_builtins() -> None:
     kits = [str(p) for p in sorted(CORPUS.iterdir())] + ["shell", "claude", str(BUILTIN / "github")]
     done = sandkit("kit", "validate", *kits)
-    # The aider kit's image is shell-docker: valid, but needs the base with Docker (exit 3).
-    assert done.returncode == 3, done.stderr
-    assert done.stdout.count(": valid ") == len(kits) - 1
-    assert (
-        f"{CORPUS / 'v2-sandbox-aider'}: valid, but needs what sandkit does not implement: "
-        "sandkit base with Docker (image docker/sandbox-templates:shell-docker)"
-    ) in done.stderr
+    # The aider kit's image is shell-docker: sandkit's variant with Docker Engine, valid.
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(": valid ") == len(kits)
     assert "Traceback" not in done.stderr
 
 
@@ -208,11 +204,17 @@ def test_kit_ls_table() -> None:
     lines = done.stdout.splitlines()
     assert lines[0].split() == ["NAME", "KIND", "DESCRIPTION"]
     assert sorted(line.split()[0] for line in lines[1:]) == [
+        "aider",
         "claude",
         "codex",
+        "copilot",
+        "docker",
+        "gemini",
         "github",
         "node",
+        "opencode",
         "python-dev",
+        "qwen",
         "shell",
     ]
 
@@ -233,16 +235,21 @@ NEEDS = 'schemaVersion: "3"\nkind: workload\ncapabilities:\n  - type: {type}\n'
 
 
 def test_validate_tells_invalid_from_needing_what_sandkit_lacks(write_kit: WriteKit) -> None:
-    sessions = write_kit(NEEDS.format(type="com.docker.sandbox/agent-sessions@1"), "sessions")
+    # host-mount@1 is checked, but sandkit shares no host folder besides the workspace yet.
+    mount = 'schemaVersion: "3"\nkind: workload\ncapabilities:\n  - type: {type}\n    config: {{path: /cache}}\n'
+    sessions = write_kit(mount.format(type="com.docker.sandbox/host-mount@1"), "sessions")
     registry = write_kit(NEEDS.format(type="com.docker.sandbox/kit-registry@1"), "registry")
     kit_set = write_kit('schemaVersion: "3"\nkind: set\n', "bundle")
     done = sandkit("kit", "validate", str(sessions), str(registry), str(kit_set), "shell")
     assert done.returncode == 3, done.stderr
     assert (
         f"{sessions}: valid, but needs what sandkit does not implement: "
-        "com.docker.sandbox/agent-sessions@1"
+        "com.docker.sandbox/host-mount@1"
     ) in done.stderr
-    assert "is not implemented in sandkit yet (headless session verbs)" in done.stderr
+    assert (
+        "is not implemented in sandkit yet (a host folder shared into the sandbox; sandkit "
+        "checks its config, but shares no host folder besides the workspace yet)"
+    ) in done.stderr
     assert "sandkit does not do (pass each kit with --kit instead)" in done.stderr
     assert f"{kit_set}: valid, but needs what sandkit does not implement: kind: set" in (
         done.stderr
@@ -252,7 +259,7 @@ def test_validate_tells_invalid_from_needing_what_sandkit_lacks(write_kit: Write
     assert worse.returncode == 1
     results = json.loads(worse.stdout)
     assert [r["valid"] for r in results] == [True, False]
-    assert results[0]["unsupported"] == ["com.docker.sandbox/agent-sessions@1"]
+    assert results[0]["unsupported"] == ["com.docker.sandbox/host-mount@1"]
     assert "unsupported" not in results[1]
 
 

@@ -210,3 +210,23 @@ def test_corpus_glab_install_runs_through_the_proxy(env: Env, tmp_path: Path) ->
         assert "v2-mixin-glab/spec.yaml" in str(gitlab[0]["origin"])
     finally:
         env.sk("rm", "-f", "glab-box")
+
+
+def test_opencode_installs_through_the_proxy_and_prints_its_version(
+    env: Env, tmp_path: Path
+) -> None:
+    """The cheapest of the agents sbx ships built in: `sandkit run opencode -- --version`
+    installs opencode-ai (and the platform binary it picks) from the host's npm registry
+    through the proxy; neither of its keys is required."""
+    done = env.sk(
+        "run", "opencode", str(tmp_path), "--name", "opencode-box", "--memory", "2g", "--",
+        "--version", timeout=900,
+    )  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        assert re.fullmatch(r"\d+\.\d+\.\d+\n", done.stdout), done.stdout
+        registry = registry_args()["npmRegistryHost"]
+        hosts = {(r["host"], r["action"]) for r in decisions(env, "opencode-box")}
+        assert (registry, "allowed") in hosts
+    finally:
+        env.sk("rm", "-f", "opencode-box")

@@ -4,6 +4,8 @@
 - network allow/deny append (deny wins at enforcement); environment: last value wins;
 - install, startup and setup files concatenate in kit order; shipped files overlay, later wins;
 - a credential service declared twice, or a kit name used twice, is an error;
+- skills: one name, one source; skill directories union (the wider mode wins); a host
+  mount's path is declared once across the set (no volume or other mount there);
 - ports append; volumes: last wins per path, except that a v3 (volume@1) request and
   another request for its path must match exactly (size by bytes, mode, tmpfs, and
   explicit versus unspecified) or composition fails; privileged if any kit asks;
@@ -126,7 +128,69 @@ def merge_content(kits: Iterable[m.KitContent], issues: list[KitIssue]) -> m.Kit
         ports=_cat(k.ports for k in kits),
         volumes=tuple(volumes.values()),
         privileged=any(k.privileged for k in kits),
+        skills=_skills(kits, issues),
+        skill_dirs=_skill_dirs(kits),
+        host_mounts=_host_mounts(kits, volumes, issues),
     )
+
+
+def _skills(kits: Sequence[m.KitContent], issues: list[KitIssue]) -> tuple[m.Skill, ...]:
+    """agent-skill@1: one discovery name is one bundle; the same request again merges,
+    another source under the name is an error."""
+    held: dict[str, m.Skill] = {}
+    for kit in kits:
+        for skill in kit.skills:
+            first = held.setdefault(skill.name, skill)
+            if first.source != skill.source:
+                issues.append(
+                    _issue(
+                        skill.origin,
+                        f"skill '{skill.name}' comes from '{skill.source}' here but from "
+                        f"'{first.source}' in {first.origin}: one name cannot be two "
+                        "different things; give one of them another 'name'",
+                    )
+                )
+    return tuple(held.values())
+
+
+def _skill_dirs(kits: Sequence[m.KitContent]) -> tuple[m.SkillsDir, ...]:
+    """agent-skills@1: paths union; one path asked with two modes gets the wider one."""
+    held: dict[str, m.SkillsDir] = {}
+    for kit in kits:
+        for d in kit.skill_dirs:
+            first = held.setdefault(d.path, d)
+            if d.mode == "readwrite" and first.mode != "readwrite":
+                held[d.path] = first.model_copy(update={"mode": "readwrite"})
+    return tuple(held.values())
+
+
+def _host_mounts(
+    kits: Sequence[m.KitContent], volumes: dict[str, m.Volume], issues: list[KitIssue]
+) -> tuple[m.HostMount, ...]:
+    """host-mount@1: shared storage has one declaring kit, so a second request for its
+    path (another host mount or a volume), even an identical one, is an error."""
+    held: dict[str, m.HostMount] = {}
+    for kit in kits:
+        for mount in kit.host_mounts:
+            first = held.setdefault(mount.path, mount)
+            other = (
+                f"{first.origin} also declares a host mount there"
+                if first is not mount
+                else (
+                    f"{volumes[mount.path].origin or 'another kit'} declares a volume there"
+                    if mount.path in volumes
+                    else None
+                )
+            )
+            if other is not None:
+                issues.append(
+                    _issue(
+                        mount.origin,
+                        f"host mount '{mount.path}' conflicts: {other}; host-shared storage "
+                        "has one declaring kit and is never merged",
+                    )
+                )
+    return tuple(held.values())
 
 
 def _storage(v: m.Volume) -> tuple[bool, int | None, int | None]:
@@ -202,11 +266,12 @@ def _extend(child: m.Kit, parent: m.Kit) -> m.Kit:
                     f"declared by the kit it extends ('{parent.name}')",
                 )
             )
-    parent_volumes = {v.path for v in parent.volumes}
+    parent_volumes = {v.path for v in parent.volumes} | {h.path for h in parent.host_mounts}
+    storage_paths = [v.path for v in child.volumes] + [h.path for h in child.host_mounts]
     issues += [
-        _issue(child.origin, f"volume '{v.path}' is already declared by '{parent.name}'")
-        for v in child.volumes
-        if v.path in parent_volumes
+        _issue(child.origin, f"volume '{path}' is already declared by '{parent.name}'")
+        for path in storage_paths
+        if path in parent_volumes
     ]
     if issues:
         raise KitError(issues)
@@ -229,6 +294,9 @@ def _extend(child: m.Kit, parent: m.Kit) -> m.Kit:
             "ports": (*parent.ports, *child.ports),
             "volumes": (*parent.volumes, *child.volumes),
             "privileged": parent.privileged or child.privileged,
+            "skills": (*parent.skills, *child.skills),
+            "skill_dirs": (*parent.skill_dirs, *child.skill_dirs),
+            "host_mounts": (*parent.host_mounts, *child.host_mounts),
             "extends": None,
         }
     )

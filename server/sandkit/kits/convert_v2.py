@@ -126,6 +126,7 @@ def convert(spec: v2.KitV2, ctx: Context) -> m.Kit:
                 kit=spec.name,
                 content=context.content,
                 filename=context.filename if is_agent else None,
+                directory=context.directory if is_agent else None,
             ),
         )
         if context and context.content
@@ -170,7 +171,9 @@ def _agent(spec: v2.KitV2, ctx: Context, f: Folder) -> m.Agent | None:
         args = block.command.default
         interactive = block.command.interactive or None
     res = block.resources
-    filename = spec.agentInstructions.filename if spec.agentInstructions else None
+    instructions = spec.agentInstructions
+    # With a directory the profile is explicit (kits.context), not the legacy filename.
+    filename = instructions.filename if instructions and not instructions.directory else None
     return m.Agent(
         image=block.image,
         entrypoint=tuple(block.entrypoint or ()),

@@ -60,6 +60,7 @@ def convert(spec: v3.KitV3, ctx: Context, source: KitSource, arg_values: dict[st
     _recipe(spec, ctx, source)
     env = _environment(spec, ctx, arg_values)
     context = parts.context[1] if parts.context else None
+    _new_session_agrees(parts, ctx)
     agent = _agent(parts, f, context) if is_agent else None
     return m.Kit(
         name=name,
@@ -85,6 +86,9 @@ def convert(spec: v3.KitV3, ctx: Context, source: KitSource, arg_values: dict[st
         ports=tuple(parts.ports),
         volumes=tuple(parts.volumes),
         privileged=parts.privileged,
+        skills=tuple(parts.skills),
+        skill_dirs=tuple(parts.skill_dirs),
+        host_mounts=tuple(parts.host_mounts),
         **_relations(spec, ctx, f),
     )
 
@@ -98,9 +102,27 @@ def _environment(spec: v3.KitV3, ctx: Context, arg_values: dict[str, str]) -> di
     return {k: v for k, v in env.items() if k.upper() not in PROXY_VARS}
 
 
+def _new_session_agrees(parts: Parts, ctx: Context) -> None:
+    """agent-interactive-sessions@1: a stated newSession and a non-empty lifecycle
+    'interactive' tail name one invocation, so they must be the same argv."""
+    if parts.interactive is None or parts.interactive_sessions is None:
+        return
+    verbs, at = parts.interactive_sessions
+    if verbs.new_session is not None and list(verbs.new_session) != parts.interactive[0]:
+        ctx.error(
+            (*at, "newSession"),
+            f"newSession {list(verbs.new_session)} differs from lifecycle 'interactive' "
+            f"{parts.interactive[0]}: both name the new interactive session, so give them "
+            "the same argv (or omit newSession)",
+            at_key=True,
+        )
+
+
 def _agent(parts: Parts, f: Folder, context: m.AgentContext | None) -> m.Agent:
     legacy = context.filename if context and context.directory is None else None
     return m.Agent(
+        sessions=parts.sessions[0] if parts.sessions else None,
+        interactive_sessions=parts.interactive_sessions[0] if parts.interactive_sessions else None,
         context_filename=legacy,
         interactive_args=tuple(parts.interactive[0]) if parts.interactive else None,
         resources=f.resources(

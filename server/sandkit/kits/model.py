@@ -167,6 +167,52 @@ class Volume(Canonical):
     origin: OriginField | None = Field(None, exclude=True)
 
 
+class Skill(Canonical):
+    """agent-skill@1: the bundle at ``source`` in the guest, exposed to the agent as
+    ``<skills dir>/<name>``. ``files``: the bundle shipped in the kit folder under
+    files/skills/NAME/ (written to ``source`` by sandkit); empty when an install step or
+    files/home puts it there."""
+
+    name: str
+    source: str
+    kit: str
+    files: tuple[str, ...] = ()
+    origin: OriginField
+
+
+class SkillsDir(Canonical):
+    """agent-skills@1: a directory the agent scans for skills. sandkit has no shared
+    host skills store (the host setting is "off"), so ``mode`` never grants host access."""
+
+    path: str
+    mode: Literal["readonly", "readwrite"] = "readonly"
+    origin: OriginField
+
+
+class HostMount(Canonical):
+    """host-mount@1: a host directory sandkit owns, keyed on the declaring kit's identity
+    and the path (``key``), shared at ``path`` in the guest."""
+
+    path: str
+    mode: int | None = None
+    kit: str
+    key: str
+    origin: OriginField
+
+
+class SessionVerbs(Canonical):
+    """agent-sessions@1 / agent-interactive-sessions@1: argv tails appended to the agent's
+    launch command (None: the agent has no such verb); ``list_command`` is a whole
+    command printing session ids, most recent first."""
+
+    prompt: tuple[str, ...] | None = None
+    resume: tuple[str, ...] | None = None
+    continue_session: tuple[str, ...] | None = None
+    new_session: tuple[str, ...] | None = None
+    session_picker: tuple[str, ...] | None = None
+    list_command: tuple[str, ...] | None = None
+
+
 class Resources(Canonical):
     cpus: float | None = None
     memory_bytes: int | None = None
@@ -182,6 +228,8 @@ class Agent(Canonical):
     interactive_args: tuple[str, ...] | None = None
     context_filename: str | None = None
     resources: Resources = Resources()
+    sessions: SessionVerbs | None = None
+    interactive_sessions: SessionVerbs | None = None
 
 
 class KitContent(Canonical):
@@ -198,6 +246,9 @@ class KitContent(Canonical):
     ports: tuple[Port, ...] = ()
     volumes: tuple[Volume, ...] = ()
     privileged: bool = False
+    skills: tuple[Skill, ...] = ()
+    skill_dirs: tuple[SkillsDir, ...] = ()
+    host_mounts: tuple[HostMount, ...] = ()
 
 
 class ArgDecl(Canonical):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from sandkit.kits.builtin import looks_like_path, resolve_ref
 from sandkit.kits.composition import MAX_EXTENDS_DEPTH, apply_extends, compose, unreachable_injects
@@ -50,23 +51,49 @@ def with_parents(
     kit: Kit, args: Mapping[str, str] | None = None, require_args: bool = False
 ) -> Kit:
     chain: list[Kit] = []
-    seen = {kit.name}
+    # name → the file that declares it, and the files already in the chain: a parent that
+    # reuses a name, or a file met again (a cycle), is refused naming both files.
+    names = {kit.name: kit.file}
+    files = {_real(kit.file): kit.file}
     current = kit
     while current.extends is not None:
-        if current.extends in seen:
-            raise KitError.at(
-                kit.file,
-                Span.point(kit.origin.line - 1),
-                f"'extends' forms a cycle through '{current.extends}'",
-                code="compose",
-            )
         if len(chain) >= MAX_EXTENDS_DEPTH:
             break
-        seen.add(current.extends)
-        parent = resolve_ref(extends_ref(current, current.extends))
-        current = load_kit(parent, args, require_args=require_args).kit
+        try:
+            parent = resolve_ref(extends_ref(current, current.extends))
+        except KitError:
+            if current.extends in names:  # no built-in of that name: it names itself
+                _extends_clash(current, names[current.extends], "a cycle: it names the kit in")
+            raise
+        loaded = load_kit(parent, args, require_args=require_args).kit
+        again = files.get(_real(loaded.file))
+        if again is not None:
+            _extends_clash(current, again, "a cycle: it leads back to")
+        if loaded.name in names:
+            _extends_clash(
+                current,
+                loaded.file,
+                f"a clash: '{loaded.name}' is declared both by {names[loaded.name]} and by",
+            )
+        names[loaded.name] = loaded.file
+        files[_real(loaded.file)] = loaded.file
+        current = loaded
         chain.append(current)
     return apply_extends(kit, chain)
+
+
+def _real(file: str) -> str:
+    return str(Path(file).resolve())
+
+
+def _extends_clash(child: Kit, other: str, what: str) -> NoReturn:
+    raise KitError.at(
+        child.file,
+        Span.point(child.origin.line - 1),
+        f"'extends: {child.extends}' in {child.file} forms {what} {other}; a kit chain names "
+        "each kit once: give the extending kit its own name",
+        code="compose",
+    )
 
 
 def extends_ref(kit: Kit, ref: str) -> str:

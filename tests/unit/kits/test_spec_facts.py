@@ -324,13 +324,15 @@ def test_an_optional_group_sandkit_cannot_provide_is_skipped_whole(write_kit: Wr
     (skip,) = [w for w in loaded.warnings if w.code == "unsupported-capability"]
     assert skip.message == (
         "skipped optional capability 'com.docker.sandbox/host-mount@1': not implemented in "
-        "sandkit yet (a host directory mounted into the sandbox) (so group 'Shared cache' "
-        "is skipped whole)"
+        "sandkit yet (a host folder shared into the sandbox; sandkit checks its config, but "
+        "shares no host folder besides the workspace yet) (so group 'Shared cache' is "
+        "skipped whole)"
     )
     required = text.replace("optional: true", "optional: false")
     assert load_errors(write_kit, required) == [
         "11:17: capability 'com.docker.sandbox/host-mount@1' is not implemented in sandkit "
-        "yet (a host directory mounted into the sandbox); mark group 'Shared cache' "
+        "yet (a host folder shared into the sandbox; sandkit checks its config, but shares "
+        "no host folder besides the workspace yet); mark group 'Shared cache' "
         "'optional: true' to run without it"
     ]
 
@@ -338,10 +340,6 @@ def test_an_optional_group_sandkit_cannot_provide_is_skipped_whole(write_kit: Wr
 @pytest.mark.parametrize(
     ("type_", "code"),
     [
-        ("com.docker.sandbox/agent-sessions@1", "not-implemented"),
-        ("com.docker.sandbox/agent-interactive-sessions@1", "not-implemented"),
-        ("com.docker.sandbox/agent-skill@1", "not-implemented"),
-        ("com.docker.sandbox/agent-skills@1", "not-implemented"),
         ("com.docker.sandbox/host-mount@1", "not-implemented"),
         ("com.docker.sandbox/kit-registry@1", "unsupported-capability"),
         ("com.example.tools/thing@1", "unsupported-capability"),
@@ -349,7 +347,8 @@ def test_an_optional_group_sandkit_cannot_provide_is_skipped_whole(write_kit: Wr
 )
 def test_what_sandkit_lacks_is_named_by_type(write_kit: WriteKit, type_: str, code: str) -> None:
     with pytest.raises(KitError) as caught:
-        load_kit(write_kit(V3_WORKLOAD + f"  - type: {type_}\n"))
+        config = "    config: {path: /x}\n" if "host-mount" in type_ else ""
+        load_kit(write_kit(V3_WORKLOAD + f"  - type: {type_}\n" + config))
     (issue,) = caught.value.issues
     assert (issue.code, issue.subject, issue.span.line + 1) == (code, type_, 4)
 
