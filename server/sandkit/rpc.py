@@ -1,5 +1,7 @@
 """JSON lines over asyncio streams: the connection under both of sandkit's RPC channels,
-the guest channel (vm/channel.py) and the supervisor client (sandbox/client.py).
+the guest channel (vm/channel.py) and the supervisor client (sandbox/client.py); and the
+same framing over a blocking socket (:class:`LineSocket`) for a one-shot call that needs
+no event loop (`sandkit exec`, cli/execute.py).
 
 Sends are serialised (one line at a time, drained). One reader routes each incoming
 object to the inbox its key names (a request's id, an exec's id: the caller says which),
@@ -11,14 +13,18 @@ ends, each waiting inbox hands out what it holds and then raises :class:`Connect
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import json
+import socket
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandkit.errors import SandkitError
+
+# asyncio is imported where it is used (~16 ms): the blocking LineSocket runs without it.
+if TYPE_CHECKING:
+    import asyncio
 
 LINE_LIMIT = 1 << 22  # one message; longer is a broken (or hostile) peer: the connection ends
 HOLD = 2 << 20  # bytes of messages one inbox holds before the reader waits for its consumer
@@ -38,12 +44,24 @@ def encode(message: Mapping[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
+def decode(line: bytes) -> dict[str, Any] | None:
+    """One line's message; None for what is not a JSON object (skipped, like any message
+    no one asked for)."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
 class Inbox:
     """Messages for one consumer, bounded in bytes: ``full`` tells the reader to wait
     (:meth:`room`) until the consumer has taken some. Once failed, :meth:`get` raises
     after the messages already held."""
 
     def __init__(self, limit: int = HOLD) -> None:
+        import asyncio
+
         self.limit = limit
         self.held = 0
         self._items: collections.deque[tuple[dict[str, Any], int]] = collections.deque()
@@ -102,6 +120,8 @@ def _message_id(message: dict[str, Any]) -> Hashable | None:
 
 async def open_unix(path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Streams to a unix socket whose reader takes lines up to LINE_LIMIT."""
+    import asyncio
+
     return await asyncio.open_unix_connection(path, limit=LINE_LIMIT)
 
 
@@ -123,6 +143,8 @@ class Connection:
         unsolicited: bool = True,
         line_limit: int = LINE_LIMIT,
     ) -> None:
+        import asyncio
+
         self.reader, self.writer = reader, writer
         self._key, self._final, self._early = key, final, early
         self.line_limit, self._unsolicited = line_limit, unsolicited
@@ -173,6 +195,8 @@ class Connection:
     # -- reading --------------------------------------------------------------------------
     async def run(self) -> None:
         """Read and route until the connection ends; then fail every inbox."""
+        import asyncio
+
         reason = "the other end closed the connection"
         try:
             while True:
@@ -194,11 +218,8 @@ class Connection:
             self._lose(ConnectionLost(reason))
 
     async def _route(self, line: bytes) -> None:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            return  # not JSON: skipped, like any message no one asked for
-        if not isinstance(message, dict):
+        message = decode(line)
+        if message is None:
             return
         key = self._key(message)
         if key is None:
@@ -227,6 +248,8 @@ class Connection:
 
     def start(self) -> None:
         """Read in a task this connection owns (cancelled by :meth:`close`)."""
+        import asyncio
+
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self.run(), name="rpc-reader")
 
@@ -238,8 +261,62 @@ class Connection:
         self._lose(ConnectionLost("the connection was closed"))
 
     async def aclose(self) -> None:
+        import asyncio
+
         self.close()
         if self._task is not None:
             await asyncio.wait([self._task])
         with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
+
+
+class LineSocket:
+    """The same JSON lines over a blocking socket, for a one-shot client with one request
+    at a time in flight and no event loop to start (cli/execute.py). The caller routes
+    what :meth:`receive` returns; the line limit is Connection's."""
+
+    def __init__(self, sock: socket.socket, line_limit: int = LINE_LIMIT) -> None:
+        self.sock, self.line_limit = sock, line_limit
+        self._buffer = bytearray()
+
+    @classmethod
+    def connect_unix(cls, path: str) -> LineSocket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        return cls(sock)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        try:
+            self.sock.sendall(encode(message))
+        except OSError as exc:
+            raise ConnectionLost(f"the connection broke: {exc}") from None
+
+    def receive(self) -> list[dict[str, Any]]:
+        """The messages one read completes (it waits for bytes if none are ready), in
+        order; ConnectionLost when the other end has closed or sent a line over the limit."""
+        try:
+            chunk = self.sock.recv(1 << 16)
+        except OSError as exc:
+            raise ConnectionLost(f"the connection broke: {exc}") from None
+        if not chunk:
+            raise ConnectionLost("the other end closed the connection")
+        self._buffer += chunk
+        messages = []
+        while (end := self._buffer.find(b"\n")) >= 0 and end < self.line_limit:
+            line = bytes(self._buffer[: end + 1])
+            del self._buffer[: end + 1]
+            if (message := decode(line)) is not None:
+                messages.append(message)
+        if len(self._buffer) > self.line_limit or end >= self.line_limit:
+            raise ConnectionLost(f"the other end sent a line over {self.line_limit} bytes")
+        return messages
+
+    def close(self) -> None:
+        self.sock.close()

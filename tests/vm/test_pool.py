@@ -50,7 +50,7 @@ def wait_pooled(env: Env, count: int, timeout: float = 240) -> list[dict[str, ob
 
 def test_pool_adopt_unique_and_refill(env: Env, tmp_path: Path) -> None:
     pooled = Env({**env.vars, "SANDKIT_POOL_SIZE": "2"}, env.state)
-    filled = pooled.sk("pool", "fill", "--memory", "512m", timeout=600, check=True)
+    filled = pooled.sk("pool", "fill", "--memory", "512m", "--cpus", "2", timeout=600, check=True)
     assert "2 member(s) started; shape 2c512m" in filled.stdout
     ready = wait_pooled(pooled, 2)
     listed = json.loads(env.sk("ls", "--json", check=True).stdout)
@@ -70,7 +70,7 @@ def test_pool_adopt_unique_and_refill(env: Env, tmp_path: Path) -> None:
         name = f"warm{n}"
         before = time.time()
         done = pooled.sk(
-            "run", "shell", str(ws), "--name", name, "--memory", "512m", "--", "sh", "-c",
+            "run", "shell", str(ws), "--name", name, "--memory", "512m", "--cpus", "2", "--", "sh", "-c",
             "cat hello.txt; hostname; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; "
             "echo; cat /etc/machine-id; date +%s.%N",
         )  # fmt: skip
@@ -97,7 +97,7 @@ def test_pool_adopt_unique_and_refill(env: Env, tmp_path: Path) -> None:
         os.kill(int(str(dead["qemu_pid"])), 9)
     time.sleep(0.5)
     assert {m["name"]: m["state"] for m in members(env)}[dead["name"]] == "crashed"
-    pooled.sk("pool", "fill", "--memory", "512m", timeout=600, check=True)
+    pooled.sk("pool", "fill", "--memory", "512m", "--cpus", "2", timeout=600, check=True)
     after = wait_pooled(pooled, 2)
     assert dead["name"] not in {m["name"] for m in members(env)}
     assert len(after) == 2

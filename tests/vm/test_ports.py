@@ -77,7 +77,8 @@ def served(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     kit.mkdir()
     (kit / "spec.yaml").write_text(textwrap.dedent(KIT))
     name = "ports-box"
-    env.sk("create", "shell", str(workspace), "--name", name, "--kit", str(kit), check=True)
+    env.sk("create", "shell", str(workspace), "--name", name, "--kit", str(kit),
+           "--memory", "512m", check=True)  # fmt: skip
     env.sk("start", name, check=True, timeout=600)
     for args in ("8000", "--bind 127.0.0.1 8001"):  # detached: they outlive the exec
         env.sk(

@@ -36,7 +36,8 @@ def test_reset_brings_a_wiped_guest_back_with_the_workspace(env: Env, tmp_path: 
     kit.mkdir()
     (kit / "spec.yaml").write_text(textwrap.dedent(KIT))
     name = "reset-box"
-    env.sk("create", "shell", str(workspace), "--name", name, "--kit", str(kit), check=True)
+    env.sk("create", "shell", str(workspace), "--name", name, "--kit", str(kit),
+           "--memory", "512m", check=True)  # fmt: skip
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         host = s.getsockname()[1]

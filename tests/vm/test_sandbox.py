@@ -314,7 +314,7 @@ def test_seed_scenario_agent_wipes_its_sandbox(env: Env, box: Box, tmp_path: Pat
 
 def test_image_ls_shows_the_current_image(env: Env, box: Box) -> None:
     rows = json.loads(env.sk("image", "ls", "--json", check=True).stdout)
-    current = [r for r in rows if r["current"]]
+    current = [r for r in rows if r["current"] and r["variant"] == "base"]  # one per variant
     assert len(current) == 1 and current[0]["valid"]
     assert current[0]["kernel"] == ensure_image().kernel_release
     assert env.sk("image", "build", check=True).stdout.startswith(current[0]["key"])

@@ -83,6 +83,7 @@ export interface OpenWorkspaceParams {
   name?: string;
   default?: string;
   memory?: string;
+  docker?: boolean;
   resolve?: Record<string, string>;
   upstreamCa?: string;
 }

@@ -41,7 +41,29 @@ examples:
 Run `sandkit COMMAND --help` for the options of each command."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+SESSION_COMMANDS = ("attach", "sessions", "logs")
+SANDBOX_COMMANDS = ("run", "create", "start", "exec", "ls", "stop", "rm")
+
+# The verb groups' modules (in the help's order) and the commands each adds. A command's
+# parser needs only its own module: `sandkit exec` does not import the others' dependencies
+# (the pool, the proxy, asyncio: tests/unit/cli/test_exec_imports.py).
+VERB_MODULES: dict[str, tuple[str, ...]] = {
+    "sandbox": SANDBOX_COMMANDS,
+    "sync": ("sync", "undo"),
+    "sessions": SESSION_COMMANDS,
+    "reset": ("reset",),
+    "ports": ("ports",),
+    "pool": ("pool",),
+    "image": ("image",),
+    "net": ("proxy", "policy"),
+    "secret": ("secret",),
+    "login": ("login",),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (``command``) one with only what that command needs besides
+    the commands written here."""
     parser = argparse.ArgumentParser(
         prog="sandkit", description=DESCRIPTION, epilog=EPILOG, formatter_class=Formatter
     )
@@ -147,29 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
     trust.add_argument("--list", action="store_true", help="list trusted folders")
     trust.add_argument("--remove", action="store_true", help="stop trusting PATH")
 
-    from sandkit.cli import image, net, pool, ports, reset, sandbox, sessions, sync
+    import importlib
 
-    sandbox.add_parsers(commands, Formatter)
-    sync.add_parsers(commands, Formatter)
-    sessions.add_parsers(commands, Formatter)
-    reset.add_parsers(commands, Formatter)
-    ports.add_parsers(commands, Formatter)
-    for verb in ("run", "create"):
-        ports.add_publish_option(commands.choices[verb])
-    pool.add_parsers(commands, Formatter)
-    image.add_parsers(commands, Formatter)
-    net.add_parsers(commands, Formatter)
-    from sandkit.cli import secret
+    for name, names in VERB_MODULES.items():
+        if command is None or command in names:
+            module = importlib.import_module(f"sandkit.cli.{name}")
+            module.add_parsers(commands, Formatter)
+    if command in (None, "run", "create"):
+        from sandkit.cli import ports
 
-    secret.add_parsers(commands, Formatter)
-    from sandkit.cli import login
-
-    login.add_parsers(commands, Formatter)
+        for verb in ("run", "create"):
+            ports.add_publish_option(commands.choices[verb])
     return parser
-
-
-SESSION_COMMANDS = ("attach", "sessions", "logs")
-SANDBOX_COMMANDS = ("run", "create", "start", "exec", "ls", "stop", "rm")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
-    args = build_parser().parse_args(argv)
+    named = argv[0] if argv and any(argv[0] in names for names in VERB_MODULES.values()) else None
+    args = build_parser(named).parse_args(argv)
     try:
         if args.command == "kit":
             from sandkit.cli import kit

@@ -12,15 +12,13 @@ import asyncio
 import base64
 import contextlib
 import os
-import shutil
 import signal
 import sys
-import termios
-import tty
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from sandkit.cli.keys import Command, KeyReader
+from sandkit.cli.terminal import raw_mode, terminal_size
 from sandkit.errors import SandkitError
 from sandkit.rpc import exit_status
 from sandkit.tasks import spawn
@@ -40,32 +38,6 @@ class Session(Protocol):
     async def input(self, data: bytes = b"", eof: bool = False) -> None: ...
     async def resize(self, rows: int, cols: int) -> None: ...
     async def detach(self) -> None: ...
-
-
-def terminal_size(fd: int | None = None) -> tuple[int, int]:
-    """(rows, cols) of the terminal on ``fd`` (default: this process's), else 24x80."""
-    if fd is not None:
-        with contextlib.suppress(OSError):
-            size = os.get_terminal_size(fd)
-            if size.lines > 0 and size.columns > 0:  # a new pty is 0x0 until someone sets it
-                return size.lines, size.columns
-    size = shutil.get_terminal_size((80, 24))
-    return max(size.lines, 1), max(size.columns, 1)
-
-
-@contextlib.contextmanager
-def raw_mode(fd: int) -> Iterator[bool]:
-    """Keys (Ctrl-C included) go on as bytes while inside; yields whether ``fd`` is a
-    terminal (nothing changes when it is not)."""
-    if not os.isatty(fd):
-        yield False
-        return
-    saved = termios.tcgetattr(fd)
-    tty.setraw(fd, termios.TCSANOW)  # not TCSAFLUSH: keys typed ahead (during boot) are kept
-    try:
-        yield True
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 async def read_input(fd: int) -> AsyncIterator[bytes]:

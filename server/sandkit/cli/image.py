@@ -31,6 +31,11 @@ def add_parsers(
         action="store_true",
         help="as root: build into /var/cache/sandkit, for every user of this machine",
     )
+    build.add_argument(
+        "--docker",
+        action="store_true",
+        help="the variant with Docker Engine (what `-docker` templates and the docker kit use)",
+    )
     ls = verbs.add_parser("ls", help="list cached images")
     ls.add_argument("--json", action="store_true", help="print JSON")
     rm = verbs.add_parser("rm", help="remove cached images")
@@ -44,11 +49,14 @@ def run(args: argparse.Namespace) -> int:
     from sandkit.vm import image as images
 
     if args.verb == "build":
+        variant = images.DOCKER if args.docker else images.BASE
         if args.force:
-            key, _ = images.image_key()
+            key, _ = images.image_key(variant)
             shutil.rmtree(images.images_dir(args.system) / key, ignore_errors=True)
-        built = images.ensure_image(ProgressLine("guest image").step, system=args.system)
-        print(f"{built.key} {built.path} (kernel {built.kernel_release})")
+        built = images.ensure_image(
+            ProgressLine("guest image").step, system=args.system, variant=variant
+        )
+        print(f"{built.key} {built.path} ({built.variant}, kernel {built.kernel_release})")
         return 0
     root = images.images_dir()
     found = (
@@ -56,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         if root.is_dir()
         else []
     )
-    current, _ = images.image_key()
+    current = {images.image_key(v)[0] for v in images.VARIANTS}
     if args.verb == "ls":
         rows: list[dict[str, Any]] = []
         for path in found:
@@ -65,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
             rows.append(
                 {
                     "key": path.name,
-                    "current": path.name == current,
+                    "current": path.name in current,
                     "valid": image is not None,
+                    "variant": image.variant if image else None,
                     "kernel": image.kernel_release if image else None,
                     "size_mib": size >> 20,
                     "path": str(path),
@@ -80,17 +89,18 @@ def run(args: argparse.Namespace) -> int:
                     [
                         (
                             r["key"] + (" *" if r["current"] else ""),
+                            r["variant"] or "-",
                             r["kernel"] or "(damaged)",
                             f"{r['size_mib']} MiB",
                             r["path"],
                         )
                         for r in rows
                     ],
-                    ("KEY", "KERNEL", "SIZE", "PATH"),
+                    ("KEY", "VARIANT", "KERNEL", "SIZE", "PATH"),
                 )
             )
         return 0
-    targets = [p for p in found if (p.name in args.keys if args.keys else p.name != current)]
+    targets = [p for p in found if (p.name in args.keys if args.keys else p.name not in current)]
     for path in targets:
         shutil.rmtree(path)
         print(f"removed {path.name}")

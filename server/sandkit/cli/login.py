@@ -291,7 +291,7 @@ async def _sign_in(
     """(the session's exit status, services signed in to, hosts the proxy refused)."""
     import datetime as dt
 
-    from sandkit.cli.attach import terminal_size
+    from sandkit.cli.terminal import terminal_size
     from sandkit.net.decisions import DecisionLog
     from sandkit.net.tokens import TokenStore
     from sandkit.sandbox import lifecycle

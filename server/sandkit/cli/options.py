@@ -33,7 +33,8 @@ def add_kit_arg_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_shape_options(parser: argparse.ArgumentParser, disk: bool = True) -> None:
-    """--cpus, --memory (and --disk), the same on every command that makes a sandbox.
+    """--cpus, --memory (and, for run/create, --disk and --docker), the same on every
+    command that makes a sandbox.
     Their defaults are None: the agent kit's resources, else a default scaled to this
     machine (kits/shape.py), is used for what is not given."""
     parser.add_argument(
@@ -51,6 +52,12 @@ def add_shape_options(parser: argparse.ArgumentParser, disk: bool = True) -> Non
         "machine's memory, at most 8g)",
     )
     if disk:
+        parser.add_argument(
+            "--docker",
+            action="store_true",
+            help="a private Docker Engine inside the sandbox (the built-in docker kit): "
+            "docker build/run/compose work in the VM, their pulls go through the proxy",
+        )
         parser.add_argument(
             "--disk",
             default=None,

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sandkit.cli.options import add_kit_arg_option
+from sandkit.cli.options import add_kit_arg_option, add_shape_options
 from sandkit.sandbox import lifecycle
 from sandkit.sandbox import pool as warm_pool
 from sandkit.sandbox.store import Store
@@ -39,8 +39,8 @@ def add_parsers(
     status = verbs.add_parser("status", help="list the pool's members")
     status.add_argument("--json", action="store_true", help="print JSON")
     fill = verbs.add_parser("fill", help="boot members until the pool is full")
-    fill.add_argument("--cpus", type=int, default=2, help="the shape's CPUs (default 2)")
-    fill.add_argument("--memory", default="1g", help="the shape's memory (default 1g)")
+    # No --disk: members keep the default disk, and an adopter's bigger one grows at adoption.
+    add_shape_options(fill, disk=False)
     fill.add_argument("--size", type=int, help="members to keep (default $SANDKIT_POOL_SIZE)")
     fill.add_argument("--quiet", action="store_true", help="print nothing")
     fill.add_argument(
@@ -149,19 +149,19 @@ def _filling(wait: bool = False) -> Iterator[bool]:
 
 
 async def fill(args: argparse.Namespace) -> int:
-    from sandkit.sandbox.request import SandboxRequest, build, parse_memory
+    from sandkit.sandbox.request import SandboxRequest, build
 
-    memory = parse_memory(args.memory)
     request = SandboxRequest(
         agent=args.agent or "shell",
         kits=list(args.kit),
         kit_args=dict(args.kit_arg),
         name="prepared",
-        cpus=args.cpus,
-        memory=memory,
+        cpus=args.cpus,  # None: the agent kit's resources, else the host-scaled default
+        memory=args.memory,
         default_policy=args.default,
     )
     config = build(request, pool_member=True)  # the same checks as a sandbox of its own
+    cpus, memory = config.cpus, config.memory_mib  # the shape that `run` would choose
     prepared_for = config if args.agent or args.kit else None
     if prepared_for is not None and not args.quiet:
         print(
@@ -170,11 +170,11 @@ async def fill(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     with _filling(wait=True):  # after another filler: it may have filled the pool already
-        started = await warm_pool.fill(Store(), args.cpus, memory, args.size, prepared_for)
+        started = await warm_pool.fill(Store(), cpus, memory, args.size, prepared_for)
     if not args.quiet:
         kind = f" prepared for {prepared_for.agent}" if prepared_for else ""
         kind += "".join(f" + {k}" for k in prepared_for.kits) if prepared_for else ""
-        print(f"{started} member(s) started; shape {warm_pool.shape(args.cpus, memory)}{kind}")
+        print(f"{started} member(s) started; shape {warm_pool.shape(cpus, memory)}{kind}")
     return 0
 
 

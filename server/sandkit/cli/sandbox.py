@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandkit.cli.options import add_kit_arg_option
+from sandkit.cli.options import add_kit_arg_option, add_shape_options
 from sandkit.cli.output import start_showing_progress
 
-# `ls` (and `reset`) use these at the module level; the other verbs import what they use.
-from sandkit.sandbox import lifecycle, pool
+# Light at the module level (`exec` answers in tens of milliseconds, tests/unit/cli/
+# test_exec_imports.py): asyncio, lifecycle and the pool are imported by the verbs.
 from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Sandbox, SandboxError, Store, check_name
-from sandkit.ui import since, table
 
 if TYPE_CHECKING:
     from sandkit.sandbox.store import Config
+    from sandkit.sandbox.wire import ExecRequest
 
 
 def add_parsers(
@@ -43,8 +42,7 @@ def add_parsers(
             "--kit", action="append", default=[], metavar="PATH", help="mixin kit (repeatable)"
         )
         add_kit_arg_option(p)
-        p.add_argument("--cpus", type=int, default=2, help="virtual CPUs (default 2)")
-        p.add_argument("--memory", default="1g", metavar="SIZE", help="guest memory (default 1g)")
+        add_shape_options(p)
         p.add_argument(
             "--default",
             choices=["allow-all", "balanced", "deny-all"],
@@ -153,11 +151,14 @@ def add_parsers(
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.command == "exec":
+        return cmd_exec(args, extra)  # no event loop unless it must start the sandbox
+    import asyncio
+
     handler = {
         "run": cmd_run,
         "create": cmd_create,
         "start": cmd_start,
-        "exec": cmd_exec,
         "ls": cmd_ls,
         "stop": cmd_stop,
         "rm": cmd_rm,
@@ -177,6 +178,8 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
             name=args.name,
             cpus=args.cpus,
             memory=args.memory,
+            disk=args.disk,
+            docker=args.docker,
             default_policy=args.default,
             resolve=list(args.resolve),
             upstream_ca=args.upstream_ca,
@@ -189,6 +192,8 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
 
 
 async def cmd_create(args: argparse.Namespace, extra: list[str]) -> int:
+    from sandkit.sandbox import pool
+
     config, workspace = _config(args)
     sandbox, adopted = await pool.create_or_adopt(Store(), config, workspace)
     if adopted:
@@ -222,6 +227,8 @@ def _existing(store: Store, args: argparse.Namespace) -> Sandbox | None:
 
 
 async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
+    from sandkit.sandbox import pool
+
     store = Store()
     refill = False
     existing = _existing(store, args)
@@ -244,6 +251,7 @@ async def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
 async def _run_piped(sandbox: Sandbox, config: Config, extra: list[str]) -> int:
     """No terminal (a script, a pipe): the agent bound to this client, as `exec` is."""
     from sandkit.cli.attach import run_exec
+    from sandkit.sandbox import lifecycle
 
     async with await lifecycle.connect(sandbox) as client:
         reply = await client.agent_argv(extra, False)
@@ -251,8 +259,11 @@ async def _run_piped(sandbox: Sandbox, config: Config, extra: list[str]) -> int:
         return await run_exec(remote, fd=sys.stdin.fileno(), pty=False, stdin=True)
 
 
-async def cmd_exec(args: argparse.Namespace, extra: list[str]) -> int:
-    from sandkit.cli.attach import run_exec, terminal_size
+def cmd_exec(args: argparse.Namespace, extra: list[str]) -> int:
+    """Blocking, without asyncio or pydantic (cli/execute.py), unless the sandbox must be
+    started first or the command runs detached, as a session."""
+    from sandkit.cli.terminal import terminal_size
+    from sandkit.pids import alive
 
     cmd = [*args.cmd, *extra]
     if cmd and cmd[0] == "--":
@@ -260,7 +271,13 @@ async def cmd_exec(args: argparse.Namespace, extra: list[str]) -> int:
     if not cmd:
         raise SandboxError("nothing to run: sandkit exec NAME -- CMD ...")
     sandbox = Store().get(args.name)
-    await start_showing_progress(sandbox)
+    state = sandbox.state()  # lifecycle.start's own test for "runs already"
+    if state.state not in (SandboxState.RUNNING, SandboxState.POOLED) or not alive(
+        state.supervisor_pid
+    ):
+        import asyncio
+
+        asyncio.run(start_showing_progress(sandbox))
     env = {}
     for item in args.env:
         key, sep, value = item.partition("=")
@@ -269,37 +286,57 @@ async def cmd_exec(args: argparse.Namespace, extra: list[str]) -> int:
         env.setdefault("TERM", os.environ["TERM"])
     cwd = args.workdir or sandbox.config().workspace
     rows, cols = terminal_size()
+    if args.detach:  # owned by the supervisor: it outlives this command
+        import asyncio
+
+        return asyncio.run(_exec_detached(sandbox, args, cmd, env, cwd, (rows, cols)))
+    from sandkit.cli import execute
+
+    request: ExecRequest = {
+        "argv": cmd,
+        "env": env,
+        "cwd": cwd,
+        "user": args.user,
+        "pty": args.tty,
+        "rows": rows,
+        "cols": cols,
+        "stdin": args.interactive,
+    }
+    call = execute.OneShotExec.connect(sandbox.control)
+    return execute.run(call, request, fd=sys.stdin.fileno())
+
+
+async def _exec_detached(
+    sandbox: Sandbox,
+    args: argparse.Namespace,
+    cmd: list[str],
+    env: dict[str, str],
+    cwd: str | None,
+    size: tuple[int, int],
+) -> int:
+    from sandkit.sandbox import lifecycle
+
     async with await lifecycle.connect(sandbox) as client:
-        if args.detach:  # owned by the supervisor: it outlives this command
-            session = await client.start_session(
-                cmd,
-                name=args.session,
-                env=env,
-                cwd=cwd,
-                user=args.user,
-                pty=args.tty,
-                rows=rows,
-                cols=cols,
-                attach=False,
-            )
-            print(session.name)
-            return 0
-        remote = await client.exec(
+        session = await client.start_session(
             cmd,
+            name=args.session,
             env=env,
             cwd=cwd,
             user=args.user,
             pty=args.tty,
-            rows=rows,
-            cols=cols,
-            stdin=args.interactive,
+            rows=size[0],
+            cols=size[1],
+            attach=False,
         )
-        return await run_exec(remote, fd=sys.stdin.fileno(), pty=args.tty, stdin=args.interactive)
+    print(session.name)
+    return 0
 
 
 async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
     from sandkit.cli.ports import published_now, short
+    from sandkit.sandbox import lifecycle, pool
     from sandkit.sandbox.protocol import Identity
+    from sandkit.ui import since, table
 
     rows: list[dict[str, Any]] = []
     # `sandkit pool status` lists the warm pool's members.
@@ -316,6 +353,7 @@ async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
                 "kits": config.kits,
                 "cpus": config.cpus,
                 "memory_mib": config.memory_mib,
+                "disk_mib": config.disk_mib,
                 "sync": state.sync if state.state == SandboxState.RUNNING else None,
                 "uptime": since(state.started) if state.state == SandboxState.RUNNING else "-",
                 "error": state.error,
@@ -351,6 +389,8 @@ async def cmd_ls(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 async def cmd_stop(args: argparse.Namespace, extra: list[str]) -> int:
+    from sandkit.sandbox import lifecycle
+
     store = Store()
     for name in args.names:
         await lifecycle.stop(store.get(name))
@@ -358,6 +398,8 @@ async def cmd_stop(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 async def cmd_rm(args: argparse.Namespace, extra: list[str]) -> int:
+    from sandkit.sandbox import lifecycle
+
     store = Store()
     if args.all:  # what `ls` lists: the warm pool's members are `pool drain`'s
         targets = [s for s in store.all() if not lifecycle.is_pool_member(s)]

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sandkit.cli.attach import Session, attach_session, follow, terminal_size
+from sandkit.cli.attach import Session, attach_session, follow
+from sandkit.cli.terminal import terminal_size
 from sandkit.errors import SandkitError
 
 if TYPE_CHECKING:
@@ -66,8 +67,9 @@ def add_parsers(
         help="print a session's recent output (-f: follow it)",
         description="Print what SESSION printed recently (its last 256 KiB). SESSION is\n"
         f"`{AGENT}` by default, else the only one. With -f, go on printing until it ends\n"
-        "(or Ctrl-C); following never resizes its terminal.",
-        epilog="example:\n  sandkit logs -f shell-proj 1",
+        "(or Ctrl-C); following never resizes its terminal. SESSION `dockerd` is the\n"
+        "Docker Engine's log in a sandbox made with --docker.",
+        epilog="examples:\n  sandkit logs -f shell-proj 1\n  sandkit logs shell-proj dockerd",
     )
     logs.add_argument("name", metavar="NAME")
     logs.add_argument("session", nargs="?", metavar="SESSION")
@@ -193,13 +195,36 @@ async def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+DOCKERD = "dockerd"  # `sandkit logs NAME dockerd`: the Docker Engine's log, not a session
+DOCKERD_LOG = "/var/log/dockerd.log"  # where the guest agent starts it logging
+
+
+def dockerd_log_argv(follow: bool) -> list[str]:
+    """The guest command that prints dockerd's log as `logs` prints a session's (its last
+    256 KiB, -f to follow), or says why there is none."""
+    script = (
+        '[ -x /usr/sbin/dockerd ] || { echo "this sandbox has no Docker Engine: make one '
+        'with sandkit run --docker (or the docker kit)" >&2; exit 1; }; '
+        f'[ -e {DOCKERD_LOG} ] || {{ echo "dockerd has not started: the first docker '
+        'command starts it" >&2; exit 1; }; '
+        f"exec tail -c 262144 {'-F ' if follow else ''}{DOCKERD_LOG}"
+    )
+    return ["sh", "-c", script]
+
+
 async def cmd_logs(args: argparse.Namespace) -> int:
     from sandkit.sandbox import lifecycle
     from sandkit.sandbox.store import Store
 
     sandbox = Store().get(args.name)
     async with await lifecycle.connect(sandbox) as client:
-        name = choose(await client.sessions(), args.session, running=False)
+        sessions = await client.sessions()
+        if args.session == DOCKERD and all(s.name != DOCKERD for s in sessions):
+            from sandkit.cli.attach import run_exec
+
+            remote = await client.exec(dockerd_log_argv(args.follow), user="root")
+            return await run_exec(remote, fd=sys.stdin.fileno(), pty=False, stdin=False)
+        name = choose(sessions, args.session, running=False)
         session = await client.attach(name, interactive=False)
         await follow(session, sys.stdout.buffer, until_exit=args.follow)
     return 0

@@ -4,6 +4,11 @@
 poweroff; sends output and exit events. Standard library only; imports are kept few
 because every module costs time under TCG.
 
+Docker (images that have dockerd): the agent listens on /run/docker.sock from boot and
+starts dockerd on the first connection, handing it the socket (systemd's LISTEN_FDS), so a
+sandbox that never uses Docker pays nothing for it; dockerd starts containerd itself and
+logs to /var/log/dockerd.log.
+
 Flow control: an exec may carry a "window" (bytes). Once that much of its output has been
 sent and not acknowledged ({"op": "ack", "id": N, "bytes": n}), its pty/pipes are not read
 until the host acknowledges more: the child blocks on a full pipe, nothing piles up."""
@@ -34,6 +39,19 @@ BASE_ENV = {
     "LANG": "C.UTF-8",
     "TERM": "xterm-256color",
 }
+DOCKERD = "/usr/sbin/dockerd"
+DOCKER_SOCK = "/run/docker.sock"
+DOCKER_LOG = "/var/log/dockerd.log"
+# Run as `sh -c`: LISTEN_PID must be dockerd's own pid, which exec keeps. The modules
+# dockerd needs (overlay2, the bridge, NAT through iptables-nft) and cgroup v2 first.
+DOCKERD_SH = """
+modprobe -a overlay br_netfilter bridge veth nf_conntrack nf_nat nf_tables nft_compat \
+  nft_chain_nat xt_MASQUERADE xt_addrtype xt_conntrack
+mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup
+export LISTEN_PID=$$
+exec dockerd -H fd://
+"""
+DOCKERD_RETRY = 5.0  # a dockerd that ended sooner is not started again before this
 
 
 def b64encode(data: bytes) -> bytes:
@@ -180,6 +198,10 @@ class Agent:
         os.environ.update(self.env)
         self.port_on = False  # registered with poll; off for a moment after a hang-up
         self.hup_until = 0.0
+        self.docker_fd = docker_socket() if os.path.exists(DOCKERD) else None
+        self.dockerd: int | None = None  # its pid while it runs
+        self.dockerd_at = 0.0  # when it may be started (again)
+        self.docker_polled = False
 
     # -- sending --------------------------------------------------------------------------
     def send(self, message: dict[str, object]) -> None:
@@ -252,14 +274,6 @@ class Agent:
 
             entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
             uid, gid, home, user = entry.pw_uid, entry.pw_gid, entry.pw_dir, entry.pw_name
-            argv = [
-                "/usr/bin/setpriv",
-                f"--reuid={uid}",
-                f"--regid={gid}",
-                "--init-groups",
-                "--",
-                *argv,
-            ]
         env.update(HOME=home, USER=user, LOGNAME=user, SHELL="/bin/bash")
         env.update({str(k): str(v) for k, v in (req.get("env") or {}).items()})
         cwd = req.get("cwd") or home
@@ -296,14 +310,17 @@ class Agent:
             os.chdir(cwd)
             # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive exec: put them
             # back, or `yes | head -1` would end with an error instead of the signal.
-            pid = os.posix_spawnp(
-                argv[0],
-                argv,
-                env,
-                file_actions=actions,
-                setsid=True,
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-            )
+            if uid == 0:
+                pid = os.posix_spawnp(
+                    argv[0],
+                    argv,
+                    env,
+                    file_actions=actions,
+                    setsid=True,
+                    setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+                )
+            else:
+                pid = spawn_as(argv, env, actions, uid, gid, user)
         except OSError as exc:
             for fd in [
                 *child_fds,
@@ -399,10 +416,46 @@ class Agent:
                 return
             if pid == 0:
                 return
+            if pid == self.dockerd:  # listen again: the next client starts a new one
+                self.dockerd = None
             proc = self.by_pid.pop(pid, None)
             if proc is not None:
                 proc.status = status
                 self.maybe_done(proc)
+
+    def start_dockerd(self) -> None:
+        """On a first connection: dockerd, with the listening socket as its fd 3."""
+        assert self.docker_fd is not None
+        env = dict(self.env, LISTEN_FDS="1", LISTEN_FDNAMES="docker.sock")
+        log = os.open(DOCKER_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        try:
+            self.dockerd = os.posix_spawn(
+                "/bin/sh",
+                ["sh", "-c", DOCKERD_SH],
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, log, 1),
+                    (os.POSIX_SPAWN_DUP2, log, 2),
+                    (os.POSIX_SPAWN_DUP2, self.docker_fd, 3),
+                ],
+                setsid=True,
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            )
+        finally:
+            os.close(log)
+        self.dockerd_at = time.monotonic() + DOCKERD_RETRY
+
+    def stop_dockerd(self, timeout: float = 3.0) -> None:
+        """Before power-off: let dockerd stop its containers and close its files."""
+        if self.dockerd is None:
+            return
+        os.kill(self.dockerd, signal.SIGTERM)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if os.waitpid(self.dockerd, os.WNOHANG)[0]:
+                return
+            time.sleep(0.05)
 
     def maybe_done(self, proc: Proc) -> None:
         if proc.status is None or (proc.fds and proc.pty is None):
@@ -473,6 +526,10 @@ class Agent:
 
     def poweroff(self) -> None:
         self.flush()
+        try:
+            self.stop_dockerd()
+        except OSError:
+            pass
         os.sync()
         import ctypes
 
@@ -492,10 +549,14 @@ class Agent:
             if self.port_on:
                 self.poll.modify(self.port, select.POLLIN | (select.POLLOUT if self.out else 0))
             timeout = None if self.port_on else max(0.0, (self.hup_until - now) * 1000)
+            if self.docker_fd is not None:
+                timeout = self.watch_docker(now, timeout)
             reading_children = len(self.out) <= MAX_PENDING  # back-pressure on children's output
             self.sync_watches(reading_children)
             for fd, event in self.poll.poll(timeout):
-                if fd == self.wake_r:
+                if fd == self.docker_fd:
+                    self.start_dockerd()
+                elif fd == self.wake_r:
                     try:
                         os.read(self.wake_r, 4096)
                     except BlockingIOError:
@@ -512,6 +573,22 @@ class Agent:
                         for proc in list(self.procs.values()):
                             if proc.stdin_fd == fd:
                                 self.feed(proc)
+
+    def watch_docker(self, now: float, timeout: float | None) -> float | None:
+        """Poll the docker socket while no dockerd runs (and one may start): the poll's
+        timeout, shortened to when a dockerd that ended early may start again."""
+        assert self.docker_fd is not None
+        want = self.dockerd is None and now >= self.dockerd_at
+        if want != self.docker_polled:  # kept out of self.watched: sync_watches prunes it
+            if want:
+                self.poll.register(self.docker_fd, select.POLLIN)
+            else:
+                self.poll.unregister(self.docker_fd)
+            self.docker_polled = want
+        if self.dockerd is None and now < self.dockerd_at:
+            wait = (self.dockerd_at - now) * 1000
+            return wait if timeout is None else min(timeout, wait)
+        return timeout
 
     def port_input(self, event: int) -> None:
         if event & select.POLLIN:
@@ -531,6 +608,84 @@ class Agent:
             self.poll.unregister(self.port)
             self.port_on = False
             self.hup_until = time.monotonic() + 0.05
+
+
+def spawn_as(
+    argv: list[str],
+    env: dict[str, str],
+    actions: list[tuple[Any, ...]],
+    uid: int,
+    gid: int,
+    user: str,
+) -> int:
+    """posix_spawnp's work (same file actions, own session, default SIGPIPE/SIGXFSZ) as
+    another user, with their groups: in a forked child, which then execs the command.
+    (posix_spawn cannot change ids; exec'ing setpriv first cost 25-40 ms under TCG.) An
+    exec that fails raises OSError here, as posix_spawnp's does: the child reports its
+    errno on a close-on-exec pipe that a successful exec closes empty."""
+    groups = os.getgrouplist(user, gid)
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # the child: nothing here may return
+        try:
+            os.close(report_r)
+            os.setsid()
+            for action in actions:
+                if action[0] == os.POSIX_SPAWN_OPEN:
+                    _, fd, path, flags, mode = action
+                    opened = os.open(path, flags, mode)
+                    if opened != fd:
+                        os.dup2(opened, fd)
+                        os.close(opened)
+                else:  # POSIX_SPAWN_DUP2: the copy is inherited (dup2 clears CLOEXEC)
+                    os.dup2(action[1], action[2])
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+            os.execvpe(argv[0], argv, env)
+        except OSError as exc:
+            os.write(report_w, str(exc.errno or 1).encode())
+        finally:
+            os._exit(127)
+    os.close(report_w)
+    try:
+        report = b""
+        while chunk := os.read(report_r, 16):
+            report += chunk
+    finally:
+        os.close(report_r)
+    if report:
+        os.waitpid(pid, 0)
+        errno = int(report)
+        raise OSError(errno, os.strerror(errno), argv[0])
+    return pid
+
+
+def docker_socket() -> int | None:
+    """/run/docker.sock, listening (root:docker 0660), or None if it cannot be made."""
+    import _socket
+    import grp
+
+    try:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            os.unlink(DOCKER_SOCK)
+        except FileNotFoundError:
+            pass
+        sock.bind(DOCKER_SOCK)
+        os.chown(DOCKER_SOCK, 0, grp.getgrnam("docker").gr_gid)
+        os.chmod(DOCKER_SOCK, 0o660)
+        sock.listen(128)
+        # Above the low numbers: a dup2 onto fd 3 must never be a no-op that keeps CLOEXEC.
+        raw = sock.detach()
+        fd = fcntl.fcntl(raw, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(raw)
+    except (OSError, KeyError) as exc:
+        print(f"sandkit-agent: no docker socket: {exc}", file=sys.stderr)
+        return None
+    return fd
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:

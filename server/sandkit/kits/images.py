@@ -3,9 +3,9 @@
 sbx runs each agent in a container image; sandkit boots one guest it builds from Debian
 and installs the agent with the kit's install commands. Docker's sbx templates are that
 Debian base plus an agent, so they map to sandkit's base image; the ``-docker`` variants
-need a base with a Docker engine, which sandkit does not build yet; any other image is
-not used, and says so (v1 ``agent.image``, v2 ``sandbox.image``; a v3 workload's image is
-its own recipe, which convert_v3 reports)."""
+map to its image variant with Docker Engine (vm/image.py DOCKER), as does the ``docker``
+mixin kit; any other image is not used, and says so (v1 ``agent.image``, v2
+``sandbox.image``; a v3 workload's image is its own recipe, which convert_v3 reports)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sandkit.kits.issues import KitError, Span
-
 if TYPE_CHECKING:
+    from sandkit.kits.model import ResolvedSandbox
     from sandkit.kits.validation import Context
     from sandkit.kits.yamlpos import Path
 
@@ -45,6 +44,11 @@ TEMPLATE_TAGS = frozenset(
 BASE = "sandkit base (Debian, built by sandkit)"
 BASE_DOCKER = "sandkit base with Docker"
 NEEDS_IMAGE = "needs-image"  # a warning code: the kit needs an image sandkit lacks
+# The mixin that asks for Docker Engine (kits/docker, or a kit of one's own by that name),
+# and the guest image variants, as vm/image.py names them (kits/ may not import vm/).
+DOCKER_KIT = "docker"
+VARIANT_BASE = "base"
+VARIANT_DOCKER = "docker"
 UNUSED_MESSAGE = "sandkit builds its guest from Debian; this kit's image is not used"
 _REGISTRY = re.compile(r"^(?:docker\.io|index\.docker\.io|registry-1\.docker\.io)/")
 
@@ -80,7 +84,8 @@ def classify(reference: str | None) -> ImageChoice:
         return ImageChoice(
             ImageKind.BASE_DOCKER,
             BASE_DOCKER,
-            f"'{reference}' is an sbx template with a Docker engine",
+            f"'{reference}' is an sbx template with a Docker engine: sandkit's base image "
+            "with Docker Engine, the agent installed by the kit",
         )
     if tag in TEMPLATE_TAGS:
         return ImageChoice(
@@ -92,35 +97,30 @@ def classify(reference: str | None) -> ImageChoice:
     return ImageChoice(ImageKind.UNUSED, BASE, f"{UNUSED_MESSAGE} ('{reference}')")
 
 
-def docker_missing(reference: str) -> str:
-    """The error for a kit that needs the base image with Docker."""
-    return (
-        f"image '{reference}' needs sandkit's base image with Docker, which sandkit does "
-        "not build yet; use a kit whose image is docker/sandbox-templates:shell (or an "
-        "agent template) until it does"
-    )
-
-
 def check_image(ctx: Context, path: Path, reference: str | None) -> None:
-    """At load (`kit validate` and every start): an unused image is a warning on its line;
-    one that needs the Docker base is a NEEDS_IMAGE warning, which `kit validate` reports
-    as "valid, but needs what sandkit lacks" (exit 3) and a start refuses (``require``);
-    the kit still loads and composes, so `kit inspect` shows what it would get."""
+    """At load (`kit validate` and every start): an unused image is a warning on its line
+    (the kit still loads and composes, so `kit inspect` shows what it would get)."""
     if reference is None:
         return
     choice = classify(reference)
     if choice.kind is ImageKind.UNUSED:
         ctx.warn(path, f"{choice.why}; install what the agent needs with install commands")
-    elif choice.kind is ImageKind.BASE_DOCKER:
-        ctx.warn(path, docker_missing(reference), code=NEEDS_IMAGE)
 
 
 def require(reference: str | None, agent: str) -> None:
-    """Before a sandbox is made: refuse an image sandkit cannot provide yet."""
-    if reference is not None and classify(reference).kind is ImageKind.BASE_DOCKER:
-        raise KitError.at(
-            agent,
-            Span.point(),
-            f"agent kit '{agent}': {docker_missing(reference)}",
-            code=NEEDS_IMAGE,
-        )
+    """Before a sandbox is made (sandbox/request.py): every image kind now maps to an
+    image sandkit builds, so nothing is refused. Kept until request.py drops the call."""
+    del reference, agent
+
+
+def needs_docker(sandbox: ResolvedSandbox) -> bool:
+    """Whether the sandbox runs on the image variant with Docker Engine: its agent kit's
+    image is a ``-docker`` template, or one of its mixins is the ``docker`` kit."""
+    if classify(sandbox.agent.image).kind is ImageKind.BASE_DOCKER:
+        return True
+    return any(k.name == DOCKER_KIT and k.kind == "mixin" for k in sandbox.kits)
+
+
+def image_variant(sandbox: ResolvedSandbox) -> str:
+    """The guest image variant (vm/image.py VARIANTS) the sandbox boots."""
+    return VARIANT_DOCKER if needs_docker(sandbox) else VARIANT_BASE

@@ -125,6 +125,7 @@ class OpenWorkspaceParams(TypedDict):
     name: NotRequired[str]
     default: NotRequired[str]
     memory: NotRequired[str]
+    docker: NotRequired[bool]  # a private Docker Engine (the docker kit)
     resolve: NotRequired[dict[str, str]]
     upstreamCa: NotRequired[str]
 

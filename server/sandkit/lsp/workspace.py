@@ -1,5 +1,5 @@
 """A workspace folder's sandbox settings: .sandkit.yaml (agent, kits, kitArgs, default,
-memory, resolve, upstreamCa), shared by the commands and the kit diagnostics."""
+memory, docker, resolve, upstreamCa), shared by the commands and the kit diagnostics."""
 
 from __future__ import annotations
 

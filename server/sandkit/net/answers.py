@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Sequence
 
 from sandkit.net.httpio import encode_head
@@ -50,12 +51,29 @@ def error_body(status: int, reason: str) -> str:
     return f"sandkit proxy: {reason}\n{hint}\n"
 
 
-def message(status: int, body: str, headers: Sequence[tuple[str, str]] = ()) -> bytes:
-    """A whole response that ends its connection: ``headers`` first, then the body's."""
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")  # a reason phrase is visible ASCII and spaces
+MAX_PHRASE = 400
+
+
+def refusal_phrase(status: int, body: str) -> str:
+    """A refused CONNECT's reason phrase: the body's explanation on one line. Clients
+    show a failed CONNECT's status line, not its body (Go's, so dockerd's, shows the
+    phrase alone), so the phrase carries the why."""
+    lines = [line.strip() for line in body.splitlines() if line.strip()]
+    words = " ".join(lines[:3])  # what was blocked, why, how to allow it
+    words = _UNPRINTABLE.sub("?", words)[:MAX_PHRASE]
+    return f"{phrase(status)} ({words})" if words else phrase(status)
+
+
+def message(
+    status: int, body: str, headers: Sequence[tuple[str, str]] = (), reason: str | None = None
+) -> bytes:
+    """A whole response that ends its connection: ``headers`` first, then the body's.
+    ``reason``: the status line's phrase, when not the standard one."""
     data = body.encode()
     return (
         encode_head(
-            f"HTTP/1.1 {status} {phrase(status)}",
+            f"HTTP/1.1 {status} {reason or phrase(status)}",
             [
                 *headers,
                 ("Content-Type", "text/plain; charset=utf-8"),
@@ -72,17 +90,22 @@ async def send(
     status: int,
     body: str,
     headers: Sequence[tuple[str, str]] = (),
+    reason: str | None = None,
 ) -> None:
     if writer.is_closing():
         return
-    writer.write(message(status, body, headers))
+    writer.write(message(status, body, headers, reason))
     with contextlib.suppress(ConnectionError):
         await writer.drain()
 
 
-async def forbidden(writer: asyncio.StreamWriter, code: str, body: str) -> None:
-    """The policy's 403; ``code`` (X-Sandkit-Blocked) says why to a program."""
-    await send(writer, 403, body, [("X-Sandkit-Blocked", code)])
+async def forbidden(
+    writer: asyncio.StreamWriter, code: str, body: str, *, tunnel: bool = False
+) -> None:
+    """The policy's 403; ``code`` (X-Sandkit-Blocked) says why to a program. A refused
+    ``tunnel`` (CONNECT) says it in the status line too (`refusal_phrase`)."""
+    reason = refusal_phrase(403, body) if tunnel else None
+    await send(writer, 403, body, [("X-Sandkit-Blocked", code)], reason)
 
 
 async def error(writer: asyncio.StreamWriter, status: int, reason: str) -> None:

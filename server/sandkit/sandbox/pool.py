@@ -112,6 +112,8 @@ def other_sandkit(state: State, mine: Identity) -> str:
 def _candidates(store: Store, config: Config) -> list[Sandbox]:
     """Members of the config's shape: prepared for its agent and kits first, then plain."""
     wanted = shape(config.cpus, config.memory_mib)
+    if _needs_docker(config):  # members boot the base image (the member would refuse)
+        return []
     candidates = []
     for member in pool_members(store):
         try:
@@ -125,6 +127,17 @@ def _candidates(store: Store, config: Config) -> list[Sandbox]:
         elif profile(member_config) == profile(config):
             candidates.append((0, member))
     return [member for _, member in sorted(candidates, key=lambda c: c[0])]
+
+
+def _needs_docker(config: Config) -> bool:
+    """What this client knows without resolving: the docker kit named, or an agent image
+    of Docker's variant in what build() learned. A member still checks the resolved kits."""
+    from sandkit.kits.images import DOCKER_KIT, ImageKind, classify
+    from sandkit.sandbox.request import summary_of
+
+    summary = summary_of(config)
+    image = summary.image if summary is not None else None
+    return DOCKER_KIT in config.kits or classify(image).kind is ImageKind.BASE_DOCKER
 
 
 _TAKEN = object()  # another client adopted the member first: try the next
@@ -188,14 +201,19 @@ async def create_or_adopt(
 def credential_environ(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The host variables the config's kits name for credentials, as this client sees
     them (whether the proxy may read one is still the user's grant, checked there)."""
-    from sandkit.kits import resolve
+    from sandkit.sandbox.request import summary_of
 
     env = os.environ if environ is None else environ
-    resolution = resolve(config.agent, config.kits, config.kit_args, defaults=config.arg_defaults)
-    names: set[str] = set()
-    for cred in resolution.sandbox.credentials:
-        names.update([cred.env] if cred.env else [])
-        names.update(cred.sources.env if cred.sources else ())
+    summary = summary_of(config)  # what build() learned in this process, when it did
+    names: set[str] = set(summary.env_names if summary is not None else ())
+    if summary is None:
+        from sandkit.kits import resolve
+
+        defaults = config.arg_defaults
+        resolution = resolve(config.agent, config.kits, config.kit_args, defaults=defaults)
+        for cred in resolution.sandbox.credentials:
+            names.update([cred.env] if cred.env else [])
+            names.update(cred.sources.env if cred.sources else ())
     return {name: env[name] for name in sorted(names) if name in env}
 
 
@@ -280,7 +298,9 @@ def refill_after(sandbox: Sandbox, config: Config) -> None:
 def _spawn_fill(config: Config, prepared: bool) -> None:
     if pool_size() == 0:
         return
-    argv = ["nice", "-n", "10", sys.executable, "-m", "sandkit", "pool", "fill",
+    # At the lowest priority: the adopted sandbox's first command goes first. (Not later:
+    # a delayed fill outlives a `pool drain` made in between and leaves a member behind.)
+    argv = ["nice", "-n", "19", sys.executable, "-m", "sandkit", "pool", "fill",
             "--cpus", str(config.cpus), "--memory", f"{config.memory_mib}m", "--quiet"]  # fmt: skip
     if prepared:
         argv += ["--agent", config.agent, "--default", config.default_policy]
@@ -292,5 +312,9 @@ def _spawn_fill(config: Config, prepared: bool) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / "pool.log").open("ab") as out:
         subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
         )

@@ -59,68 +59,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import sys
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sandkit.errors import SandkitError
+from sandkit.rpc import encode as encode
 from sandkit.sandbox.state import SandboxState
 
-# 1: errors were bare strings, no identity; 2: typed errors, Identity; 3: sessions, ports
-PROTOCOL = 3
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
-
-
-class ErrorCode(StrEnum):
-    BAD_REQUEST = "bad-request"  # not JSON, no such method's params, a value out of range
-    UNKNOWN_METHOD = "unknown-method"
-    NOT_FOUND = "not-found"  # no such exec, no workspace to sync
-    WRONG_STATE = "wrong-state"  # e.g. exec while the sandbox is not running
-    MEMBER_TAKEN = "member-taken"  # adopt: another client won this pool member, or it stops
-    FOREIGN_VERSION = "foreign-version"  # adopt: the member runs another sandkit
-    FAILED = "failed"  # the operation failed; the message says why (kits, the guest)
-    INTERNAL = "internal"  # a bug in the supervisor
-
-    @classmethod
-    def parse(cls, value: object) -> ErrorCode:
-        try:
-            return cls(str(value))
-        except ValueError:
-            return cls.FAILED
-
-
-class ErrorBody(BaseModel):
-    code: ErrorCode
-    message: str
-
-
-class ControlError(SandkitError):
-    """Raised by a handler in the supervisor: becomes the error reply. (The client raises
-    its own error type, with the same code, from the reply.)"""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def body(self) -> dict[str, Any]:
-        return {"code": str(self.code), "message": self.message}
-
-
-def error_of(reply_error: object) -> ErrorBody:
-    """An error reply's body, from this protocol or from a PROTOCOL 1 supervisor's string."""
-    if isinstance(reply_error, dict):
-        return ErrorBody(
-            code=ErrorCode.parse(reply_error.get("code")),
-            message=str(reply_error.get("message", "")),
-        )
-    return ErrorBody(code=ErrorCode.FAILED, message=str(reply_error))
+# The light half, re-exported: a one-shot client (cli/execute.py) imports only that.
+from sandkit.sandbox.wire import PROTOCOL as PROTOCOL
+from sandkit.sandbox.wire import ControlError as ControlError
+from sandkit.sandbox.wire import ErrorBody as ErrorBody
+from sandkit.sandbox.wire import ErrorCode as ErrorCode
+from sandkit.sandbox.wire import error_of as error_of
 
 
 # -- models ---------------------------------------------------------------------------------

@@ -29,22 +29,13 @@ from sandkit.sandbox.protocol import (
     SignalParams,
     StdinParams,
 )
-from sandkit.sandbox.store import SandboxError
+from sandkit.sandbox.wire import SupervisorError as SupervisorError
 
 if TYPE_CHECKING:  # the client makes the handles; they only call it back
     from sandkit.sandbox.client import SupervisorClient
 
 P = TypeVar("P", bound=Params)
 log = logging.getLogger(__name__)
-
-
-class SupervisorError(SandboxError):
-    """The supervisor answered a request with an error: ``code`` is for programs (an
-    ``ErrorCode``), the message for a person."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 def checked_params(model: type[P], **fields: Any) -> P:

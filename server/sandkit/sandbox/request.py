@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandkit.kits.builtin import looks_like_path
+from sandkit.kits.images import DOCKER_KIT
 from sandkit.kits.sizes import parse_size
 from sandkit.sandbox.lifecycle import POOL_PREFIX
 from sandkit.sandbox.ports import PortError, Published, check_new, parse
@@ -22,7 +23,7 @@ from sandkit.sandbox.store import Config, SandboxError, check_name, default_name
 from sandkit.vm.qemu import DEFAULT_DISK_MIB
 
 if TYPE_CHECKING:
-    from sandkit.kits.shape import Shape
+    from sandkit.sandbox.kitmemo import Summary
 
 MIN_MEMORY_MIB = 256
 
@@ -76,21 +77,76 @@ def choose_shape(
     kit_args: Mapping[str, str],
     cpus: int | None,
     memory_mib: int | None,
-) -> Shape:
+) -> Summary:
     """The shape from the flags, else the agent kit's resources, else the host's default.
     The kits are resolved for it, which also checks them (an image sandkit cannot run is
-    an error) and says their warnings (an image it does not use) before anything starts."""
+    an error) and says their warnings (an image it does not use) before anything starts.
+    Built-in kits are resolved once for the same inputs (sandbox/kitmemo.py)."""
     from sandkit.hostconfig import registry_args
-    from sandkit.kits import images, resolve, shape
+    from sandkit.kits import images
+    from sandkit.sandbox import kitmemo
     from sandkit.vm.hostcheck import host_memory_mib
 
-    resolution = resolve(agent, kits, kit_args, defaults=registry_args())
-    for warning in resolution.warnings:
-        print(f"sandkit: {warning.format()}", file=sys.stderr)
-    images.require(resolution.sandbox.agent.image, resolution.sandbox.agent_name)
-    resources, kit = resolution.sandbox.agent.resources, resolution.sandbox.agent_name
-    host_cpus = len(os.sched_getaffinity(0))
-    return shape.choose(cpus, memory_mib, resources, kit, host_cpus, host_memory_mib())
+    defaults = dict(registry_args())
+    host = (len(os.sched_getaffinity(0)), host_memory_mib())
+    memo_key = kitmemo.key(
+        [agent, *kits], kit_args, defaults=sorted(defaults.items()), flags=(cpus, memory_mib),
+        host=host,
+    )  # fmt: skip
+    summary = kitmemo.load(memo_key)
+    if summary is None:
+        summary = _summarise(agent, kits, kit_args, defaults, cpus, memory_mib, host)
+        kitmemo.save(memo_key, summary)
+    for warning in summary.warnings:
+        print(f"sandkit: {warning}", file=sys.stderr)
+    images.require(summary.image, summary.agent_name)
+    _summaries[(agent, tuple(kits), tuple(sorted(kit_args.items())))] = summary
+    return summary
+
+
+# What build() learned about the kits in this process (pool.credential_environ reads it).
+_summaries: dict[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]], Summary] = {}
+
+
+def summary_of(config: Config) -> Summary | None:
+    return _summaries.get(
+        (config.agent, tuple(config.kits), tuple(sorted(config.kit_args.items())))
+    )
+
+
+def _summarise(
+    agent: str,
+    kits: list[str],
+    kit_args: Mapping[str, str],
+    defaults: Mapping[str, str],
+    cpus: int | None,
+    memory_mib: int | None,
+    host: tuple[int, int | None],
+) -> Summary:
+    from sandkit.kits import resolve, shape
+    from sandkit.sandbox.kitmemo import Required, Summary
+
+    resolution = resolve(agent, kits, kit_args, defaults=defaults)
+    sandbox = resolution.sandbox
+    chosen = shape.choose(cpus, memory_mib, sandbox.agent.resources, sandbox.agent_name, *host)
+    env_names: set[str] = set()
+    required = []
+    for cred in sandbox.credentials:
+        names = ([cred.env] if cred.env else []) + list(cred.sources.env if cred.sources else ())
+        env_names.update(names)
+        if cred.required:
+            has_file = bool(cred.sources and cred.sources.file)
+            required.append(Required(cred.service, cred.oauth is not None, tuple(names), has_file))
+    return Summary(
+        cpus=chosen.cpus,
+        memory_mib=chosen.memory_mib,
+        notes=tuple(chosen.notes),
+        warnings=tuple(w.format() for w in resolution.warnings),
+        image=sandbox.agent.image,
+        agent_name=sandbox.agent_name,
+        required=tuple(required),
+        env_names=tuple(sorted(env_names)),
+    )
 
 
 def parse_resolve(
@@ -139,6 +195,7 @@ class SandboxRequest:
     # None: the agent kit's resources, else a default scaled to the host (kits/shape.py).
     cpus: int | None = None
     memory: str | int | None = None  # '1g' or MiB
+    disk: str | int | None = None  # '40g' or MiB; None: DEFAULT_DISK_MIB (20 GiB, sparse)
     default_policy: str = "balanced"
     resolve: Mapping[str, str] | list[str] = field(default_factory=dict)
     upstream_ca: Path | None = None
@@ -146,6 +203,7 @@ class SandboxRequest:
     host_cas: bool = True
     kit_base: Path | None = None  # relative kit paths are relative to this (a workspace)
     ports: list[str] = field(default_factory=list)  # --publish specs, published at start
+    docker: bool = False  # a private Docker Engine: the built-in docker kit is added
 
 
 def build(
@@ -160,6 +218,7 @@ def build(
         request.cpus is not None and request.cpus < 1
     ):
         raise SandboxError(f"a sandbox needs at least 1 CPU and {MIN_MEMORY_MIB}m of memory")
+    disk_mib = parse_disk(request.disk)
     pins = parse_resolve(request.resolve)
     ports = parse_ports(request.ports)
     upstream_ca = None
@@ -173,6 +232,8 @@ def build(
         raise SandboxError(f"{request.workspace} is not a folder")
     agent = kit_ref(request.agent, request.kit_base)
     kits = [kit_ref(k, request.kit_base) for k in request.kits]
+    if request.docker and DOCKER_KIT not in kits:
+        kits.append(DOCKER_KIT)
     chosen = choose_shape(agent, kits, request.kit_args, request.cpus, given_memory)
     if agent.startswith("git+") or any(k.startswith("git+") for k in kits):
         from sandkit.kits.gitref import pinned  # fetched just now: recorded by commit
@@ -193,6 +254,7 @@ def build(
         workspace=str(workspace) if workspace else None,
         cpus=chosen.cpus,
         memory_mib=chosen.memory_mib,
+        disk_mib=disk_mib,
         default_policy=request.default_policy,
         resolve=pins,
         upstream_ca=upstream_ca,
@@ -203,7 +265,7 @@ def build(
     # A pool member is made before anyone's credentials are known; `sandkit login` makes a
     # sandbox precisely to give a required credential its value.
     if require_credentials and not pool_member:
-        check_credentials(config)
+        check_credentials(config, summary=chosen)
     return config
 
 
@@ -221,9 +283,14 @@ class MissingCredentials(SandboxError):
         )
 
 
-def missing_credentials(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
+def missing_credentials(
+    config: Config, environ: Mapping[str, str] | None = None, summary: Summary | None = None
+) -> list[str]:
     """Services of required credentials with no value: not in the secret store (global
-    or this sandbox's), not in an allowed host variable or file, and no OAuth sign-in."""
+    or this sandbox's), not in an allowed host variable or file, and no OAuth sign-in.
+    With the kits' ``summary``, the kits are resolved only when it cannot tell."""
+    if summary is not None and _all_present(config, summary, environ):
+        return []
     from sandkit.hostconfig import registry_args
     from sandkit.kits import resolve
     from sandkit.kits.issues import KitError
@@ -248,7 +315,35 @@ def missing_credentials(config: Config, environ: Mapping[str, str] | None = None
     return missing
 
 
-def check_credentials(config: Config, environ: Mapping[str, str] | None = None) -> None:
-    missing = missing_credentials(config, environ)
+def _all_present(config: Config, summary: Summary, environ: Mapping[str, str] | None) -> bool:
+    """Whether every required credential of built-in kits surely has a value: in the
+    secret store, an OAuth sign-in, or a host variable (a built-in kit's are read without
+    a grant). A file source, or none found: the full lookup decides."""
+    env = os.environ if environ is None else environ
+    # Another kit's host variable is read only once the user allows it (net/secrets.py
+    # decides that): only built-in kits' variables count here.
+    builtin = not any(
+        looks_like_path(r) or r.startswith("git+") for r in (config.agent, *config.kits)
+    )
+    for cred in summary.required:
+        if cred.file:
+            return False
+        if builtin and any(env.get(name) for name in cred.env):
+            continue
+        # Loaded only now: net.secrets imports the kit models (~0.1 s).
+        from sandkit.net.secrets import SecretStore
+        from sandkit.net.tokens import TokenStore
+
+        if SecretStore(sandbox=config.name).get(cred.service):
+            continue
+        if not (cred.oauth and TokenStore().get(cred.service, config.name) is not None):
+            return False
+    return True
+
+
+def check_credentials(
+    config: Config, environ: Mapping[str, str] | None = None, summary: Summary | None = None
+) -> None:
+    missing = missing_credentials(config, environ, summary)
     if missing:
         raise MissingCredentials(missing)

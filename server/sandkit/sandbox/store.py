@@ -18,6 +18,7 @@ from sandkit.fsio import write_atomic
 from sandkit.paths import private_state, runtime_dir, state_dir
 from sandkit.pids import alive
 from sandkit.sandbox.state import SandboxState
+from sandkit.vm.qemu import DEFAULT_DISK_MIB
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,61}[A-Za-z0-9]")
 
@@ -52,6 +53,8 @@ class Config:
     workspace: str | None = None
     cpus: int = 2
     memory_mib: int = 1024
+    # The guest's disk (sparse): goldens are saved at the default, a bigger one grows once.
+    disk_mib: int = DEFAULT_DISK_MIB
     default_policy: str = "balanced"  # for hosts no rule names
     resolve: dict[str, str] = field(default_factory=dict)  # HOST -> IP pins for the proxy
     upstream_ca: str | None = None  # extra CA the proxy trusts upstream (and the guest too)

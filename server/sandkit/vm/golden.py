@@ -75,7 +75,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-FORMAT = 1  # of the golden's folder and manifest
+FORMAT = 2  # of the golden's folder and manifest (2: its disk grown to DEFAULT_DISK_MIB)
 
 
 def enabled() -> bool:
@@ -114,6 +114,9 @@ def key_inputs(image: Image, cpus: int, memory_mib: int, accel: str) -> dict[str
         "image_build": image.build,  # a rebuilt image (same key) has other bytes
         "qemu": qemu_version(),
         "argv": qemu.argv(spec),
+        # Every golden is grown to the default disk size before it is saved; a bigger
+        # --disk grows once at its first start, so the size is not a per-sandbox input.
+        "disk_mib": qemu.DEFAULT_DISK_MIB,
     }
     if accel == "kvm":  # `-cpu host`: the state is only good on this kind of CPU and kernel
         inputs["host"] = host_identity()

@@ -35,7 +35,18 @@ from sandkit.vm import hostcheck, imagebuild, userns
 from sandkit.vm.imagebuild import extract_vmlinux, run
 from sandkit.vm.initramfs import WANTED, build_initramfs, module_order
 
-__all__ = ["FILES", "Image", "Progress", "ensure_image", "extract_vmlinux", "load", "trusted"]
+__all__ = [
+    "BASE",
+    "DOCKER",
+    "FILES",
+    "VARIANTS",
+    "Image",
+    "Progress",
+    "ensure_image",
+    "extract_vmlinux",
+    "load",
+    "trusted",
+]
 
 BUILDER_VERSION = "2"
 SUITE = "bookworm"
@@ -62,6 +73,26 @@ PACKAGES = (
 )
 FILES = ("vmlinux", "initrd.cpio", "rootfs.ext4")
 
+# Image variants: the base, and the base with Docker Engine (bookworm's docker.io 20.10 and
+# docker-compose 1.29; the `docker compose` plugin is not in bookworm). The docker variant
+# also carries the kernel's modules in /lib/modules, for dockerd's overlay, bridge, veth,
+# netfilter and NAT; busybox-static is there for FROM-scratch images.
+BASE = "base"
+DOCKER = "docker"
+VARIANT_PACKAGES: dict[str, tuple[str, ...]] = {
+    BASE: (),
+    DOCKER: (
+        "docker.io",
+        "containerd",
+        "runc",
+        "docker-compose",
+        "iptables",
+        "kmod",
+        "busybox-static",
+    ),
+}
+VARIANTS = tuple(VARIANT_PACKAGES)
+
 Progress = Callable[[str, int, int], None]  # (step, index, total)
 
 
@@ -73,6 +104,7 @@ class Image:
     # One build's identity: two builds of a key are not byte-identical (mke2fs picks a
     # fresh UUID), and a golden snapshot is only good for the build it was saved on.
     build: str = ""
+    variant: str = BASE
 
     @property
     def kernel(self) -> Path:
@@ -135,7 +167,7 @@ def sources() -> list[str]:
 APT_STATE = (Path("/var/lib/apt/lists"), Path("/var/cache/apt/pkgcache.bin"))
 
 
-def _fingerprint() -> str:
+def _fingerprint(variant: str = BASE) -> str:
     """What the key depends on that is cheap to read: if none of it changed, neither did
     the key, and the apt-cache calls (~1 s) are skipped."""
     parts: list[object] = [
@@ -150,19 +182,28 @@ def _fingerprint() -> str:
             parts.append([str(path), st.st_mtime_ns, st.st_size])
         except OSError:
             parts.append([str(path), None])
+    if variant != BASE:  # the base's fingerprint stays what it was
+        parts.append([variant, VARIANT_PACKAGES[variant]])
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-def image_key() -> tuple[str, dict[str, object]]:
-    memo = cache_dir() / "image-key.json"
-    fingerprint = _fingerprint()
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANT_PACKAGES:
+        raise SetupError(f"no guest image variant '{variant}' (known: {', '.join(VARIANTS)})")
+
+
+def image_key(variant: str = BASE) -> tuple[str, dict[str, object]]:
+    _check_variant(variant)
+    name = "image-key.json" if variant == BASE else f"image-key-{variant}.json"
+    memo = cache_dir() / name
+    fingerprint = _fingerprint(variant)
     try:
         known = json.loads(memo.read_text())
         if known["fingerprint"] == fingerprint:
             return str(known["key"]), dict(known["inputs"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    key, inputs = _compute_key()
+    key, inputs = _compute_key(variant)
     memo.parent.mkdir(parents=True, exist_ok=True)
     tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
     tmp.write_text(json.dumps({"fingerprint": fingerprint, "key": key, "inputs": inputs}))
@@ -170,7 +211,7 @@ def image_key() -> tuple[str, dict[str, object]]:
     return key, inputs
 
 
-def _compute_key() -> tuple[str, dict[str, object]]:
+def _compute_key(variant: str = BASE) -> tuple[str, dict[str, object]]:
     kernel, version = kernel_package()
     inputs: dict[str, object] = {
         "builder": BUILDER_VERSION,
@@ -183,6 +224,10 @@ def _compute_key() -> tuple[str, dict[str, object]]:
         "guest": {n: hashlib.sha256(d).hexdigest() for n, d in sorted(guest_files().items())},
         "modules": WANTED,  # the initramfs's drivers
     }
+    if variant != BASE:  # added only for a variant: the base image's key does not move
+        inputs["variant"] = variant
+        inputs["variant_packages"] = VARIANT_PACKAGES[variant]
+        inputs["rootfs_modules"] = True
     digest = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
     return digest, inputs
 
@@ -225,16 +270,23 @@ def load(path: Path) -> Image | None:
             if (path / name).stat().st_size != manifest["files"][name]:
                 return None
         return Image(
-            manifest["key"], path, manifest["kernel_release"], str(manifest.get("build", ""))
+            manifest["key"],
+            path,
+            manifest["kernel_release"],
+            str(manifest.get("build", "")),
+            str(manifest.get("inputs", {}).get("variant", BASE)),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def ensure_image(progress: Progress | None = None, system: bool = False) -> Image:
+def ensure_image(
+    progress: Progress | None = None, system: bool = False, variant: str = BASE
+) -> Image:
     """The cached image for the current inputs, built first if missing or damaged: in the
-    user's cache, or with ``system`` (root only) in the system cache that others may use."""
-    key, inputs = image_key()
+    user's cache, or with ``system`` (root only) in the system cache that others may use.
+    ``variant``: BASE or DOCKER, each cached under its own key."""
+    key, inputs = image_key(variant)
     final = images_dir(system) / key
     image = load(final)
     if image is not None:
@@ -250,7 +302,7 @@ def ensure_image(progress: Progress | None = None, system: bool = False) -> Imag
         )
     if final.exists():
         shutil.rmtree(final)  # partial or damaged: never boot it
-    return build(key, inputs, final, progress or (lambda *_: None), shared=system)
+    return build(key, inputs, final, progress or (lambda *_: None), shared=system, variant=variant)
 
 
 STEPS = (
@@ -262,7 +314,12 @@ STEPS = (
 
 
 def build(
-    key: str, inputs: dict[str, object], final: Path, progress: Progress, shared: bool = False
+    key: str,
+    inputs: dict[str, object],
+    final: Path,
+    progress: Progress,
+    shared: bool = False,
+    variant: str = BASE,
 ) -> Image:
     if not BUSYBOX.exists():
         raise SetupError("/bin/busybox (Debian's busybox-static) is missing: run scripts/setup")
@@ -284,7 +341,11 @@ def build(
         tarball = work / "rootfs.tar"
         agent = work / "agent.py"
         agent.write_bytes(guest_files()["agent.py"])
-        imagebuild.rootfs(tarball, log, SUITE, PACKAGES, sources(), agent)
+        extra: tuple[str, ...] = ()
+        if variant == DOCKER:
+            extra = imagebuild.docker_hooks(work / "kernel" / "lib" / "modules", release)
+        packages = (*PACKAGES, *VARIANT_PACKAGES[variant])
+        imagebuild.rootfs(tarball, log, SUITE, packages, sources(), agent, extra)
         progress(STEPS[3], 3, len(STEPS))
         imagebuild.ext4(tarball, work / "rootfs.ext4", DISK_SIZE, log)
         tarball.unlink()
@@ -303,11 +364,20 @@ def build(
                 folder.chmod(0o755)
             for name in (*FILES, "manifest.json", "build.log"):
                 (work / name).chmod(0o644)
-        work.replace(final)
+        try:
+            work.replace(final)
+        except OSError:
+            # Another build of this key (a second sandkit at the same time) finished
+            # first: its image is as good as ours, so ours goes.
+            if load(final) is None:
+                raise
+            userns.remove_tree(work)
         progress("done", len(STEPS), len(STEPS))
     except BaseException:
-        userns.remove_tree(work)  # with what a step left to subordinate ids
+        if work.exists():
+            userns.remove_tree(work)  # with what a step left to subordinate ids
         raise
     image = load(final)
-    assert image is not None
+    if image is None:
+        raise SetupError(f"the image built at {final} is damaged: run the command again")
     return image

@@ -57,12 +57,32 @@ def extract_vmlinux(bzimage: bytes, work: Path) -> bytes:
     return done.stdout
 
 
+def docker_hooks(modules: Path, release: str) -> tuple[str, ...]:
+    """mmdebstrap hooks for the docker variant: the kernel's modules (unpacked in
+    ``modules``) copied to /lib/modules/<release> and indexed, so that modprobe finds
+    overlay, bridge, br_netfilter, veth and the netfilter/NAT modules; the agent user in
+    the docker group (docker.io's postinst made it)."""
+    return (
+        f'mkdir -p "$1/usr/lib/modules/{release}"',
+        f"sync-in {modules / release} /usr/lib/modules/{release}",
+        f'chroot "$1" /usr/sbin/depmod {release}',
+        'chroot "$1" usermod -aG docker agent',
+    )
+
+
 def rootfs(
-    target: Path, log: Path, suite: str, packages: tuple[str, ...], sources: list[str], agent: Path
+    target: Path,
+    log: Path,
+    suite: str,
+    packages: tuple[str, ...],
+    sources: list[str],
+    agent: Path,
+    extra_hooks: tuple[str, ...] = (),
 ) -> None:
     """The root filesystem as a tarball: ownership, modes and device nodes are recorded
     in it, so that no step needs root (mmdebstrap's unshare mode writes the same bytes as
-    its root mode). ``agent``: the guest agent's file, copied in."""
+    its root mode). ``agent``: the guest agent's file, copied in; ``extra_hooks``: a
+    variant's customize hooks, run after the base's."""
     hooks = [
         'chroot "$1" useradd --create-home --uid 1000 --shell /bin/bash agent',
         'echo "agent ALL=(ALL) NOPASSWD:ALL" > "$1/etc/sudoers.d/agent"',
@@ -83,6 +103,7 @@ def rootfs(
         'rm -f "$1/etc/machine-id" && : > "$1/etc/machine-id"',
         # No DNS in the guest: the proxy resolves names (HTTP_PROXY is set for everything).
         'echo "# sandkit: the proxy resolves names; there is no DNS server here" > "$1/etc/resolv.conf"',
+        *extra_hooks,
     ]
     argv = [
         "mmdebstrap",

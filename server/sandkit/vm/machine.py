@@ -64,6 +64,13 @@ class MachinePaths:
         return self.sockets / "share.sock"
 
 
+def tb_size_override() -> int | None:
+    """$SANDKIT_TB_SIZE_MIB: TCG's translation cache for the VMs this process starts (the
+    bench measures the trade-off with it); unset, qemu.TB_SIZE_MIB's."""
+    value = os.environ.get("SANDKIT_TB_SIZE_MIB", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 async def _run(*argv: str) -> None:
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -182,6 +189,7 @@ class Machine:
             machine=self.machine,
             ram_file=self.ram_file,
             incoming=self.restore_from is not None,
+            tb_size_mib=tb_size_override(),
         )
 
     async def _start_qemu(self) -> None:
@@ -298,6 +306,46 @@ class Machine:
         done = await self.channel.run(["/bin/sh", "-c", mount])
         if done.exit_status != 0:
             raise VMError("the hotplugged share did not mount: " + done.stderr.decode().strip())
+
+    async def disk_mib(self) -> int:
+        """The root disk's virtual size (QMP query-block), in MiB."""
+        assert self.qmp is not None
+        blocks = await self.qmp.execute("query-block")
+        sizes = [
+            int(b["inserted"]["image"]["virtual-size"])
+            for b in (blocks if isinstance(blocks, list) else [])
+            if isinstance(b, dict) and b.get("device") == "root" and "inserted" in b
+        ]
+        if not sizes:
+            raise VMError(f"QEMU names no root disk in query-block: {str(blocks)[:200]}")
+        return sizes[0] >> 20
+
+    async def grow_disk(self, mib: int) -> bool:
+        """Grow the guest's disk to ``mib`` (never shrink it): the qcow2 overlay's virtual
+        size through QMP while the VM runs, which virtio-blk shows the guest as a capacity
+        change, then its ext4 root online (resize2fs on the mounted /dev/vda). Whether it
+        grew: a disk at the size already costs one QMP call, no guest round trip."""
+        assert self.qmp is not None and self.channel is not None
+        if await self.disk_mib() >= mib:
+            return False
+        want = mib << 20
+        await self.qmp.execute("block_resize", {"device": "root", "size": want})
+        sectors = want // 512
+        # The kernel reads the new capacity on the config-change interrupt: wait for it.
+        script = (
+            f"i=0; while [ $(cat /sys/block/vda/size) -lt {sectors} ]; do i=$((i+1)); "
+            '[ $i -gt 400 ] && { echo "the disk did not grow" >&2; exit 3; }; sleep 0.05; '
+            "done; resize2fs /dev/vda"
+        )
+        result = await self.channel.run(["sh", "-c", script])
+        if result.exit_status != 0:
+            raise VMError(
+                f"growing the guest's root filesystem to {mib} MiB failed: "
+                f"{result.stderr.decode(errors='replace').strip()[-300:]}",
+                "",
+            )
+        log.info("disk grown to %d MiB", mib)
+        return True
 
     async def _watch_events(self) -> None:
         assert self.qmp is not None

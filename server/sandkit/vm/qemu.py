@@ -22,9 +22,12 @@ SHARE_CHARDEV = "share"
 PROXY_ADDRESS = "10.0.2.100"
 PROXY_PORT = 3128
 # The guest's disk, as sbx's default: 20 GiB, sparse. The overlay starts at the image's
-# size and is grown at boot (QMP block_resize, then resize2fs in the guest): a restored
-# snapshot's device state holds the old size, so growing at run time covers both.
+# size and is grown while the VM runs (QMP block_resize, then resize2fs in the guest:
+# vm/machine.py grow_disk), once: goldens before they are saved, a booted sandbox at its
+# first start, a bigger --disk at its first start.
 DEFAULT_DISK_MIB = 20 << 10
+# TCG's translation cache per machine, in MiB (bench/vm.py prints the trade-off).
+TB_SIZE_MIB = {"q35": 64, "microvm": 32}
 # TCG cannot calibrate timers quickly; fixed values skip the calibration loops.
 TCG_KERNEL_ARGS = ("tsc_early_khz=2400000", "no_timer_check", "lpj=4800000")
 KERNEL_ARGS = ("console=ttyS0", "quiet", "panic=-1", "reboot=t", "cryptomgr.notests=1")
@@ -49,6 +52,7 @@ class MachineSpec:
     machine: str = "microvm"  # or "q35" (see the module's doc)
     ram_file: Path | None = None  # q35: guest RAM in this (tmpfs) file, shared
     incoming: bool = False  # q35: wait for `migrate-incoming` (a clone of a golden)
+    tb_size_mib: int | None = None  # TCG's translation cache; None: TB_SIZE_MIB's
 
 
 def shape(cpus: int, memory_mib: int) -> str:
@@ -105,8 +109,10 @@ def _machine(spec: MachineSpec, pci: bool) -> list[str]:
         )
         machine = ["-M", options, "-global", "virtio-mmio.force-legacy=false"]
     # A smaller translation cache saves RSS; restored clones keep more, since their first
-    # commands after adoption re-translate everything (TCG's cache is not migrated).
-    tcg = f"tcg,tb-size={64 if pci else 32}"
+    # commands after adoption re-translate everything (TCG's cache is not migrated). Not
+    # part of a snapshot: a clone may run with another size than its golden was saved with.
+    tb_size = spec.tb_size_mib or TB_SIZE_MIB["q35" if pci else "microvm"]
+    tcg = f"tcg,tb-size={tb_size}"
     return [
         *machine,
         "-accel",

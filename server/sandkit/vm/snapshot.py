@@ -155,6 +155,8 @@ async def build(
     try:
         await machine.launch(timeout)
         assert machine.channel is not None
+        # Grown once here, so that no clone pays for it at its start.
+        await machine.grow_disk(qemu.DEFAULT_DISK_MIB)
         for argv in PRIME:
             await machine.channel.run(argv, user="agent")
         await machine.channel.run(["sync"])  # the disk holds what the guest wrote so far

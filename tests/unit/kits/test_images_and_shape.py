@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandkit.kits import load_kit, resolve
-from sandkit.kits.images import ImageKind, classify
+from sandkit.kits.images import ImageKind, classify, image_variant
 from sandkit.kits.model import Resources
 from sandkit.kits.shape import choose, default_cpus, default_memory_mib
 from tests.conftest import WriteKit
@@ -92,14 +92,11 @@ def test_a_template_image_loads_without_warning(write_kit: WriteKit, template: s
     assert [w for w in loaded.warnings if w.code != "legacy"] == []
 
 
-def test_a_docker_image_loads_and_composes_but_is_flagged(write_kit: WriteKit) -> None:
+def test_a_docker_image_loads_without_warning_and_selects_docker(write_kit: WriteKit) -> None:
     kit = write_kit(V2.format(image="docker/sandbox-templates:shell-docker"))
     resolution = resolve(str(kit))
-    (warning,) = resolution.warnings
-    assert warning.code == "needs-image"
-    assert "needs sandkit's base image with Docker, which sandkit does not build yet" in (
-        warning.message
-    )
+    assert resolution.warnings == ()
+    assert image_variant(resolution.sandbox) == "docker"
 
 
 def test_resources_of_every_version_reach_the_agent(write_kit: WriteKit) -> None:

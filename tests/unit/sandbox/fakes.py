@@ -75,6 +75,9 @@ class FakeGuest:
         name = argv[0]
         if name == "echo":
             self.output(rid, (" ".join(argv[1:]) + "\n").encode())
+        elif name == "cat" and len(argv) > 1:  # files: the guest's own, else none
+            for path in argv[1:]:
+                self.output(rid, self.files.get(path, b""))
         elif name == "cat":  # stdin back to stdout until eof
             while True:
                 data, eof = await self._stdin[rid].get()
@@ -98,13 +101,26 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+IMAGE_DISK = 4 << 30  # the guest image's root filesystem, as a new overlay has it
+
+
 class FakeQMP:
-    def __init__(self) -> None:
+    def __init__(self, disk_size: int | None = IMAGE_DISK) -> None:
         self.commands: list[str] = []
         self.monitor: list[str] = []  # human-monitor-command lines (hostfwd_add, ...)
+        self.disk_size = disk_size  # the root drive's virtual size in bytes (None: no drive)
 
     async def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
         self.commands.append(command)
+        if command == "query-block":  # the part of QEMU 7.2's answer grow_disk reads
+            if self.disk_size is None:
+                return []
+            image = {"filename": "disk.qcow2", "format": "qcow2", "virtual-size": self.disk_size}
+            return [{"device": "root", "locked": False, "inserted": {"image": image}}]
+        if command == "block_resize":
+            assert arguments is not None and arguments["device"] == "root"
+            self.disk_size = int(arguments["size"])
+            return {}
         if command == "human-monitor-command":
             line = str((arguments or {})["command-line"])
             self.monitor.append(line)
@@ -120,6 +136,8 @@ class FakeMachine(Machine):
     made: ClassVar[list[FakeMachine]] = []
     hold_launch: ClassVar[asyncio.Event | None] = None  # set: launches wait for it
     fail_launch: ClassVar[bool] = False
+    # The root disk's size at launch: a new overlay's, or a golden clone's (grown already).
+    disk_size: ClassVar[int | None] = IMAGE_DISK
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -148,7 +166,7 @@ class FakeMachine(Machine):
         spawn(self.guest.serve(guest_reader, guest_writer), "fake-guest")
         self.channel = GuestChannel(reader, writer)
         spawn(self.channel.pump(), "fake-agent-pump")
-        self.fake_qmp = FakeQMP()
+        self.fake_qmp = FakeQMP(FakeMachine.disk_size)
         self.qmp = cast(Any, self.fake_qmp)
 
     @property

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
 import pytest
 
-from sandkit.kits import KitError
 from sandkit.sandbox.request import (
     SandboxRequest,
     build,
@@ -121,12 +121,12 @@ def test_an_unused_image_is_said_at_start(
     assert "this kit's image is not used ('ghcr.io/someone/agent:2')" in err
 
 
-def test_an_image_that_needs_docker_is_refused_at_start_naming_what_is_missing(
-    tmp_path: Path,
+def test_an_image_that_needs_docker_is_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     kit = agent_kit(tmp_path / "kit", image="docker/sandbox-templates:shell-docker")
-    with pytest.raises(KitError, match="needs sandkit's base image with Docker, which sandkit"):
-        build(SandboxRequest(agent=str(kit), cpus=1, memory="512m"))
+    build(SandboxRequest(agent=str(kit), cpus=1, memory="512m"))
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_git_references_stay_references() -> None:
@@ -152,6 +152,39 @@ def test_disk_sizes(value: str | None, mib: int) -> None:
 def test_bad_disk_sizes_say_what_to_give(value: str, message: str) -> None:
     with pytest.raises(SandboxError, match=re.escape(message)):
         parse_disk(value)
+
+
+def test_built_in_kits_are_resolved_again_only_when_their_files_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    builtin = tmp_path / "builtin"
+    monkeypatch.setenv("SANDKIT_KITS_DIR", str(builtin))
+    unused = "ghcr.io/someone/agent:2"
+    agent_kit(builtin / "sized", "  resources:\n    cpu: 1\n    memory: 512m\n", unused)
+    assert build(SandboxRequest(agent="sized")).memory_mib == 512
+    (memo,) = (tmp_path / "cache" / "sandkit" / "resolved").iterdir()
+    assert "this kit's image is not used" in capsys.readouterr().err
+    data = json.loads(memo.read_text())
+    memo.write_text(json.dumps({**data, "memory_mib": 640}))
+    assert build(SandboxRequest(agent="sized")).memory_mib == 640  # the memo's answer
+    assert "this kit's image is not used" in capsys.readouterr().err  # said at every start
+    agent_kit(builtin / "sized", "  resources:\n    cpu: 1\n    memory: 1g\n", unused)
+    assert build(SandboxRequest(agent="sized")).memory_mib == 1024  # changed: resolved
+    for memo in (tmp_path / "cache" / "sandkit" / "resolved").iterdir():
+        memo.write_text("{")
+    assert build(SandboxRequest(agent="sized")).memory_mib == 1024  # unreadable: resolved
+    kit = agent_kit(tmp_path / "kit", "  resources:\n    cpu: 1\n    memory: 384m\n")
+    count = len(list(memo.parent.iterdir()))
+    assert build(SandboxRequest(agent=str(kit))).memory_mib == 384
+    assert len(list(memo.parent.iterdir())) == count  # a kit path is never remembered
+
+
+def test_the_disk_size_reaches_the_config_checked(tmp_path: Path) -> None:
+    assert build(SandboxRequest(workspace=tmp_path)).disk_mib == 20 << 10
+    assert build(SandboxRequest(workspace=tmp_path, disk="64g")).disk_mib == 64 << 10
+    with pytest.raises(SandboxError, match="--disk '2g': the guest's disk is between"):
+        build(SandboxRequest(workspace=tmp_path, disk="2g"))
 
 
 def test_a_git_kit_is_recorded_by_the_commit_it_was_fetched_at(

@@ -26,8 +26,9 @@ from sandkit.sandbox.supervisor import ports as ports_module
 from sandkit.tasks import spawn
 from sandkit.vm import golden
 from sandkit.vm.image import Image
+from sandkit.vm.qemu import DEFAULT_DISK_MIB
 
-from .fakes import FakeMachine, fake_image
+from .fakes import IMAGE_DISK, FakeMachine, fake_image
 
 S = SandboxState
 CALLED: set[str] = set()  # every control method this module sends; all must be covered
@@ -47,8 +48,10 @@ def home(tmp_path: Path, config_home: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SANDKIT_POOL_SIZE", "0")  # nothing refills in the background
     FakeMachine.made.clear()
     FakeMachine.hold_launch, FakeMachine.fail_launch = None, False
+    FakeMachine.disk_size = IMAGE_DISK
     yield tmp_path
     FakeMachine.hold_launch, FakeMachine.fail_launch = None, False
+    FakeMachine.disk_size = IMAGE_DISK
 
 
 @pytest.fixture
@@ -64,6 +67,7 @@ def pool(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(golden, "clone", clone)
     monkeypatch.setattr(boot, "choose_accel", lambda image: "tcg")
+    FakeMachine.disk_size = DEFAULT_DISK_MIB << 20  # goldens are grown before they are saved
 
 
 async def until(check: Callable[[], bool]) -> None:
@@ -371,6 +375,40 @@ async def test_a_failed_boot_is_recorded_and_cleaned_up_once(home: Path) -> None
     assert not box.sandbox.control.exists()
 
 
+def grew(box: Box) -> bool:
+    """Whether the disk was grown: resized over QMP and resize2fs run in the guest."""
+    assert box.machine.fake_qmp is not None
+    resized = "block_resize" in box.machine.fake_qmp.commands
+    resize2fs = any("resize2fs" in " ".join(argv) for argv in box.machine.guest.argvs)
+    assert resized == resize2fs
+    return resized
+
+
+async def test_a_booted_sandbox_grows_its_disk_once(home: Path) -> None:
+    """The first start grows the new overlay to the config's size; a later start finds
+    the size in query-block and does nothing in the guest."""
+    box = await started(home, disk_mib=40 << 10)
+    assert grew(box) and box.machine.fake_qmp is not None
+    assert box.machine.fake_qmp.disk_size == 40 << 30
+    box.supervisor.request_stop()
+    assert await box.ended() == 0
+    FakeMachine.disk_size = 40 << 30  # the overlay keeps its size
+    again = Supervisor(box.sandbox, fake_image(home / "image"), machine_factory=FakeMachine)
+    box.supervisor, box.run = again, spawn(again.run(), "supervisor")
+    await box.ready()
+    assert not grew(box) and "query-block" in box.machine.fake_qmp.commands
+    box.supervisor.request_stop()
+    assert await box.ended() == 0
+
+
+async def test_a_boot_without_a_root_disk_fails_loudly(home: Path) -> None:
+    FakeMachine.disk_size = None  # QEMU names no drive "root"
+    box = Box(home, Config(name="box", agent="shell"))
+    assert await box.ended() == 1
+    state = box.sandbox.state()
+    assert state.state is S.CRASHED and "no root disk" in (state.error or "")
+
+
 # -- the warm pool ----------------------------------------------------------------------------------
 MEMBER = "pool-2c1024m-abc123"
 
@@ -426,10 +464,22 @@ async def test_a_member_goes_back_to_the_pool_when_the_kits_are_wrong(
 
 async def test_lifecycle_adopts_a_member_of_its_own_kind(home: Path, pool: None) -> None:
     box = await member(home)
+    assert not grew(box)  # a member is a clone of a golden, grown already
     store = Store()
     adopted = await warm_pool.adopt(store, Config(name="mine", agent="shell"))
     assert adopted is not None and adopted.name == "mine"
     assert adopted.state().state is S.RUNNING
+    assert not grew(box)
+    box.supervisor.request_stop()
+    assert await box.ended() == 0
+
+
+async def test_an_adopted_member_grows_to_a_bigger_disk(home: Path, pool: None) -> None:
+    box = await member(home)
+    adopted = await warm_pool.adopt(Store(), Config(name="mine", agent="shell", disk_mib=64 << 10))
+    assert adopted is not None and adopted.state().state is S.RUNNING
+    assert grew(box) and box.machine.fake_qmp is not None
+    assert box.machine.fake_qmp.disk_size == 64 << 30
     box.supervisor.request_stop()
     assert await box.ended() == 0
 

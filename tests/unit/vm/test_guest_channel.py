@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -76,6 +78,28 @@ async def test_exec_output_and_exit_code(guest: Guest) -> None:
 async def test_a_program_that_cannot_run_exits_127(guest: Guest) -> None:
     done = await asyncio.wait_for(guest.channel.run(["/no/such/program"]), GUARD)
     assert done.code == 127 and b"cannot run" in done.stderr
+
+
+async def test_a_command_runs_as_the_user_asked_for_with_their_groups(guest: Guest) -> None:
+    """Another user's command is forked and execs with that user's ids and groups (what
+    `setpriv --init-groups` did); its exec failing is reported as posix_spawn's is."""
+    ids = await asyncio.wait_for(
+        guest.channel.run(["sh", "-c", "id -u; id -g; id -G"], user="nobody", cwd="/"), GUARD
+    )
+    missing = await asyncio.wait_for(
+        guest.channel.run(["/no/such/program"], user="nobody", cwd="/"), GUARD
+    )
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        groups = sorted(os.getgrouplist("nobody", nobody.pw_gid))
+        assert ids.code == 0, ids
+        uid, gid, *rest = ids.stdout.decode().split("\n")
+        assert (int(uid), int(gid)) == (nobody.pw_uid, nobody.pw_gid), ids
+        assert sorted(int(g) for g in rest[0].split()) == groups
+        assert missing.code == 127 and b"cannot run" in missing.stderr
+    else:  # the agent (here not root) cannot change ids: refused, not run as itself
+        assert ids.code == 126 and b"cannot run" in ids.stderr and not ids.stdout
+        assert missing.code == 126
 
 
 async def test_stdin_reaches_the_program(guest: Guest) -> None:

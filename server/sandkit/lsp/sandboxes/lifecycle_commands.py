@@ -77,6 +77,8 @@ def register(ctx: Context) -> None:
         created = not sandbox.exists()
         if created:
             ca = p.get("upstreamCa") or defaults.get("upstreamCa")
+            # None: the agent kit's resources, else the host-scaled default (kits/shape.py)
+            memory = p.get("memory") or defaults.get("memory")
             config = build(
                 SandboxRequest(
                     agent=agent,
@@ -87,11 +89,19 @@ def register(ctx: Context) -> None:
                     kit_args={**(defaults.get("kitArgs") or {}), **(p.get("kitArgs") or {})},
                     workspace=folder,
                     name=name,
-                    memory=str(p.get("memory") or defaults.get("memory") or "1g"),
+                    memory=str(memory) if memory else None,
                     default_policy=str(p.get("default") or defaults.get("default") or "balanced"),
                     resolve=dict(p.get("resolve") or defaults.get("resolve") or {}),
                     upstream_ca=(folder / str(ca)) if ca else None,
                     ask_timeout=ls.settings.approval_timeout,
+                    docker=next(
+                        (
+                            v
+                            for v in (p.get("docker"), defaults.get("docker"))
+                            if isinstance(v, bool)
+                        ),
+                        ls.settings.docker,
+                    ),
                 )
             )
             await _ask_file_sources(ls, config)

@@ -51,7 +51,7 @@ async def connect(
         await _tunnel(proxy, host, port, (verdict, resolved), reader, writer, messages, decision)
     except decide.Blocked as blocked:
         decision.reason, decision.status = blocked.code, 403
-        await answers.forbidden(writer, blocked.code, blocked.body)
+        await answers.forbidden(writer, blocked.code, blocked.body, tunnel=True)
     finally:
         if decision.scheme == "tunnel":
             decision.latency_ms = round((time.monotonic() - started) * 1000, 2)

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandkit.errors import SandkitError
+from sandkit.kits.images import image_variant
 from sandkit.sandbox.protocol import AdoptParams, AdoptResult, ControlError, ErrorCode
 from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Config, Sandbox, check_name, profile, profile_of
 from sandkit.sandbox.supervisor import egress, guest, workspace
+from sandkit.sandbox.supervisor.boot import grow_root
 from sandkit.sandbox.supervisor.process import Ending, describe_failure
 from sandkit.vm.machine import MachinePaths
+from sandkit.vm.qemu import DEFAULT_DISK_MIB
 
 if TYPE_CHECKING:
     from sandkit.kits.resolution import Resolution
@@ -93,6 +96,13 @@ async def _take_name(sup: Supervisor, params: AdoptParams) -> tuple[Path, Config
             resolution = await asyncio.to_thread(guest.resolve, new_config)
         except SandkitError as exc:
             raise ControlError(ErrorCode.FAILED, str(exc)) from None
+        # A member boots the base image: a sandbox that needs Docker's variant starts cold
+        # (the member goes back to waiting) rather than silently without its engine.
+        wanted = image_variant(resolution.sandbox)
+        if sup.machine is not None and wanted != sup.machine.image.variant:
+            raise ControlError(
+                ErrorCode.MEMBER_TAKEN, f"{TAKEN}: it runs the {sup.machine.image.variant} image"
+            )
         if sup.stopping:
             raise ControlError(ErrorCode.MEMBER_TAKEN, TAKEN)
         try:
@@ -138,7 +148,12 @@ async def resume(sup: Supervisor, resolution: Resolution) -> None:
         if error is not None:  # its failure, if any, is the one to report
             raise error
     lap("guest made unique")
-    await guest.trust_ca(sup)  # this sandbox's CAs (an upstream CA) in GUEST_CA and the bundle
+    trust = guest.trust_ca(sup)  # this sandbox's CAs (an upstream CA) in GUEST_CA and the bundle
+    if c.disk_mib > DEFAULT_DISK_MIB:  # members are cloned from goldens of the default size
+        await asyncio.gather(grow_root(machine, c.disk_mib), trust)
+        lap("disk grown")
+    else:
+        await trust
     await guest.apply_kits(sup)
     lap("kits applied")
     log.info("adoption steps: %s", ", ".join(steps))

@@ -16,13 +16,14 @@ from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.supervisor import egress, guest, workspace
 from sandkit.sandbox.supervisor.process import Ending, describe_failure
 from sandkit.vm import golden
+from sandkit.vm.guestinfo import SHARE_MOUNT
 from sandkit.vm.image import Image, ensure_image
 from sandkit.vm.image import load as load_image
 from sandkit.vm.machine import Machine, MachinePaths, VMError, choose_accel
-from sandkit.vm.qemu import DEFAULT_DISK_MIB
 
 if TYPE_CHECKING:
     from sandkit.kits.resolution import Resolution
+    from sandkit.sandbox.store import Config
     from sandkit.sandbox.supervisor.process import Supervisor
 
 log = logging.getLogger("sandkit.supervisor")
@@ -76,8 +77,9 @@ async def boot(sup: Supervisor) -> None:
     sup.sandbox.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
     listener = bind_private(sup.proxy_socket)
     image = load_image(sup.image_path) if sup.image_path else None
-    if image is None:
-        image = await asyncio.to_thread(ensure_image)
+    variant = await asyncio.to_thread(image_variant, c)
+    if image is None or image.variant != variant:
+        image = await asyncio.to_thread(ensure_image, None, False, variant)
     clone, resolution, kits = await restore_point(sup, image)
     machine = sup.machine = make_machine(sup, image, clone)
     if c.workspace:  # the share holds the workspace before the guest looks at it
@@ -105,48 +107,29 @@ async def boot(sup: Supervisor) -> None:
         await guest.make_unique(sup)  # as an adoption does: name, entropy, clock, workspace
     else:
         log.info("guest agent ready (%s)", machine.accel)
-    await grow_root(machine, DEFAULT_DISK_MIB)
-    await guest.trust_ca(sup)
+    # Independent guest work, side by side: growing (a booted first start, or a --disk
+    # above the golden's) and the CA.
+    await asyncio.gather(grow_root(machine, c.disk_mib), guest.trust_ca(sup))
     await guest.apply_kits(sup)
     log.info("kits applied")
 
 
+def image_variant(config: Config) -> str:
+    """The guest image variant the sandbox's kits ask for (kits/images.py): the one with
+    Docker Engine for a `-docker` template or the `docker` mixin, else the base."""
+    from sandkit.kits.images import VARIANT_BASE
+    from sandkit.kits.images import image_variant as variant_of
+
+    if config.pool_shape and not config.pool_prepared:
+        return VARIANT_BASE  # a plain member: any sandbox may adopt it (adopt.py checks)
+    return variant_of(guest.resolve(config).sandbox)
+
+
 async def grow_root(machine: Machine, disk_mib: int) -> None:
-    """Grow the guest's disk to ``disk_mib`` (never shrink it): the qcow2 overlay's
-    virtual size through QMP while the VM runs, which the guest's virtio-blk sees as a
-    capacity change, then its ext4 root online (resize2fs on the mounted /dev/vda).
-    The same for a cold boot and a restored snapshot, whose device state holds the old
-    size; a sandbox that has grown already finds nothing to do."""
-    assert machine.qmp is not None and machine.channel is not None
-    blocks = await machine.qmp.execute("query-block")
-    sizes = [
-        int(b["inserted"]["image"]["virtual-size"])
-        for b in (blocks if isinstance(blocks, list) else [])
-        if b.get("device") == "root" and "inserted" in b
-    ]
-    if not sizes:  # not QEMU's answer (a test's machine): nothing to grow
-        log.warning("no root disk in query-block: the disk is left as it is")
-        return
-    size = sizes[0]
-    want = disk_mib << 20
-    if size >= want:
-        return
-    await machine.qmp.execute("block_resize", {"device": "root", "size": want})
-    sectors = want // 512
-    # The kernel reads the new capacity on the config-change interrupt: wait for it.
-    script = (
-        f"i=0; while [ $(cat /sys/block/vda/size) -lt {sectors} ]; do i=$((i+1)); "
-        '[ $i -gt 400 ] && { echo "the disk did not grow" >&2; exit 3; }; sleep 0.05; done; '
-        "resize2fs /dev/vda"
-    )
-    result = await machine.channel.run(["sh", "-c", script])
-    if result.exit_status != 0:
-        raise VMError(
-            f"growing the guest's root filesystem to {disk_mib} MiB failed: "
-            f"{result.stderr.decode(errors='replace').strip()[-300:]}",
-            "",
-        )
-    log.info("disk grown to %d MiB", disk_mib)
+    """The guest's disk at ``disk_mib`` (vm/machine.py grow_disk). Goldens are saved at
+    the default size, so a clone grows only for a bigger --disk; a booted sandbox grows on
+    its first start; a later start finds the size in query-block (no guest round trip)."""
+    await machine.grow_disk(disk_mib)
 
 
 async def launched(launch: asyncio.Task[BaseException | None], clone: golden.Clone | None) -> None:
@@ -221,10 +204,24 @@ async def wait_in_pool(sup: Supervisor, clone: golden.Clone, kits: str | None) -
     await machine.attach_share()
     # Run once what every adoption runs first (a command as the agent user, a shell),
     # so that its code is translated (TCG's cache is not in the snapshot) before the pause.
-    await grow_root(machine, DEFAULT_DISK_MIB)  # adopted sandboxes get the default disk
     for argv in (["true"], ["sh", "-c", "cat /dev/null"], ["bash", "-lc", "true"]):
         await machine.channel.run(argv, user="agent", env=sup.guest_env)
+    # ... and a file read over the share, from inside it (an agent's first command reads
+    # the workspace): the guest's virtiofs paths translated too.
+    prime = sup.sandbox.share / ".sandkit-prime"
+    prime.write_bytes(b"\n")
+    try:
+        await machine.channel.run(
+            ["cat", prime.name], user="agent", env=sup.guest_env, cwd=SHARE_MOUNT
+        )
+    finally:
+        prime.unlink(missing_ok=True)
     await machine.qmp.execute("stop")
+    # The sync journal's schema, made now (its fsyncs cost ~60 ms): it moves with the
+    # folder, and an adoption's first sync finds it empty, as a new sandbox's.
+    from sandkit.sync.journal import Journal
+
+    await asyncio.to_thread(lambda: Journal(sup.sandbox.dir / "sync" / "sync.db").db.close())
     log.info("pooled (%s), paused", sup.config.pool_shape)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import logging
 import secrets
 import time
 from pathlib import Path
@@ -19,6 +21,8 @@ from sandkit.net.secrets import SecretStore
 from sandkit.sandbox.store import Config
 from sandkit.sandbox.supervisor import egress
 from sandkit.sandbox.supervisor.approvals import load_approvals
+from sandkit.vm.guestinfo import AGENT_UID, AGENT_USER, GUEST_PROXY
+from sandkit.vm.image import DOCKER
 
 if TYPE_CHECKING:
     from sandkit.kits.resolution import Resolution
@@ -26,7 +30,9 @@ if TYPE_CHECKING:
     from sandkit.net.proxy import ProxySettings
     from sandkit.sandbox.supervisor.process import Supervisor
 
+log = logging.getLogger(__name__)
 GUEST_CA = "/usr/local/share/ca-certificates/sandkit-proxy.crt"
+# dockerd reads the system bundle for registries (Go's system pool): no certs.d needed.
 GUEST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 CA_BUNDLE_VARS = (
     "SSL_CERT_FILE",
@@ -35,6 +41,9 @@ CA_BUNDLE_VARS = (
     "GIT_SSL_CAINFO",
     "CURL_CA_BUNDLE",
 )
+DOCKER_CONFIG = f"/home/{AGENT_USER}/.docker/config.json"
+PROXY_URL = f"http://{GUEST_PROXY}"
+GUEST_NO_PROXY = "localhost,127.0.0.1,::1"  # what guest/agent.py gives every process
 
 
 def resolve(config: Config) -> Resolution:
@@ -108,7 +117,7 @@ def guest_env(resolution: Resolution, bound: list[BoundCredential]) -> dict[str,
 async def trust_ca(sup: Supervisor) -> None:
     """Install the sandbox CA (and an upstream CA) in the guest's trust store: once per
     disk, recorded by a marker named after the certificates, so the bundle (large)
-    never travels over the channel."""
+    never travels over the channel. On the docker variant, Docker's client gets the proxy."""
     assert sup.machine is not None and sup.machine.channel is not None
     channel = sup.machine.channel
     pem = sup.ca_pem
@@ -120,6 +129,53 @@ async def trust_ca(sup: Supervisor) -> None:
             await channel.write_file(marker, b"")
     except SandkitError as exc:
         raise SandkitError(f"cannot install the sandbox CA in the guest: {exc}") from None
+    if sup.machine.image.variant == DOCKER:
+        await docker_proxies(sup)
+
+
+def docker_client_config(existing: bytes | None) -> bytes | None:
+    """The agent's Docker client config with ``proxies.default`` set to the sandbox's
+    proxy, which the docker CLI hands to every container and build as HTTP(S)_PROXY, so
+    their traffic is policed like the guest's; the user's other keys are kept. None when
+    it needs no change; ValueError when it is not a JSON object (the user's to fix: the
+    docker CLI refuses it too)."""
+    config = json.loads(existing) if existing is not None else {}
+    if not isinstance(config, dict) or not isinstance(config.get("proxies", {}), dict):
+        raise ValueError("not a JSON object with an object 'proxies'")
+    proxies = config.setdefault("proxies", {})
+    default = proxies.get("default")
+    want = {
+        **(default if isinstance(default, dict) else {}),
+        "httpProxy": PROXY_URL,
+        "httpsProxy": PROXY_URL,
+        "noProxy": GUEST_NO_PROXY,
+    }
+    if default == want:
+        return None
+    proxies["default"] = want
+    return json.dumps(config, indent="\t").encode() + b"\n"
+
+
+async def docker_proxies(sup: Supervisor) -> None:
+    """Merge the proxy into the agent's ~/.docker/config.json (docker variant only)."""
+    assert sup.machine is not None and sup.machine.channel is not None
+    channel = sup.machine.channel
+    try:
+        existing = await channel.read_file(DOCKER_CONFIG)
+        try:
+            data = docker_client_config(existing)
+        except ValueError as exc:
+            log.warning("%s left as it is (%s): containers get no proxy", DOCKER_CONFIG, exc)
+            return
+        if data is None:
+            return
+        if existing is None:  # made by the agent user: docker keeps more of its files there
+            await channel.run(
+                ["mkdir", "-p", "-m", "0700", DOCKER_CONFIG.rsplit("/", 1)[0]], user=AGENT_USER
+            )
+        await channel.write_file(DOCKER_CONFIG, data, 0o600, str(AGENT_UID))
+    except SandkitError as exc:
+        raise SandkitError(f"cannot give Docker the sandbox proxy: {exc}") from None
 
 
 async def apply_kits(sup: Supervisor, first_boot_only: bool = False) -> None:
