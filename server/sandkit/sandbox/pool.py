@@ -112,8 +112,9 @@ def other_sandkit(state: State, mine: Identity) -> str:
 def _candidates(store: Store, config: Config) -> list[Sandbox]:
     """Members of the config's shape: prepared for its agent and kits first, then plain."""
     wanted = shape(config.cpus, config.memory_mib)
-    if _needs_docker(config):  # members boot the base image (the member would refuse)
-        return []
+    # Plain members boot the base image (one would refuse a sandbox that needs Docker);
+    # a member prepared for the same kits boots the variant those kits need.
+    plain_will_do = not _needs_docker(config)
     candidates = []
     for member in pool_members(store):
         try:
@@ -123,7 +124,8 @@ def _candidates(store: Store, config: Config) -> list[Sandbox]:
         if member_config.pool_shape != wanted:
             continue
         if not member_config.pool_prepared:
-            candidates.append((1, member))
+            if plain_will_do:
+                candidates.append((1, member))
         elif profile(member_config) == profile(config):
             candidates.append((0, member))
     return [member for _, member in sorted(candidates, key=lambda c: c[0])]

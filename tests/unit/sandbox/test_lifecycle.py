@@ -45,3 +45,28 @@ def test_a_prepared_members_profile_is_agent_kits_and_args() -> None:
         ),
     ):
         assert profile(other) != profile(a)
+
+
+def test_a_sandbox_that_needs_docker_adopts_only_a_member_prepared_for_its_kits(
+    tmp_path: Path,
+) -> None:
+    """Plain members boot the base image: a sandbox with the docker kit never tries one
+    (it would be refused), but a member prepared for its kits boots Docker's variant."""
+    from sandkit.sandbox import pool
+
+    store = Store(tmp_path)
+
+    def member(name: str, kits: list[str]) -> str:
+        config = Config(name=name, agent="shell", kits=kits, cpus=2, memory_mib=512)
+        config.pool_shape, config.pool_prepared = "2c512m", bool(kits)
+        store.new(config).save_config(config)
+        return name
+
+    plain, docker = member("pool-2c512m-aaaaaa", []), member("pool-2c512m-bbbbbb", ["docker"])
+    wants = {
+        (): [plain],  # the prepared member's kits differ: not this one
+        ("docker",): [docker],
+    }
+    for kits, members in wants.items():
+        config = Config(name="new", agent="shell", kits=list(kits), cpus=2, memory_mib=512)
+        assert [m.name for m in pool._candidates(store, config)] == members, kits
