@@ -193,55 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     named = argv[0] if argv and any(argv[0] in names for names in VERB_MODULES.values()) else None
     args = build_parser(named).parse_args(argv)
     try:
-        if args.command == "kit":
-            from sandkit.cli import kit
-
-            return kit.run(args)
-        if args.command == "lsp":
-            from sandkit.lsp.server import run as run_lsp
-
-            return run_lsp(args)
-        if args.command == "pool":
-            from sandkit.cli import pool
-
-            return pool.run(args)
-        if args.command == "image":
-            from sandkit.cli import image
-
-            return image.run(args)
-        if args.command == "trust":
-            return trust_command(args)
-        if args.command == "ports":
-            from sandkit.cli import ports
-
-            return ports.run(args)
-        if args.command == "reset":
-            from sandkit.cli import reset
-
-            return reset.run(args)
-        if args.command in SESSION_COMMANDS:
-            from sandkit.cli import sessions
-
-            return sessions.run(args)
-        if args.command in ("sync", "undo"):
-            from sandkit.cli import sync
-
-            return sync.run(args)
-        if args.command in SANDBOX_COMMANDS:
-            from sandkit.cli import sandbox
-
-            return sandbox.run(args, extra)
-        if args.command == "login":
-            from sandkit.cli import login
-
-            return login.run(args)
-        if args.command == "secret":
-            from sandkit.cli import secret
-
-            return secret.run(args)
-        from sandkit.cli import net
-
-        return net.run(args)
+        return _run_verb(args, extra)
     except SandkitError as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -249,6 +201,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _run_verb(args: argparse.Namespace, extra: list[str]) -> int:
+    """The command's own module, imported only now (the fast path of `sandkit exec`)."""
+    if args.command == "kit":
+        from sandkit.cli import kit
+
+        return kit.run(args)
+    if args.command == "lsp":
+        from sandkit.lsp.server import run as run_lsp
+
+        return run_lsp(args)
+    if args.command == "pool":
+        from sandkit.cli import pool
+
+        return pool.run(args)
+    if args.command == "image":
+        from sandkit.cli import image
+
+        return image.run(args)
+    if args.command == "trust":
+        return trust_command(args)
+    if args.command == "ports":
+        from sandkit.cli import ports
+
+        return ports.run(args)
+    if args.command == "reset":
+        from sandkit.cli import reset
+
+        return reset.run(args)
+    if args.command in SESSION_COMMANDS:
+        from sandkit.cli import sessions
+
+        return sessions.run(args)
+    if args.command in ("sync", "undo"):
+        from sandkit.cli import sync
+
+        return sync.run(args)
+    if args.command in SANDBOX_COMMANDS:
+        from sandkit.cli import sandbox
+
+        return sandbox.run(args, extra)
+    if args.command == "login":
+        from sandkit.cli import login
+
+        return login.run(args)
+    if args.command == "secret":
+        from sandkit.cli import secret
+
+        return secret.run(args)
+    from sandkit.cli import net
+
+    return net.run(args)
 
 
 def trust_command(args: Any) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from pathlib import Path
 from typing import Any
 
 from sandkit.ui import ProgressLine, table
@@ -45,19 +46,10 @@ def add_parsers(
 
 
 def run(args: argparse.Namespace) -> int:
-    from sandkit.vm import golden
     from sandkit.vm import image as images
 
     if args.verb == "build":
-        variant = images.DOCKER if args.docker else images.BASE
-        if args.force:
-            key, _ = images.image_key(variant)
-            shutil.rmtree(images.images_dir(args.system) / key, ignore_errors=True)
-        built = images.ensure_image(
-            ProgressLine("guest image").step, system=args.system, variant=variant
-        )
-        print(f"{built.key} {built.path} ({built.variant}, kernel {built.kernel_release})")
-        return 0
+        return _build(args)
     root = images.images_dir()
     found = (
         [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
@@ -66,40 +58,66 @@ def run(args: argparse.Namespace) -> int:
     )
     current = {images.image_key(v)[0] for v in images.VARIANTS}
     if args.verb == "ls":
-        rows: list[dict[str, Any]] = []
-        for path in found:
-            image = images.load(path)
-            size = sum(f.stat().st_blocks * 512 for f in path.iterdir() if f.is_file())
-            rows.append(
-                {
-                    "key": path.name,
-                    "current": path.name in current,
-                    "valid": image is not None,
-                    "variant": image.variant if image else None,
-                    "kernel": image.kernel_release if image else None,
-                    "size_mib": size >> 20,
-                    "path": str(path),
-                }
-            )
-        if args.json:
-            print(json.dumps(rows, indent=2))
-        else:
-            print(
-                table(
-                    [
-                        (
-                            r["key"] + (" *" if r["current"] else ""),
-                            r["variant"] or "-",
-                            r["kernel"] or "(damaged)",
-                            f"{r['size_mib']} MiB",
-                            r["path"],
-                        )
-                        for r in rows
-                    ],
-                    ("KEY", "VARIANT", "KERNEL", "SIZE", "PATH"),
-                )
-            )
+        return _list(args, found, current)
+    return _remove(args, found, current)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from sandkit.vm import image as images
+
+    variant = images.DOCKER if args.docker else images.BASE
+    if args.force:
+        key, _ = images.image_key(variant)
+        shutil.rmtree(images.images_dir(args.system) / key, ignore_errors=True)
+    built = images.ensure_image(
+        ProgressLine("guest image").step, system=args.system, variant=variant
+    )
+    print(f"{built.key} {built.path} ({built.variant}, kernel {built.kernel_release})")
+    return 0
+
+
+def _list(args: argparse.Namespace, found: list[Path], current: set[str]) -> int:
+    from sandkit.vm import image as images
+
+    rows: list[dict[str, Any]] = []
+    for path in found:
+        image = images.load(path)
+        size = sum(f.stat().st_blocks * 512 for f in path.iterdir() if f.is_file())
+        rows.append(
+            {
+                "key": path.name,
+                "current": path.name in current,
+                "valid": image is not None,
+                "variant": image.variant if image else None,
+                "kernel": image.kernel_release if image else None,
+                "size_mib": size >> 20,
+                "path": str(path),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
         return 0
+    print(
+        table(
+            [
+                (
+                    r["key"] + (" *" if r["current"] else ""),
+                    r["variant"] or "-",
+                    r["kernel"] or "(damaged)",
+                    f"{r['size_mib']} MiB",
+                    r["path"],
+                )
+                for r in rows
+            ],
+            ("KEY", "VARIANT", "KERNEL", "SIZE", "PATH"),
+        )
+    )
+    return 0
+
+
+def _remove(args: argparse.Namespace, found: list[Path], current: set[str]) -> int:
+    from sandkit.vm import golden
+
     targets = [p for p in found if (p.name in args.keys if args.keys else p.name not in current)]
     for path in targets:
         shutil.rmtree(path)

@@ -14,7 +14,7 @@ from sandkit.kits import KitError, KitIssue, ResolvedSandbox, gitref, load_ref, 
 from sandkit.kits.builtin import builtin_dir, builtin_names, resolve_ref
 from sandkit.kits.images import BASE_DOCKER, NEEDS_IMAGE
 from sandkit.kits.issues import NEEDS_SUPPORT, Severity
-from sandkit.kits.loader import load_kit
+from sandkit.kits.loader import LoadedKit, load_kit
 from sandkit.ui import table
 
 
@@ -68,65 +68,66 @@ def validate(args: argparse.Namespace) -> int:
         try:
             loaded = load_ref(ref, given)
         except KitError as exc:
-            needs = unsupported_needs(exc.issues)
-            result: dict[str, Any] = {
-                "kit": ref,
-                "valid": needs is not None,
-                "issues": [_issue_json(i) for i in exc.issues],
-            }
-            if needs is not None:
-                needs_support = True
-                result["unsupported"] = needs
-            else:
-                invalid = True
-            results.append(result)
-            if not args.json:
-                _print_issues(exc.issues)
-                if needs is not None:
-                    print(
-                        f"{ref}: valid, but needs what sandkit does not implement: "
-                        f"{', '.join(needs)}",
-                        file=sys.stderr,
-                    )
-                else:
-                    errors = sum(i.severity is Severity.ERROR for i in exc.issues)
-                    print(f"{ref}: invalid ({errors} error(s))", file=sys.stderr)
-            continue
-        kit = loaded.kit
-        # An image only a later sandkit provides: the kit loads (and composes), but
-        # cannot start here yet.
-        image = kit.agent.image if kit.agent else None
-        lacking = [
-            f"{BASE_DOCKER} (image {image})" for i in loaded.warnings if i.code == NEEDS_IMAGE
-        ][:1]
-        results.append(
-            {
-                "kit": ref,
-                "valid": True,
-                "name": kit.name,
-                "kind": str(kit.kind),
-                "schemaVersion": kit.schema_version,
-                "issues": [_issue_json(i) for i in loaded.warnings],
-                **({"unsupported": lacking} if lacking else {}),
-            }
-        )
-        needs_support = needs_support or bool(lacking)
-        if not args.json:
-            _print_issues(loaded.warnings)
-            if lacking:
-                print(
-                    f"{ref}: valid, but needs what sandkit does not implement: "
-                    f"{', '.join(lacking)}",
-                    file=sys.stderr,
-                )
-            else:
-                print(
-                    f"{ref}: valid {kit.kind} kit '{kit.name}' (schemaVersion {kit.schema_version})"
-                )
+            result = _refused(ref, exc.issues, args.json)
+        else:
+            result = _loaded(ref, loaded, args.json)
+        results.append(result)
+        invalid = invalid or not result["valid"]
+        needs_support = needs_support or "unsupported" in result
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         sys.stdout.write("\n")
     return INVALID if invalid else NEEDS_UNSUPPORTED if needs_support else VALID
+
+
+def _refused(ref: str, issues: tuple[KitIssue, ...], as_json: bool) -> dict[str, Any]:
+    """A kit that did not load: invalid, or valid but needing what sandkit lacks."""
+    needs = unsupported_needs(issues)
+    result: dict[str, Any] = {
+        "kit": ref,
+        "valid": needs is not None,
+        "issues": [_issue_json(i) for i in issues],
+    }
+    if needs is not None:
+        result["unsupported"] = needs
+    if not as_json:
+        _print_issues(issues)
+        if needs is not None:
+            print(
+                f"{ref}: valid, but needs what sandkit does not implement: {', '.join(needs)}",
+                file=sys.stderr,
+            )
+        else:
+            errors = sum(i.severity is Severity.ERROR for i in issues)
+            print(f"{ref}: invalid ({errors} error(s))", file=sys.stderr)
+    return result
+
+
+def _loaded(ref: str, loaded: LoadedKit, as_json: bool) -> dict[str, Any]:
+    kit = loaded.kit
+    # An image only a later sandkit provides: the kit loads (and composes), but
+    # cannot start here yet.
+    image = kit.agent.image if kit.agent else None
+    needs_image = any(i.code == NEEDS_IMAGE for i in loaded.warnings)
+    lacking = [f"{BASE_DOCKER} (image {image})"] if needs_image else []
+    if not as_json:
+        _print_issues(loaded.warnings)
+        if lacking:
+            print(
+                f"{ref}: valid, but needs what sandkit does not implement: {', '.join(lacking)}",
+                file=sys.stderr,
+            )
+        else:
+            print(f"{ref}: valid {kit.kind} kit '{kit.name}' (schemaVersion {kit.schema_version})")
+    return {
+        "kit": ref,
+        "valid": True,
+        "name": kit.name,
+        "kind": str(kit.kind),
+        "schemaVersion": kit.schema_version,
+        "issues": [_issue_json(i) for i in loaded.warnings],
+        **({"unsupported": lacking} if lacking else {}),
+    }
 
 
 def inspect(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from sandkit.kits.convert_common import (
 )
 from sandkit.kits.images import check_image
 from sandkit.kits.validation import Context
+from sandkit.kits.yamlpos import Path
 
 ORIGIN_KEY = ("name",)
 
@@ -21,6 +22,61 @@ def convert(spec: v2.KitV2, ctx: Context) -> m.Kit:
     f = Folder(ctx, spec.name)
     is_agent = spec.kind == "sandbox"
     agent = _agent(spec, ctx, f) if is_agent else None
+    _check_kind(spec, ctx, is_agent)
+    network = spec.permissions.network if spec.permissions else v2.NetworkRules()
+    base = ("permissions", "network")
+    allow = f.rules(network.allow, (*base, "allow"))
+    check_allow_deny_overlap(
+        ctx,
+        network.allow,
+        [(d, (*base, "deny", i)) for i, d in enumerate(network.deny)],
+        error=False,
+    )
+    creds = _checked_credentials(spec, ctx, f, allow)
+    _check_licenses(spec, ctx)
+    context = spec.agentInstructions
+    if context and context.filename and not is_agent:
+        ctx.warn(
+            ("agentInstructions", "filename"),
+            "'filename' is ignored on a mixin: mixin instructions go under kits-agent-context/",
+        )
+    ports = [*spec.ports, *spec.publishedPorts]
+    deny = f.rules(network.deny, (*base, "deny"))
+    environment = _environment(spec, f)
+    install, startup, files = _commands(spec.setup or v2.Setup(), f)
+    return m.Kit(
+        name=spec.name,
+        kind=m.KitKind.AGENT if is_agent else m.KitKind.MIXIN,
+        schema_version="2",
+        file=ctx.file,
+        origin=f.origin(ORIGIN_KEY),
+        display_name=spec.displayName,
+        description=spec.description,
+        version=spec.version,
+        source_url=spec.sourceURL,
+        agent=agent,
+        args=_args(spec),
+        extends=spec.extends if is_agent else None,
+        requires_agent=spec.requires.agent if spec.requires and not is_agent else None,
+        network=m.Network(allow=tuple(allow), deny=tuple(deny)),
+        credentials=tuple(c for c, _ in creds),
+        environment=environment,
+        install=install,
+        startup=startup,
+        files=files,
+        agent_context=_agent_context(spec.name, context, is_agent),
+        ports=tuple(
+            m.Port(container=p.container, protocol=p.protocol or "tcp", name=p.name) for p in ports
+        ),
+        volumes=tuple(
+            volumes_of((v.path, v.type == "tmpfs", v.size, v.mode) for v in spec.volumes)
+        ),
+        privileged=bool(spec.security and spec.security.privileged),
+    )
+
+
+def _check_kind(spec: v2.KitV2, ctx: Context, is_agent: bool) -> None:
+    """The blocks that belong to sandbox kits only, or to mixins only."""
     if not is_agent:
         for key in ("sandbox", "extends", "mixins"):
             if getattr(spec, key):
@@ -34,17 +90,13 @@ def convert(spec: v2.KitV2, ctx: Context) -> m.Kit:
     if spec.mixins and is_agent:
         ctx.warn(("mixins",), "'mixins' is accepted but not applied: pass mixins with --kit")
 
-    network = spec.permissions.network if spec.permissions else v2.NetworkRules()
-    base = ("permissions", "network")
-    allow = f.rules(network.allow, (*base, "allow"))
-    check_allow_deny_overlap(
-        ctx,
-        network.allow,
-        [(d, (*base, "deny", i)) for i, d in enumerate(network.deny)],
-        error=False,
-    )
 
-    creds = [
+def _checked_credentials(
+    spec: v2.KitV2, ctx: Context, f: Folder, allow: list[m.NetworkRule]
+) -> list[tuple[m.Credential, Path]]:
+    """credentials:, checked for a service named twice and for injects to domains the
+    kit does not allow."""
+    creds: list[tuple[m.Credential, Path]] = [
         (f.credential(c, ("credentials", i), required=c.required), ("credentials", i))
         for i, c in enumerate(spec.credentials)
     ]
@@ -59,85 +111,73 @@ def convert(spec: v2.KitV2, ctx: Context) -> m.Kit:
         ],
         allow,
     )
+    return creds
 
-    if spec.licenses:
-        seen: set[str] = set()
-        for i, lic in enumerate(spec.licenses):
-            if lic in seen:
-                ctx.error(("licenses", i), f"license '{lic}' is listed twice")
-            seen.add(lic)
 
-    setup = spec.setup or v2.Setup()
-    context = spec.agentInstructions
-    if context and context.filename and not is_agent:
-        ctx.warn(
-            ("agentInstructions", "filename"),
-            "'filename' is ignored on a mixin: mixin instructions go under kits-agent-context/",
+def _environment(spec: v2.KitV2, f: Folder) -> dict[str, str]:
+    if not spec.environment:
+        return {}
+    return f.environment(spec.environment.variables, ("environment", "variables"))
+
+
+def _check_licenses(spec: v2.KitV2, ctx: Context) -> None:
+    seen: set[str] = set()
+    for i, lic in enumerate(spec.licenses or ()):
+        if lic in seen:
+            ctx.error(("licenses", i), f"license '{lic}' is listed twice")
+        seen.add(lic)
+
+
+def _args(spec: v2.KitV2) -> dict[str, m.ArgDecl]:
+    return {
+        k: m.ArgDecl(
+            default=a.default,
+            required=a.required,
+            description=a.description,
+            enum=tuple(a.enum) if a.enum is not None else None,
+            pattern=a.pattern,
         )
-    ports = [*spec.ports, *spec.publishedPorts]
-    return m.Kit(
-        name=spec.name,
-        kind=m.KitKind.AGENT if is_agent else m.KitKind.MIXIN,
-        schema_version="2",
-        file=ctx.file,
-        origin=f.origin(ORIGIN_KEY),
-        display_name=spec.displayName,
-        description=spec.description,
-        version=spec.version,
-        source_url=spec.sourceURL,
-        agent=agent,
-        args={
-            k: m.ArgDecl(
-                default=a.default,
-                required=a.required,
-                description=a.description,
-                enum=tuple(a.enum) if a.enum is not None else None,
-                pattern=a.pattern,
-            )
-            for k, a in spec.args.items()
-        },
-        extends=spec.extends if is_agent else None,
-        requires_agent=spec.requires.agent if spec.requires and not is_agent else None,
-        network=m.Network(allow=tuple(allow), deny=tuple(f.rules(network.deny, (*base, "deny")))),
-        credentials=tuple(c for c, _ in creds),
-        environment=f.environment(spec.environment.variables, ("environment", "variables"))
-        if spec.environment
-        else {},
-        install=tuple(
-            f.command(c.command, c.user, ("setup", "install", i), description=c.description)
-            for i, c in enumerate(setup.install)
-        ),
-        startup=tuple(
-            f.command(
-                c.command,
-                c.user,
-                ("setup", "startup", i),
-                background=c.background,
-                description=c.description,
-            )
-            for i, c in enumerate(setup.startup)
-        ),
-        files=tuple(
-            f.setup_file(x, ("setup", "files", i), overwrite=not x.onlyIfMissing)
-            for i, x in enumerate(setup.files)
-        ),
-        agent_context=(
-            m.AgentContext(
-                kit=spec.name,
-                content=context.content,
-                filename=context.filename if is_agent else None,
-                directory=context.directory if is_agent else None,
-            ),
+        for k, a in spec.args.items()
+    }
+
+
+def _commands(
+    setup: v2.Setup, f: Folder
+) -> tuple[tuple[m.Command, ...], tuple[m.Command, ...], tuple[m.SetupFile, ...]]:
+    """setup.install, setup.startup and setup.files."""
+    install = tuple(
+        f.command(c.command, c.user, ("setup", "install", i), description=c.description)
+        for i, c in enumerate(setup.install)
+    )
+    startup = tuple(
+        f.command(
+            c.command,
+            c.user,
+            ("setup", "startup", i),
+            background=c.background,
+            description=c.description,
         )
-        if context and context.content
-        else (),
-        ports=tuple(
-            m.Port(container=p.container, protocol=p.protocol or "tcp", name=p.name) for p in ports
+        for i, c in enumerate(setup.startup)
+    )
+    files = tuple(
+        f.setup_file(x, ("setup", "files", i), overwrite=not x.onlyIfMissing)
+        for i, x in enumerate(setup.files)
+    )
+    return install, startup, files
+
+
+def _agent_context(
+    kit: str, context: v2.AgentInstructions | None, is_agent: bool
+) -> tuple[m.AgentContext, ...]:
+    if not (context and context.content):
+        return ()
+    return (
+        m.AgentContext(
+            kit=kit,
+            content=context.content,
+            filename=context.filename if is_agent else None,
+            directory=context.directory if is_agent else None,
         ),
-        volumes=tuple(
-            volumes_of((v.path, v.type == "tmpfs", v.size, v.mode) for v in spec.volumes)
-        ),
-        privileged=bool(spec.security and spec.security.privileged),
     )
 
 

@@ -19,34 +19,12 @@ def migrate(loaded: LoadedKit) -> tuple[dict[str, Any], list[str]]:
     spec = ctx.validate(v1.KitV1, ctx.located.data)
     assert spec is not None  # it loaded, so it validates
     kit, notes = loaded.kit, list[str]()
-    doc: dict[str, Any] = {
-        "schemaVersion": "2",
-        "kind": "sandbox" if kit.agent else "mixin",
-        "name": kit.name,
-    }
-    for key in ("displayName", "description", "version", "sourceURL", "licenses"):
-        if getattr(spec, key):
-            doc[key] = getattr(spec, key)
-    if spec.locked:
-        doc["locked"] = list(spec.locked)
-    if kit.privileged:
-        doc["security"] = {"privileged": True}
-    if spec.extends:
-        doc["extends"] = spec.extends
-    if kit.requires_agent:
-        doc["requires"] = {"agent": kit.requires_agent}
+    doc = _identity(spec, kit)
     if kit.agent:
         doc["sandbox"] = _sandbox(kit.agent)
-    context = kit.agent_context[0] if kit.agent_context else None
-    if context or (kit.agent and kit.agent.context_filename):
-        doc["agentInstructions"] = {
-            k: v
-            for k, v in (
-                ("filename", kit.agent.context_filename if kit.agent else None),
-                ("content", context.content if context else None),
-            )
-            if v
-        }
+    instructions = _agent_instructions(kit)
+    if instructions is not None:
+        doc["agentInstructions"] = instructions
     network = {
         k: [r.pattern for r in getattr(kit.network, k)]
         for k in ("allow", "deny")
@@ -74,6 +52,48 @@ def migrate(loaded: LoadedKit) -> tuple[dict[str, Any], list[str]]:
         doc["volumes"] = [
             {"path": v.path, **({"type": "tmpfs"} if v.tmpfs else {})} for v in kit.volumes
         ]
+    notes += _dropped(spec)
+    return doc, notes
+
+
+def _identity(spec: v1.KitV1, kit: m.Kit) -> dict[str, Any]:
+    """The document's head: version, kind, name, metadata, security, extends, requires."""
+    doc: dict[str, Any] = {
+        "schemaVersion": "2",
+        "kind": "sandbox" if kit.agent else "mixin",
+        "name": kit.name,
+    }
+    for key in ("displayName", "description", "version", "sourceURL", "licenses"):
+        if getattr(spec, key):
+            doc[key] = getattr(spec, key)
+    if spec.locked:
+        doc["locked"] = list(spec.locked)
+    if kit.privileged:
+        doc["security"] = {"privileged": True}
+    if spec.extends:
+        doc["extends"] = spec.extends
+    if kit.requires_agent:
+        doc["requires"] = {"agent": kit.requires_agent}
+    return doc
+
+
+def _agent_instructions(kit: m.Kit) -> dict[str, Any] | None:
+    context = kit.agent_context[0] if kit.agent_context else None
+    if not (context or (kit.agent and kit.agent.context_filename)):
+        return None
+    return {
+        k: v
+        for k, v in (
+            ("filename", kit.agent.context_filename if kit.agent else None),
+            ("content", context.content if context else None),
+        )
+        if v
+    }
+
+
+def _dropped(spec: v1.KitV1) -> list[str]:
+    """Notes on the v1 settings that have no v2 equivalent."""
+    notes: list[str] = []
     if spec.settings and spec.settings.containerSettings:
         notes.append("settings.containerSettings has no v2 equivalent and was dropped")
     block = spec.agent or spec.sandbox
@@ -81,7 +101,7 @@ def migrate(loaded: LoadedKit) -> tuple[dict[str, Any], list[str]]:
         notes.append(
             f"entrypoint.pipeMode ({block.entrypoint.pipeMode}) has no v2 equivalent and was dropped"
         )
-    return doc, notes
+    return notes
 
 
 def _sandbox(agent: m.Agent) -> dict[str, Any]:

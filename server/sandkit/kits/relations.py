@@ -162,7 +162,30 @@ def resolve(kits: Sequence[m.Kit]) -> tuple[list[int], list[Problem]]:
     Returns the composition order as indexes into ``kits`` — providers before the kits
     that require or integrate with them, otherwise the order given — and the problems."""
     problems: list[Problem] = []
-    owner: dict[str, tuple[int, m.Provide]] = {}
+    owner = _providers(kits, problems)
+    edges: dict[int, set[int]] = {i: set() for i in range(len(kits))}
+    for i, kit in enumerate(kits):
+        _link_requires(i, kit, kits, owner, edges, problems)
+        _link_integrates(i, kit, kits, owner, edges, problems)
+        _check_conflicts(i, kit, kits, owner, problems)
+    order, cycle = _topological(len(kits), edges)
+    if cycle:
+        names = ", ".join(f"'{kits[i].name}'" for i in cycle)
+        problems.append(
+            Problem(
+                kits[cycle[0]].origin,
+                f"kits {names} require each other in a circle, so no order can put providers first",
+            )
+        )
+    return order, problems
+
+
+_Owners = dict[str, tuple[int, m.Provide]]
+
+
+def _providers(kits: Sequence[m.Kit], problems: list[Problem]) -> _Owners:
+    """Each provided name's one provider (the first); a second provider is a problem."""
+    owner: _Owners = {}
     for i, kit in enumerate(kits):
         for provide in kit.provides:
             first = owner.get(provide.name)
@@ -177,51 +200,65 @@ def resolve(kits: Sequence[m.Kit]) -> tuple[list[int], list[Problem]]:
                 )
             elif first is None:
                 owner[provide.name] = (i, provide)
-    edges: dict[int, set[int]] = {i: set() for i in range(len(kits))}
-    for i, kit in enumerate(kits):
-        for req in kit.requires:
-            found = owner.get(req.name)
-            if found is None or found[0] == i:
-                own = " (a kit cannot meet its own requirement)" if found else ""
-                problems.append(
-                    Problem(
-                        req.origin,
-                        f"requires '{show(req)}', which no other kit in this sandbox provides"
-                        f"{own}: add a kit that provides it with --kit",
-                    )
+    return owner
+
+
+def _link_requires(
+    i: int,
+    kit: m.Kit,
+    kits: Sequence[m.Kit],
+    owner: _Owners,
+    edges: dict[int, set[int]],
+    problems: list[Problem],
+) -> None:
+    for req in kit.requires:
+        found = owner.get(req.name)
+        if found is None or found[0] == i:
+            own = " (a kit cannot meet its own requirement)" if found else ""
+            problems.append(
+                Problem(
+                    req.origin,
+                    f"requires '{show(req)}', which no other kit in this sandbox provides"
+                    f"{own}: add a kit that provides it with --kit",
                 )
-            elif not satisfies(found[1].version, req.constraints):
-                problems.append(Problem(req.origin, _unmet("requires", req, kits, found)))
-            else:
-                edges[found[0]].add(i)
-        for req in kit.integrates:
-            found = owner.get(req.name)
-            if found is None or found[0] == i:
-                continue  # an absent provider is fine
-            if not satisfies(found[1].version, req.constraints):
-                problems.append(Problem(req.origin, _unmet("integrates with", req, kits, found)))
-            else:
-                edges[found[0]].add(i)
-        for conflict in kit.conflicts:
-            found = owner.get(conflict.name)
-            if found is not None and found[0] != i:
-                problems.append(
-                    Problem(
-                        conflict.origin,
-                        f"conflicts with '{show(conflict)}', which '{kits[found[0]].name}' "
-                        f"provides ({found[1].origin}): compose only one of them",
-                    )
-                )
-    order, cycle = _topological(len(kits), edges)
-    if cycle:
-        names = ", ".join(f"'{kits[i].name}'" for i in cycle)
-        problems.append(
-            Problem(
-                kits[cycle[0]].origin,
-                f"kits {names} require each other in a circle, so no order can put providers first",
             )
-        )
-    return order, problems
+        elif not satisfies(found[1].version, req.constraints):
+            problems.append(Problem(req.origin, _unmet("requires", req, kits, found)))
+        else:
+            edges[found[0]].add(i)
+
+
+def _link_integrates(
+    i: int,
+    kit: m.Kit,
+    kits: Sequence[m.Kit],
+    owner: _Owners,
+    edges: dict[int, set[int]],
+    problems: list[Problem],
+) -> None:
+    for req in kit.integrates:
+        found = owner.get(req.name)
+        if found is None or found[0] == i:
+            continue  # an absent provider is fine
+        if not satisfies(found[1].version, req.constraints):
+            problems.append(Problem(req.origin, _unmet("integrates with", req, kits, found)))
+        else:
+            edges[found[0]].add(i)
+
+
+def _check_conflicts(
+    i: int, kit: m.Kit, kits: Sequence[m.Kit], owner: _Owners, problems: list[Problem]
+) -> None:
+    for conflict in kit.conflicts:
+        found = owner.get(conflict.name)
+        if found is not None and found[0] != i:
+            problems.append(
+                Problem(
+                    conflict.origin,
+                    f"conflicts with '{show(conflict)}', which '{kits[found[0]].name}' "
+                    f"provides ({found[1].origin}): compose only one of them",
+                )
+            )
 
 
 def _unmet(

@@ -8,6 +8,7 @@ import hashlib
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import TypeAlias
 
 from sandkit.kits import model as m
 from sandkit.kits import spec_v2 as v2
@@ -65,40 +66,55 @@ def apply(
         return
     if config is None:
         return  # invalid: already reported
-    if isinstance(config, v3.NetworkPolicy1 | v3.NetworkPolicy2):
-        _network(config, cfg, f, parts)
-    elif isinstance(config, v3.CredentialConfig):
+    if isinstance(config, _Instanced):
         if _instance(parts, ctx, entry):
-            _credential(config, cfg, required, f, parts)
+            _add_instance(config, cfg, required, f, source, parts)
+    elif isinstance(config, v3.NetworkPolicy1 | v3.NetworkPolicy2):
+        _network(config, cfg, f, parts)
     elif isinstance(config, v3.Lifecycle):
         _lifecycle(config, cfg, ctx, f, parts)
     elif isinstance(config, v3.AgentContext):
         _context(config, cfg, ctx, f, source, parts, is_agent)
-    elif isinstance(config, v3.PortConfig):
-        if _instance(parts, ctx, entry):
-            parts.ports.append(
-                m.Port(container=config.container, protocol=config.transport, name=config.name)
-            )
-    elif isinstance(config, v3.VolumeConfig):
-        if _instance(parts, ctx, entry):
-            parts.volumes += volumes_of(
-                [(config.path, config.tmpfs, config.size, config.mode)],
-                strict=True,
-                origin=f.origin(cfg),
-            )
     elif isinstance(config, v3.ResourcesConfig):
         _resources(config, cfg, ctx, parts)
     elif isinstance(config, v3.AgentSessions | v3.AgentInteractiveSessions):
         _sessions(config, cfg, ctx, parts, is_agent)
+
+
+# Capabilities whose instances merge across blocks (one key, one config: `_instance`).
+_Instanced: TypeAlias = (
+    v3.CredentialConfig
+    | v3.PortConfig
+    | v3.VolumeConfig
+    | v3.AgentSkill
+    | v3.AgentSkills
+    | v3.HostMount
+)
+
+
+def _add_instance(
+    config: _Instanced, cfg: Path, required: bool, f: Folder, source: KitSource, parts: Parts
+) -> None:
+    """One fresh instance's contribution."""
+    if isinstance(config, v3.CredentialConfig):
+        _credential(config, cfg, required, f, parts)
+    elif isinstance(config, v3.PortConfig):
+        parts.ports.append(
+            m.Port(container=config.container, protocol=config.transport, name=config.name)
+        )
+    elif isinstance(config, v3.VolumeConfig):
+        parts.volumes += volumes_of(
+            [(config.path, config.tmpfs, config.size, config.mode)],
+            strict=True,
+            origin=f.origin(cfg),
+        )
     elif isinstance(config, v3.AgentSkill):
-        if _instance(parts, ctx, entry):
-            _skill(config, cfg, f, source, parts)
+        _skill(config, cfg, f, source, parts)
     elif isinstance(config, v3.AgentSkills):
-        if _instance(parts, ctx, entry):
-            parts.skill_dirs.append(
-                m.SkillsDir(path=config.path, mode=config.mode, origin=f.origin(cfg))
-            )
-    elif isinstance(config, v3.HostMount) and _instance(parts, ctx, entry):
+        parts.skill_dirs.append(
+            m.SkillsDir(path=config.path, mode=config.mode, origin=f.origin(cfg))
+        )
+    else:
         parts.host_mounts.append(
             m.HostMount(
                 path=config.path,

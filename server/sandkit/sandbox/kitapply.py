@@ -163,39 +163,71 @@ async def apply_kits(
     credentials' files (sentinels only), written before the startup commands so that an
     agent that reads its sign-in from a file starts signed in."""
     marker = f"{STATE_DIR}/created-{kit_state_digest(sandbox, loaded)}"
+    first_boot = await _is_first_boot(channel, sandbox, marker)
+    sources = {k.kit.name: k.source for k in loaded}
+    _refuse_host_mounts(sandbox)
+    if first_boot:
+        await _first_boot_steps(channel, sandbox, sources, env, workspace, set_phase)
+    if first_boot_only:
+        if first_boot:
+            await write_file(channel, marker, b"", 0o644, "0", what="recording the kit state")
+        return
+    await _write_setup_files(channel, sandbox, workspace)
+    for path, data in credential_files:
+        await write_file(channel, path, data, 0o600, AGENT_UID, what=f"credential file {path}")
+    await _run_startup(channel, sandbox, env, workspace)
+    await write_agent_context(channel, sandbox, workspace)
+    if first_boot:
+        await write_file(channel, marker, b"", 0o644, "0", what="recording the kit state")
+
+
+async def _is_first_boot(channel: GuestChannel, sandbox: ResolvedSandbox, marker: str) -> bool:
     # Sandboxes made before the digest covered files/home carry the model's digest alone.
     legacy = hashlib.sha256(_model_json(sandbox).encode()).hexdigest()[:16]
-    first_boot = (
+    return (
         await channel.read_file(marker) is None
         and await channel.read_file(f"{STATE_DIR}/created-{legacy}") is None
     )
-    sources = {k.kit.name: k.source for k in loaded}
+
+
+def _refuse_host_mounts(sandbox: ResolvedSandbox) -> None:
     if sandbox.host_mounts:  # the engine refuses these today; a hand-made model is refused too
         raise KitApplyError(
             "host-mount@1 "
             + ", ".join(f"{h.path} [{h.origin}]" for h in sandbox.host_mounts)
             + ": sandkit shares no host folder besides the workspace yet"
         )
-    if first_boot:
-        for static in sandbox.static_files:  # files/home/** (files/workspace/**: below)
-            if static.target != "home":
-                continue
-            data = sources[static.kit].read(f"files/home/{static.path}")
-            await write_file(channel, f"{HOME}/{static.path}", data, static.mode, AGENT_UID)
-        set_phase(Phase.INSTALL)
-        try:
-            for n, cmd in enumerate(sandbox.install):
-                await _run(
-                    channel, list(cmd.argv), cmd.user, env, _step(cmd, "install", n), cwd=workspace
-                )
-        finally:
-            set_phase(Phase.RUNTIME)
-        # After the install steps, which may put a skill's folder in place.
-        await place_skills(channel, sandbox, sources)
-    if first_boot_only:
-        if first_boot:
-            await write_file(channel, marker, b"", 0o644, "0", what="recording the kit state")
-        return
+
+
+async def _first_boot_steps(
+    channel: GuestChannel,
+    sandbox: ResolvedSandbox,
+    sources: dict[str, KitSource],
+    env: dict[str, str],
+    workspace: str | None,
+    set_phase: Callable[[Phase], None],
+) -> None:
+    """files/home, the install commands (in the install phase), then the agent skills."""
+    for static in sandbox.static_files:  # files/home/** (files/workspace/**: elsewhere)
+        if static.target != "home":
+            continue
+        data = sources[static.kit].read(f"files/home/{static.path}")
+        await write_file(channel, f"{HOME}/{static.path}", data, static.mode, AGENT_UID)
+    set_phase(Phase.INSTALL)
+    try:
+        for n, cmd in enumerate(sandbox.install):
+            await _run(
+                channel, list(cmd.argv), cmd.user, env, _step(cmd, "install", n), cwd=workspace
+            )
+    finally:
+        set_phase(Phase.RUNTIME)
+    # After the install steps, which may put a skill's folder in place.
+    await place_skills(channel, sandbox, sources)
+
+
+async def _write_setup_files(
+    channel: GuestChannel, sandbox: ResolvedSandbox, workspace: str | None
+) -> None:
     for f in sandbox.files:
         content = f.content.replace("${WORKDIR}", workspace or HOME)
         await write_file(
@@ -207,8 +239,12 @@ async def apply_kits(
             overwrite=f.overwrite,
             what=f"kit {f.origin.kit}: setup file {f.path} [{f.origin}]",
         )
-    for path, data in credential_files:
-        await write_file(channel, path, data, 0o600, AGENT_UID, what=f"credential file {path}")
+
+
+async def _run_startup(
+    channel: GuestChannel, sandbox: ResolvedSandbox, env: dict[str, str], workspace: str | None
+) -> None:
+    """The startup commands, in order; background ones are started and not waited for."""
     for n, cmd in enumerate(sandbox.startup):
         if cmd.background:
             await channel.exec(list(cmd.argv), env=env, user=_user(cmd.user), cwd=workspace)
@@ -216,9 +252,6 @@ async def apply_kits(
             await _run(
                 channel, list(cmd.argv), cmd.user, env, _step(cmd, "startup", n), cwd=workspace
             )
-    await write_agent_context(channel, sandbox, workspace)
-    if first_boot:
-        await write_file(channel, marker, b"", 0o644, "0", what="recording the kit state")
 
 
 async def write_agent_context(

@@ -221,15 +221,8 @@ def build(
     disk_mib = parse_disk(request.disk)
     pins = parse_resolve(request.resolve)
     ports = parse_ports(request.ports)
-    upstream_ca = None
-    if request.upstream_ca is not None:
-        from sandkit.net.cafile import read_certificates
-
-        read_certificates(request.upstream_ca)  # certificates only: it goes into the guest
-        upstream_ca = str(request.upstream_ca.resolve())
-    workspace = request.workspace.resolve() if request.workspace is not None else None
-    if workspace is not None and not workspace.is_dir():
-        raise SandboxError(f"{request.workspace} is not a folder")
+    upstream_ca = _checked_upstream_ca(request.upstream_ca)
+    workspace = _checked_workspace(request.workspace)
     agent = kit_ref(request.agent, request.kit_base)
     kits = [kit_ref(k, request.kit_base) for k in request.kits]
     if request.docker and DOCKER_KIT not in kits:
@@ -267,6 +260,22 @@ def build(
     if require_credentials and not pool_member:
         check_credentials(config, summary=chosen)
     return config
+
+
+def _checked_upstream_ca(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    from sandkit.net.cafile import read_certificates
+
+    read_certificates(path)  # certificates only: it goes into the guest
+    return str(path.resolve())
+
+
+def _checked_workspace(given: Path | None) -> Path | None:
+    workspace = given.resolve() if given is not None else None
+    if workspace is not None and not workspace.is_dir():
+        raise SandboxError(f"{given} is not a folder")
+    return workspace
 
 
 class MissingCredentials(SandboxError):

@@ -129,23 +129,71 @@ async def token_exchange(
     stored), any other answer passed as it came. Fails closed: an answer too large or
     not a token response is a 502 and the guest gets nothing of it."""
     names = fields(binding.spec)
+    body = await _read_request_body(head, writer, messages, upstream, decision)
+    if body is None:
+        return False
+    current = binding.tokens()
+    body = _swap_refresh(binding, current, head, names, body)
+    await _send_request(request, upstream, body)
+    decision.bytes_up = len(body)
+    response = await _final_response(upstream)
+    decision.status = response.status
+    try:
+        answer = await _read_bounded(upstream.messages.body())
+    except TooLarge:
+        upstream.closed = True
+        decision.status = 502
+        decision.warnings.append("token endpoint answer larger than 1 MiB: refused")
+        await answers.error(writer, 502, "the token endpoint's answer is too large")
+        return False
+    if 200 <= response.status < 300:
+        rewritten = await _take_tokens(
+            binding, current, names, response, answer, writer, upstream, decision
+        )
+        if rewritten is None:
+            return False
+        answer = rewritten
+    else:
+        # Untouched, except a real token reflected back (the guest sent none).
+        for real, sentinel in _reals(current, binding.sentinels):
+            answer = answer.replace(real.encode(), sentinel.encode())
+    return await _answer_guest(head, response, answer, writer, upstream, decision)
+
+
+async def _read_request_body(
+    head: Head,
+    writer: asyncio.StreamWriter,
+    messages: MessageReader,
+    upstream: Upstream,
+    decision: Decision,
+) -> bytes | None:
+    """The guest's request body, whole; None (a 413 sent) when it is too large."""
     if (head.get("expect") or "").strip().lower() == "100-continue":
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the body is read here, whole
     try:
-        body = await _read_bounded(messages.body())
+        return await _read_bounded(messages.body())
     except TooLarge:
         upstream.closed = True
         await answers.error(writer, 413, "token request larger than 1 MiB")
         decision.status = 413
-        return False
-    current = binding.tokens()
-    content_type = head.get("content-type") or ""
+        return None
+
+
+def _swap_refresh(
+    binding: OAuthBinding, current: Tokens | None, head: Head, names: dict[str, str], body: bytes
+) -> bytes:
+    """The body with the refresh sentinel replaced by the real refresh token, if any."""
     if current is not None and current.refresh:
+        content_type = head.get("content-type") or ""
         swapped = swap_refresh_body(
             body, content_type, names, binding.sentinels.refresh, current.refresh
         )
         if swapped is not None:
-            body = swapped
+            return swapped
+    return body
+
+
+async def _send_request(request: Request, upstream: Upstream, body: bytes) -> None:
     headers = [
         (k, v)
         for k, v in end_to_end(request.headers)
@@ -156,7 +204,10 @@ async def token_exchange(
         headers.insert(0, ("Host", request.host))
     upstream.writer.write(encode_head(f"POST {request.path} HTTP/1.1", headers) + body)
     await upstream.writer.drain()
-    decision.bytes_up = len(body)
+
+
+async def _final_response(upstream: Upstream) -> Head:
+    """The upstream's answer head, past any 1xx interim answers."""
     response = await upstream.messages.head()
     while response is not None and 100 <= response.status < 200:
         async for _ in upstream.messages.body():
@@ -164,48 +215,61 @@ async def token_exchange(
         response = await upstream.messages.head()
     if response is None:
         raise ConnectionError("upstream closed without a response")
-    decision.status = response.status
+    return response
+
+
+async def _take_tokens(
+    binding: OAuthBinding,
+    current: Tokens | None,
+    names: dict[str, str],
+    response: Head,
+    answer: bytes,
+    writer: asyncio.StreamWriter,
+    upstream: Upstream,
+    decision: Decision,
+) -> bytes | None:
+    """A success answer rewritten to sentinels, its real tokens stored; None (a 502
+    sent) when it is not a token response."""
+    kind = (response.get("content-type") or "").split(";", 1)[0].strip().lower()
+    encoding = (response.get("content-encoding") or "identity").strip().lower()
     try:
-        answer = await _read_bounded(upstream.messages.body())
-    except TooLarge:
+        if kind != "application/json" and not kind.endswith("+json"):
+            raise BadTokenResponse(f"token response of type '{kind or 'none'}'")
+        if encoding != "identity":
+            raise BadTokenResponse(f"token response encoded as '{encoding}'")
+        answer, tokens = rewrite_token_response(
+            answer,
+            names,
+            binding.sentinels,
+            now=time.time(),
+            previous_refresh=current.refresh if current else None,
+        )
+    except BadTokenResponse as exc:
         upstream.closed = True
         decision.status = 502
-        decision.warnings.append("token endpoint answer larger than 1 MiB: refused")
-        await answers.error(writer, 502, "the token endpoint's answer is too large")
-        return False
+        decision.warnings.append(f"token endpoint answer refused: {exc}")
+        await answers.error(writer, 502, f"the token endpoint's answer was refused: {exc}")
+        return None
+    scope = binding.store.scope_holding(binding.service, binding.sandbox)
+    await asyncio.to_thread(binding.store.put, binding.service, tokens, scope)
+    decision.credentials.append(binding.service)
+    return answer
+
+
+async def _answer_guest(
+    head: Head,
+    response: Head,
+    answer: bytes,
+    writer: asyncio.StreamWriter,
+    upstream: Upstream,
+    decision: Decision,
+) -> bool:
+    """Write the (rewritten) answer to the guest; whether its connection stays open."""
     back = [
         (k, v)
         for k, v in end_to_end(response.headers)
         if k.lower() not in ("content-length", "transfer-encoding")
     ]
-    if 200 <= response.status < 300:
-        kind = (response.get("content-type") or "").split(";", 1)[0].strip().lower()
-        encoding = (response.get("content-encoding") or "identity").strip().lower()
-        try:
-            if kind != "application/json" and not kind.endswith("+json"):
-                raise BadTokenResponse(f"token response of type '{kind or 'none'}'")
-            if encoding != "identity":
-                raise BadTokenResponse(f"token response encoded as '{encoding}'")
-            answer, tokens = rewrite_token_response(
-                answer,
-                names,
-                binding.sentinels,
-                now=time.time(),
-                previous_refresh=current.refresh if current else None,
-            )
-        except BadTokenResponse as exc:
-            upstream.closed = True
-            decision.status = 502
-            decision.warnings.append(f"token endpoint answer refused: {exc}")
-            await answers.error(writer, 502, f"the token endpoint's answer was refused: {exc}")
-            return False
-        scope = binding.store.scope_holding(binding.service, binding.sandbox)
-        await asyncio.to_thread(binding.store.put, binding.service, tokens, scope)
-        decision.credentials.append(binding.service)
-    else:
-        # Untouched, except a real token reflected back (the guest sent none).
-        for real, sentinel in _reals(current, binding.sentinels):
-            answer = answer.replace(real.encode(), sentinel.encode())
     back.append(("Content-Length", str(len(answer))))
     keep = head.keep_alive
     if not keep:
