@@ -52,4 +52,8 @@ $B mkdir -p /newroot/dev/pts /newroot/dev/shm
 $B mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /newroot/dev/pts
 $B ln -sf pts/ptmx /newroot/dev/ptmx
 $B mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /newroot/dev/shm
-exec $B switch_root /newroot /usr/bin/python3 -IS /usr/lib/sandkit/agent.py
+# The agent's package is in /usr/lib/sandkit/sandkit/guest/ (vm/imagebuild.py copies it).
+# -I keeps PYTHONPATH and the current folder off sys.path, so the folder is appended here
+# (after the standard library's, which the agent's own imports search first).
+exec $B switch_root /newroot /usr/bin/python3 -IS -c \
+  'import sys; sys.path.append("/usr/lib/sandkit"); from sandkit.guest.agent import main; sys.exit(main())'

@@ -120,8 +120,27 @@ class Image:
 
 
 def guest_files() -> dict[str, bytes]:
+    """The guest's code by file name: init.sh (the initramfs's /init) and every module of
+    the agent's package (its __init__.py stays on the host: the image gets an empty one).
+    Each is in the image key, so any change rebuilds the image."""
     pkg = resources.files("sandkit.guest")
-    return {name: pkg.joinpath(name).read_bytes() for name in ("init.sh", "agent.py")}
+    names = sorted(
+        entry.name
+        for entry in pkg.iterdir()
+        if entry.name == "init.sh" or (entry.name.endswith(".py") and entry.name != "__init__.py")
+    )
+    return {name: pkg.joinpath(name).read_bytes() for name in names}
+
+
+def write_agent(folder: Path) -> Path:
+    """The agent's package as the image gets it, in ``folder``: its modules and an empty
+    __init__.py (the host's sandkit/__init__ imports more than the guest has)."""
+    folder.mkdir()
+    (folder / "__init__.py").write_bytes(b"")
+    for name, data in guest_files().items():
+        if name.endswith(".py"):
+            (folder / name).write_bytes(data)
+    return folder
 
 
 def kernel_package() -> tuple[str, str]:
@@ -339,8 +358,7 @@ def build(
         )
         progress(STEPS[2], 2, len(STEPS))
         tarball = work / "rootfs.tar"
-        agent = work / "agent.py"
-        agent.write_bytes(guest_files()["agent.py"])
+        agent = write_agent(work / "agent")
         extra: tuple[str, ...] = ()
         if variant == DOCKER:
             extra = imagebuild.docker_hooks(work / "kernel" / "lib" / "modules", release)
@@ -350,7 +368,7 @@ def build(
         imagebuild.ext4(tarball, work / "rootfs.ext4", DISK_SIZE, log)
         tarball.unlink()
         shutil.rmtree(work / "kernel")
-        (work / "agent.py").unlink()
+        shutil.rmtree(agent)
         manifest = {
             "key": key,
             "inputs": inputs,

@@ -70,6 +70,28 @@ def docker_hooks(modules: Path, release: str) -> tuple[str, ...]:
     )
 
 
+AGENT_ROOT = "/usr/lib/sandkit"  # init.sh puts it on the agent's sys.path
+
+
+def agent_hooks(package: Path) -> list[str]:
+    """Hooks that copy the agent's package (``package``: its modules and an empty
+    __init__.py) to AGENT_ROOT/sandkit/guest/, that empty __init__.py serving as
+    sandkit's own too. One upload a file, by mmdebstrap itself: in unshare mode the hooks
+    run as the namespace's root, a subordinate id that cannot read the user's files."""
+    guest = f"{AGENT_ROOT}/sandkit/guest"
+    copies = [(package / "__init__.py", f"{AGENT_ROOT}/sandkit/__init__.py")]
+    copies += [(module, f"{guest}/{module.name}") for module in sorted(package.glob("*.py"))]
+    hooks = [
+        f'mkdir -p "$1{guest}"',
+        f'chmod 0755 "$1{AGENT_ROOT}" "$1{AGENT_ROOT}/sandkit" "$1{guest}"',
+    ]
+    for source, target in copies:
+        hooks += [f"upload {source} {target}", f'chmod 0644 "$1{target}"']
+    # Compiled now, not at each boot under TCG (a fresh sandbox's disk has no pycache).
+    hooks.append(f'chroot "$1" python3 -m compileall -q {AGENT_ROOT}/sandkit')
+    return hooks
+
+
 def rootfs(
     target: Path,
     log: Path,
@@ -81,8 +103,8 @@ def rootfs(
 ) -> None:
     """The root filesystem as a tarball: ownership, modes and device nodes are recorded
     in it, so that no step needs root (mmdebstrap's unshare mode writes the same bytes as
-    its root mode). ``agent``: the guest agent's file, copied in; ``extra_hooks``: a
-    variant's customize hooks, run after the base's."""
+    its root mode). ``agent``: the guest agent's package (a folder), copied in;
+    ``extra_hooks``: a variant's customize hooks, run after the base's."""
     hooks = [
         'chroot "$1" useradd --create-home --uid 1000 --shell /bin/bash agent',
         'echo "agent ALL=(ALL) NOPASSWD:ALL" > "$1/etc/sudoers.d/agent"',
@@ -90,11 +112,7 @@ def rootfs(
         # sudo keeps the proxy settings, as sbx's images do
         "echo 'Defaults env_keep += \"HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy\"' "
         '> "$1/etc/sudoers.d/proxy" && chmod 0440 "$1/etc/sudoers.d/proxy"',
-        'mkdir -p "$1/usr/lib/sandkit"',
-        # Copied in by mmdebstrap itself: in unshare mode the hooks run as the namespace's
-        # root, a subordinate id that cannot read the user's private files.
-        f"upload {agent} /usr/lib/sandkit/agent.py",
-        'chmod 0644 "$1/usr/lib/sandkit/agent.py"',
+        *agent_hooks(agent),
         # sh is bash, as in sbx's templates: kits' string commands run as `sh -c` and
         # published ones use bash syntax there (`set -o pipefail`).
         'ln -sf bash "$1/usr/bin/sh"',

@@ -167,8 +167,10 @@ async def test_write_and_read_files(guest: Guest) -> None:
 async def test_a_garbage_line_from_the_host_is_refused_and_the_channel_goes_on(
     guest: Guest,
 ) -> None:
-    guest.channel.writer.write(b"this is not json\n")
+    for garbage in (b"this is not json\n", b"[1]\n", b'"op"\n', b"null\n"):
+        guest.channel.writer.write(garbage)
     await asyncio.wait_for(guest.channel.ping(), GUARD)
+    assert guest.agent.poll() is None  # the agent (PID 1's child in the VM) lives on
     done = await asyncio.wait_for(guest.channel.run(["true"]), GUARD)
     assert done.code == 0 and not guest.channel.closed.is_set()
 
