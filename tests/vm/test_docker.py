@@ -6,9 +6,11 @@ Docker socket is never reachable from the guest or a container."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import stat
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,19 +126,26 @@ def test_images_survive_stop_and_start(env: Env, scratch_image: str) -> None:
 
 
 @contextlib.contextmanager
-def host_docker_socket() -> Iterator[list[int]]:
-    """The host's /var/run/docker.sock: a listener made for the test when the host has
-    none (removed after), counting the connections it accepts."""
-    path = Path("/var/run/docker.sock")
-    accepted = [0]
-    if path.exists():
-        assert stat.S_ISSOCK(path.stat().st_mode)
-        yield accepted  # the host's real daemon: nothing to count, only to not reach
+def host_docker_socket() -> Iterator[tuple[Path, list[int]]]:
+    """The host's Docker socket and the connections it accepts: /var/run/docker.sock, or
+    for a user who cannot make that one (CI runs these tests as an ordinary user) where
+    rootless Docker puts a user's ($XDG_RUNTIME_DIR/docker.sock, else a folder of the
+    test's). A listener is made there when none exists, and removed after."""
+    system = Path("/var/run/docker.sock")
+    if system.exists():
+        assert stat.S_ISSOCK(system.stat().st_mode)
+        yield system, [0]  # the host's real daemon: nothing to count, only to not reach
         return
+    folder = None
+    if os.geteuid() == 0:
+        path = system
+    elif os.environ.get("XDG_RUNTIME_DIR"):
+        path = Path(os.environ["XDG_RUNTIME_DIR"]) / "docker.sock"
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="host-docker-"))
+        path = folder / "docker.sock"
+    accepted = [0]
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen()
-    server.settimeout(0.2)
     stop = threading.Event()
 
     def serve() -> None:
@@ -147,21 +156,27 @@ def host_docker_socket() -> Iterator[list[int]]:
                 conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
     try:
-        yield accepted
+        server.bind(str(path))
+        server.listen()
+        server.settimeout(0.2)
+        thread.start()
+        yield path, accepted
     finally:
         stop.set()
-        thread.join()
+        if thread.is_alive():
+            thread.join()
         server.close()
-        path.unlink()
+        path.unlink(missing_ok=True)
+        if folder is not None:
+            folder.rmdir()
 
 
 def test_the_hosts_docker_socket_is_never_reached(
     env: Env, dbox: DockerBox, scratch_image: str
 ) -> None:
     hostname = ok(sh(env, "hostname")).strip()
-    with host_docker_socket() as accepted:
+    with host_docker_socket() as (host_socket, accepted):
         # The guest's client answers the guest's own daemon (its name is the sandbox's).
         assert ok(sh(env, "docker -H unix:///var/run/docker.sock info --format '{{.Name}}'")) == (
             hostname + "\n"
@@ -175,4 +190,7 @@ def test_the_hosts_docker_socket_is_never_reached(
         )
         lines = ok(mounted).splitlines()
         assert lines[-1].startswith("s")  # a socket, the guest's own (root:docker there)
+        if host_socket != Path("/var/run/docker.sock"):  # a user's: not even a path inside
+            tried = sh(env, f"docker -H unix://{host_socket} info; test -e {host_socket}")
+            assert tried.returncode != 0, tried.stdout
         assert accepted[0] == 0
