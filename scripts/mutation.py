@@ -172,6 +172,18 @@ ALLOWED: dict[tuple[str, str, str], str] = {
         'return self.protected(rel) or self.protected(conflict_name(rel, "X"))',
     ): _STAMP,
 }
+_SAME_COPY = (
+    "when both are readwrite the mutant keeps a copy of the first with the same mode: "
+    "equal in every field"
+)
+ALLOWED |= {
+    (
+        "kits/composition.py",
+        "_skill_dirs",
+        f'if d.mode == "readwrite" and first.mode != "{mode}":',
+    ): _SAME_COPY
+    for mode in ("XXreadwriteXX", "READWRITE")
+}
 _ANY_PHASE = "approvals and the baseline are rules for every phase: the phase is not looked at"
 _LAST = "injected headers are appended last: after the first of them there is nothing else"
 ALLOWED |= {

@@ -275,6 +275,33 @@ def test_skills_directories_union_to_the_wider_mode(write_kit: WriteKit) -> None
     assert errors(write_kit, MIXIN + cap("agent-skills@1", "{path: /s, mode: all}"))
 
 
+def test_two_skills_of_two_kits_both_arrive(write_kit: WriteKit) -> None:
+    a = load_kit(write_kit(WORKLOAD + cap("agent-skill@1", "{path: /a/review}"), "a")).kit
+    b = load_kit(write_kit(MIXIN + cap("agent-skill@1", "{path: /b/lint}"), "b")).kit
+    assert [(s.name, s.source) for s in compose(a, [b]).skills] == [
+        ("review", "/a/review"),
+        ("lint", "/b/lint"),
+    ]
+
+
+def test_extends_carries_the_parents_skills_skills_dirs_and_host_mounts(
+    write_kit: WriteKit,
+) -> None:
+    from sandkit.kits.composition import apply_extends
+
+    def kit(name: str, skill: str, folder: str, mount: str) -> m.Kit:
+        text = WORKLOAD + cap("agent-skill@1", f"{{path: {skill}}}")
+        text += cap("agent-skills@1", f"{{path: {folder}}}")
+        loaded = load_kit(write_kit(text, name)).kit
+        return loaded.model_copy(update={"host_mounts": (host_mount(mount, name),)})
+
+    parent = kit("parent", "/a/review", "/s", "/p")
+    result = apply_extends(kit("child", "/b/lint", "/t", "/c"), [parent])
+    assert [s.name for s in result.skills] == ["review", "lint"]
+    assert [d.path for d in result.skill_dirs] == ["/s", "/t"]
+    assert [h.path for h in result.host_mounts] == ["/p", "/c"]
+
+
 # ---- host-mount@1 -----------------------------------------------------------------------
 
 
@@ -317,8 +344,17 @@ def test_host_mounts_never_merge_with_mounts_or_volumes(write_kit: WriteKit) -> 
     with pytest.raises(KitError, match="also declares a host mount there"):
         compose(agent, [same])
     on_volume = mixin.model_copy(update={"host_mounts": (host_mount("/v", "b"),)})
-    with pytest.raises(KitError, match="declares a volume there"):
+    with pytest.raises(KitError) as refused:
         compose(agent, [on_volume])
+    assert [i.message for i in refused.value.issues] == [
+        f"host mount '/v' conflicts: {agent.volumes[0].origin} declares a volume there; "
+        "host-shared storage has one declaring kit and is never merged"
+    ]
+    unplaced = agent.model_copy(  # a volume with no origin (made, not read from a file)
+        update={"volumes": (agent.volumes[0].model_copy(update={"origin": None}),)}
+    )
+    with pytest.raises(KitError, match="conflicts: another kit declares a volume there"):
+        compose(unplaced, [on_volume])
     assert [h.path for h in compose(agent, [mixin]).host_mounts] == ["/cache"]
 
 
