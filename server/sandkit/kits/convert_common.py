@@ -91,6 +91,37 @@ class Folder:
             origin=self.origin(path),
         )
 
+    def commands(
+        self,
+        section: str,
+        install: Sequence[v2.Install],
+        startup: Sequence[v2.Startup],
+        files_key: str,
+        files: Sequence[v2.SetupFile],
+    ) -> tuple[tuple[m.Command, ...], tuple[m.Command, ...], tuple[m.SetupFile, ...]]:
+        """A kit's install and startup commands and its setup files, from the section
+        that holds them (v1 `commands` with `initFiles`, v2 `setup` with `files`)."""
+        return (
+            tuple(
+                self.command(c.command, c.user, (section, "install", i), description=c.description)
+                for i, c in enumerate(install)
+            ),
+            tuple(
+                self.command(
+                    c.command,
+                    c.user,
+                    (section, "startup", i),
+                    background=c.background,
+                    description=c.description,
+                )
+                for i, c in enumerate(startup)
+            ),
+            tuple(
+                self.setup_file(x, (section, files_key, i), overwrite=not x.onlyIfMissing)
+                for i, x in enumerate(files)
+            ),
+        )
+
     def credential(
         self,
         c: v2.Credential,

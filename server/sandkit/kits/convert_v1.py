@@ -65,7 +65,10 @@ def convert(spec: v1.KitV1, ctx: Context) -> m.Kit:
     agent = _agent(spec, ctx, block) if is_agent and block is not None else None
     deny = f.rules(deny_src, (), index=deny_paths)
     environment = f.environment(env.variables, ("environment", "variables"))
-    install, startup, files = _commands(spec.commands or v1.Commands(), f)
+    cmds = spec.commands or v1.Commands()
+    install, startup, files = f.commands(
+        "commands", cmds.install, cmds.startup, "initFiles", cmds.initFiles
+    )
     return m.Kit(
         name=spec.name,
         kind=m.KitKind.AGENT if is_agent else m.KitKind.MIXIN,
@@ -189,31 +192,6 @@ def _agent(spec: v1.KitV1, ctx: Context, block: v1.Agent) -> m.Agent:
         if res
         else m.Resources(),
     )
-
-
-def _commands(
-    cmds: v1.Commands, f: Folder
-) -> tuple[tuple[m.Command, ...], tuple[m.Command, ...], tuple[m.SetupFile, ...]]:
-    """commands.install, commands.startup and commands.initFiles."""
-    install = tuple(
-        f.command(c.command, c.user, ("commands", "install", i), description=c.description)
-        for i, c in enumerate(cmds.install)
-    )
-    startup = tuple(
-        f.command(
-            c.command,
-            c.user,
-            ("commands", "startup", i),
-            background=c.background,
-            description=c.description,
-        )
-        for i, c in enumerate(cmds.startup)
-    )
-    files = tuple(
-        f.setup_file(x, ("commands", "initFiles", i), overwrite=not x.onlyIfMissing)
-        for i, x in enumerate(cmds.initFiles)
-    )
-    return install, startup, files
 
 
 def _volumes(spec: v1.KitV1) -> list[tuple[str, bool, None, None]]:

@@ -43,7 +43,10 @@ def convert(spec: v2.KitV2, ctx: Context) -> m.Kit:
     ports = [*spec.ports, *spec.publishedPorts]
     deny = f.rules(network.deny, (*base, "deny"))
     environment = _environment(spec, f)
-    install, startup, files = _commands(spec.setup or v2.Setup(), f)
+    setup = spec.setup or v2.Setup()
+    install, startup, files = f.commands(
+        "setup", setup.install, setup.startup, "files", setup.files
+    )
     return m.Kit(
         name=spec.name,
         kind=m.KitKind.AGENT if is_agent else m.KitKind.MIXIN,
@@ -139,31 +142,6 @@ def _args(spec: v2.KitV2) -> dict[str, m.ArgDecl]:
         )
         for k, a in spec.args.items()
     }
-
-
-def _commands(
-    setup: v2.Setup, f: Folder
-) -> tuple[tuple[m.Command, ...], tuple[m.Command, ...], tuple[m.SetupFile, ...]]:
-    """setup.install, setup.startup and setup.files."""
-    install = tuple(
-        f.command(c.command, c.user, ("setup", "install", i), description=c.description)
-        for i, c in enumerate(setup.install)
-    )
-    startup = tuple(
-        f.command(
-            c.command,
-            c.user,
-            ("setup", "startup", i),
-            background=c.background,
-            description=c.description,
-        )
-        for i, c in enumerate(setup.startup)
-    )
-    files = tuple(
-        f.setup_file(x, ("setup", "files", i), overwrite=not x.onlyIfMissing)
-        for i, x in enumerate(setup.files)
-    )
-    return install, startup, files
 
 
 def _agent_context(
