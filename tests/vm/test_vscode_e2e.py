@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -91,7 +93,10 @@ def test_extension_in_code_server(env: Env, upstream: tuple[int, Path], tmp_path
     wrapper.write_text(f'#!/bin/sh\ntouch "{marker}"\nexec "{SANDKIT}" "$@"\n')
     wrapper.chmod(0o755)
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    variables = {**env.vars, "HOME": str(home), "XDG_CACHE_HOME": cache}
+    # code-server's IPC sockets and Chromium's profile go to a private TMPDIR, removed at
+    # the end (a short path: a socket's name must fit in 108 bytes).
+    scratch = tempfile.mkdtemp(prefix="skv-")
+    variables = {**env.vars, "HOME": str(home), "XDG_CACHE_HOME": cache, "TMPDIR": scratch}
     common = [
         "--config", str(home / "cfg.yaml"), "--user-data-dir", str(home / "data"),
         "--extensions-dir", str(home / "ext"),
@@ -148,4 +153,5 @@ def test_extension_in_code_server(env: Env, upstream: tuple[int, Path], tmp_path
         os.killpg(proc.pid, 15)
         proc.wait(30)
         log.close()
+        shutil.rmtree(scratch, ignore_errors=True)
         env.sk("rm", "-f", "shell-project")

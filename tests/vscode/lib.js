@@ -17,6 +17,9 @@ async function launch() {
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
       "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
   });
+  // Removed once the browser has exited (close() waits for it); Chromium still writes
+  // to it while it shuts down.
+  context.removeProfile = () => fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   return context;
 }
 
@@ -88,11 +91,17 @@ async function drive(artifacts, failure, steps) {
     await steps(run);
     console.log("PASS");
     await context.close();
+    context.removeProfile();
     process.exit(0);
   } catch (err) {
     console.log(`FAIL at ${run.step}: ${String(err.message || err).split("\n").slice(0, 6).join("\n")}`);
     await run.shot(failure).catch(() => undefined);
     await context.close().catch(() => undefined);
+    try {
+      context.removeProfile();
+    } catch {
+      // a profile left in TMPDIR is not worth hiding the step that failed
+    }
     process.exit(1);
   }
 }
