@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 __version__ = "0.1.0"
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+# Nothing else: every CLI start imports this. Loggers get their NullHandler from
+# sandkit/logs.py, which whatever logs imports.

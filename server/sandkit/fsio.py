@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,9 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data``: written to a new file in the same folder (O_EXCL,
     O_NOFOLLOW: a planted link or leftover is never written through), synced, then renamed
     over ``path``, so a reader sees the old or the new content, whatever the umask."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # os.urandom, not secrets: O_EXCL makes the name safe, and `secrets` would load
+    # hashlib and random into every CLI start.
+    tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(tmp, flags, mode)
     try:

@@ -23,6 +23,11 @@ def cache_dir() -> Path:
     return _xdg("XDG_CACHE_HOME", ".cache")
 
 
+def data_dir() -> Path:
+    """What the user keeps beyond any sandbox: host-mount@1 folders."""
+    return _xdg("XDG_DATA_HOME", ".local/share")
+
+
 def state_dir() -> Path:
     """Per-sandbox state: overlays, sockets, logs, journals."""
     return _xdg("XDG_STATE_HOME", ".local/state")
@@ -69,3 +74,9 @@ def private_state(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.chmod(0o700)
     return path
+
+
+def host_mounts_dir() -> Path:
+    """host-mount@1 storage, one folder per key (0700 each): it outlives every sandbox;
+    the user removes a folder by hand (its ``kit.json`` names the kit and the path)."""
+    return data_dir() / "host-mounts"

@@ -4,12 +4,13 @@ failure logged (the reason asyncio.create_task is banned elsewhere, as in mitmpr
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from sandkit.logs import logger
+
 T = TypeVar("T")
-log = logging.getLogger(__name__)
+log = logger(__name__)
 _running: set[asyncio.Task[Any]] = set()
 
 

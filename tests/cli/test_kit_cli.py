@@ -235,31 +235,27 @@ NEEDS = 'schemaVersion: "3"\nkind: workload\ncapabilities:\n  - type: {type}\n'
 
 
 def test_validate_tells_invalid_from_needing_what_sandkit_lacks(write_kit: WriteKit) -> None:
-    # host-mount@1 is checked, but sandkit shares no host folder besides the workspace yet.
+    # host-mount@1 is implemented: a kit with one is valid and runs.
     mount = 'schemaVersion: "3"\nkind: workload\ncapabilities:\n  - type: {type}\n    config: {{path: /cache}}\n'
     sessions = write_kit(mount.format(type="com.docker.sandbox/host-mount@1"), "sessions")
+    alone = sandkit("kit", "validate", str(sessions))
+    assert alone.returncode == 0, alone.stderr
     registry = write_kit(NEEDS.format(type="com.docker.sandbox/kit-registry@1"), "registry")
     kit_set = write_kit('schemaVersion: "3"\nkind: set\n', "bundle")
     done = sandkit("kit", "validate", str(sessions), str(registry), str(kit_set), "shell")
     assert done.returncode == 3, done.stderr
-    assert (
-        f"{sessions}: valid, but needs what sandkit does not implement: "
-        "com.docker.sandbox/host-mount@1"
-    ) in done.stderr
-    assert (
-        "is not implemented in sandkit yet (a host folder shared into the sandbox; sandkit "
-        "checks its config, but shares no host folder besides the workspace yet)"
-    ) in done.stderr
+    assert f"{registry}: valid, but needs what sandkit does not implement" in done.stderr
+    assert f"{sessions}: valid, but" not in done.stderr
     assert "sandkit does not do (pass each kit with --kit instead)" in done.stderr
     assert f"{kit_set}: valid, but needs what sandkit does not implement: kind: set" in (
         done.stderr
     )
     bad = write_kit('schemaVersion: "3"\nkind: mixin\nprovides: [deb/bash]\n', "bad")
-    worse = sandkit("kit", "validate", "--json", str(sessions), str(bad))
+    worse = sandkit("kit", "validate", "--json", str(registry), str(bad))
     assert worse.returncode == 1
     results = json.loads(worse.stdout)
     assert [r["valid"] for r in results] == [True, False]
-    assert results[0]["unsupported"] == ["com.docker.sandbox/host-mount@1"]
+    assert results[0]["unsupported"] == ["com.docker.sandbox/kit-registry@1"]
     assert "unsupported" not in results[1]
 
 

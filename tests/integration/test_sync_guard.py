@@ -653,3 +653,43 @@ def test_an_overwrite_whose_host_folder_became_a_link_is_refused_not_written_thr
     unsafe = [d for e, d in ws.events if e == "unsafe-path"]
     assert [d["path"] for d in unsafe] == ["d/x"]
     assert "'d' is not a directory (a link?)" in str(unsafe[0]["reason"])
+
+
+# -- bringing back what a burst already took ---------------------------------------------------
+def test_a_burst_brings_a_replaced_file_back_without_losing_what_came_after_it(
+    make: Any,
+) -> None:
+    """The sandbox replaces file `b` by a folder and writes `b/a` in it (both reach the
+    host); then a burst is held, which brings the host's `b` back. The folder and `b/a`
+    are set aside in the trash, and the journal forgets `b/a`: the pass after approval
+    must not read its absence on the host as a deletion (it once deleted it on both
+    sides, with no copy anywhere)."""
+    ws = make({"b": b"first b", "keep.txt": b"k" * 100}, grace=0)
+    (ws.share / "b").unlink()
+    ws.write({"b/a": b"written in the sandbox"})
+    ws.engine.sync()  # the folder replacing a file waited out its grace; b/a follows it
+    assert ws.on_host()["b/a"] == b"written in the sandbox"
+    ws.rm("keep.txt")  # most of the workspace's bytes gone: a burst
+    assert set(ws.engine.pending) >= {"b", "keep.txt"}
+    assert ws.on_host() == {"b": b"first b", "keep.txt": b"k" * 100}  # as before the burst
+    journal = Journal(ws.state / "sync.db")
+    try:  # the folder `b` set aside whole, not dropped
+        folders = [Path(t[3]) for t in journal.trash() if t[2] == "b" and Path(t[3]).is_dir()]
+    finally:
+        journal.close()
+    assert [_files(f) for f in folders] == [{"a": b"written in the sandbox"}]
+    ws.engine.approve()
+    assert ws.on_host() == {"b/a": b"written in the sandbox"} == ws.in_share()
+
+
+def test_a_path_changed_twice_comes_back_as_the_host_had_it_first(make: Any) -> None:
+    """Two destructive overwrites of one file, then a burst: the host's first version is
+    what comes back (the later one was the sandbox's, still in the sandbox)."""
+    first = b"the host's own version " * 4
+    ws = make({"notes.md": first, **even(3, size=1000)}, grace=0)
+    ws.write({"notes.md": b"short"})  # each applied: a small part of the workspace
+    ws.write({"notes.md": b"s"})
+    assert [r[1] for r in ws.engine.recent] == ["notes.md", "notes.md"]
+    ws.rm(*names(3))
+    assert ws.on_host()["notes.md"] == first
+    assert ws.in_share()["notes.md"] == b"s"

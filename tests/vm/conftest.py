@@ -58,10 +58,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         **os.environ,
         "XDG_STATE_HOME": str(root / "state"),
         "XDG_CONFIG_HOME": str(root / "config"),
+        "XDG_DATA_HOME": str(root / "data"),  # host-mount@1 storage
         "SANDKIT_POOL_SIZE": "0",  # tests of the warm pool turn it on themselves
     }
     e = Env(variables, root / "state" / "sandkit" / "sandboxes")
-    old = {k: os.environ.get(k) for k in ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "SANDKIT_POOL_SIZE")}
+    names = ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "SANDKIT_POOL_SIZE")
+    old = {k: os.environ.get(k) for k in names}
     os.environ.update({k: variables[k] for k in old})  # in-process clients see the same store
     yield e
     e.sk("pool", "drain", timeout=300)  # waits for a background refill, then removes it

@@ -212,6 +212,42 @@ def test_corpus_glab_install_runs_through_the_proxy(env: Env, tmp_path: Path) ->
         env.sk("rm", "-f", "glab-box")
 
 
+# The other agents sbx ships built in: (kit, the service its run requires a value for, a
+# pattern of what `--version` prints). Node 22 comes from the npm registry for the first
+# three; aider's venv from the host's PyPI index.
+AGENTS = [
+    ("gemini", "google", r"\d+\.\d+\.\d+\n"),
+    ("qwen", "dashscope", r"\d+\.\d+\.\d+\n"),
+    ("copilot", "copilot", r"(?s).*\d+\.\d+\.\d+.*"),
+    ("aider", "anthropic", r"aider \d+\.\d+\.\d+\n"),
+]
+
+
+@pytest.mark.timeout(1200)  # an agent and its runtime installed under TCG: minutes
+@pytest.mark.parametrize(("kit", "service", "version"), AGENTS, ids=[a[0] for a in AGENTS])
+def test_agent_installs_through_the_proxy_and_prints_its_version(
+    env: Env, tmp_path: Path, kit: str, service: str, version: str
+) -> None:
+    """`sandkit run KIT -- --version`: the agent is installed inside the VM from the
+    host's registries through the proxy (the registry's host logged as allowed), and the
+    flag reaches the agent's own command. The key is never sent: `--version` calls no API."""
+    env.sk("secret", "set", service, input="not-a-real-key", check=True)
+    name = f"{kit}-box"
+    done = env.sk(
+        "run", kit, str(tmp_path), "--name", name, "--memory", "2g", "--", "--version",
+        timeout=1200,
+    )  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        assert re.fullmatch(version, done.stdout), done.stdout
+        values = registry_args()
+        registry = values["pypiIndexHost" if kit == "aider" else "npmRegistryHost"]
+        hosts = {(r["host"], r["action"]) for r in decisions(env, name)}
+        assert (registry, "allowed") in hosts
+    finally:
+        env.sk("rm", "-f", name)
+
+
 def test_opencode_installs_through_the_proxy_and_prints_its_version(
     env: Env, tmp_path: Path
 ) -> None:

@@ -4,7 +4,6 @@ through QEMU's user network (host forwarding, added and removed while the VM run
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 from typing import Any
@@ -76,6 +75,8 @@ def add_publish_option(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio  # here: `run`'s parser loads this module for --publish (~35 ms)
+
     return asyncio.run(cmd_ports(args))
 
 
@@ -179,6 +180,7 @@ LS_TIMEOUT = 3.0  # seconds `ls` waits for a supervisor's answer before showing 
 async def published_now(sandboxes: list[Sandbox]) -> dict[str, list[Published]]:
     """For `ls`: each sandbox's forwards, asked of its supervisor when it runs (a kit's
     ports are published there, not recorded), else the recorded ones."""
+    import asyncio
 
     async def one(sandbox: Sandbox) -> list[Published]:
         recorded = sorted(saved(sandbox.config().ports))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import time
 
 from .wire import b64decode, b64encode
@@ -25,27 +26,115 @@ def read_file(path: str) -> str | None:
 
 
 def write_file(req: dict[str, Any]) -> bool:
-    """Write a file as root, then give it to its owner: kits' files, without a shell.
-    False when it exists and ``keep`` says to leave it."""
+    """Write a file as root and give it to its owner: kits' files, without a shell. False
+    when it exists and ``keep`` says to leave it. The path is walked from / one name at a
+    time (the agent is root, the folders may be the guest user's): a link on the way is
+    followed only when root owns it (/bin, /lib), never one the user could have planted,
+    and the file itself is made new (O_EXCL, O_NOFOLLOW), never written through a link.
+    Missing folders are made as `mkdir -p` run by the owner would make them: theirs."""
+    path = str(req["path"])
+    owner = str(req.get("user") or "root")
+    uid, gid = (0, 0) if owner in ("root", "0") else owner_ids(owner)
+    folder, name = os.path.split(path)
+    dirfd = walk(folder, uid, gid)
+    try:
+        if req.get("keep") and lexists(name, dirfd):
+            return False
+        data = b64decode(str(req.get("data", "")))
+        if req.get("append"):  # e.g. a CA added to a bundle that is big to send back and forth
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(name, flags, 0o644, dir_fd=dirfd)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            return True
+        tmp = f"{name}.sandkit-tmp"
+        try:
+            os.unlink(tmp, dir_fd=dirfd)  # a leftover (or a planted link): never opened
+        except FileNotFoundError:
+            pass
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600, dir_fd=dirfd)
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fchmod(fd, int(req.get("mode", 0o644)))
+            if uid:
+                os.fchown(fd, uid, gid)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+        return True
+    finally:
+        os.close(dirfd)
+
+
+def owner_ids(owner: str) -> tuple[int, int]:
     import pwd
 
-    path = str(req["path"])
-    if req.get("keep") and os.path.lexists(path):
+    entry = pwd.getpwuid(int(owner)) if owner.isdigit() else pwd.getpwnam(owner)
+    return entry.pw_uid, entry.pw_gid
+
+
+DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_LINKS = 40  # as the kernel's own lookup
+
+
+def walk(folder: str, uid: int, gid: int) -> int:
+    """A descriptor on ``folder``, opened from / one name at a time, the missing ones made
+    (0755, given to uid:gid). A link is followed only when root owns it: the guest user
+    cannot make one, so a link of theirs cannot lead a root write out of their folders."""
+    names = [n for n in reversed(folder.split("/")) if n not in ("", ".")]
+    fd = os.open("/", DIR)
+    links = 0
+    try:
+        while names:
+            name = names.pop()
+            try:
+                next_fd = os.open(name, DIR, dir_fd=fd)
+            except FileNotFoundError:
+                next_fd = make_dir(fd, name, uid, gid)
+            except OSError as exc:  # ELOOP or ENOTDIR: a link, or no folder at all
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if not stat.S_ISLNK(st.st_mode) or st.st_uid != 0 or links == MAX_LINKS:
+                    raise OSError(
+                        exc.errno,
+                        f"{name!r} in {folder!r}: not a folder, or a link root does not own",
+                    ) from None
+                links += 1
+                target = os.readlink(name, dir_fd=fd)
+                names.extend(n for n in reversed(target.split("/")) if n not in ("", "."))
+                if target.startswith("/"):
+                    os.close(fd)
+                    fd = os.open("/", DIR)
+                continue
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def make_dir(dirfd: int, name: str, uid: int, gid: int) -> int:
+    """The folder ``name`` made and opened, its owner's if it was made here (not if
+    another made it first); the open refuses a link swapped in meanwhile."""
+    try:
+        os.mkdir(name, 0o755, dir_fd=dirfd)
+    except FileExistsError:
+        return os.open(name, DIR, dir_fd=dirfd)
+    fd = os.open(name, DIR, dir_fd=dirfd)
+    if uid:
+        os.fchown(fd, uid, gid)
+    return fd
+
+
+def lexists(name: str, dirfd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
         return False
-    os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
-    if req.get("append"):  # e.g. a CA added to a bundle that is big to send back and forth
-        with open(path, "ab") as f:
-            f.write(b64decode(str(req.get("data", ""))))
-        return True
-    tmp = f"{path}.sandkit-tmp"
-    with open(tmp, "wb") as f:
-        f.write(b64decode(str(req.get("data", ""))))
-    os.chmod(tmp, int(req.get("mode", 0o644)))
-    owner = str(req.get("user") or "root")
-    if owner not in ("root", "0"):
-        entry = pwd.getpwuid(int(owner)) if owner.isdigit() else pwd.getpwnam(owner)
-        os.chown(tmp, entry.pw_uid, entry.pw_gid)
-    os.replace(tmp, path)
     return True
 
 

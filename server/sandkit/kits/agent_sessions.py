@@ -48,7 +48,9 @@ def session_argv(
     interactive: bool,
     prompt: str | None = None,
     session_id: str | None = None,
+    kit: str | None = None,
 ) -> list[str]:
+    """``kit``: the agent kit's name, for the messages."""
     launch = [*agent.entrypoint, *agent.args]
     verbs = verbs_of(agent, interactive)
     tail = getattr(verbs, _FIELDS[verb]) if verbs is not None else None
@@ -57,8 +59,9 @@ def session_argv(
         return [*agent.entrypoint, *(agent.interactive_args or agent.args)]
     if tail is None:
         kind = "interactive " if interactive else ""
+        who = f"kit '{kit}'" if kit else "the agent's kit"
         raise UnsupportedVerb(
-            f"the agent's kit declares no {kind}'{verb.value}' session verb "
+            f"{who} declares no {kind}'{verb.value}' session verb "
             f"({'agent-interactive-sessions@1' if interactive else 'agent-sessions@1'}), "
             "so this agent cannot do that"
         )

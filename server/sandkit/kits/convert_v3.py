@@ -9,7 +9,6 @@ selection, and building the kit from what was applied, are here."""
 
 from __future__ import annotations
 
-import posixpath
 import re
 from typing import Any
 
@@ -24,6 +23,7 @@ from sandkit.kits.convert_common import (
     check_injects_allowed,
 )
 from sandkit.kits.issues import NOT_IMPLEMENTED, UNSUPPORTED_CAPABILITY, UNSUPPORTED_KIND
+from sandkit.kits.recipe import Replay, replay_recipe
 from sandkit.kits.source import KitSource
 from sandkit.kits.v3_apply import Parts, apply
 from sandkit.kits.v3_validate import Construct, Entry, declarations
@@ -57,11 +57,12 @@ def convert(spec: v3.KitV3, ctx: Context, source: KitSource, arg_values: dict[st
             apply(entry, not construct.optional, ctx, f, source, parts, is_agent)
     check_duplicate_services(ctx, [(c.service, (*p, "service")) for c, p in parts.creds])
     check_injects_allowed(ctx, parts.injects, parts.allow)
-    _recipe(spec, ctx, source)
-    env = _environment(spec, ctx, arg_values)
+    recipe = replay_recipe(spec, ctx, source, arg_values, is_agent, name)
+    # Create-phase arg exports replace the image's defaults (SPEC-v3 §6.1).
+    env = {**recipe.env, **_environment(spec, ctx, arg_values)}
     context = parts.context[1] if parts.context else None
     _new_session_agrees(parts, ctx)
-    agent = _agent(parts, f, context) if is_agent else None
+    agent = _agent(parts, f, context, recipe) if is_agent else None
     return m.Kit(
         name=name,
         kind=m.KitKind.AGENT if is_agent else m.KitKind.MIXIN,
@@ -77,7 +78,7 @@ def convert(spec: v3.KitV3, ctx: Context, source: KitSource, arg_values: dict[st
         network=m.Network(allow=tuple(parts.allow), deny=tuple(parts.deny)),
         credentials=tuple(c for c, _ in parts.creds),
         environment=env,
-        install=tuple(parts.install),
+        install=(*recipe.install, *parts.install),
         startup=tuple(parts.startup),
         files=tuple(parts.files),
         # An explicit profile (directory) is kept even without a body: it says where the
@@ -118,9 +119,15 @@ def _new_session_agrees(parts: Parts, ctx: Context) -> None:
         )
 
 
-def _agent(parts: Parts, f: Folder, context: m.AgentContext | None) -> m.Agent:
+def _agent(parts: Parts, f: Folder, context: m.AgentContext | None, recipe: Replay) -> m.Agent:
     legacy = context.filename if context and context.directory is None else None
     return m.Agent(
+        image=recipe.image,
+        entrypoint=recipe.entrypoint,
+        args=recipe.args,
+        user=recipe.user,
+        workdir=recipe.workdir,
+        command_missing=recipe.missing,
         sessions=parts.sessions[0] if parts.sessions else None,
         interactive_sessions=parts.interactive_sessions[0] if parts.interactive_sessions else None,
         context_filename=legacy,
@@ -190,25 +197,6 @@ def _relations(spec: v3.KitV3, ctx: Context, f: Folder) -> dict[str, Any]:
             m.Requirement(name=name, text=text, origin=f.origin(("conflicts", i)))
         )
     return {k: tuple(v) for k, v in out.items()}
-
-
-def _recipe(spec: v3.KitV3, ctx: Context, source: KitSource) -> None:
-    """A recipe is for building an image, which sandkit does not do: never an error."""
-    if spec.build is None and spec.dockerfile is None:
-        return
-    key = "build" if spec.build is not None else "dockerfile"
-    note = ""
-    if spec.dockerfile is not None and source.reader is not None:
-        rel = posixpath.normpath(spec.dockerfile)
-        try:
-            source.read(rel)
-        except KeyError:
-            note = f" (and '{spec.dockerfile}' is not in the kit folder {source.folder})"
-    ctx.warn(
-        (key,),
-        f"'{key}' is not built by sandkit (its guest is a Debian image it builds "
-        f"itself){note}; install tools with lifecycle@1 install hooks",
-    )
 
 
 # ---- 2. selection -------------------------------------------------------------------

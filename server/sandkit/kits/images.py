@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from sandkit.kits.yamlpos import Path
 
 TEMPLATES = "docker/sandbox-templates"
+# Docker's hardened builds of the same templates (the official v3 kits start FROM them).
+HARDENED_TEMPLATES = "dhi.io/sbx-templates"
 # The templates sbx publishes: a shell, and one per agent it ships.
 TEMPLATE_TAGS = frozenset(
     {
@@ -41,6 +43,17 @@ TEMPLATE_TAGS = frozenset(
         "crush",
     }
 )
+# A template's agent → sandkit's built-in kit of that agent: a v3 workload FROM the template
+# gets that kit's install steps and its command as the image's default (kits/convert_v3.py).
+TEMPLATE_KITS = {
+    "claude-code": "claude",
+    "codex": "codex",
+    "gemini": "gemini",
+    "opencode": "opencode",
+    "copilot": "copilot",
+    "qwen": "qwen",
+    "aider": "aider",
+}
 BASE = "sandkit base (Debian, built by sandkit)"
 BASE_DOCKER = "sandkit base with Docker"
 NEEDS_IMAGE = "needs-image"  # a warning code: the kit needs an image sandkit lacks
@@ -67,13 +80,23 @@ class ImageChoice:
 
 
 def _template_tag(reference: str) -> str | None:
-    """The tag of a docker/sandbox-templates reference (registry prefix and digest
-    dropped), None for any other image."""
+    """The tag of a docker/sandbox-templates (or dhi.io/sbx-templates) reference
+    (registry prefix and digest dropped), None for any other image."""
     name = _REGISTRY.sub("", reference.strip()).split("@", 1)[0]
     repo, sep, tag = name.rpartition(":")
     if not sep or "/" in tag:  # no tag: ':' belonged to a registry port
         repo, tag = name, "latest"
-    return tag if repo == TEMPLATES else None
+    return tag if repo in (TEMPLATES, HARDENED_TEMPLATES) else None
+
+
+def template_agent(reference: str) -> str | None:
+    """The agent a template ships ('claude-code', 'shell', …; ``-docker`` dropped), None
+    when ``reference`` is no sbx template."""
+    tag = _template_tag(reference)
+    if tag is None:
+        return None
+    agent = tag.removesuffix("-docker")
+    return agent if agent in TEMPLATE_TAGS else None
 
 
 def classify(reference: str | None) -> ImageChoice:

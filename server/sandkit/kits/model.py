@@ -230,6 +230,11 @@ class Agent(Canonical):
     resources: Resources = Resources()
     sessions: SessionVerbs | None = None
     interactive_sessions: SessionVerbs | None = None
+    # A v3 workload's image config, read from its Dockerfile (kits/dockerfile.py): the
+    # final USER and WORKDIR, and why there is no command when the Dockerfile is missing.
+    user: str | None = None
+    workdir: str | None = None
+    command_missing: str | None = None
 
 
 class KitContent(Canonical):

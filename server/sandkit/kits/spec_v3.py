@@ -349,10 +349,18 @@ class AgentSkills(SpecModel):
     mode: Literal["readonly", "readwrite"] = "readonly"
 
 
-class HostMount(SpecModel):
-    """host-mount@1: a runtime-owned host directory shared at ``path``."""
+def _mount_point(value: str) -> str:
+    """A path the guest's mount can take (the kernel's limits: 4095 bytes, 255 a name)."""
+    if len(value.encode()) > 4095 or any(len(p.encode()) > 255 for p in value.split("/")):
+        fail(f"path '{value[:60]}...' is too long for a mount point")
+    return value
 
-    path: CanonicalPath
+
+class HostMount(SpecModel):
+    """host-mount@1: a runtime-owned host directory shared at ``path`` (no host path:
+    sandkit chooses the folder, keyed on the kit and the path)."""
+
+    path: Annotated[CanonicalPath, AfterValidator(_mount_point)]
     mode: (
         Annotated[
             Str, _check(r"0?[0-7]{3,4}", "mode '{value}' must be octal like \"0755\" (quote it)")
@@ -382,13 +390,7 @@ CONFIGS: dict[tuple[str, int], type[SpecModel]] = {
 SANDBOX_NAMESPACE = "com.docker.sandbox"
 # Well-known types sandkit does not implement yet: a kit needing one is valid, but cannot
 # run here (`kit validate` exits 3 for it, naming them).
-# host-mount@1 is validated and composes (model.HostMount), but the supervisor shares one
-# host folder (the workspace) and no second one yet; the spec has a runtime without host
-# sharing leave the type unclaimed, so a required one is refused and an optional skipped.
-NOT_IMPLEMENTED: dict[tuple[str, int], str] = {
-    ("host-mount", 1): "a host folder shared into the sandbox; sandkit checks its config, "
-    "but shares no host folder besides the workspace yet",
-}
+NOT_IMPLEMENTED: dict[tuple[str, int], str] = {}
 # Well-known types sandkit will not provide, and why.
 UNSUPPORTED: dict[tuple[str, int], str] = {
     ("kit-registry", 1): "it lets the sandbox fetch kits from an OCI registry, which "

@@ -5,9 +5,9 @@ kit is built."""
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 from dataclasses import dataclass, field
-from pathlib import PurePath
 from typing import TypeAlias
 
 from sandkit.kits import model as m
@@ -128,9 +128,23 @@ def _add_instance(
 
 def host_mount_key(source: KitSource, path: str) -> str:
     """host-mount@1: storage keyed on the kit's identity (where sandkit read it from; a
-    kit cannot claim another's by naming itself alike) and the cleaned path."""
-    identity = str(PurePath(source.spec_file))
-    return hashlib.sha256(f"{identity}\0{path}".encode()).hexdigest()[:20]
+    kit cannot claim another's by naming itself alike) and the cleaned path. The key is
+    hex only: it names one folder on the host (sandbox/hostmounts.py checks it again)."""
+    return hashlib.sha256(f"{kit_identity(source)}\0{path}".encode()).hexdigest()[:20]
+
+
+def kit_identity(source: KitSource) -> str:
+    """Where the kit lives: its absolute spec file, or for a fetched git kit its
+    repository and folder without the commit (gitref: ``URLDIGEST-COMMIT/tree/...``), so
+    that updating the kit keeps its host-mount storage (the page's survives-kit-update)."""
+    from sandkit.kits.gitref import _cache_root
+
+    spec = os.path.realpath(source.spec_file)
+    root = os.path.realpath(_cache_root())
+    if spec.startswith(root + os.sep):
+        first, _, rest = spec[len(root) + 1 :].partition(os.sep)
+        return f"git:{first.partition('-')[0]}/{rest}"
+    return spec
 
 
 def _tail(value: list[str] | None) -> tuple[str, ...] | None:

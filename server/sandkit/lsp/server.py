@@ -15,8 +15,9 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from sandkit import __version__
+from sandkit.logs import logger
 
-log = logging.getLogger("sandkit.lsp")
+log = logger("sandkit.lsp")
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import secrets as random
 import stat
@@ -24,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from sandkit.errors import ProxyError
 from sandkit.fsio import write_atomic
+from sandkit.logs import logger
 from sandkit.paths import config_dir
 
 if TYPE_CHECKING:  # the kit models cost ~0.1 s to import: annotations only
     from sandkit.kits.model import Credential
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 STORE_NAME = "secrets.json"
 GRANTS_NAME = "credential-sources.json"

@@ -3,7 +3,7 @@ the host, placeholders for the guest. Used by `sandkit proxy serve` and the supe
 
 from __future__ import annotations
 
-import logging
+import os
 import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,8 +13,8 @@ from sandkit.kits.composition import merge_content
 from sandkit.kits.issues import KitError, KitIssue
 from sandkit.kits.model import KitContent
 from sandkit.kits.resolution import load_ref
+from sandkit.logs import logger
 from sandkit.net.actions import DefaultPolicy
-from sandkit.net.cafile import read_certificates
 from sandkit.net.decisions import DecisionLog
 from sandkit.net.guard import Resolver
 from sandkit.net.inject import BoundCredential, Injector
@@ -26,7 +26,7 @@ from sandkit.net.tls import CertificateAuthority
 from sandkit.net.tokens import TokenStore
 from sandkit.paths import config_dir
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 
 def merged_kits(
@@ -87,13 +87,26 @@ def bind_oauth(
     return out
 
 
+# The system's trust alone, per OpenSSL's variables that locate it (read at load).
+_SYSTEM_TLS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+
 def upstream_context(extra_ca: Path | None) -> ssl.SSLContext:
+    """The proxy's client context for upstream TLS. The system's alone is made once per
+    process and shared (loading the system bundle costs ~30 ms, which an adoption would
+    otherwise pay again); one with an extra CA is made each time."""
+    if extra_ca is None:
+        where = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if where not in _SYSTEM_TLS:
+            _SYSTEM_TLS[where] = ssl.create_default_context()
+        return _SYSTEM_TLS[where]
     ctx = ssl.create_default_context()
-    if extra_ca is not None:
-        try:
-            ctx.load_verify_locations(cadata=read_certificates(extra_ca).decode())
-        except (OSError, ssl.SSLError) as exc:
-            raise ProxyError(f"cannot load the upstream CA {extra_ca}: {exc}") from None
+    from sandkit.net.cafile import read_certificates  # cryptography: only for one
+
+    try:
+        ctx.load_verify_locations(cadata=read_certificates(extra_ca).decode())
+    except (OSError, ssl.SSLError) as exc:
+        raise ProxyError(f"cannot load the upstream CA {extra_ca}: {exc}") from None
     return ctx
 
 

@@ -2,7 +2,11 @@
 
 The CA key is created once, 0600, in sandkit's config directory; sandboxes trust its
 certificate. Leaves share one key (as mitmproxy does: signing is the cost, not keys) and
-are cached per host, so a connection to a known host costs no crypto beyond the handshake."""
+are cached per host, so a connection to a known host costs no crypto beyond the handshake.
+
+cryptography (~8 MiB of a supervisor's RSS) loads at the first leaf, not with the CA: a
+sandbox or pool member that never intercepts TLS never loads it. Loading the CA reads
+its certificate's PEM (what the guest trusts) and checks the files' form only."""
 
 from __future__ import annotations
 
@@ -13,13 +17,13 @@ import ssl
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typing import TYPE_CHECKING
 
 from sandkit.errors import ProxyError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 CA_CERT = "ca-cert.pem"
 CA_KEY = "ca-key.pem"
@@ -27,6 +31,9 @@ LEAF_CACHE = 1024
 
 
 def _name(common: str) -> x509.Name:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, common),
@@ -41,25 +48,61 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-class CertificateAuthority:
-    def __init__(
-        self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate, cert_path: Path
-    ) -> None:
+def _unloadable(directory: Path, problem: object) -> ProxyError:
+    return ProxyError(
+        f"the sandbox CA in {directory} cannot be loaded ({problem}); delete "
+        f"{directory / CA_KEY} and {directory / CA_CERT} to create a new one"
+    )
+
+
+class _Signer:
+    """The parsed CA and the leaves' shared key: what cryptography is loaded for."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         self.key = key
         self.cert = cert
-        self.cert_path = cert_path
-        self._leaf_key = ec.generate_private_key(ec.SECP256R1())
-        self._leaf_key_pem = self._leaf_key.private_bytes(
+        self.leaf_key = ec.generate_private_key(ec.SECP256R1())
+        self.leaf_key_pem = self.leaf_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
+
+    @classmethod
+    def load(cls, cert_pem: bytes, key_pem: bytes, directory: Path) -> _Signer:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        try:
+            key = serialization.load_pem_private_key(key_pem, password=None)
+            cert = x509.load_pem_x509_certificate(cert_pem)
+        except (ValueError, TypeError) as exc:
+            raise _unloadable(directory, exc) from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ProxyError(f"{directory / CA_KEY} is not an EC key; delete it to create a new CA")
+        return cls(key, cert)
+
+
+class CertificateAuthority:
+    def __init__(
+        self, cert_path: Path, cert_pem: bytes, key_pem: bytes, signer: _Signer | None = None
+    ) -> None:
+        self.cert_path = cert_path
+        self.cert_pem = cert_pem  # what the guest trusts
+        self._key_pem = key_pem  # kept, not read again: the key that matches cert_pem
+        self._signer = signer  # parsed at the first leaf
         self._contexts: OrderedDict[str, ssl.SSLContext] = OrderedDict()
         self._closed = False
 
     @classmethod
     def load_or_create(cls, directory: Path) -> CertificateAuthority:
-        """Load the CA from ``directory``, creating it on first use. Fails closed."""
+        """Load the CA from ``directory``, creating it on first use. Fails closed: a key
+        readable by others or files that are not PEM fail here; a PEM that does not parse
+        fails the first leaf (and so the connection that needed it)."""
         cert_path, key_path = directory / CA_CERT, directory / CA_KEY
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -70,21 +113,23 @@ class CertificateAuthority:
                     f"{key_path} is readable by other users; run "
                     f"`chmod 600 {key_path}` (or delete it to make a new CA)"
                 )
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            key_pem, cert_pem = key_path.read_bytes(), cert_path.read_bytes()
         except ProxyError:
             raise
-        except (OSError, ValueError, TypeError) as exc:
-            raise ProxyError(
-                f"the sandbox CA in {directory} cannot be loaded ({exc}); delete "
-                f"{key_path} and {cert_path} to create a new one"
-            ) from None
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ProxyError(f"{key_path} is not an EC key; delete it to create a new CA")
-        return cls(key, cert, cert_path)
+        except OSError as exc:
+            raise _unloadable(directory, exc) from None
+        if b"PRIVATE KEY-----" not in key_pem:
+            raise _unloadable(directory, f"{key_path} holds no PEM private key")
+        if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
+            raise _unloadable(directory, f"{cert_path} holds no PEM certificate")
+        return cls(cert_path, cert_pem, key_pem)
 
     @classmethod
     def _create(cls, cert_path: Path, key_path: Path) -> CertificateAuthority:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         name = _name(f"sandkit sandbox proxy CA ({os.uname().nodename})")
@@ -116,16 +161,21 @@ class CertificateAuthority:
             )
             .sign(key, hashes.SHA256())
         )
-        _write_private(
-            key_path,
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return cls(key, cert, cert_path)
+        _write_private(key_path, key_pem)
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+        cert_path.write_bytes(cert_pem)
+        return cls(cert_path, cert_pem, key_pem, _Signer(key, cert))
+
+    def signer(self) -> _Signer:
+        """The parsed CA, loaded (with cryptography) at the first leaf."""
+        if self._signer is None:
+            self._signer = _Signer.load(self.cert_pem, self._key_pem, self.cert_path.parent)
+        return self._signer
 
     def close(self) -> None:
         """Forget the cached contexts; no new leaf after this (the proxy that owned the CA
@@ -135,6 +185,11 @@ class CertificateAuthority:
         self._closed = True
 
     def leaf_pem(self, host: str) -> bytes:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+
+        signer = self.signer()
         now = dt.datetime.now(dt.UTC)
         try:
             san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
@@ -143,8 +198,8 @@ class CertificateAuthority:
         cert = (
             x509.CertificateBuilder()
             .subject_name(_name(host[:64]))
-            .issuer_name(self.cert.subject)
-            .public_key(self._leaf_key.public_key())
+            .issuer_name(signer.cert.subject)
+            .public_key(signer.leaf_key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(hours=1))
             .not_valid_after(now + dt.timedelta(days=30))
@@ -152,10 +207,10 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.key.public_key()),
                 critical=False,
             )
-            .sign(self.key, hashes.SHA256())
+            .sign(signer.key, hashes.SHA256())
         )
         return cert.public_bytes(serialization.Encoding.PEM)
 
@@ -173,10 +228,9 @@ class CertificateAuthority:
         # it takes, then gone.
         with tempfile.TemporaryDirectory(prefix="sandkit-leaf-") as folder:
             key, chain = Path(folder) / "key.pem", Path(folder) / "chain.pem"
-            _write_private(key, self._leaf_key_pem)
-            _write_private(
-                chain, self.leaf_pem(host) + self.cert.public_bytes(serialization.Encoding.PEM)
-            )
+            leaf = self.leaf_pem(host)  # the signer first: the leaf key comes with it
+            _write_private(key, self.signer().leaf_key_pem)
+            _write_private(chain, leaf + self.cert_pem)
             ctx.load_cert_chain(chain, key)
         ctx.set_alpn_protocols(["http/1.1"])
         self._contexts[host] = ctx

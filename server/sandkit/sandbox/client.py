@@ -227,13 +227,39 @@ class SupervisorClient:
         return await self.request("pending", None, PendingResult)
 
     async def adopt(
-        self, name: str, config: Mapping[str, Any], identity: Identity | None = None
+        self,
+        name: str,
+        config: Mapping[str, Any],
+        identity: Identity | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> AdoptResult:
-        params = checked_params(AdoptParams, name=name, config=dict(config), identity=identity)
+        params = checked_params(
+            AdoptParams,
+            name=name,
+            config=dict(config),
+            identity=identity,
+            environ=dict(environ) if environ is not None else None,
+        )
         return await self.request("adopt", params, AdoptResult)
 
-    async def agent_argv(self, extra: Sequence[str], interactive: bool) -> AgentArgvResult:
-        params = checked_params(AgentArgvParams, extra=list(extra), interactive=interactive)
+    async def agent_argv(
+        self,
+        extra: Sequence[str],
+        interactive: bool,
+        verb: str | None = None,
+        prompt: str | None = None,
+        session_id: str | None = None,
+    ) -> AgentArgvResult:
+        """The agent's command line from the kits the sandbox runs (with a session verb:
+        agent-sessions@1's), so every client launches the agent by the supervisor's rule."""
+        params = checked_params(
+            AgentArgvParams,
+            extra=list(extra),
+            interactive=interactive,
+            verb=verb,
+            prompt=prompt,
+            session_id=session_id,
+        )
         return await self.request("agent-argv", params, AgentArgvResult)
 
     # -- sessions -----------------------------------------------------------------------------

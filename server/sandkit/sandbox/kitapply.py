@@ -1,4 +1,5 @@
-"""Kits applied inside a running guest, in sbx's order: files/home, install commands (once,
+"""Kits applied inside a running guest, in sbx's order: host-mount@1 folders mounted (every
+boot, before any hook), files/home, install commands (once,
 at create), agent skills (agent-skill@1 into each agent-skills@1 folder, once), setup
 files, startup commands (every boot; background ones do not block),
 agent context; files/workspace are placed in the share (only where the workspace has no
@@ -8,7 +9,6 @@ the supervisor's exec. A failure names the kit and the step, with the command's 
 from __future__ import annotations
 
 import hashlib
-import logging
 import posixpath
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 
 from sandkit.errors import SandkitError
 from sandkit.kits.model import Command, Phase, ResolvedSandbox
+from sandkit.logs import logger
 from sandkit.vm.channel import GuestChannel
+from sandkit.vm.qemu import host_share_tag
 
 if TYPE_CHECKING:  # a running sandbox's supervisor never loads kit files: annotations only
     from sandkit.kits.loader import LoadedKit
@@ -28,7 +30,7 @@ AGENT_UID = "1000"
 MARK_START = "<!-- sbx:kits-section start -->"
 MARK_END = "<!-- sbx:kits-section end -->"
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 
 class KitApplyError(SandkitError):
@@ -100,7 +102,8 @@ def kit_state_digest(sandbox: ResolvedSandbox, loaded: list[LoadedKit]) -> str:
 def _model_json(sandbox: ResolvedSandbox) -> str:
     """The model as the digest reads it. Fields added later are left out while empty, so
     a sandbox made before them keeps its digest (and does not install again)."""
-    agent = {f for f in ("sessions", "interactive_sessions") if getattr(sandbox.agent, f) is None}
+    later = ("sessions", "interactive_sessions", "user", "workdir", "command_missing")
+    agent = {f for f in later if getattr(sandbox.agent, f) is None}
     top: dict[str, bool | set[str]] = {
         f: True for f in ("skills", "skill_dirs", "host_mounts") if not getattr(sandbox, f)
     }
@@ -162,10 +165,16 @@ async def apply_kits(
     kits: the rest runs when a sandbox adopts it). ``credential_files`` are the OAuth
     credentials' files (sentinels only), written before the startup commands so that an
     agent that reads its sign-in from a file starts signed in."""
+    if first_boot_only and sandbox.host_mounts:
+        # A member has no shares of these kits' folders (supervisor/adopt.py), and the
+        # installs must see the mounts: such kits are not prepared, they start cold.
+        raise KitApplyError(
+            "a warm-pool member cannot be prepared for kits with host-mount@1 folders"
+        )
     marker = f"{STATE_DIR}/created-{kit_state_digest(sandbox, loaded)}"
     first_boot = await _is_first_boot(channel, sandbox, marker)
     sources = {k.kit.name: k.source for k in loaded}
-    _refuse_host_mounts(sandbox)
+    await mount_host_mounts(channel, sandbox)
     if first_boot:
         await _first_boot_steps(channel, sandbox, sources, env, workspace, set_phase)
     if first_boot_only:
@@ -190,13 +199,34 @@ async def _is_first_boot(channel: GuestChannel, sandbox: ResolvedSandbox, marker
     )
 
 
-def _refuse_host_mounts(sandbox: ResolvedSandbox) -> None:
-    if sandbox.host_mounts:  # the engine refuses these today; a hand-made model is refused too
-        raise KitApplyError(
-            "host-mount@1 "
-            + ", ".join(f"{h.path} [{h.origin}]" for h in sandbox.host_mounts)
-            + ": sandkit shares no host folder besides the workspace yet"
-        )
+# Per (tag, path): the mount point made (a new folder under the agent's home is the
+# agent's, as if the agent had made it), then mounted once the device is there (a q35
+# guest's share is hotplugged an instant before). Run on every boot; mounted stays so.
+_MOUNT = """set -e
+while [ $# -ge 2 ]; do
+  tag=$1; p=$2; shift 2
+  if mountpoint -q "$p"; then continue; fi
+  d=$p; top=
+  while [ -n "$d" ] && [ ! -e "$d" ] && [ ! -L "$d" ]; do top=$d; d=${d%/*}; done
+  mkdir -p "$p"
+  case $top in /home/agent/*) chown -R 1000:1000 "$top";; esac
+  i=0
+  while ! err=$(mount -t virtiofs "$tag" "$p" 2>&1); do
+    i=$((i+1)); if [ $i -gt 1000 ]; then echo "$err" >&2; exit 1; fi; sleep 0.01
+  done
+done"""
+
+
+async def mount_host_mounts(channel: GuestChannel, sandbox: ResolvedSandbox) -> None:
+    """host-mount@1: each share (tag hmN, in the kits' order, as the supervisor attached
+    them: supervisor/boot.py) at its path, by root, before the kits' hooks. The folder's
+    owner and mode are the host folder's (the agent's and the kit's mode when sandkit made
+    it; kept as they are afterwards). One exec for all: each costs time under TCG."""
+    if not sandbox.host_mounts:
+        return
+    args = [a for n, h in enumerate(sandbox.host_mounts) for a in (host_share_tag(n), h.path)]
+    where = ", ".join(f"{h.path} [{h.origin}]" for h in sandbox.host_mounts)
+    await _run(channel, ["sh", "-c", _MOUNT, "sh", *args], "0", {}, f"host-mount@1 {where}")
 
 
 async def _first_boot_steps(

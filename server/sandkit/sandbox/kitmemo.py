@@ -14,16 +14,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sandkit.fsio import write_atomic
+from sandkit.logs import logger
 from sandkit.paths import cache_dir
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 FORMAT = 1
 
 

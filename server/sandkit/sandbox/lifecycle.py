@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import os
 import signal
 import subprocess
@@ -13,17 +11,23 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sandkit.errors import SandkitError
 from sandkit.hostconfig import registry_args
+from sandkit.logs import logger
 from sandkit.pids import alive
-from sandkit.sandbox.client import SupervisorClient
 from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Config, Sandbox, SandboxError, State, Store
-from sandkit.vm import hostcheck
-from sandkit.vm.image import Progress, ensure_image
 
-log = logging.getLogger(__name__)
+# asyncio, the client (pydantic) and the image code load with the first call that needs
+# them: `run` imports this module (request.py) before it sends a warm-pool member its
+# adoption, and those imports then overlap the adoption (sandbox/warm.py).
+if TYPE_CHECKING:
+    from sandkit.sandbox.client import SupervisorClient
+    from sandkit.vm.image import Progress
+
+log = logger(__name__)
 S = SandboxState
 BOOT_TIMEOUT = 900.0  # installs (npm, apt) run before a sandbox counts as started
 
@@ -73,6 +77,11 @@ async def start(
     _kill_orphans(sandbox)
     # What the host must allow (user namespaces, subordinate ids) is checked before the
     # image build or the golden snapshot, which take minutes.
+    import asyncio
+
+    from sandkit.vm import hostcheck
+    from sandkit.vm.image import ensure_image
+
     config = sandbox.config()
     hostcheck.check_shape(config.cpus, config.memory_mib)
     hostcheck.require()
@@ -94,6 +103,8 @@ async def start(
 
 
 async def _wait(sandbox: Sandbox, waiting: Callable[[str], None] | None) -> State:
+    import asyncio
+
     deadline = time.monotonic() + BOOT_TIMEOUT
     await asyncio.sleep(0.05)
     while time.monotonic() < deadline:
@@ -116,6 +127,8 @@ async def _wait(sandbox: Sandbox, waiting: Callable[[str], None] | None) -> Stat
 
 
 async def connect(sandbox: Sandbox) -> SupervisorClient:
+    from sandkit.sandbox.client import SupervisorClient
+
     return await SupervisorClient.connect(sandbox.control)
 
 
@@ -130,6 +143,8 @@ async def stop(sandbox: Sandbox, timeout: float = 30.0) -> None:
     with contextlib.suppress(SandboxError, ConnectionError):
         async with await connect(sandbox) as client:
             await client.stop()
+    import asyncio
+
     deadline = time.monotonic() + timeout
     while alive(state.supervisor_pid) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

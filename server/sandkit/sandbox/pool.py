@@ -4,7 +4,6 @@ handing an adopted member this client's credential variables."""
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -13,48 +12,49 @@ from pathlib import Path
 
 from sandkit.errors import SandkitError
 from sandkit.hostconfig import registry_args
+from sandkit.logs import logger
 from sandkit.pids import alive
 from sandkit.sandbox.client import SupervisorClient
-from sandkit.sandbox.lifecycle import POOL_PREFIX, connect, create, remove, start
+from sandkit.sandbox.lifecycle import POOL_PREFIX, create, remove, start
 from sandkit.sandbox.protocol import ErrorCode, Identity
 from sandkit.sandbox.remote import SupervisorError
 from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Config, Profile, Sandbox, SandboxError, State, Store, profile
+from sandkit.sandbox.warm import Claim, candidates
+from sandkit.sandbox.warm import pool_members as pool_members
+from sandkit.sandbox.warm import pool_size as pool_size
+from sandkit.sandbox.warm import shape as shape
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 S = SandboxState
+_candidates = candidates  # members a config may adopt, in order (warm.py: light)
 
 
-def pool_size() -> int:
-    """Members kept ready per machine shape: $SANDKIT_POOL_SIZE (default 1; 0 turns the
-    pool off)."""
-    try:
-        return max(int(os.environ.get("SANDKIT_POOL_SIZE", "1")), 0)
-    except ValueError:
-        raise SandboxError(
-            "SANDKIT_POOL_SIZE must be a whole number (0 turns the pool off)"
-        ) from None
-
-
-def shape(cpus: int, memory_mib: int) -> str:
-    return f"{cpus}c{memory_mib}m"
-
-
-def pool_members(store: Store) -> list[Sandbox]:
-    return [s for s in store.all() if s.name.startswith(POOL_PREFIX)]
-
-
-async def adopt(store: Store, config: Config) -> Sandbox | None:
+async def adopt(
+    store: Store,
+    config: Config,
+    environ: Mapping[str, str] | None = None,
+    sent: Claim | None = None,
+) -> Sandbox | None:
     """Claim a paused pool member of the config's shape and make it this sandbox: one
     prepared for the same agent and kits first, else a plain one; None when none is ready
     or the adoption fails in any way (the caller boots one cold). A member whose
     supervisor runs another sandkit (version, protocol, installation) is never adopted:
-    it is drained, and the pool refilled with this sandkit's."""
+    it is drained, and the pool refilled with this sandkit's. ``environ``: the host
+    variables the kits' credentials name, handed to the member with the adoption.
+    ``sent``: a claim warm.send made already; its answer is taken first."""
     if not config.host_cas:  # members already trust the host's CAs: boot this one cold
         return None
     mine = Identity.local()
     drained = 0
     try:
+        if sent is not None:
+            outcome = await _claim(store, sent.member, config, mine, environ, sent)
+            if isinstance(outcome, Sandbox):
+                return outcome
+            if outcome is not _TAKEN:
+                drained += 1
+                return None
         for member in _candidates(store, config):
             state = member.state()
             if state.state is not S.POOLED or not alive(state.supervisor_pid):
@@ -64,7 +64,7 @@ async def adopt(store: Store, config: Config) -> Sandbox | None:
                 await remove(store, member, force=True)
                 drained += 1
                 continue
-            outcome = await _claim(store, member, config, mine)
+            outcome = await _claim(store, member, config, mine, environ)
             if isinstance(outcome, Sandbox):
                 return outcome
             if outcome is not _TAKEN:  # failed: cold, and the pool topped up again
@@ -109,50 +109,27 @@ def other_sandkit(state: State, mine: Identity) -> str:
     return f"{state.sandkit} (protocol {state.protocol})"
 
 
-def _candidates(store: Store, config: Config) -> list[Sandbox]:
-    """Members of the config's shape: prepared for its agent and kits first, then plain."""
-    wanted = shape(config.cpus, config.memory_mib)
-    # Plain members boot the base image (one would refuse a sandbox that needs Docker);
-    # a member prepared for the same kits boots the variant those kits need.
-    plain_will_do = not _needs_docker(config)
-    candidates = []
-    for member in pool_members(store):
-        try:
-            member_config = member.config()
-        except SandboxError:
-            continue
-        if member_config.pool_shape != wanted:
-            continue
-        if not member_config.pool_prepared:
-            if plain_will_do:
-                candidates.append((1, member))
-        elif profile(member_config) == profile(config):
-            candidates.append((0, member))
-    return [member for _, member in sorted(candidates, key=lambda c: c[0])]
-
-
-def _needs_docker(config: Config) -> bool:
-    """What this client knows without resolving: the docker kit named, or an agent image
-    of Docker's variant in what build() learned. A member still checks the resolved kits."""
-    from sandkit.kits.images import DOCKER_KIT, ImageKind, classify
-    from sandkit.sandbox.request import summary_of
-
-    summary = summary_of(config)
-    image = summary.image if summary is not None else None
-    return DOCKER_KIT in config.kits or classify(image).kind is ImageKind.BASE_DOCKER
-
-
 _TAKEN = object()  # another client adopted the member first: try the next
 
 
-async def _claim(store: Store, member: Sandbox, config: Config, mine: Identity) -> object:
+async def _claim(
+    store: Store,
+    member: Sandbox,
+    config: Config,
+    mine: Identity,
+    environ: Mapping[str, str] | None = None,
+    sent: Claim | None = None,
+) -> object:
     """Ask the member to become this sandbox: the Sandbox, _TAKEN, or None after any
     failure (a member left in doubt is drained; a half-adopted sandbox is removed)."""
     from dataclasses import asdict
 
     try:
-        async with await SupervisorClient.connect(member.control) as client:
-            await client.adopt(config.name, asdict(config), identity=mine)
+        if sent is not None:  # the request went before this process's imports
+            await sent.answer()
+        else:
+            async with await SupervisorClient.connect(member.control) as client:
+                await client.adopt(config.name, asdict(config), identity=mine, environ=environ)
         return Sandbox(store.root, config.name)
     except SupervisorError as exc:
         if exc.code is ErrorCode.MEMBER_TAKEN:
@@ -183,19 +160,27 @@ async def _clean_after_failure(
 
 
 async def create_or_adopt(
-    store: Store, config: Config, workspace: Path | None
+    store: Store, config: Config, workspace: Path | None, sent: Claim | None = None
 ) -> tuple[Sandbox, bool]:
     """A new sandbox: adopted from the warm pool when a member is ready, else created (and
-    booted later, cold). Either way the kits are checked first."""
+    booted later, cold). Either way the kits are checked first. ``sent``: warm.send's
+    claim, when `run` sent one before its imports."""
     config.arg_defaults = dict(registry_args())
+    if sent is not None:  # warm.send checked the folder and the name before it sent
+        # Its request carries the variables; another member (this one taken) gets them too.
+        adopted = await adopt(store, config, _environ_or_none(config), sent)
+        if adopted is not None:
+            return adopted, True
     if workspace is not None and not workspace.is_dir():
         raise SandboxError(f"{workspace} is not a directory")
     if Sandbox(store.root, config.name).exists():
         raise SandboxError(f"a sandbox named '{config.name}' exists already")
-    if pool_size() > 0:  # the member's supervisor checks the kits before it says yes
-        adopted = await adopt(store, config)
+    if pool_size() > 0 and sent is None:  # the member's supervisor checks the kits
+        # The member's supervisor was started with another environment: it gets this
+        # client's credential variables with the adoption (held in its memory only), so
+        # that adoption and a cold start inject the same.
+        adopted = await adopt(store, config, _environ_or_none(config))
         if adopted is not None:
-            await hand_over_environ(adopted, config)
             return adopted, True
     return create(store, config, workspace), False
 
@@ -219,16 +204,13 @@ def credential_environ(config: Config, environ: Mapping[str, str] | None = None)
     return {name: env[name] for name in sorted(names) if name in env}
 
 
-async def hand_over_environ(sandbox: Sandbox, config: Config) -> None:
-    """An adopted member's supervisor was started with another environment: give it this
-    client's host variables for the kits' credentials, over its 0600 control socket (held
-    in its memory only), so that adoption and a cold start inject the same."""
+def _environ_or_none(config: Config) -> dict[str, str] | None:
+    """credential_environ, or None (the member keeps its own) when the kits cannot say."""
     try:
-        environ = credential_environ(config)
-        async with await connect(sandbox) as client:
-            await client.credentials_changed(environ)
+        return credential_environ(config)
     except (SandkitError, OSError) as exc:
-        log.warning("could not hand the host's credential variables to %s: %s", sandbox.name, exc)
+        log.warning("the host's credential variables are not handed over: %s", exc)
+        return None
 
 
 async def fill(

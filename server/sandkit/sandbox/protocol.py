@@ -66,6 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sandkit.rpc import encode as encode
 from sandkit.sandbox.state import SandboxState
+from sandkit.sandbox.warm import sandkit_version as sandkit_version  # the one rule, light
 
 # The light half, re-exported: a one-shot client (cli/execute.py) imports only that.
 from sandkit.sandbox.wire import PROTOCOL as PROTOCOL
@@ -124,18 +125,6 @@ class Identity(Result):
 
     def describe(self) -> str:
         return f"sandkit {self.sandkit} (protocol {self.protocol}) in {self.prefix}"
-
-
-def sandkit_version() -> str:
-    """The installed distribution's version (what pip installed), else the package's."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sandkit")
-    except PackageNotFoundError:
-        import sandkit
-
-        return sandkit.__version__
 
 
 class PingResult(Identity):
@@ -273,6 +262,9 @@ class AdoptParams(Params):
     # The adopter's identity: a member of another kind refuses (foreign-version). Absent
     # from PROTOCOL 1 adopters.
     identity: Identity | None = None
+    # The adopter's host variables that its kits' credentials name (as credentials-changed
+    # hands over), taken before the proxy is built: no second request after adoption.
+    environ: dict[str, str] | None = None
 
 
 class AdoptResult(Result):
@@ -283,6 +275,10 @@ class AdoptResult(Result):
 class AgentArgvParams(Params):
     extra: list[str] = Field(default_factory=list)
     interactive: bool = False
+    # A session verb (kits/agent_sessions.py Verb) and the values of its placeholders.
+    verb: Literal["prompt", "resume", "continue", "new", "picker"] | None = None
+    prompt: str | None = None
+    session_id: str | None = None
 
 
 class AgentArgvResult(Result):

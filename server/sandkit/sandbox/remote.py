@@ -6,11 +6,11 @@ anything is sent, so that a handle's requests and the client's are checked alike
 from __future__ import annotations
 
 import base64
-import logging
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
+from sandkit.logs import logger
 from sandkit.rpc import ConnectionLost
 from sandkit.sandbox.protocol import (
     EmptyResult,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the client makes the handles; they only call it back
     from sandkit.sandbox.client import SupervisorClient
 
 P = TypeVar("P", bound=Params)
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 
 def checked_params(model: type[P], **fields: Any) -> P:

@@ -4,7 +4,6 @@ share and the logs. Both JSON files are replaced atomically."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -138,6 +137,8 @@ class Sandbox:
         """Unix socket paths are limited to 107 bytes; deep state dirs use /tmp instead."""
         if len(str(self.dir / "control.sock")) < 100:
             return self.dir
+        import hashlib  # here: ~2 ms (OpenSSL) the one-shot `sandkit exec` rarely needs
+
         digest = hashlib.sha256(str(self.dir).encode()).hexdigest()[:16]
         return runtime_dir() / digest
 

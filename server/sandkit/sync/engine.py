@@ -15,7 +15,6 @@ import asyncio
 import collections
 import difflib
 import itertools
-import logging
 import os
 import stat
 import threading
@@ -24,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sandkit.logs import logger
 from sandkit.sync.apply import Applier, Listener, Phases, Report, new_stamp
 from sandkit.sync.plan import Action, Entry, Kind, Op, conflict_name, parents, plan
 from sandkit.sync.protect import Protected, git_config_change_is_safe, is_git_config
@@ -32,7 +32,7 @@ from sandkit.sync.tree import Side
 
 __all__ = ["BURST_WINDOW", "HOLD_BURST", "HOLD_PROTECTED", "Listener", "Report", "SyncEngine"]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 DELETE_LIMIT = 50  # files deleted from the sandbox in one batch before we hold them
 DELETE_FRACTION = 0.3  # … or this share of the workspace (with at least 10 files)
@@ -261,8 +261,13 @@ class SyncEngine(Applier):
             report.applied += 1
 
     def _hold_burst(self, files: int, report: Report) -> None:
-        """A burst: hold it, and bring back what it already took (a slow rm -rf)."""
-        restored = [self._untrash(rel, stored) for _, rel, stored, *_ in self.recent]
+        """A burst: hold it, and bring back what it already took (a slow rm -rf), the
+        latest first, so that a path changed twice ends as the host had it before both."""
+        stamp = new_stamp()
+        restored = [
+            self._untrash(rel, stored, f"{stamp}-{i}")
+            for i, (_, rel, stored, *_) in enumerate(reversed(self.recent))
+        ]
         held = {*self.deferred, *self.deferred_writes, *(r for r in restored if r)}
         self.recent.clear()
         self.deferred.clear()
@@ -270,16 +275,22 @@ class SyncEngine(Applier):
         self._hold(dict.fromkeys(held, HOLD_BURST), report)
         self.emit("deletions-held", count=files, paths=sorted(held)[:20])
 
-    def _untrash(self, rel: str, stored: Path) -> str | None:
+    def _untrash(self, rel: str, stored: Path, stamp: str) -> str | None:
         """Put the host's version of a path just deleted or overwritten back from the
-        trash, as the synced state again."""
+        trash, as the synced state again. What the host has there now (what the sandbox
+        made since, e.g. files in a folder that replaced this file) goes to the trash
+        first, and the journal forgets what was below ``rel``: else the next pass would
+        read those files' absence on the host as deletions, and delete them in the
+        sandbox too."""
         if not os.path.lexists(stored):
             return None
+        self._to_trash(rel, stamp, "set aside to bring back what a held burst took", keep=False)
         try:
             self.host.tree.import_(rel, stored, move=True, replace=True)
         except OSError as exc:
             log.warning("could not put %s back from the trash: %s", rel, exc)
             return None
+        self._forget(rel)
         for path, entry in self.host.scan([rel]).items():
             self.journal.record(path, entry)
         return rel

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,13 +18,14 @@ from typing import TYPE_CHECKING
 from inotify_simple import INotify, flags
 from watchfiles import awatch
 
+from sandkit.logs import logger
 from sandkit.sync.safefs import SafeTree
 from sandkit.tasks import spawn
 
 if TYPE_CHECKING:
     from sandkit.sync.engine import SyncEngine
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 DEBOUNCE_MS = 30  # changes closer than this are one batch
 IDLE_TICK = 0.25  # seconds without changes after which deferred deletions are looked at

@@ -23,7 +23,6 @@ import fcntl
 import functools
 import hashlib
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandkit.fsio import locked
+from sandkit.logs import logger
 from sandkit.paths import cache_dir, ram_dir
 from sandkit.pids import alive
 from sandkit.vm import qemu
@@ -74,7 +74,7 @@ __all__ = [
     "sweep",
 ]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 FORMAT = 2  # of the golden's folder and manifest (2: its disk grown to DEFAULT_DISK_MIB)
 
 

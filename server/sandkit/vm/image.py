@@ -59,6 +59,7 @@ PACKAGES = (
     "coreutils",
     "util-linux",
     "python3",
+    "python3-venv",  # Debian's Python refuses pip installs outside a venv (PEP 668)
     "ca-certificates",
     "curl",
     "git",
@@ -132,12 +133,13 @@ def guest_files() -> dict[str, bytes]:
     return {name: pkg.joinpath(name).read_bytes() for name in names}
 
 
-def write_agent(folder: Path) -> Path:
-    """The agent's package as the image gets it, in ``folder``: its modules and an empty
-    __init__.py (the host's sandkit/__init__ imports more than the guest has)."""
+def write_agent(folder: Path, files: dict[str, bytes] | None = None) -> Path:
+    """The agent's package as the image gets it, in ``folder``: its modules (``files``, else
+    as they are now) and an empty __init__.py (the host's sandkit/__init__ imports more
+    than the guest has)."""
     folder.mkdir()
     (folder / "__init__.py").write_bytes(b"")
-    for name, data in guest_files().items():
+    for name, data in (files if files is not None else guest_files()).items():
         if name.endswith(".py"):
             (folder / name).write_bytes(data)
     return folder
@@ -345,6 +347,14 @@ def build(
     if shutil.which("mmdebstrap") is None:
         raise SetupError("mmdebstrap is not installed: run scripts/setup")
     hostcheck.require()  # before anything is written: no half-built image
+    # The guest code is read once and checked against the key: a file edited since the
+    # key was computed must not be built into an image cached under the old key.
+    guest = guest_files()
+    if {n: hashlib.sha256(d).hexdigest() for n, d in sorted(guest.items())} != inputs["guest"]:
+        raise SetupError(
+            "the guest code (sandkit/guest/) changed after the image key was computed: "
+            "run the command again"
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=final.parent))
     log = work / "build.log"
@@ -353,12 +363,10 @@ def build(
         release = imagebuild.kernel(kernel_package()[0], work, log)
         progress(STEPS[1], 1, len(STEPS))
         modules = module_order(work / "kernel" / "lib" / "modules" / release)
-        (work / "initrd.cpio").write_bytes(
-            build_initramfs(BUSYBOX, guest_files()["init.sh"], modules)
-        )
+        (work / "initrd.cpio").write_bytes(build_initramfs(BUSYBOX, guest["init.sh"], modules))
         progress(STEPS[2], 2, len(STEPS))
         tarball = work / "rootfs.tar"
-        agent = write_agent(work / "agent")
+        agent = write_agent(work / "agent", guest)
         extra: tuple[str, ...] = ()
         if variant == DOCKER:
             extra = imagebuild.docker_hooks(work / "kernel" / "lib" / "modules", release)

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import shlex
 import shutil
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from qemu.qmp import QMPClient, QMPError
 
+from sandkit.logs import logger
 from sandkit.tasks import spawn
 from sandkit.vm import launch, qemu
 from sandkit.vm.accel import choose_accel
@@ -29,7 +30,7 @@ from sandkit.vm.image import Image
 
 __all__ = ["Machine", "MachinePaths", "VMError", "choose_accel", "tail"]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class MachinePaths:
     @property
     def share_socket(self) -> Path:
         return self.sockets / "share.sock"
+
+    def host_share_socket(self, n: int) -> Path:
+        """The ``n``th host-mount@1 share's virtiofsd socket (tag qemu.host_share_tag(n))."""
+        return self.sockets / f"{qemu.host_share_tag(n)}.sock"
 
 
 def tb_size_override() -> int | None:
@@ -96,6 +101,7 @@ class Machine:
         restore_from: Path | None = None,
         keep_ram_file: bool = False,
         die_with_parent: bool = True,
+        host_shares: Sequence[Path] = (),
     ) -> None:
         """``machine="q35"`` keeps the RAM in ``ram_file`` (unlinked once restored, unless
         ``keep_ram_file``: it is to be saved) and takes the share by hotplug
@@ -103,7 +109,9 @@ class Machine:
         clone of the golden instead of booting. Each guest connection to the proxy address
         is carried to the Unix socket ``proxy_socket`` (it need not listen yet).
         QEMU and virtiofsd are SIGKILLed when this process ends, unless not
-        ``die_with_parent``."""
+        ``die_with_parent``. ``host_shares`` are host-mount@1 folders, one virtiofsd
+        each, tags hm0, hm1, ...: on microvm's command line, hotplugged on q35
+        (attach_host_shares); kits/kitapply mounts them in the guest."""
         self.image, self.paths = image, paths
         self.cpus, self.memory_mib = cpus, memory_mib
         self.share, self.params, self.proxy_socket = share, params, proxy_socket
@@ -113,6 +121,13 @@ class Machine:
         self.die_with_parent = die_with_parent
         self.qemu: asyncio.subprocess.Process | None = None
         self.virtiofsd: asyncio.subprocess.Process | None = None
+        if len(host_shares) > qemu.MAX_HOST_SHARES:
+            raise VMError(
+                f"{len(host_shares)} host-mount@1 folders: a sandbox takes at most "
+                f"{qemu.MAX_HOST_SHARES}"
+            )
+        self.host_shares = tuple(host_shares)
+        self.host_virtiofsds: list[asyncio.subprocess.Process] = []
         self.qmp: QMPClient | None = None
         self.channel: GuestChannel | None = None
         self.accel = "tcg"
@@ -136,7 +151,7 @@ class Machine:
         self.paths.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.proxy_socket is not None:  # QEMU's working folder (_start_qemu)
             self.proxy_socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for sock in (self.paths.qmp, self.paths.agent, self.paths.share_socket):
+        for sock in self._sockets():
             sock.unlink(missing_ok=True)
         if not self.paths.disk.exists():  # installs persist in the overlay until rm
             await _run(
@@ -154,15 +169,29 @@ class Machine:
         self.paths.console.write_bytes(b"")
         self.accel = await asyncio.to_thread(choose_accel, self.image)
 
+    def _sockets(self) -> list[Path]:
+        host = [self.paths.host_share_socket(n) for n in range(len(self.host_shares))]
+        return [self.paths.qmp, self.paths.agent, self.paths.share_socket, *host]
+
     async def _start_virtiofsd(self) -> None:
-        if self.share is None:
-            return
-        self.virtiofsd = await launch.start_virtiofsd(
-            self.share,
-            self.paths.share_socket,
-            self.paths.state / "virtiofsd.log",
-            owned_by_parent=self.die_with_parent,
-        )
+        if self.share is not None:
+            self.virtiofsd = await launch.start_virtiofsd(
+                self.share,
+                self.paths.share_socket,
+                self.paths.state / "virtiofsd.log",
+                owned_by_parent=self.die_with_parent,
+            )
+        # One virtiofsd per host folder, each sandboxed as the workspace's is: a guest
+        # that breaks one reaches that folder only.
+        for n, folder in enumerate(self.host_shares):
+            self.host_virtiofsds.append(
+                await launch.start_virtiofsd(
+                    folder,
+                    self.paths.host_share_socket(n),
+                    self.paths.state / f"virtiofsd-{qemu.host_share_tag(n)}.log",
+                    owned_by_parent=self.die_with_parent,
+                )
+            )
 
     def spec(self) -> qemu.MachineSpec:
         proxy = None
@@ -183,6 +212,11 @@ class Machine:
                 self.paths.share_socket
                 if self.share is not None and self.machine == "microvm"
                 else None
+            ),
+            host_shares=(
+                tuple(self.paths.host_share_socket(n) for n in range(len(self.host_shares)))
+                if self.machine == "microvm"
+                else ()
             ),
             proxy_command=proxy,
             kernel_params=self.params,
@@ -307,6 +341,14 @@ class Machine:
         if done.exit_status != 0:
             raise VMError("the hotplugged share did not mount: " + done.stderr.decode().strip())
 
+    async def attach_host_shares(self) -> None:
+        """Hotplug the host-mount shares into the running q35 guest (each into its root
+        port); the guest mounts them at the kits' paths (sandbox/kitapply.py)."""
+        assert self.qmp is not None and self.machine == "q35"
+        for n in range(len(self.host_shares)):
+            for command, arguments in qemu.host_share_hotplug(n, self.paths.host_share_socket(n)):
+                await self.qmp.execute(command, arguments)
+
     async def disk_mib(self) -> int:
         """The root disk's virtual size (QMP query-block), in MiB."""
         assert self.qmp is not None
@@ -387,14 +429,14 @@ class Machine:
         if self.qmp is not None:
             with contextlib.suppress(Exception):
                 await self.qmp.disconnect()
-        for proc in (self.qemu, self.virtiofsd):
+        for proc in (self.qemu, self.virtiofsd, *self.host_virtiofsds):
             if proc is not None and proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(5):
                         await proc.wait()
-        for sock in (self.paths.qmp, self.paths.agent, self.paths.share_socket):
+        for sock in self._sockets():
             sock.unlink(missing_ok=True)
         if self.ram_file is not None:
             self.ram_file.unlink(missing_ok=True)

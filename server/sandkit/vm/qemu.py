@@ -19,6 +19,13 @@ AGENT_PORT = "org.sandkit.agent"
 SHARE_TAG = "share"
 SHARE_PORT = "rp1"  # the q35 PCIe root port that takes the hotplugged virtiofs device
 SHARE_CHARDEV = "share"
+# host-mount@1 shares (one virtiofsd each, tag hmN): q35 takes them by hotplug, each into
+# a root port of its own. The ports are on every q35 command line whether used or not, so
+# one golden serves every sandbox; adding them changed the argv, which is part of the
+# golden's key (vm/golden.py key_inputs), so goldens saved without them are not restored
+# into this machine. microvm takes them on the command line (24 virtio-mmio transports).
+HOST_SHARE_PORTS = ("rp2", "rp3", "rp4", "rp5")
+MAX_HOST_SHARES = len(HOST_SHARE_PORTS)
 PROXY_ADDRESS = "10.0.2.100"
 PROXY_PORT = 3128
 # The guest's disk, as sbx's default: 20 GiB, sparse. The overlay starts at the image's
@@ -45,6 +52,7 @@ class MachineSpec:
     memory_mib: int = 1024
     accel: str = "tcg"
     share_socket: Path | None = None  # virtiofsd's vhost-user socket
+    host_shares: tuple[Path, ...] = ()  # microvm: host-mount@1 virtiofsd sockets, tag hmN
     # Run per guest connection to PROXY_ADDRESS:PROXY_PORT (see proxy_command()).
     proxy_command: str | None = None
     kernel_params: Mapping[str, str] = field(default_factory=dict)  # sk.* for the guest
@@ -172,33 +180,47 @@ def _devices(spec: MachineSpec, bus: str) -> list[str]:
 
 
 def _memory(spec: MachineSpec, pci: bool) -> list[str]:
-    """Shared guest RAM (vhost-user needs it): q35's in a file, with the root port its
-    share is hotplugged into; microvm's in a memfd, with the share on the command line."""
+    """Shared guest RAM (vhost-user needs it): q35's in a file, with the root ports its
+    shares are hotplugged into; microvm's in a memfd, with the shares on the command line."""
+    if len(spec.host_shares) > MAX_HOST_SHARES:
+        raise ValueError(f"at most {MAX_HOST_SHARES} host-mount shares fit a sandbox")
     if pci:
         if spec.ram_file is None:
             raise ValueError("a q35 sandbox keeps its RAM in a file: give ram_file")
-        if spec.share_socket is not None:
+        if spec.share_socket is not None or spec.host_shares:
             raise ValueError("a q35 sandbox gets its share by hotplug, not on the command line")
+        ports = [
+            arg
+            for n, port in enumerate((SHARE_PORT, *HOST_SHARE_PORTS), start=1)
+            for arg in ("-device", f"pcie-root-port,id={port},bus=pcie.0,chassis={n}")
+        ]
         return [
-            "-device",
-            f"pcie-root-port,id={SHARE_PORT},bus=pcie.0,chassis=1",
+            *ports,
             "-object",
             f"memory-backend-file,id=mem,size={spec.memory_mib}m,mem-path={spec.ram_file},share=on",
             "-numa",
             "node,memdev=mem",
         ]
-    if spec.share_socket is not None:
-        return [
-            "-chardev",
-            f"socket,id={SHARE_CHARDEV},path={spec.share_socket}",
-            "-device",
-            f"vhost-user-fs-device,chardev={SHARE_CHARDEV},tag={SHARE_TAG}",
-            "-object",
-            f"memory-backend-memfd,id=mem,size={spec.memory_mib}m,share=on",
-            "-numa",
-            "node,memdev=mem",
-        ]
-    return []
+    shares = [(SHARE_CHARDEV, SHARE_TAG, spec.share_socket)] if spec.share_socket else []
+    shares += [(host_share_tag(n), host_share_tag(n), s) for n, s in enumerate(spec.host_shares)]
+    if not shares:
+        return []
+    return [
+        *(
+            arg
+            for chardev, tag, socket in shares
+            for arg in (
+                "-chardev",
+                f"socket,id={chardev},path={socket}",
+                "-device",
+                f"vhost-user-fs-device,chardev={chardev},tag={tag}",
+            )
+        ),
+        "-object",
+        f"memory-backend-memfd,id=mem,size={spec.memory_mib}m,share=on",
+        "-numa",
+        "node,memdev=mem",
+    ]
 
 
 def _network(spec: MachineSpec, bus: str) -> list[str]:
@@ -219,13 +241,24 @@ def _incoming(spec: MachineSpec, pci: bool) -> list[str]:
     return ["-incoming", "defer"]
 
 
-def share_hotplug(socket: Path) -> list[tuple[str, dict[str, object]]]:
+def host_share_tag(n: int) -> str:
+    """The virtiofs tag (and chardev id) of the ``n``th host-mount share."""
+    return f"hm{n}"
+
+
+def share_hotplug(
+    socket: Path,
+    chardev: str = SHARE_CHARDEV,
+    tag: str = SHARE_TAG,
+    port: str = SHARE_PORT,
+    device: str = "share0",
+) -> list[tuple[str, dict[str, object]]]:
     """The QMP commands that attach virtiofsd's socket to a running q35 guest."""
     return [
         (
             "chardev-add",
             {
-                "id": SHARE_CHARDEV,
+                "id": chardev,
                 "backend": {
                     "type": "socket",
                     "data": {
@@ -239,10 +272,18 @@ def share_hotplug(socket: Path) -> list[tuple[str, dict[str, object]]]:
             "device_add",
             {
                 "driver": "vhost-user-fs-pci",
-                "id": "share0",
-                "chardev": SHARE_CHARDEV,
-                "tag": SHARE_TAG,
-                "bus": SHARE_PORT,
+                "id": device,
+                "chardev": chardev,
+                "tag": tag,
+                "bus": port,
             },
         ),
     ]
+
+
+def host_share_hotplug(n: int, socket: Path) -> list[tuple[str, dict[str, object]]]:
+    """The QMP commands that attach the ``n``th host-mount share (its own root port)."""
+    if not 0 <= n < MAX_HOST_SHARES:
+        raise ValueError(f"at most {MAX_HOST_SHARES} host-mount shares fit a sandbox")
+    tag = host_share_tag(n)
+    return share_hotplug(socket, tag, tag, HOST_SHARE_PORTS[n], f"{tag}dev")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import os
 import shutil
 import time
@@ -15,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandkit.errors import SandkitError
+from sandkit.logs import logger
 from sandkit.paths import ram_dir, runtime_dir
 from sandkit.vm import qemu
 from sandkit.vm.image import Image
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 FILES = ("state.bin", "ram", "disk.qcow2")
 # The commands every adoption runs first: their files are in the guest's page cache when

@@ -10,6 +10,7 @@ import sys
 # What the one-shot exec must not import (each costs 15-45 ms at every call).
 HEAVY = (
     "asyncio",
+    "logging",  # sandkit/logs.py: only what logs imports it
     "pydantic",
     "sandkit.kits",
     "sandkit.vm.golden",
@@ -25,7 +26,8 @@ from sandkit.cli import build_parser
 from sandkit.cli import execute, sandbox
 args = build_parser("exec").parse_args(["exec", "-it", "box", "--", "true"])
 assert args.command == "exec" and args.name == "box"
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("asyncio", "pydantic")
+print(json.dumps(sorted(m for m in sys.modules
+                        if m.split(".")[0] in ("asyncio", "pydantic", "logging")
                         or m.startswith("sandkit."))))
 """
 
@@ -50,3 +52,17 @@ def test_the_full_parser_still_has_every_command() -> None:
     commands = next(a for a in parser._actions if a.dest == "command")
     names = set(commands.choices or ())
     assert {"kit", "lsp", "trust"} | {c for cs in VERB_MODULES.values() for c in cs} == names
+
+
+SILENT = """
+import logging, sys
+from sandkit.sandbox import pool  # a module that logs
+logging.getLogger("sandkit.sandbox.pool").warning("not for the user's terminal")
+assert isinstance(logging.getLogger("sandkit").handlers[0], logging.NullHandler)
+"""
+
+
+def test_sandkit_loggers_are_silent_unless_the_program_configures_logging() -> None:
+    """Without a handler on "sandkit", Python would print this warning on stderr."""
+    done = subprocess.run([sys.executable, "-c", SILENT], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (0, "")

@@ -4,6 +4,7 @@ docs/spec/capabilities/), and Docker's own v3 gemini kit (tests/fixtures)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -315,19 +316,17 @@ def test_extends_carries_the_parents_skills_skills_dirs_and_host_mounts(
         ("{path: /x, host: /etc}", "host"),
     ],
 )
-def test_host_mount_config_is_checked_though_not_claimed(
-    write_kit: WriteKit, config: str, message: str
-) -> None:
+def test_host_mount_config_is_checked(write_kit: WriteKit, config: str, message: str) -> None:
     text = WORKLOAD + cap("host-mount@1", config, optional=True)
     assert any(message in e for e in errors(write_kit, text))
 
 
-def test_a_valid_host_mount_is_refused_or_skipped_with_the_reason(write_kit: WriteKit) -> None:
+def test_a_valid_host_mount_is_claimed_required_or_optional(write_kit: WriteKit) -> None:
     text = WORKLOAD + cap("host-mount@1", "{path: /home/agent/.cache/pip, mode: '0755'}")
-    (message,) = errors(write_kit, text)
-    assert "shares no host folder besides the workspace yet" in message
-    skipped = load_kit(write_kit(text.replace("config:", "optional: true\n    config:"), "ok"))
-    assert skipped.kit.host_mounts == ()
+    for spec in (text, text.replace("config:", "optional: true\n    config:")):
+        (mount,) = load_kit(write_kit(spec, "ok")).kit.host_mounts
+        assert (mount.path, mount.mode, mount.kit) == ("/home/agent/.cache/pip", 0o755, "ok")
+        assert re.fullmatch("[0-9a-f]{20}", mount.key)
 
 
 def host_mount(path: str, kit: str) -> m.HostMount:

@@ -102,6 +102,55 @@ async def test_a_command_runs_as_the_user_asked_for_with_their_groups(guest: Gue
         assert missing.code == 126
 
 
+PROBE = (
+    'read -r pid comm state ppid pgrp sid tty rest < /proc/$$/stat; [ "$sid" = $$ ] && echo leader;'
+    ' [ "$tty" != 0 ] && echo controlling; grep SigIgn /proc/$$/status; ls -m /proc/$$/fd;'
+    ' pwd; echo "$PROBE_VAR $USER"'
+)
+
+
+@pytest.mark.parametrize("pty", [False, True])
+@pytest.mark.parametrize("user", ["root", "nobody"])
+async def test_a_command_starts_alike_as_root_and_as_another_user(
+    guest: Guest, user: str, pty: bool
+) -> None:
+    """Its own session (with the pty as its controlling terminal), no signal ignored,
+    nothing of the agent's but fds 0-2, the folder and variables asked for, whether it was
+    posix_spawn'd (root) or forked by _posixsubprocess with another user's ids."""
+    done = await asyncio.wait_for(
+        guest.channel.run(
+            ["sh", "-c", PROBE], user=user, pty=pty, cwd=str(guest.folder), env={"PROBE_VAR": "v"}
+        ),
+        GUARD,
+    )
+    if user != "root" and os.geteuid() != 0:  # the agent (not root) cannot change ids
+        assert done.code == 126 and b"cannot run" in done.stderr
+        return
+    assert done.code == 0, done
+    lead, *ctty, ignored, fds, folder, env = done.stdout.decode().replace("\r", "").splitlines()
+    assert (lead, ctty) == ("leader", ["controlling"] if pty else [])
+    pipe_and_xfsz = 1 << (signal.SIGPIPE - 1) | 1 << (signal.SIGXFSZ - 1)
+    assert int(ignored.removeprefix("SigIgn:"), 16) & pipe_and_xfsz == 0, ignored
+    assert fds == "0, 1, 2"  # the shell's, listed by its child
+    assert (folder, env) == (str(guest.folder), f"v {user}")
+
+
+async def test_another_users_command_is_found_in_its_path_and_root_comes_back(
+    guest: Guest,
+) -> None:
+    """The agent takes the user's ids only while it spawns: the next command is root's."""
+    if os.geteuid() == 0:
+        ran = await asyncio.wait_for(guest.channel.run(["id", "-u"], user="nobody", cwd="/"), GUARD)
+        assert ran.stdout == f"{pwd.getpwnam('nobody').pw_uid}\n".encode(), ran
+    lost = await asyncio.wait_for(
+        guest.channel.run(["id"], user="nobody", cwd="/", env={"PATH": "/nowhere"}), GUARD
+    )
+    assert lost.code == (127 if os.geteuid() == 0 else 126), lost
+    after = await asyncio.wait_for(guest.channel.run(["sh", "-c", "id -u; id -G"]), GUARD)
+    uid, *gids = after.stdout.decode().split()
+    assert (uid, {int(g) for g in gids}) == (str(os.geteuid()), {os.getegid(), *os.getgroups()})
+
+
 async def test_stdin_reaches_the_program(guest: Guest) -> None:
     execution = await guest.channel.exec(["cat"], stdin=True, cwd=str(guest.folder))
     await execution.stdin(b"hello ")

@@ -14,6 +14,7 @@ import pytest
 
 import sandkit.guest
 from sandkit import hostconfig
+from sandkit.errors import SetupError
 from sandkit.vm import image as images
 from sandkit.vm import imagebuild
 from sandkit.vm.imagebuild import AGENT_ROOT
@@ -120,3 +121,18 @@ def test_on_the_host_the_agent_imports_nothing_else_of_sandkit() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     ours = {m for m in done.stdout.split() if m.split(".")[0] == "sandkit"}
     assert ours == {"sandkit", "sandkit.guest", *(f"sandkit.guest.{m[:-3]}" for m in MODULES)}
+
+
+def test_a_guest_file_edited_after_the_key_is_never_built_under_it(
+    apt: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The build reads the guest code once and checks it against the key: an edit made
+    in between (an editor saving, a checkout) fails the build before anything is
+    written, instead of caching the new code under the old code's key."""
+    key, inputs = images.image_key()
+    edited = {**images.guest_files(), "procs.py": b"# edited meanwhile\n"}
+    monkeypatch.setattr(images, "guest_files", lambda: edited)
+    final = tmp_path / "images" / key
+    with pytest.raises(SetupError, match="changed after the image key was computed"):
+        images.build(key, inputs, final, lambda *_: None)
+    assert not final.parent.exists() or not any(final.parent.iterdir())

@@ -210,6 +210,11 @@ def test_the_whole_q35_command_line() -> None:
         *COMMON,
         *devices("pci"),
         ("-device", "pcie-root-port,id=rp1,bus=pcie.0,chassis=1"),
+        # one root port per possible host-mount share, used or not (one golden for all)
+        ("-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2"),
+        ("-device", "pcie-root-port,id=rp3,bus=pcie.0,chassis=3"),
+        ("-device", "pcie-root-port,id=rp4,bus=pcie.0,chassis=4"),
+        ("-device", "pcie-root-port,id=rp5,bus=pcie.0,chassis=5"),
         ("-object", "memory-backend-file,id=mem,size=1024m,mem-path=/dev/shm/x.ram,share=on"),
         ("-numa", "node,memdev=mem"),
         ("-netdev", FORWARD),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from lsprotocol import types
 
 from sandkit import pids
 from sandkit.errors import SandkitError
+from sandkit.logs import logger
 from sandkit.lsp import protocol
 from sandkit.lsp.kitdocs import insert_edit
 from sandkit.lsp.kitdocs.edits import add_allowed_host
@@ -32,7 +32,7 @@ from sandkit.tasks import spawn
 if TYPE_CHECKING:
     from sandkit.lsp.server import SandkitServer
 
-log = logging.getLogger("sandkit.lsp.watch")
+log = logger("sandkit.lsp.watch")
 SCAN_EVERY = 1.0
 
 

@@ -4,13 +4,13 @@ owns its settings' decision log and CA from start to ``aclose``."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import ssl
 import time
 from types import TracebackType
 
 from sandkit.kits.model import Phase
+from sandkit.logs import logger
 from sandkit.net import answers
 from sandkit.net.actions import Action
 from sandkit.net.httpio import BadMessage, MessageReader
@@ -18,7 +18,7 @@ from sandkit.net.proxy import forward, tunnel
 from sandkit.net.proxy.settings import COPY_SIZE, IDLE_TIMEOUT, ProxySettings
 from sandkit.net.proxy.upstream import Upstream
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 
 class EgressProxy:

@@ -4,13 +4,13 @@ client of the same sandkit (version, protocol, installation) may adopt it."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandkit.errors import SandkitError
 from sandkit.kits.images import image_variant
+from sandkit.logs import logger
 from sandkit.sandbox.protocol import AdoptParams, AdoptResult, ControlError, ErrorCode
 from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Config, Sandbox, check_name, profile, profile_of
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from sandkit.kits.resolution import Resolution
     from sandkit.sandbox.supervisor.process import Supervisor
 
-log = logging.getLogger("sandkit.supervisor")
+log = logger("sandkit.supervisor")
 S = SandboxState
 TAKEN = "pool member taken"
 
@@ -52,6 +52,8 @@ async def adopt(sup: Supervisor, params: AdoptParams) -> AdoptResult:
     started = time.monotonic()
     member, name = sup.sandbox.name, params.name
     target, new_config, resolution = await _take_name(sup, params)
+    if params.environ is not None:  # the adopter's credential variables, for the proxy
+        egress.set_host_environ(sup, params.environ)
     old_control = sup.sandbox.control
     prepared = sup.config.pool_prepared
     sup.sandbox = Sandbox(target.parent, name)
@@ -103,6 +105,12 @@ async def _take_name(sup: Supervisor, params: AdoptParams) -> tuple[Path, Config
             raise ControlError(
                 ErrorCode.MEMBER_TAKEN, f"{TAKEN}: it runs the {sup.machine.image.variant} image"
             )
+        # host-mount@1: a member has no virtiofsd for the kits' folders and its installs
+        # ran without them; the cold start (a golden clone, which hotplugs them before any
+        # kit step) costs about what starting and hotplugging them here would, so the
+        # member goes back to waiting rather than adoption growing a second share path.
+        if resolution.sandbox.host_mounts:
+            raise ControlError(ErrorCode.MEMBER_TAKEN, f"{TAKEN}: the kits mount host folders")
         if sup.stopping:
             raise ControlError(ErrorCode.MEMBER_TAKEN, TAKEN)
         try:
@@ -148,7 +156,9 @@ async def resume(sup: Supervisor, resolution: Resolution) -> None:
         if error is not None:  # its failure, if any, is the one to report
             raise error
     lap("guest made unique")
-    trust = guest.trust_ca(sup)  # this sandbox's CAs (an upstream CA) in GUEST_CA and the bundle
+    # This sandbox's CAs (an upstream CA) in GUEST_CA and the bundle: nothing to do when
+    # they are the ones the member pooled with.
+    trust = guest.trust_ca(sup, unless_trusted=True)
     if c.disk_mib > DEFAULT_DISK_MIB:  # members are cloned from goldens of the default size
         await asyncio.gather(grow_root(machine, c.disk_mib), trust)
         lap("disk grown")

@@ -4,11 +4,11 @@ sandbox (approvals.json: exact hosts only, never a wildcard)."""
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandkit.fsio import write_atomic
+from sandkit.logs import logger
 from sandkit.net.actions import Action
 from sandkit.net.approvals import exact_host
 from sandkit.sandbox.protocol import AnswerResult, ControlError, ErrorCode
@@ -17,7 +17,7 @@ from sandkit.sandbox.supervisor import egress
 if TYPE_CHECKING:
     from sandkit.sandbox.supervisor.process import Supervisor
 
-log = logging.getLogger("sandkit.supervisor")
+log = logger("sandkit.supervisor")
 FILE = "approvals.json"
 
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib
-import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandkit.errors import SandkitError
+from sandkit.logs import logger
 from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.supervisor import egress, guest, workspace
 from sandkit.sandbox.supervisor.process import Ending, describe_failure
 from sandkit.vm import golden
-from sandkit.vm.guestinfo import SHARE_MOUNT
+from sandkit.vm.guestinfo import AGENT_UID, SHARE_MOUNT
 from sandkit.vm.image import Image, ensure_image
 from sandkit.vm.image import load as load_image
 from sandkit.vm.machine import Machine, MachinePaths, VMError, choose_accel
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from sandkit.sandbox.store import Config
     from sandkit.sandbox.supervisor.process import Supervisor
 
-log = logging.getLogger("sandkit.supervisor")
+log = logger("sandkit.supervisor")
 PROXY_ADDRESS = "10.0.2.100:3128"
 
 
@@ -77,11 +78,17 @@ async def boot(sup: Supervisor) -> None:
     sup.sandbox.sockets.mkdir(parents=True, exist_ok=True, mode=0o700)
     listener = bind_private(sup.proxy_socket)
     image = load_image(sup.image_path) if sup.image_path else None
-    variant = await asyncio.to_thread(image_variant, c)
+    # The kits, before QEMU: the image variant and the host-mount shares depend on them.
+    early = None if plain_member(c) else await asyncio.to_thread(guest.resolve, c)
+    variant = image_variant(c, early)
     if image is None or image.variant != variant:
         image = await asyncio.to_thread(ensure_image, None, False, variant)
     clone, resolution, kits = await restore_point(sup, image)
-    machine = sup.machine = make_machine(sup, image, clone)
+    resolution = resolution or early
+    host_shares = await asyncio.to_thread(
+        host_mount_folders, resolution if not c.pool_shape else None
+    )
+    machine = sup.machine = make_machine(sup, image, clone, host_shares)
     if c.workspace:  # the share holds the workspace before the guest looks at it
         await workspace.start_sync(sup, Path(c.workspace))
     launch = sup.launching = sup.attempt(machine.launch(), "launch")
@@ -104,6 +111,7 @@ async def boot(sup: Supervisor) -> None:
             return
         if c.workspace:
             await machine.attach_share()
+        await machine.attach_host_shares()  # mounted by the kits' step (kitapply)
         await guest.make_unique(sup)  # as an adoption does: name, entropy, clock, workspace
     else:
         log.info("guest agent ready (%s)", machine.accel)
@@ -114,15 +122,38 @@ async def boot(sup: Supervisor) -> None:
     log.info("kits applied")
 
 
-def image_variant(config: Config) -> str:
+def plain_member(config: Config) -> bool:
+    """A warm-pool member for no kits in particular: any sandbox may adopt it."""
+    return bool(config.pool_shape and not config.pool_prepared)
+
+
+def image_variant(config: Config, resolution: Resolution | None = None) -> str:
     """The guest image variant the sandbox's kits ask for (kits/images.py): the one with
     Docker Engine for a `-docker` template or the `docker` mixin, else the base."""
     from sandkit.kits.images import VARIANT_BASE
     from sandkit.kits.images import image_variant as variant_of
 
-    if config.pool_shape and not config.pool_prepared:
+    if plain_member(config):
         return VARIANT_BASE  # a plain member: any sandbox may adopt it (adopt.py checks)
-    return variant_of(guest.resolve(config).sandbox)
+    return variant_of((resolution or guest.resolve(config)).sandbox)
+
+
+def host_mount_folders(resolution: Resolution | None) -> list[Path]:
+    """host-mount@1: each mount's host folder, made when missing (sandbox/hostmounts.py:
+    private, links refused), in the kits' order, which names their tags (hm0, hm1, ...).
+    A new folder is the guest agent's: uid 1000 as virtiofsd run by root shows it; run
+    by a user, virtiofsd maps that user to the agent already."""
+    from sandkit.sandbox.hostmounts import host_mount_folder
+
+    if resolution is None:
+        return []
+    owner = (AGENT_UID, AGENT_UID) if os.geteuid() == 0 else None
+    return [
+        host_mount_folder(
+            h.key, 0o755 if h.mode is None else h.mode, owner, {"kit": h.kit, "path": h.path}
+        )[0]
+        for h in resolution.sandbox.host_mounts
+    ]
 
 
 async def grow_root(machine: Machine, disk_mib: int) -> None:
@@ -169,7 +200,9 @@ async def restore_point(
     return clone, resolution, kits
 
 
-def make_machine(sup: Supervisor, image: Image, clone: golden.Clone | None) -> Machine:
+def make_machine(
+    sup: Supervisor, image: Image, clone: golden.Clone | None, host_shares: list[Path] | None = None
+) -> Machine:
     c = sup.config
     params = {"hostname": c.name, "proxy": PROXY_ADDRESS}
     if c.workspace:
@@ -190,6 +223,7 @@ def make_machine(sup: Supervisor, image: Image, clone: golden.Clone | None) -> M
         ram_file=clone.ram if clone else None,
         restore_from=clone.state if clone else None,
         keep_ram_file=bool(clone and clone.prepare),
+        host_shares=host_shares or (),
     )
 
 

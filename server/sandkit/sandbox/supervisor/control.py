@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import ValidationError
 
 from sandkit.errors import SandkitError
+from sandkit.logs import logger
 from sandkit.net.actions import Action
 from sandkit.sandbox import protocol as p
 from sandkit.sandbox.protocol import ControlError, ErrorCode
@@ -28,7 +28,7 @@ from sandkit.vm.channel import Execution, GuestChannel
 if TYPE_CHECKING:
     from sandkit.sandbox.supervisor.process import Supervisor
 
-log = logging.getLogger("sandkit.supervisor")
+log = logger("sandkit.supervisor")
 S = SandboxState
 RUNNING = S.RUNNING
 
@@ -233,12 +233,17 @@ async def adopt_member(sup: Supervisor, conn: Connection, params: p.AdoptParams)
 async def agent_argv(
     sup: Supervisor, conn: Connection, params: p.AgentArgvParams
 ) -> p.AgentArgvResult:
-    """`run AGENT -- ARGS`, from the kits this sandbox runs."""
-    from sandkit.sandbox.agent_command import agent_argv
+    """`run AGENT -- ARGS` (or a session verb: `run --prompt TEXT`), from the kits this
+    sandbox runs. A verb the kit does not declare fails, with the kit's name."""
+    from sandkit.kits.agent_sessions import Verb
+    from sandkit.sandbox.agent_command import SessionRequest, agent_argv
 
     if sup.resolution is None:
         raise ControlError(ErrorCode.WRONG_STATE, "the sandbox is not running")
-    argv = agent_argv(sup.resolution.sandbox, params.extra, params.interactive)
+    session = None
+    if params.verb is not None:
+        session = SessionRequest(Verb(params.verb), params.prompt, params.session_id)
+    argv = agent_argv(sup.resolution.sandbox, params.extra, params.interactive, session)
     return p.AgentArgvResult(argv=argv)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import secrets
 import time
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from sandkit.errors import SandkitError
 from sandkit.hostconfig import local_cas, registry_credentials, registry_hosts
+from sandkit.logs import logger
 from sandkit.net.actions import Action
-from sandkit.net.cafile import read_certificates
 from sandkit.net.secrets import SecretStore
 from sandkit.sandbox.store import Config
 from sandkit.sandbox.supervisor import egress
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from sandkit.net.proxy import ProxySettings
     from sandkit.sandbox.supervisor.process import Supervisor
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 GUEST_CA = "/usr/local/share/ca-certificates/sandkit-proxy.crt"
 # dockerd reads the system bundle for registries (Go's system pool): no certs.d needed.
 GUEST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -85,9 +84,11 @@ async def proxy_settings(sup: Supervisor, resolution: Resolution | None = None) 
     settings.ask, settings.ask_timeout = sup.approvals.ask, c.ask_timeout
     for host, action in load_approvals(sup.sandbox.dir).items():  # "allow for this sandbox"
         settings.policy = settings.policy.with_approval(host, Action(action))
-    sup.ca_pem = settings.ca.cert_path.read_bytes()
+    sup.ca_pem = settings.ca.cert_pem
     if c.upstream_ca:
         # Only its certificates: the file goes into the guest's trust store.
+        from sandkit.net.cafile import read_certificates  # cryptography: only for one
+
         sup.ca_pem += b"\n" + read_certificates(Path(c.upstream_ca))
     if c.host_cas:
         sup.ca_pem += b"\n" + local_cas()
@@ -114,21 +115,25 @@ def guest_env(resolution: Resolution, bound: list[BoundCredential]) -> dict[str,
     return env
 
 
-async def trust_ca(sup: Supervisor) -> None:
+async def trust_ca(sup: Supervisor, unless_trusted: bool = False) -> None:
     """Install the sandbox CA (and an upstream CA) in the guest's trust store: once per
     disk, recorded by a marker named after the certificates, so the bundle (large)
-    never travels over the channel. On the docker variant, Docker's client gets the proxy."""
+    never travels over the channel. On the docker variant, Docker's client gets the proxy.
+    ``unless_trusted`` (an adoption): nothing when this supervisor installed the same
+    certificates in this guest already (a member pools with the CA a sandbox gets)."""
     assert sup.machine is not None and sup.machine.channel is not None
     channel = sup.machine.channel
     pem = sup.ca_pem
-    marker = f"/var/lib/sandkit/ca-{hashlib.sha256(pem).hexdigest()[:16]}"
-    try:
-        await channel.write_file(GUEST_CA, pem)
-        if await channel.read_file(marker) is None:
-            await channel.write_file(GUEST_CA_BUNDLE, b"\n" + pem, append=True)
-            await channel.write_file(marker, b"")
-    except SandkitError as exc:
-        raise SandkitError(f"cannot install the sandbox CA in the guest: {exc}") from None
+    if not (unless_trusted and pem == sup.trusted_pem):
+        marker = f"/var/lib/sandkit/ca-{hashlib.sha256(pem).hexdigest()[:16]}"
+        try:
+            await channel.write_file(GUEST_CA, pem)
+            if await channel.read_file(marker) is None:
+                await channel.write_file(GUEST_CA_BUNDLE, b"\n" + pem, append=True)
+                await channel.write_file(marker, b"")
+        except SandkitError as exc:
+            raise SandkitError(f"cannot install the sandbox CA in the guest: {exc}") from None
+        sup.trusted_pem = pem
     if sup.machine.image.variant == DOCKER:
         await docker_proxies(sup)
 

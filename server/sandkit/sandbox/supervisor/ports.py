@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import socket
 from typing import TYPE_CHECKING
 
+from sandkit.logs import logger
 from sandkit.sandbox import protocol as p
 from sandkit.sandbox.ports import (
     LOOPBACK,
@@ -31,7 +31,7 @@ from sandkit.sandbox.protocol import ControlError, ErrorCode
 if TYPE_CHECKING:
     from sandkit.sandbox.supervisor.process import Supervisor
 
-log = logging.getLogger("sandkit.supervisor")
+log = logger("sandkit.supervisor")
 NETDEV = "net0"  # vm/qemu.py's user network
 LISTENER_POLL = 2.0  # seconds between looks at the guest's listening sockets
 # Forwards reach the guest's loopback address, so that a service listening on 127.0.0.1

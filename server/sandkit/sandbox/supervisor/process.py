@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import threading
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandkit.errors import SandkitError
+from sandkit.logs import logger
 from sandkit.net.actions import Action
 from sandkit.net.approvals import ApprovalBroker
 from sandkit.sandbox.protocol import Identity
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sandkit.net.proxy import EgressProxy, ProxySettings
     from sandkit.sync.engine import SyncEngine
 
-log = logging.getLogger("sandkit.supervisor")
+log = logger("sandkit.supervisor")
 T = TypeVar("T")
 S = SandboxState
 # Builds the VM: vm.machine.Machine, or a test double with its interface.
@@ -78,6 +78,7 @@ class Supervisor:
         self.guest_env: dict[str, str] = {}
         self.resolution: Resolution | None = None
         self.ca_pem = b""
+        self.trusted_pem: bytes | None = None  # what trust_ca installed in this guest
         self.proxy: EgressProxy | None = None
         self.approvals = ApprovalBroker()
         from sandkit.sandbox.supervisor.ports import PortHost

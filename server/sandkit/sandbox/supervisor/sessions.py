@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import logging
 import signal
 from typing import TYPE_CHECKING
 
+from sandkit.logs import logger
 from sandkit.sandbox import protocol as p
 from sandkit.sandbox.protocol import ControlError, ErrorCode
 from sandkit.sandbox.sessions import Attachment, Session, SessionError, SessionTable
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sandkit.sandbox.supervisor.process import Supervisor
     from sandkit.vm.channel import Execution
 
-log = logging.getLogger("sandkit.supervisor")
+log = logger("sandkit.supervisor")
 STOP_GRACE = 5.0  # seconds between SIGHUP and SIGKILL when a session is stopped
 
 

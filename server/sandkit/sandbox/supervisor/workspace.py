@@ -4,19 +4,19 @@ thread), what waits for a person, and the kits' workspace files."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandkit.errors import SandkitError
+from sandkit.logs import logger
 
 if TYPE_CHECKING:
     from sandkit.sandbox.supervisor.process import Supervisor
     from sandkit.sync.protect import Protected
 
-log = logging.getLogger("sandkit.supervisor")
+log = logger("sandkit.supervisor")
 GUEST_SHARE = "/run/sandkit/share"
 AGENT_IDS = "1000:1000"
 

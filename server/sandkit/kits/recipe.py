@@ -1,0 +1,251 @@
+"""A v3 workload's recipe (its Dockerfile, or `build:`) replayed on sandkit's guest:
+kits/dockerfile.py reads it; here its RUN/COPY/WORKDIR steps become install steps, ENV
+the environment, ENTRYPOINT/CMD the agent's command (SPEC-v3 §3). FROM must be one of
+Docker's sandbox templates: the template's agent comes from sandkit's built-in kit of it."""
+
+from __future__ import annotations
+
+import base64
+import platform
+import posixpath
+from dataclasses import dataclass, field
+
+from sandkit.kits import dockerfile, images
+from sandkit.kits import model as m
+from sandkit.kits import spec_v3 as v3
+from sandkit.kits.convert_common import PROXY_VARS, check_env_name
+from sandkit.kits.source import KitSource
+from sandkit.kits.validation import Context
+from sandkit.kits.yamlpos import Path
+
+ORIGIN_KEY = ("kind",)  # where a recipe found beside the spec is reported
+RECIPE = "dockerfile"  # an issue code: the workload's Dockerfile cannot be replayed
+
+
+@dataclass
+class Replay:
+    """What a workload's Dockerfile gives the kit (kits/dockerfile.py read it)."""
+
+    install: list[m.Command] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    image: str | None = None
+    entrypoint: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    user: str | None = None
+    workdir: str | None = None
+    missing: str | None = None  # why the agent has no command (no Dockerfile)
+
+
+COMPANION = ".dockerfile"
+MAX_COPY_BYTES = 64 << 10  # a COPY travels base64 in one install step's argv
+_ROOT_NAMES = {"root": "0", "0": "0"}
+AGENT_UID = 1000  # vm/guestinfo.py's (kits/ may not import vm/)
+_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+_WORKDIR_SCRIPT = '[ -d "$1" ] || { mkdir -p "$1" && chown "$2" "$1"; }'
+_COPY_SCRIPT = (
+    'mkdir -p "$(dirname "$1")" && printf %s "$2" | base64 -d > "$1" '
+    '&& chmod "$3" "$1" && chown "$4" "$1"'
+)
+
+
+def replay_recipe(
+    spec: v3.KitV3,
+    ctx: Context,
+    source: KitSource,
+    arg_values: dict[str, str],
+    is_agent: bool,
+    kit: str,
+) -> Replay:
+    """A workload's recipe replayed on sandkit's guest: its RUN/COPY steps become install
+    steps, ENV the environment, ENTRYPOINT/CMD the agent's command (SPEC-v3 §3)."""
+    if not is_agent:
+        if spec.build is not None or spec.dockerfile is not None:
+            key = "build" if spec.build is not None else "dockerfile"
+            ctx.warn(
+                (key,),
+                f"a mixin's '{key}' is not replayed by sandkit (only a workload's is); "
+                "install its tools with lifecycle@1 install hooks",
+            )
+        return Replay()
+    found = _find_recipe(spec, ctx, source)
+    if found is None:
+        return Replay()
+    if isinstance(found, _Missing):
+        ctx.warn(found.at, found.message, at_key=True)
+        return Replay(missing=found.message)
+    text, name, at = found
+    build_args = {
+        a.buildArg: arg_values[n] for n, a in spec.args.items() if a.buildArg and n in arg_values
+    }
+    arch = _ARCHES.get(platform.machine().lower(), "amd64")
+    try:
+        recipe = dockerfile.parse(text, name, build_args, ("linux", arch))
+    except dockerfile.DockerfileError as exc:
+        ctx.error(at, str(exc), code=RECIPE)
+        return Replay()
+    for line, message in recipe.warnings:
+        ctx.warn(at, f"{name}:{line}: {message}" if line else f"{name}: {message}", at_key=True)
+    return _replay(recipe, ctx, source, at, kit)
+
+
+@dataclass(frozen=True)
+class _Missing:
+    at: Path
+    message: str
+
+
+def _find_recipe(
+    spec: v3.KitV3, ctx: Context, source: KitSource
+) -> tuple[str, str, Path] | _Missing | None:
+    """(text, the name messages use, where the kit names it); _Missing when the kit
+    names a Dockerfile that is not there; None when there is none (or no folder to read
+    it from: an editor's buffer)."""
+    if spec.build is not None:
+        return spec.build, f"{posixpath.basename(source.spec_file)} (build:)", ("build",)
+    if source.reader is None:
+        return None
+    if spec.dockerfile is not None:
+        names = [posixpath.normpath(spec.dockerfile)]
+        at: Path = ("dockerfile",)
+    else:
+        stem = posixpath.basename(source.spec_file.replace("\\", "/")).rsplit(".", 1)[0]
+        names = [f"{stem}{COMPANION}"]
+        if stem == "spec":  # a kit folder: Docker's files are named after it
+            names.insert(0, f"{source.default_name}{COMPANION}")
+        at = ORIGIN_KEY
+    for rel in names:
+        try:
+            data = source.read(rel)
+        except KeyError:
+            continue
+        if len(data) > dockerfile.MAX_BYTES:
+            ctx.error(at, f"{rel}: larger than {dockerfile.MAX_BYTES >> 10} KiB", code=RECIPE)
+            return None
+        shown = posixpath.join(source.folder, rel) if source.folder else rel
+        try:
+            return data.decode("utf-8-sig"), shown, at
+        except UnicodeDecodeError as exc:
+            ctx.error(at, f"{rel}: not UTF-8 text (byte {exc.start})", code=RECIPE)
+            return None
+    if spec.dockerfile is None:
+        # No companion: a declaration-only workload (SPEC-v3 §3.1), whose agent is the
+        # template's shell, as a workload without a recipe always was in sandkit.
+        return None
+    return _Missing(
+        at,
+        f"the agent's command comes from its Dockerfile's ENTRYPOINT; '{spec.dockerfile}' is not in "
+        f"the kit folder {source.folder}, so this kit loads but its agent cannot run: add "
+        "the Dockerfile beside the spec",
+    )
+
+
+def _replay(
+    recipe: dockerfile.Recipe, ctx: Context, source: KitSource, at: Path, kit: str
+) -> Replay:
+    out = Replay(image=recipe.base, user=recipe.user, workdir=recipe.workdir)
+    agent = images.template_agent(recipe.base)
+    if agent is None:
+        ctx.error(
+            at,
+            f"{recipe.file}:{recipe.base_line}: FROM {recipe.base}: sandkit replays the "
+            "recipe on its own Debian guest, which stands in for Docker's sandbox templates "
+            "only; start FROM docker/sandbox-templates:shell (or another template, e.g. "
+            "docker/sandbox-templates:claude-code)",
+            code=RECIPE,
+        )
+        return out
+    base_entry, base_args = _template_kit(agent, ctx, at, out)
+    out.entrypoint, out.args = recipe.launch(base_entry, base_args)
+
+    def origin(line: int) -> m.Origin:
+        return m.Origin(kit=kit, file=recipe.file, line=line, column=1)
+
+    for step in recipe.steps:
+        if isinstance(step, dockerfile.Workdir):
+            argv: tuple[str, ...] = ("sh", "-c", _WORKDIR_SCRIPT, "sh", step.path, step.user)
+            user = "0"
+        elif isinstance(step, dockerfile.Run):
+            env = tuple(f"{k}={v}" for k, v in step.env if k.upper() not in PROXY_VARS)
+            where = ("-C", step.workdir) if step.workdir else ()
+            body = step.argv if step.argv is not None else (*step.shell, step.script or "")
+            argv, user = ("env", *where, *env, *body), _ROOT_NAMES.get(step.user, step.user)
+        else:
+            argv = _copy_argv(step, recipe.file, ctx, source, at)
+            user = "0"
+        out.install.append(
+            m.Command(
+                argv=argv,
+                user=user,
+                description=f"{recipe.file}:{step.line}",
+                origin=origin(step.line),
+            )
+        )
+    for name in recipe.env:
+        check_env_name(ctx, name, at)
+    out.env = {k: v for k, v in recipe.env.items() if k.upper() not in PROXY_VARS}
+    if recipe.user is not None and recipe.user not in ("agent", str(AGENT_UID)):
+        ctx.warn(
+            at,
+            f"{recipe.file}: the last USER is '{recipe.user}', but sandkit runs the agent as "
+            "'agent' (uid 1000), as sbx's templates do; the USER applies to the RUN steps",
+            at_key=True,
+        )
+    return out
+
+
+def _template_kit(
+    agent: str, ctx: Context, at: Path, out: Replay
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The template's agent, installed as sandkit's built-in kit of it installs it: its
+    install steps first, its command as the image's default ENTRYPOINT and CMD."""
+    name = images.TEMPLATE_KITS.get(agent)
+    if name is None:
+        if agent != "shell":
+            ctx.warn(
+                at,
+                f"sandkit has no built-in kit for the '{agent}' template's agent: the "
+                "Dockerfile's RUN steps must install it, and its ENTRYPOINT start it",
+                at_key=True,
+            )
+        return (), ()
+    from sandkit.kits.builtin import builtin_dir
+    from sandkit.kits.issues import KitError
+    from sandkit.kits.loader import load_kit  # the loader imports this module
+
+    try:
+        base = load_kit(builtin_dir() / name).kit
+    except KitError as exc:
+        ctx.warn(at, f"the built-in kit '{name}' (the template's agent) did not load: {exc}")
+        return (), ()
+    out.install.extend(base.install)
+    if base.agent is None:
+        return (), ()
+    return base.agent.entrypoint, base.agent.args
+
+
+def _copy_argv(
+    step: dockerfile.Copy, file: str, ctx: Context, source: KitSource, at: Path
+) -> tuple[str, ...]:
+    """One install step writing the kit file (read through the kit's checked reader)."""
+    try:
+        data = source.read(step.source)
+    except KeyError:
+        ctx.error(
+            at,
+            f"{file}:{step.line}: COPY {step.source}: no such file in the kit folder "
+            f"{source.folder}; add it there or fix the path (folders are copied file by file)",
+            code=RECIPE,
+        )
+        return ("true",)
+    if len(data) > MAX_COPY_BYTES:
+        ctx.error(
+            at,
+            f"{file}:{step.line}: COPY {step.source} is larger than {MAX_COPY_BYTES >> 10} "
+            "KiB; download a large file in a RUN step instead",
+            code=RECIPE,
+        )
+        return ("true",)
+    mode = f"{step.chmod if step.chmod is not None else 0o644:o}"
+    owner = step.chown or "0:0"
+    encoded = base64.b64encode(data).decode()
+    return ("sh", "-c", _COPY_SCRIPT, "sh", step.dest, encoded, mode, owner)
