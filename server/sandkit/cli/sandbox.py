@@ -18,9 +18,7 @@ from sandkit.sandbox.state import SandboxState
 from sandkit.sandbox.store import Sandbox, SandboxError, Store, check_name
 
 if TYPE_CHECKING:
-    from sandkit.sandbox.agent_command import SessionRequest
     from sandkit.sandbox.store import Config
-    from sandkit.sandbox.warm import Claim
     from sandkit.sandbox.wire import ExecRequest
 
 
@@ -100,6 +98,8 @@ def add_parsers(
         "  sandkit run ./my-v3-kit . --prompt 'fix the failing test'",
     )
     sandbox_options(run)
+    from sandkit.cli.run import add_session_options  # it imports this module
+
     add_session_options(run)
     create = commands.add_parser(
         "create",
@@ -156,52 +156,18 @@ def add_parsers(
     rm.add_argument("names", nargs="*", metavar="NAME")
 
 
-def add_session_options(p: argparse.ArgumentParser) -> None:
-    """The agent kit's session verbs (agent-sessions@1; with a terminal,
-    agent-interactive-sessions@1 where the kit declares it)."""
-    verbs = p.add_mutually_exclusive_group()
-    verbs.add_argument(
-        "--prompt",
-        metavar="TEXT",
-        help="run the agent on one prompt (the kit's 'prompt' session verb)",
-    )
-    verbs.add_argument(
-        "--continue",
-        dest="continue_session",
-        action="store_true",
-        help="reopen the agent's most recent session (the kit's 'continue' verb)",
-    )
-    verbs.add_argument(
-        "--resume",
-        metavar="ID",
-        help="reopen the agent's session ID (the kit's 'resume' verb)",
-    )
-
-
-def session_request(args: argparse.Namespace) -> SessionRequest | None:
-    """The session verb `run` was given, if any."""
-    from sandkit.kits.agent_sessions import Verb
-    from sandkit.sandbox.agent_command import SessionRequest
-
-    if getattr(args, "prompt", None) is not None:
-        return SessionRequest(Verb.PROMPT, prompt=args.prompt)
-    if getattr(args, "continue_session", False):
-        return SessionRequest(Verb.CONTINUE)
-    if getattr(args, "resume", None) is not None:
-        return SessionRequest(Verb.RESUME, session_id=args.resume)
-    return None
-
-
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     if args.command == "exec":
         return cmd_exec(args, extra)  # no event loop unless it must start the sandbox
     if args.command == "run":
         # A warm-pool member is asked for its adoption before the imports below, which
         # then overlap it.
-        early = _send_adoption(args)
+        from sandkit.cli import run as run_verb
+
+        early = run_verb.send_adoption(args)
         import asyncio
 
-        return asyncio.run(cmd_run(args, extra, early))
+        return asyncio.run(run_verb.cmd_run(args, extra, early))
     import asyncio
 
     handler = {
@@ -214,7 +180,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     return asyncio.run(handler(args, extra))
 
 
-def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
+def sandbox_config(args: argparse.Namespace) -> tuple[Config, Path | None]:
     from sandkit.sandbox.request import SandboxRequest, build
 
     config = build(
@@ -242,7 +208,7 @@ def _config(args: argparse.Namespace) -> tuple[Config, Path | None]:
 async def cmd_create(args: argparse.Namespace, extra: list[str]) -> int:
     from sandkit.sandbox import pool
 
-    config, workspace = _config(args)
+    config, workspace = sandbox_config(args)
     sandbox, adopted = await pool.create_or_adopt(Store(), config, workspace)
     if adopted:
         pool.refill_after(sandbox, config)
@@ -257,7 +223,7 @@ async def cmd_start(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _existing(store: Store, args: argparse.Namespace) -> Sandbox | None:
+def existing_sandbox(store: Store, args: argparse.Namespace) -> Sandbox | None:
     """The sandbox `run` names, if it exists: found without resolving any kit (a re-run
     should not pay for the kit engine)."""
     from sandkit.sandbox.request import kit_ref
@@ -272,85 +238,6 @@ def _existing(store: Store, args: argparse.Namespace) -> Sandbox | None:
         name = default_name(kit_ref(args.agent), workspace)
     sandbox = Sandbox(store.root, name)
     return sandbox if sandbox.exists() else None
-
-
-def _send_adoption(args: argparse.Namespace) -> tuple[Config, Path | None, Claim | None] | None:
-    """A new sandbox's config, and the adoption request sent to a warm-pool member if one
-    is ready (sandbox/warm.py: no asyncio or pydantic yet); None for an existing sandbox."""
-    from sandkit.sandbox import warm
-
-    store = Store()
-    if _existing(store, args) is not None:
-        return None
-    config, workspace = _config(args)
-    if workspace is not None and not workspace.is_dir():
-        return config, workspace, None  # create_or_adopt says so
-    return config, workspace, warm.send(store, config)
-
-
-async def cmd_run(
-    args: argparse.Namespace,
-    extra: list[str],
-    early: tuple[Config, Path | None, Claim | None] | None = None,
-) -> int:
-    from sandkit.sandbox import pool
-
-    store = Store()
-    refill = False
-    session = session_request(args)
-    existing = _existing(store, args) if early is None else None
-    if existing is not None:
-        sandbox, config = existing, existing.config()
-    else:
-        config, workspace, sent = early if early is not None else (*_config(args), None)
-        sandbox, _ = await pool.create_or_adopt(store, config, workspace, sent)
-        refill = pool.pool_size() > 0  # so that the next new sandbox starts warm
-    await start_showing_progress(sandbox)
-    if refill:
-        pool.refill_after(sandbox, config)
-    if session is not None:
-        return await _run_verb(sandbox, config, session, extra)
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        return await _run_piped(sandbox, config, extra)
-    from sandkit.cli import sessions
-
-    return await sessions.agent(sandbox, extra, cwd=config.workspace, timeout=config.ask_timeout)
-
-
-async def _run_piped(sandbox: Sandbox, config: Config, extra: list[str]) -> int:
-    """No terminal (a script, a pipe): the agent bound to this client, as `exec` is."""
-    from sandkit.cli.attach import run_exec
-    from sandkit.sandbox import lifecycle
-
-    async with await lifecycle.connect(sandbox) as client:
-        reply = await client.agent_argv(extra, False)
-        remote = await client.exec(reply.argv, cwd=config.workspace, user="agent", stdin=True)
-        return await run_exec(remote, fd=sys.stdin.fileno(), pty=False, stdin=True)
-
-
-async def _run_verb(
-    sandbox: Sandbox, config: Config, session: SessionRequest, extra: list[str]
-) -> int:
-    """A session verb runs as its own agent process, bound to this client (as `exec` is),
-    with a terminal when this command has one."""
-    from sandkit.cli.attach import run_exec
-    from sandkit.cli.terminal import terminal_size
-    from sandkit.sandbox import lifecycle
-
-    tty = sys.stdin.isatty() and sys.stdout.isatty()
-    rows, cols = terminal_size()
-    env = {"TERM": os.environ["TERM"]} if tty and "TERM" in os.environ else {}
-    async with await lifecycle.connect(sandbox) as client:
-        argv = (
-            await client.agent_argv(
-                extra, tty, session.verb.value, session.prompt, session.session_id
-            )
-        ).argv
-        remote = await client.exec(
-            argv, env=env, cwd=config.workspace, user="agent", pty=tty, rows=rows, cols=cols,
-            stdin=True,
-        )  # fmt: skip
-        return await run_exec(remote, fd=sys.stdin.fileno(), pty=tty, stdin=True)
 
 
 def cmd_exec(args: argparse.Namespace, extra: list[str]) -> int:

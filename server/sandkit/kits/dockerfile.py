@@ -17,13 +17,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sandkit.kits import dockerfile_words as lex
+from sandkit.kits.dockerfile_recipe import DEFAULT_SHELL as DEFAULT_SHELL
+from sandkit.kits.dockerfile_recipe import Copy as Copy
+from sandkit.kits.dockerfile_recipe import DockerfileError as DockerfileError
+from sandkit.kits.dockerfile_recipe import Recipe as Recipe
+from sandkit.kits.dockerfile_recipe import Run as Run
+from sandkit.kits.dockerfile_recipe import Step as Step
+from sandkit.kits.dockerfile_recipe import Workdir as Workdir
 from sandkit.kits.dockerfile_words import NAME, Fail
 
 MAX_BYTES = 256 << 10
 MAX_INSTRUCTIONS = 2048
 # sbx builds for the host's platform; kits/convert_v3.py passes the host's architecture.
 PLATFORM_ARGS = ("TARGETARCH", "TARGETOS", "TARGETPLATFORM", "TARGETVARIANT")
-DEFAULT_SHELL = ("/bin/sh", "-c")
 IGNORED = {
     "EXPOSE": "publish ports with port@1 or `sandkit run -p`",
     "LABEL": "labels describe an image, and sandkit builds none",
@@ -38,78 +44,6 @@ REFUSED = {
 _HEREDOC = re.compile(r"<<-?\s*([\"']?)[A-Za-z_][A-Za-z0-9_]*\1")
 _DIRECTIVE = re.compile(r"#\s*([A-Za-z]+)\s*=\s*(.*?)\s*$")
 _GLOB = re.compile(r"[*?\[]")
-
-
-class DockerfileError(ValueError):
-    """A line sandkit cannot replay; the message names the file, the line and a fix."""
-
-    def __init__(self, file: str, line: int, message: str) -> None:
-        self.file, self.line, self.reason = file, line, message
-        super().__init__(f"{file}:{line}: {message}" if line else f"{file}: {message}")
-
-
-@dataclass(frozen=True)
-class Run:
-    """RUN: ``argv`` (exec form) or ``script`` (shell form, for ``shell``), with the ARG
-    and ENV values in force, as ``user`` in ``workdir`` (None: the image's default)."""
-
-    line: int
-    user: str
-    workdir: str | None
-    env: tuple[tuple[str, str], ...]
-    argv: tuple[str, ...] | None = None
-    script: str | None = None
-    shell: tuple[str, ...] = DEFAULT_SHELL
-
-
-@dataclass(frozen=True)
-class Copy:
-    """COPY of one file of the kit folder (``source``, relative, checked) to ``dest``."""
-
-    line: int
-    source: str
-    dest: str
-    chown: str | None = None
-    chmod: int | None = None
-
-
-@dataclass(frozen=True)
-class Workdir:
-    """WORKDIR: Docker creates the folder (owned by the user in force)."""
-
-    line: int
-    path: str
-    user: str
-
-
-Step = Run | Copy | Workdir
-
-
-@dataclass(frozen=True)
-class Recipe:
-    file: str
-    base: str
-    base_line: int
-    steps: tuple[Step, ...]
-    env: dict[str, str]
-    user: str | None  # the last USER (None: the base image's)
-    workdir: str | None  # the last WORKDIR (None: the base image's)
-    entrypoint: tuple[str, ...] | None  # None: the base image's
-    cmd: tuple[str, ...] | None  # None: the base image's (reset by an ENTRYPOINT)
-    entrypoint_line: int = 0
-    warnings: tuple[tuple[int, str], ...] = ()
-
-    def launch(
-        self, base_entrypoint: tuple[str, ...], base_cmd: tuple[str, ...]
-    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(entrypoint, cmd) as Docker combines them with the base image's: an
-        ENTRYPOINT resets the inherited CMD; a shell-form ENTRYPOINT takes no CMD."""
-        entrypoint = self.entrypoint if self.entrypoint is not None else base_entrypoint
-        inherited = () if self.entrypoint is not None else base_cmd
-        cmd = self.cmd if self.cmd is not None else inherited
-        if self.entrypoint is not None and self.entrypoint[:2] == DEFAULT_SHELL:
-            cmd = ()
-        return entrypoint, cmd
 
 
 @dataclass
@@ -167,26 +101,8 @@ def parse(
             "TARGETVARIANT": "",
         },
     )
-    escape = "\\"
     lines = text.replace("\r\n", "\n").split("\n")
-    start = 0
-    # Parser directives: '# name=value' lines before anything else.
-    while start < len(lines):
-        match = _DIRECTIVE.fullmatch(lines[start].strip())
-        if not match:
-            break
-        name, value = match[1].lower(), match[2]
-        if name == "escape":
-            if value not in ("\\", "`"):
-                raise st.fail(start + 1, f"escape '{value}': the escape character is \\ or `")
-            escape = value
-        elif name == "syntax" and not value.startswith(
-            ("docker/dockerfile", "docker.io/docker/dockerfile")
-        ):
-            st.warnings.append(
-                (start + 1, f"syntax '{value}' is not used: sandkit reads the Dockerfile itself")
-            )
-        start += 1
+    start, escape = _directives(st, lines)
     for count, (line, instruction) in enumerate(_logical_lines(lines, start, escape), 1):
         if count > MAX_INSTRUCTIONS:
             raise st.fail(line, f"more than {MAX_INSTRUCTIONS} instructions: keep the recipe short")
@@ -216,6 +132,30 @@ def parse(
         entrypoint_line=st.entrypoint_line,
         warnings=tuple(st.warnings),
     )
+
+
+def _directives(st: _State, lines: list[str]) -> tuple[int, str]:
+    """Parser directives ('# name=value' lines before anything else): the index of the
+    first line after them, and the escape character."""
+    escape = "\\"
+    start = 0
+    while start < len(lines):
+        match = _DIRECTIVE.fullmatch(lines[start].strip())
+        if not match:
+            break
+        name, value = match[1].lower(), match[2]
+        if name == "escape":
+            if value not in ("\\", "`"):
+                raise st.fail(start + 1, f"escape '{value}': the escape character is \\ or `")
+            escape = value
+        elif name == "syntax" and not value.startswith(
+            ("docker/dockerfile", "docker.io/docker/dockerfile")
+        ):
+            st.warnings.append(
+                (start + 1, f"syntax '{value}' is not used: sandkit reads the Dockerfile itself")
+            )
+        start += 1
+    return start, escape
 
 
 def _logical_lines(lines: list[str], start: int, escape: str) -> list[tuple[int, str]]:

@@ -326,6 +326,36 @@ def ensure_image(
     return build(key, inputs, final, progress or (lambda *_: None), shared=system, variant=variant)
 
 
+def _guest_as_keyed(inputs: dict[str, object]) -> dict[str, bytes]:
+    """The guest code, read once and checked against the key: a file edited since the
+    key was computed must not be built into an image cached under the old key."""
+    guest = guest_files()
+    if {n: hashlib.sha256(d).hexdigest() for n, d in sorted(guest.items())} != inputs["guest"]:
+        raise SetupError(
+            "the guest code (sandkit/guest/) changed after the image key was computed: "
+            "run the command again"
+        )
+    return guest
+
+
+def _seal(work: Path, key: str, inputs: dict[str, object], release: str, shared: bool) -> None:
+    """The build's manifest; for the system cache, modes that let everyone read it and
+    root alone write it (see trusted())."""
+    manifest = {
+        "key": key,
+        "inputs": inputs,
+        "kernel_release": release,
+        "build": uuid.uuid4().hex,
+        "files": {n: (work / n).stat().st_size for n in FILES},
+    }
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    if shared:
+        for folder in (work.parent.parent, work.parent, work):
+            folder.chmod(0o755)
+        for name in (*FILES, "manifest.json", "build.log"):
+            (work / name).chmod(0o644)
+
+
 STEPS = (
     "download kernel",
     "build initramfs",
@@ -347,14 +377,7 @@ def build(
     if shutil.which("mmdebstrap") is None:
         raise SetupError("mmdebstrap is not installed: run scripts/setup")
     hostcheck.require()  # before anything is written: no half-built image
-    # The guest code is read once and checked against the key: a file edited since the
-    # key was computed must not be built into an image cached under the old key.
-    guest = guest_files()
-    if {n: hashlib.sha256(d).hexdigest() for n, d in sorted(guest.items())} != inputs["guest"]:
-        raise SetupError(
-            "the guest code (sandkit/guest/) changed after the image key was computed: "
-            "run the command again"
-        )
+    guest = _guest_as_keyed(inputs)
     final.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=final.parent))
     log = work / "build.log"
@@ -377,19 +400,7 @@ def build(
         tarball.unlink()
         shutil.rmtree(work / "kernel")
         shutil.rmtree(agent)
-        manifest = {
-            "key": key,
-            "inputs": inputs,
-            "kernel_release": release,
-            "build": uuid.uuid4().hex,
-            "files": {n: (work / n).stat().st_size for n in FILES},
-        }
-        (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if shared:  # readable by everyone, writable by root alone (see trusted())
-            for folder in (final.parent.parent, final.parent, work):
-                folder.chmod(0o755)
-            for name in (*FILES, "manifest.json", "build.log"):
-                (work / name).chmod(0o644)
+        _seal(work, key, inputs, release, shared)
         try:
             work.replace(final)
         except OSError:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandkit.cli import build_parser
-from sandkit.cli.sandbox import session_request
+from sandkit.cli.run import session_request
 from sandkit.kits import resolve
 from sandkit.kits.agent_sessions import UnsupportedVerb, Verb
 from sandkit.sandbox.agent_command import SessionRequest, agent_argv
