@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from sandkit.kits import load_kit
 from sandkit.kits.issues import KitError
 from sandkit.sandbox.hostmounts import host_mount_dir, host_mount_folder
 from tests.conftest import WriteKit
+from tests.security.conftest import mode
 
 KEY = "feedfacefeedfacefeed"
 WORKLOAD = 'schemaVersion: "3"\nkind: workload\ncapabilities:\n'
@@ -27,19 +27,6 @@ WORKLOAD = 'schemaVersion: "3"\nkind: workload\ncapabilities:\n'
 def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     return tmp_path / "data" / "sandkit" / "host-mounts"
-
-
-@pytest.fixture
-def open_umask() -> Iterator[None]:
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.lstat().st_mode)
 
 
 @pytest.mark.parametrize(

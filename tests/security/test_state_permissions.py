@@ -5,8 +5,6 @@ reachable by its owner alone whatever the umask, and per-user folders in shared 
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,19 +13,7 @@ from sandkit.errors import SandkitError
 from sandkit.paths import private_dir
 from sandkit.sandbox.store import Config, Store
 from sandkit.sync.journal import Journal
-
-
-@pytest.fixture
-def open_umask() -> Iterator[None]:
-    old = os.umask(0)  # the most careless umask a user could have
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.lstat().st_mode)
+from tests.security.conftest import mode
 
 
 def test_sandbox_state_is_private_whatever_the_umask(tmp_path: Path, open_umask: None) -> None:

@@ -78,11 +78,15 @@ def test_rm_rf_in_a_one_file_project_leaves_the_file_held(env: Env, tmp_path: Pa
         timeout=300,
     )  # fmt: skip
     share = env.state / name / "share"
-    wait(lambda: not (share / "main.py").exists(), 60)  # the guest really deleted it
-    wait(lambda: json.loads((env.state / name / "state.json").read_text())["sync"] == "paused")
-    assert (project / "main.py").read_text() == "print('my only work')\n"
-    assert "main.py" in env.sk("sync", "pending", name, check=True).stdout
-    env.sk("sync", "reject", name, check=True)
-    assert (share / "main.py").read_text() == "print('my only work')\n"  # the guest's copy
-    assert (project / "main.py").read_text() == "print('my only work')\n"
-    env.sk("rm", "-f", name, check=True)
+    try:
+        wait(lambda: not (share / "main.py").exists(), 60)  # the guest really deleted it
+        wait(lambda: json.loads((env.state / name / "state.json").read_text())["sync"] == "paused")
+        assert (project / "main.py").read_text() == "print('my only work')\n"
+        assert "main.py" in env.sk("sync", "pending", name, check=True).stdout
+        # As an ordinary user, the supervisor hands the share back with a chown in the
+        # guest, whose /dev (and chown) rm -rf deleted: the reject carries on all the same.
+        env.sk("sync", "reject", name, check=True)
+        assert (share / "main.py").read_text() == "print('my only work')\n"  # the guest's copy
+        assert (project / "main.py").read_text() == "print('my only work')\n"
+    finally:  # a sandbox left paused would ask the next tests' editors about its files
+        env.sk("rm", "-f", name, check=True)

@@ -279,37 +279,40 @@ def test_seed_scenario_agent_wipes_its_sandbox(env: Env, box: Box, tmp_path: Pat
         (workspace / f"file{i}.txt").write_text(str(i))
     before = {p.name: p.read_text() for p in workspace.iterdir()}
     env.sk("create", "shell", str(workspace), "--name", name, "--memory", "512m", check=True)
-    wiped = env.sk(
-        "exec", name, "--", "sh", "-c", "sudo rm -rf --no-preserve-root /*; echo done",
-        timeout=300,
-    )  # fmt: skip
-    assert "done" in wiped.stdout or wiped.returncode != 0  # the shell may go with /usr
-    gone = env.sk("exec", name, "--", "ls", "/usr/bin/ls")
-    assert gone.returncode != 0  # the guest really lost its files
-    deadline = time.monotonic() + 30  # the guard holds the burst (and undoes its first steps)
-    while time.monotonic() < deadline:
+    try:
+        wiped = env.sk(
+            "exec", name, "--", "sh", "-c", "sudo rm -rf --no-preserve-root /*; echo done",
+            timeout=300,
+        )  # fmt: skip
+        assert "done" in wiped.stdout or wiped.returncode != 0  # the shell may go with /usr
+        gone = env.sk("exec", name, "--", "ls", "/usr/bin/ls")
+        assert gone.returncode != 0  # the guest really lost its files
+        deadline = time.monotonic() + 30  # the guard holds the burst (and undoes its first steps)
+        while time.monotonic() < deadline:
+            state = json.loads((env.state / name / "state.json").read_text())
+            if state["sync"] == "paused" and len(list(workspace.iterdir())) == 61:
+                break
+            time.sleep(0.2)
+        assert sentinel.read_text() == "host"
+        log = (env.state / name / "supervisor.log").read_text()
+        assert {p.name: p.read_text() for p in workspace.iterdir()} == before, log[-4000:]
         state = json.loads((env.state / name / "state.json").read_text())
-        if state["sync"] == "paused" and len(list(workspace.iterdir())) == 61:
-            break
-        time.sleep(0.2)
-    assert sentinel.read_text() == "host"
-    log = (env.state / name / "supervisor.log").read_text()
-    assert {p.name: p.read_text() for p in workspace.iterdir()} == before, log[-4000:]
-    state = json.loads((env.state / name / "state.json").read_text())
-    assert state["sync"] == "paused"
-    status = env.sk("sync", "status", name, check=True).stdout
-    assert "precious.txt" in status
-    # The other sandbox did not notice.
-    assert (
-        env.sk("exec", box.name, "--", "cat", "README.md", check=True).stdout == "from the host\n"
-    )
-    # Approving the deletion deletes on the host, into the trash; undo brings it all back.
-    env.sk("sync", "approve", name, check=True)
-    assert list(workspace.iterdir()) == []
-    restored = env.sk("undo", name, "--last", check=True)
-    assert restored.stdout.count("restored ") == 61
-    assert {p.name: p.read_text() for p in workspace.iterdir()} == before
-    env.sk("rm", "-f", name, check=True)
+        assert state["sync"] == "paused"
+        status = env.sk("sync", "status", name, check=True).stdout
+        assert "precious.txt" in status
+        # The other sandbox did not notice.
+        assert (
+            env.sk("exec", box.name, "--", "cat", "README.md", check=True).stdout
+            == "from the host\n"
+        )
+        # Approving the deletion deletes on the host, into the trash; undo brings it all back.
+        env.sk("sync", "approve", name, check=True)
+        assert list(workspace.iterdir()) == []
+        restored = env.sk("undo", name, "--last", check=True)
+        assert restored.stdout.count("restored ") == 61
+        assert {p.name: p.read_text() for p in workspace.iterdir()} == before
+    finally:  # a sandbox left paused would ask the next tests' editors about its files
+        env.sk("rm", "-f", name, check=True)
 
 
 def test_image_ls_shows_the_current_image(env: Env, box: Box) -> None:

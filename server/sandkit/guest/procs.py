@@ -66,8 +66,9 @@ class Stdio:
         if req.get("stdin"):
             r, w = os.pipe2(os.O_CLOEXEC)
             self.stdin_fd = w
-        else:
-            r = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        else:  # an empty pipe, not /dev/null: a guest that deleted /dev still runs commands
+            r, w = os.pipe2(os.O_CLOEXEC)
+            os.close(w)
         self.std.append(r)
         self.child_fds.append(r)
         for name in ("stdout", "stderr"):
@@ -124,15 +125,17 @@ class Procs:
         uid, gid, home, user = identity(str(req.get("user") or "root"))
         env = child_env(self.env, req, home, user)
         cwd = req.get("cwd") or home
-        stdio = Stdio(req)
+        try:
+            stdio = Stdio(req)  # a pty needs /dev/ptmx, which a guest can delete
+        except OSError as exc:
+            self.cannot_run(rid, argv, exc)
+            return
         try:
             os.chdir(cwd)
             pid = launch(argv, env, stdio, uid, gid, user)
         except OSError as exc:
             stdio.failed()
-            message = f"sandkit: cannot run {argv[0]!r}: {exc.strerror}\n".encode()
-            self.send(output_event(rid, "stderr", message))
-            self.send({"op": "exit", "id": rid, "code": 127 if exc.errno == 2 else 126})
+            self.cannot_run(rid, argv, exc)
             return
         finally:
             os.chdir("/")
@@ -149,6 +152,12 @@ class Procs:
         if proc.window is not None:
             started["window"] = proc.window  # the host acknowledges output from now on
         self.send(started)
+
+    def cannot_run(self, rid: object, argv: list[str], exc: OSError) -> None:
+        """An exec that never started ends as a shell's would: 127 (not found) or 126."""
+        message = f"sandkit: cannot run {argv[0]!r}: {exc.strerror}\n".encode()
+        self.send(output_event(rid, "stderr", message))
+        self.send({"op": "exit", "id": rid, "code": 127 if exc.errno == 2 else 126})
 
     def ack(self, rid: object, req: dict[str, Any]) -> None:
         proc = self.procs.get(rid)

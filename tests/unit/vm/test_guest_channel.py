@@ -25,6 +25,15 @@ from sandkit.tasks import spawn
 from sandkit.vm.channel import WINDOW, ChannelError, GuestChannel
 
 AGENT = "import sys; from sandkit.guest.agent import Agent; Agent(sys.argv[1], {}).run()"
+# A guest that deleted /dev (`sudo rm -rf /` does): /dev/null and /dev/ptmx are gone.
+NO_DEV = """
+import os
+def gone(path):
+    raise FileNotFoundError(2, "No such file or directory", path)
+real_open = os.open
+os.open = lambda path, *a, **k: gone(path) if str(path).startswith("/dev/") else real_open(path, *a, **k)
+os.openpty = lambda: gone("/dev/ptmx")
+"""
 GUARD = 30  # seconds: a hang fails the test instead of the run
 
 
@@ -44,14 +53,15 @@ async def until(condition: Callable[[], bool]) -> None:
 
 
 @pytest.fixture
-async def guest(tmp_path: Path) -> AsyncIterator[Guest]:
+async def guest(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Guest]:
     port, sock = tmp_path / "port", tmp_path / "agent.sock"
     socat = subprocess.Popen(["socat", f"PTY,link={port},rawer", f"UNIX-LISTEN:{sock}"])
     agent: subprocess.Popen[bytes] | None = None
     channel: GuestChannel | None = None
     try:
         await until(port.exists)
-        agent = subprocess.Popen([sys.executable, "-c", AGENT, str(port)], cwd=tmp_path)
+        code = getattr(request, "param", "") + AGENT  # a prelude that breaks the guest
+        agent = subprocess.Popen([sys.executable, "-c", code, str(port)], cwd=tmp_path)
         channel = await GuestChannel.connect(sock, GUARD)
         pump = spawn(channel.pump(), "test-pump")
         work = tmp_path / "work"
@@ -78,6 +88,19 @@ async def test_exec_output_and_exit_code(guest: Guest) -> None:
 async def test_a_program_that_cannot_run_exits_127(guest: Guest) -> None:
     done = await asyncio.wait_for(guest.channel.run(["/no/such/program"]), GUARD)
     assert done.code == 127 and b"cannot run" in done.stderr
+
+
+@pytest.mark.parametrize("guest", [NO_DEV], indirect=True)
+async def test_a_guest_without_dev_still_runs_commands_and_refuses_a_pty(guest: Guest) -> None:
+    """Commands without stdin get an empty pipe, not /dev/null; a pty that cannot be
+    made ends the exec (126) instead of the request, so the host's cleanup (a chown
+    after `rm -rf /`) carries on."""
+    done = await asyncio.wait_for(guest.channel.run(["sh", "-c", "cat; echo ran"]), GUARD)
+    assert (done.stdout, done.code) == (b"ran\n", 0)
+    tty = await asyncio.wait_for(guest.channel.run(["true"], pty=True), GUARD)
+    assert tty.code == 127 and b"cannot run 'true'" in tty.stderr
+    again = await asyncio.wait_for(guest.channel.run(["true"]), GUARD)
+    assert again.code == 0
 
 
 async def test_a_command_runs_as_the_user_asked_for_with_their_groups(guest: Guest) -> None:
