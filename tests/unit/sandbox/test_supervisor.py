@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from sandkit.paths import runtime_dir
 from sandkit.sandbox import pool as warm_pool
 from sandkit.sandbox.protocol import METHODS, PROTOCOL, Identity
 from sandkit.sandbox.state import SandboxState
@@ -472,6 +473,20 @@ async def test_lifecycle_adopts_a_member_of_its_own_kind(home: Path, pool: None)
     assert not grew(box)
     box.supervisor.request_stop()
     assert await box.ended() == 0
+
+
+async def test_no_socket_folder_outlives_its_supervisor(home: Path, pool: None) -> None:
+    """State folders this deep put their sockets in /tmp/sandkit-UID/DIGEST. A member
+    adopted under another name keeps the folder it was made with: both go when the
+    supervisor ends, or every sandbox would leave one behind for good."""
+    box = await member(home)
+    made_with = box.sandbox.sockets
+    assert made_with.parent == runtime_dir() and made_with.is_dir()  # the case under test
+    adopted = await warm_pool.adopt(Store(), Config(name="mine", agent="shell"))
+    assert adopted is not None and adopted.sockets != made_with
+    box.supervisor.request_stop()
+    assert await box.ended() == 0
+    assert not made_with.exists() and not adopted.sockets.exists()
 
 
 async def test_an_adopted_member_grows_to_a_bigger_disk(home: Path, pool: None) -> None:

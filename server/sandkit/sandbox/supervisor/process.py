@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -263,6 +264,21 @@ class Supervisor:
         from sandkit.sandbox.supervisor.egress import close_proxy
 
         await close_proxy(self)
+        self.remove_runtime_sockets()
+
+    def remove_runtime_sockets(self) -> None:
+        """A socket folder in /tmp/sandkit-UID (a state folder too deep for socket paths)
+        holds nothing once this process ends; a pool member's stays where it was made
+        when the member is adopted and renamed. Left there, each would stay for good."""
+        from sandkit.paths import runtime_dir
+
+        runtime = runtime_dir()
+        folders = {self.sandbox.sockets}
+        if self.machine is not None:
+            folders.add(self.machine.paths.sockets)
+        for folder in folders:
+            if folder.parent == runtime:
+                shutil.rmtree(folder, ignore_errors=True)
 
     async def stop_sync(self) -> None:
         if self.sync is None:
