@@ -9,6 +9,7 @@ exactly, never waited for."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -678,6 +679,9 @@ def test_a_burst_brings_a_replaced_file_back_without_losing_what_came_after_it(
     finally:
         journal.close()
     assert [_files(f) for f in folders] == [{"a": b"written in the sandbox"}]
+    # Stamped in time like every trash entry: `undo --last` takes the newest stamp.
+    stamps = [t[1] for t in Journal(ws.state / "sync.db").trash() if t[2] == "b"]
+    assert all(re.fullmatch(r"\d{8}T\d{12}Z(-\d+)?", stamp) for stamp in stamps), stamps
     ws.engine.approve()
     assert ws.on_host() == {"b/a": b"written in the sandbox"} == ws.in_share()
 

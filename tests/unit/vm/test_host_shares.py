@@ -37,9 +37,16 @@ def test_microvm_takes_each_host_share_on_its_command_line_with_its_own_tag() ->
 
 def test_host_shares_without_a_workspace_still_get_shared_memory() -> None:
     cmd = qemu.argv(spec(host_shares=(Path("/s/hm0.sock"),)))
+    assert value(cmd, "-chardev")[1:] == ["socket,id=hm0,path=/s/hm0.sock"]  # no workspace's
     assert "vhost-user-fs-device,chardev=hm0,tag=hm0" in value(cmd, "-device")
     assert value(cmd, "-numa") == ["node,memdev=mem"]
     assert "memory-backend-memfd,id=mem,size=1024m,share=on" in value(cmd, "-object")
+
+
+def test_as_many_host_shares_as_there_are_root_ports_fit() -> None:
+    shares = tuple(Path(f"/s/hm{n}.sock") for n in range(qemu.MAX_HOST_SHARES))
+    fs = [d for d in value(qemu.argv(spec(host_shares=shares)), "-device") if "tag=hm" in d]
+    assert len(fs) == qemu.MAX_HOST_SHARES == 4
 
 
 @pytest.mark.parametrize(
