@@ -9,7 +9,7 @@ from pathlib import Path
 import sandkit
 
 ROOT = Path(sandkit.__file__).parent
-BASE = {"errors", "fsio", "logs", "paths", "pids", "rpc", "tasks", "ui", "yamlout"}
+BASE = {"errors", "fsio", "guestuser", "logs", "paths", "pids", "rpc", "tasks", "ui", "yamlout"}
 ALLOWED: dict[str, set[str]] = {
     "guest": set(),  # runs in the VM: the standard library only
     **dict.fromkeys(BASE, BASE),

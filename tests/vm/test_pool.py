@@ -81,6 +81,14 @@ def test_pool_adopt_unique_and_refill(env: Env, tmp_path: Path) -> None:
         names.append((random, machine_id))
         state = json.loads((env.state / name / "state.json").read_text())
         assert str(state["adopted_from"]).startswith("pool-2c512m-")
+        # The member rehearsed its adoption before the pause (supervisor/guest.py): that
+        # bind is gone, the workspace's is there; ports' route_localnet came with init.
+        mounts = pooled.sk("exec", name, "--", "cat", "/proc/mounts", check=True).stdout
+        assert "/run/sandkit/rehearsal" not in mounts and f" {ws} " in mounts
+        route = "/proc/sys/net/ipv4/conf/all/route_localnet"
+        assert pooled.sk("exec", name, "--", "cat", route, check=True).stdout == "1\n"
+        steps = (env.state / name / "supervisor.log").read_text()
+        assert "guest made unique (names " in steps and " ms, workspace " in steps
         (ws / "from-host.txt").write_text("later\n")  # sync keeps running after adoption
         seen = pooled.sk("exec", name, "--", "sh", "-c", "sleep 1; cat from-host.txt")
         assert seen.stdout == "later\n"

@@ -72,6 +72,20 @@ drive(artifacts, "failure.png", async (run) => {
   await shot("5-sandboxes-view.png");
   lap("sandboxes view shows the running sandbox");
 
+  run.step = "the agent's session verbs: the shell kit declares none";
+  await palette(page, "Sandkit: Continue the Agent's Last Session");
+  await page
+    .locator(".notification-toast", { hasText: "the agent kit 'shell' declares no session verbs" })
+    .first()
+    .waitFor({ timeout: 30000 });
+  for (const title of ["Sandkit: Ask the Agent…", "Sandkit: Resume an Agent Session…"]) {
+    await page.keyboard.press("F1");
+    await page.locator(".quick-input-widget input").fill(`>${title}`);
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first().waitFor({ timeout: 10000 });
+    await page.keyboard.press("Escape");
+  }
+  lap("the session verbs are in the palette; an undeclared one is said, naming the kit");
+
   run.step = "a change of sandkit.path restarts the server";
   await palette(page, "Preferences: Open User Settings");
   await page.locator(".settings-editor").waitFor({ timeout: 20000 });

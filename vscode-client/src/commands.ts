@@ -1,6 +1,7 @@
 // The palette and context-menu commands (sandkit.ui.*): each asks the server to act; the
 // views follow from what the server then pushes.
 import * as vscode from "vscode";
+import { type SessionVerb, VERB_COMMANDS, undeclared } from "./agentVerbs";
 import type { SandkitClient } from "./client";
 import * as protocol from "./protocol";
 import { AGENT_SESSION, OpenSessions, checkPortSpec, missingCredentials, portUrl } from "./sessions";
@@ -99,6 +100,50 @@ export function registerCommands({
     vscode.window.createTerminal({ name: `Sandkit: ${name}`, pty }).show();
   };
 
+  /** A session verb of the sandbox's agent kit, as `sandkit run --prompt/--continue/
+   * --resume` runs it: its own agent process, in a terminal that owns it. A verb the kit
+   * does not declare is said, naming the kit, and nothing is started. */
+  const runVerb = async (item: unknown, verb: SessionVerb): Promise<void> => {
+    const name = await pickSandbox(item);
+    if (!name) {
+      return;
+    }
+    const why = undeclared(verb, await client.run(protocol.AGENT_VERBS, { name }));
+    if (why !== undefined) {
+      void vscode.window.showWarningMessage(`Sandkit: ${why}`);
+      return;
+    }
+    const params: protocol.RunAgentVerbParams = { name, verb };
+    if (verb === "prompt") {
+      const prompt = await vscode.window.showInputBox({
+        prompt: `What should the agent of ${name} do? (the kit's prompt verb, as \`sandkit run --prompt\`)`,
+        placeHolder: "a prompt for the agent",
+        ignoreFocusOut: true,
+      });
+      if (!prompt?.trim()) {
+        return;
+      }
+      params.prompt = prompt;
+    } else if (verb === "resume") {
+      const id = await vscode.window.showInputBox({
+        prompt: `Session to resume in ${name} (as \`sandkit run --resume ID\`)`,
+        placeHolder: "the agent's session id",
+        ignoreFocusOut: true,
+        validateInput: (value) => (value.trim() ? undefined : "the id of one of the agent's sessions"),
+      });
+      if (!id?.trim()) {
+        return;
+      }
+      params.sessionId = id.trim();
+    }
+    const pty = new SandboxTerminal(
+      router,
+      channel,
+      async (rows, cols) => (await client.run(protocol.RUN_AGENT_VERB, { ...params, rows, cols })).terminal,
+    );
+    vscode.window.createTerminal({ name: `Sandkit agent (${verb}): ${name}`, pty }).show();
+  };
+
   /** Asks for each missing secret (hidden input) and stores it; false if one was not given. */
   const askSecrets = async (services: string[]): Promise<boolean> => {
     for (const service of services) {
@@ -153,6 +198,9 @@ export function registerCommands({
         openTerminal(name, true);
       }
     },
+    ...Object.fromEntries(
+      Object.entries(VERB_COMMANDS).map(([id, verb]): [string, Command] => [id, (item) => runVerb(item, verb)]),
+    ),
     "sandkit.ui.stopAgent": async (item) => {
       const name = await pickSandbox(item);
       if (name) {

@@ -15,6 +15,8 @@ export const STOP_SESSION = "sandkit.stopSession";
 export const PUBLISH_PORT = "sandkit.publish";
 export const UNPUBLISH_PORT = "sandkit.unpublish";
 export const SET_SECRET = "sandkit.setSecret";
+export const AGENT_VERBS = "sandkit.agentVerbs";
+export const RUN_AGENT_VERB = "sandkit.runAgentVerb";
 
 export const TERMINAL_OUTPUT = "sandkit/terminalOutput";
 export const TERMINAL_EXIT = "sandkit/terminalExit";
@@ -262,6 +264,20 @@ export interface NewKitResult {
   uri: string;
 }
 
+export interface AgentVerbsResult {
+  kit: string;
+  verbs: ("prompt" | "continue" | "resume")[];
+}
+
+export interface RunAgentVerbParams {
+  name: string;
+  verb: "prompt" | "continue" | "resume";
+  prompt?: string;
+  sessionId?: string;
+  rows?: number;
+  cols?: number;
+}
+
 // -- what each message carries ----------------------------------------------------------------
 export interface Commands {
   [OPEN_WORKSPACE]: { params: OpenWorkspaceParams; result: OpenWorkspaceResult };
@@ -279,6 +295,8 @@ export interface Commands {
   [PUBLISH_PORT]: { params: PortParams; result: PortsResult };
   [UNPUBLISH_PORT]: { params: PortParams; result: PortsResult };
   [SET_SECRET]: { params: SetSecretParams; result: Empty };
+  [AGENT_VERBS]: { params: NameParams; result: AgentVerbsResult };
+  [RUN_AGENT_VERB]: { params: RunAgentVerbParams; result: TerminalStarted };
 }
 
 export interface ServerNotifications {

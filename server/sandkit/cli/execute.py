@@ -16,7 +16,7 @@ import os
 import selectors
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -63,6 +63,19 @@ class OneShotExec:
         self.pending[self._ids] = method
         return self._ids
 
+    def ask(self, method: str, params: dict[str, Any]) -> Any:
+        """One request before the exec, and its result (SupervisorError if refused)."""
+        rid = self.send(method, params)
+        while True:
+            for message in self.connection.receive():
+                if message.get("id") != rid:
+                    continue  # an event: the exec has not started yet
+                self.pending.pop(rid)
+                if "error" in message:
+                    body = error_of(message["error"])
+                    raise SupervisorError(body.code, body.message)
+                return message.get("result")
+
     def start(self, request: ExecRequest) -> None:
         """Send the exec and wait for its id; SupervisorError if it is refused."""
         rid = self.send("exec", dict(request))
@@ -86,13 +99,21 @@ class OneShotExec:
         self.connection.close()
 
 
-def run(call: OneShotExec, request: ExecRequest, *, fd: int) -> int:
+def run(
+    call: OneShotExec,
+    request: ExecRequest,
+    *,
+    fd: int,
+    started: Callable[[], None] = lambda: None,
+) -> int:
     """Start ``request`` on ``call``'s connection (which this closes); its output to this
     process's stdout and stderr until it exits (its status). Standard input is passed on
     when ``request['stdin']``; with ``request['pty']`` this terminal is raw and its size
-    follows, otherwise the signals sent to this command are passed on."""
+    follows, otherwise the signals sent to this command are passed on. ``started`` is
+    called once the program runs."""
     try:
         call.start(request)
+        started()
         with (
             _signals(request["pty"]) as wakeup,
             raw_mode(fd) if request["pty"] else (contextlib.nullcontext(False)),

@@ -44,17 +44,34 @@ def add_session_options(p: argparse.ArgumentParser) -> None:
 
 
 def session_request(args: argparse.Namespace) -> SessionRequest | None:
-    """The session verb `run` was given, if any."""
+    """The session verb `run` was given, if any (without one, the kit engine stays
+    unloaded: this runs on the warm start's light path)."""
+    prompt, resume = getattr(args, "prompt", None), getattr(args, "resume", None)
+    continued = getattr(args, "continue_session", False)
+    if prompt is None and resume is None and not continued:
+        return None
     from sandkit.kits.agent_sessions import Verb
     from sandkit.sandbox.agent_command import SessionRequest
 
-    if getattr(args, "prompt", None) is not None:
-        return SessionRequest(Verb.PROMPT, prompt=args.prompt)
-    if getattr(args, "continue_session", False):
+    if prompt is not None:
+        return SessionRequest(Verb.PROMPT, prompt=prompt)
+    if continued:
         return SessionRequest(Verb.CONTINUE)
-    if getattr(args, "resume", None) is not None:
-        return SessionRequest(Verb.RESUME, session_id=args.resume)
-    return None
+    return SessionRequest(Verb.RESUME, session_id=resume)
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def refuse_undeclared_verb(args: argparse.Namespace, config: Config) -> None:
+    """A session verb the agent kit does not declare fails now, before the sandbox is
+    made, adopted or started (the supervisor's own check stays: the kit may change)."""
+    session = session_request(args)
+    if session is not None:
+        from sandkit.sandbox.request import check_session_verb
+
+        check_session_verb(config, session, _interactive())
 
 
 def send_adoption(args: argparse.Namespace) -> tuple[Config, Path | None, Claim | None] | None:
@@ -63,9 +80,12 @@ def send_adoption(args: argparse.Namespace) -> tuple[Config, Path | None, Claim 
     from sandkit.sandbox import warm
 
     store = Store()
-    if existing_sandbox(store, args) is not None:
+    existing = existing_sandbox(store, args)
+    if existing is not None:
+        refuse_undeclared_verb(args, existing.config())
         return None
     config, workspace = sandbox_config(args)
+    refuse_undeclared_verb(args, config)
     if workspace is not None and not workspace.is_dir():
         return config, workspace, None  # create_or_adopt says so
     return config, workspace, warm.send(store, config)
@@ -85,7 +105,10 @@ async def cmd_run(
     if existing is not None:
         sandbox, config = existing, existing.config()
     else:
-        config, workspace, sent = early if early is not None else (*sandbox_config(args), None)
+        if early is None:
+            early = (*sandbox_config(args), None)
+            refuse_undeclared_verb(args, early[0])
+        config, workspace, sent = early
         sandbox, _ = await pool.create_or_adopt(store, config, workspace, sent)
         refill = pool.pool_size() > 0  # so that the next new sandbox starts warm
     await start_showing_progress(sandbox)
@@ -93,7 +116,7 @@ async def cmd_run(
         pool.refill_after(sandbox, config)
     if session is not None:
         return await _run_verb(sandbox, config, session, extra)
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not _interactive():
         return await _run_piped(sandbox, config, extra)
     from sandkit.cli import sessions
 
@@ -120,7 +143,7 @@ async def _run_verb(
     from sandkit.cli.terminal import terminal_size
     from sandkit.sandbox import lifecycle
 
-    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    tty = _interactive()
     rows, cols = terminal_size()
     env = {"TERM": os.environ["TERM"]} if tty and "TERM" in os.environ else {}
     async with await lifecycle.connect(sandbox) as client:

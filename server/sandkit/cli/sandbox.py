@@ -165,6 +165,11 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         from sandkit.cli import run as run_verb
 
         early = run_verb.send_adoption(args)
+        from sandkit.cli import warmrun
+
+        status = warmrun.run_adopted(args, extra, early)
+        if status is not None:
+            return status
         import asyncio
 
         return asyncio.run(run_verb.cmd_run(args, extra, early))

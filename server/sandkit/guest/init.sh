@@ -36,6 +36,8 @@ if [ -d /sys/class/net/eth0 ]; then
   $B ip addr add 10.0.2.15/24 dev eth0
   $B ip link set eth0 up
   $B ip route add default via 10.0.2.2
+  # Published ports reach guest services bound to 127.0.0.1 (supervisor/ports.py).
+  echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet
 fi
 
 name=$(arg sk.hostname)

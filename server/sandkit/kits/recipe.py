@@ -10,6 +10,7 @@ import platform
 import posixpath
 from dataclasses import dataclass, field
 
+from sandkit.guestuser import AGENT_UID
 from sandkit.kits import dockerfile, images
 from sandkit.kits import model as m
 from sandkit.kits import spec_v3 as v3
@@ -39,7 +40,6 @@ class Replay:
 COMPANION = ".dockerfile"
 MAX_COPY_BYTES = 64 << 10  # a COPY travels base64 in one install step's argv
 _ROOT_NAMES = {"root": "0", "0": "0"}
-AGENT_UID = 1000  # vm/guestinfo.py's (kits/ may not import vm/)
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 _WORKDIR_SCRIPT = '[ -d "$1" ] || { mkdir -p "$1" && chown "$2" "$1"; }'
 _COPY_SCRIPT = (
@@ -187,7 +187,8 @@ def _replay(
         ctx.warn(
             at,
             f"{recipe.file}: the last USER is '{recipe.user}', but sandkit runs the agent as "
-            "'agent' (uid 1000), as sbx's templates do; the USER applies to the RUN steps",
+            f"'agent' (uid {AGENT_UID}), as sbx's templates do; the USER applies to the RUN "
+            "steps",
             at_key=True,
         )
     return out

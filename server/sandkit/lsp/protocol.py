@@ -50,6 +50,8 @@ STOP_SESSION = "sandkit.stopSession"
 PUBLISH_PORT = "sandkit.publish"
 UNPUBLISH_PORT = "sandkit.unpublish"
 SET_SECRET = "sandkit.setSecret"
+AGENT_VERBS = "sandkit.agentVerbs"  # which session verbs the agent kit declares
+RUN_AGENT_VERB = "sandkit.runAgentVerb"  # one of them, in a terminal
 
 TERMINAL_OUTPUT = "sandkit/terminalOutput"
 TERMINAL_EXIT = "sandkit/terminalExit"
@@ -306,6 +308,20 @@ class NewKitResult(TypedDict):
     uri: str
 
 
+class AgentVerbsResult(TypedDict):
+    kit: str  # the agent kit's name, for the messages
+    verbs: list[Literal["prompt", "continue", "resume"]]  # declared, for a terminal
+
+
+class RunAgentVerbParams(TypedDict):
+    name: str
+    verb: Literal["prompt", "continue", "resume"]
+    prompt: NotRequired[str]  # the prompt verb's text
+    sessionId: NotRequired[str]  # the resume verb's session id
+    rows: NotRequired[int]
+    cols: NotRequired[int]
+
+
 COMMANDS: dict[str, tuple[object, object]] = {  # name: (params, result or results)
     OPEN_WORKSPACE: (OpenWorkspaceParams, OpenWorkspaceResult),
     RUN_AGENT: (RunAgentParams, TerminalStarted),
@@ -322,6 +338,8 @@ COMMANDS: dict[str, tuple[object, object]] = {  # name: (params, result or resul
     PUBLISH_PORT: (PortParams, PortsResult),
     UNPUBLISH_PORT: (PortParams, PortsResult),
     SET_SECRET: (SetSecretParams, Empty),
+    AGENT_VERBS: (NameParams, AgentVerbsResult),
+    RUN_AGENT_VERB: (RunAgentVerbParams, TerminalStarted),
 }
 SERVER_NOTIFICATIONS: dict[str, object] = {
     TERMINAL_OUTPUT: TerminalOutputParams,

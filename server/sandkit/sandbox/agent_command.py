@@ -6,8 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sandkit.errors import SandkitError
-from sandkit.kits.agent_sessions import Verb, session_argv
+from sandkit.kits.agent_sessions import UnsupportedVerb, Verb, session_argv
 from sandkit.kits.model import ResolvedSandbox
+
+# What `run` offers (--prompt, --continue, --resume), and the editor with it.
+RUN_VERBS = (Verb.PROMPT, Verb.CONTINUE, Verb.RESUME)
 
 
 @dataclass(frozen=True)
@@ -55,3 +58,16 @@ def agent_argv(
         return list(extra)
     argv = [*base, *defaults, *extra]
     return argv or ["bash", "-l"]
+
+
+def declared_verbs(sandbox: ResolvedSandbox, interactive: bool) -> list[Verb]:
+    """Which of RUN_VERBS the agent kit declares, by agent_argv's own rule (so that what
+    is offered is what then runs). The missing command's error, if any, is raised."""
+    found = []
+    for verb in RUN_VERBS:
+        try:
+            agent_argv(sandbox, [], interactive, SessionRequest(verb, "x", "x"))
+        except UnsupportedVerb:
+            continue
+        found.append(verb)
+    return found

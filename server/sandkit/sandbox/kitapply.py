@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sandkit import guestuser
 from sandkit.errors import SandkitError
 from sandkit.kits.model import Command, Phase, ResolvedSandbox
 from sandkit.logs import logger
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # a running sandbox's supervisor never loads kit files: annot
 
 STATE_DIR = "/var/lib/sandkit"
 HOME = "/home/agent"
-AGENT_UID = "1000"
+AGENT_UID = str(guestuser.AGENT_UID)  # as write_file and a kit's `user:` give it
 MARK_START = "<!-- sbx:kits-section start -->"
 MARK_END = "<!-- sbx:kits-section end -->"
 
@@ -142,9 +143,9 @@ async def place_skills(
         link = (
             'test -d "$1" || { echo "the skill folder $1 is not in the sandbox: ship it in the '
             'kit under files/skills/$3/ or create it in an install step" >&2; exit 1; }; '
-            'mkdir -p "$(dirname "$2")" && ln -sfn "$1" "$2" && chown -h 1000:1000 "$2"'
+            'mkdir -p "$(dirname "$2")" && ln -sfn "$1" "$2" && chown -h "$4" "$2"'
         )
-        argv = ["sh", "-c", link, "sh", skill.source, target, skill.name]
+        argv = ["sh", "-c", link, "sh", skill.source, target, skill.name, guestuser.AGENT_IDS]
         await _run(channel, argv, "0", {}, f"{what} [{skill.origin}]")
 
 
@@ -209,12 +210,12 @@ while [ $# -ge 2 ]; do
   d=$p; top=
   while [ -n "$d" ] && [ ! -e "$d" ] && [ ! -L "$d" ]; do top=$d; d=${d%/*}; done
   mkdir -p "$p"
-  case $top in /home/agent/*) chown -R 1000:1000 "$top";; esac
+  case $top in /home/agent/*) chown -R {ids} "$top";; esac
   i=0
   while ! err=$(mount -t virtiofs "$tag" "$p" 2>&1); do
     i=$((i+1)); if [ $i -gt 1000 ]; then echo "$err" >&2; exit 1; fi; sleep 0.01
   done
-done"""
+done""".replace("{ids}", guestuser.AGENT_IDS)  # str.format would need every shell brace doubled
 
 
 async def mount_host_mounts(channel: GuestChannel, sandbox: ResolvedSandbox) -> None:

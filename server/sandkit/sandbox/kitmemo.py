@@ -20,10 +20,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sandkit.fsio import write_atomic
-from sandkit.logs import logger
 from sandkit.paths import cache_dir
 
-log = logger(__name__)
+
+def _debug(message: str, *args: object) -> None:
+    """Logged only when it happens: `logging` stays out of the warm start's path."""
+    from sandkit.logs import logger
+
+    logger(__name__).debug(message, *args)
+
+
 FORMAT = 1
 
 
@@ -116,7 +122,7 @@ def load(memo_key: str | None) -> Summary | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        log.debug("kit memo %s unreadable (%s): resolving", memo_key, exc)
+        _debug("kit memo %s unreadable (%s): resolving", memo_key, exc)
         return None
 
 
@@ -128,4 +134,4 @@ def save(memo_key: str | None, summary: Summary) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(asdict(summary)).encode())
     except OSError as exc:  # a cache: a full resolution next time
-        log.debug("kit memo not saved: %s", exc)
+        _debug("kit memo not saved: %s", exc)

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandkit.errors import SandkitError
+from sandkit.guestuser import AGENT_UID
 from sandkit.hostconfig import registry_args
 from sandkit.logs import logger
 from sandkit.pids import alive
 from sandkit.sandbox.state import SandboxState
-from sandkit.sandbox.store import Config, Sandbox, SandboxError, State, Store
+from sandkit.sandbox.store import POOL_PREFIX, Config, Sandbox, SandboxError, State, Store
 
 # asyncio, the client (pydantic) and the image code load with the first call that needs
 # them: `run` imports this module (request.py) before it sends a warm-pool member its
@@ -51,9 +52,6 @@ def create(store: Store, config: Config, workspace: Path | None) -> Sandbox:
         store.remove(sandbox)  # no half-made sandbox
         raise
     return sandbox
-
-
-AGENT_UID = 1000
 
 
 def _give_to_agent(root: Path) -> None:
@@ -231,10 +229,6 @@ def _kill_orphans(sandbox: Sandbox) -> None:
                 name = cmdline.split(b"\0", 1)[0].rsplit(b"/", 1)[-1]
                 if name in (b"qemu-system-x86_64", b"virtiofsd"):
                     os.kill(int(proc.name), signal.SIGKILL)
-
-
-# A pool member is known by its name: reset refuses one, and `sandkit pool` lists them.
-POOL_PREFIX = "pool-"
 
 
 def is_pool_member(sandbox: Sandbox) -> bool:

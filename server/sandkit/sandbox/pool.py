@@ -5,8 +5,6 @@ handing an adopted member this client's credential variables."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,14 +13,24 @@ from sandkit.hostconfig import registry_args
 from sandkit.logs import logger
 from sandkit.pids import alive
 from sandkit.sandbox.client import SupervisorClient
-from sandkit.sandbox.lifecycle import POOL_PREFIX, create, remove, start
+from sandkit.sandbox.lifecycle import create, remove, start
 from sandkit.sandbox.protocol import ErrorCode, Identity
 from sandkit.sandbox.remote import SupervisorError
 from sandkit.sandbox.state import SandboxState
-from sandkit.sandbox.store import Config, Profile, Sandbox, SandboxError, State, Store, profile
-from sandkit.sandbox.warm import Claim, candidates
+from sandkit.sandbox.store import (
+    POOL_PREFIX,
+    Config,
+    Profile,
+    Sandbox,
+    SandboxError,
+    State,
+    Store,
+    profile,
+)
+from sandkit.sandbox.warm import Claim, candidates, spawn_fill
 from sandkit.sandbox.warm import pool_members as pool_members
 from sandkit.sandbox.warm import pool_size as pool_size
+from sandkit.sandbox.warm import refill_after as refill_after
 from sandkit.sandbox.warm import shape as shape
 
 log = logger(__name__)
@@ -73,7 +81,7 @@ async def adopt(
         return None
     finally:
         if drained:
-            _spawn_fill(config, prepared=False)
+            spawn_fill(config, prepared=False)
 
 
 def same_kind(state: State, mine: Identity) -> bool:
@@ -271,34 +279,3 @@ def _count(store: Store, wanted: str, kind: Profile | None) -> int:
         if same and state.state in (S.POOLED, S.BOOTING) and alive(state.supervisor_pid):
             count += 1
     return count
-
-
-def refill_after(sandbox: Sandbox, config: Config) -> None:
-    """Top the pool up after ``sandbox`` was made, at low priority, outliving this command:
-    with a member prepared for its kits when it adopted such a member, else a plain one."""
-    _spawn_fill(config, prepared=sandbox.state().adopted_prepared)
-
-
-def _spawn_fill(config: Config, prepared: bool) -> None:
-    if pool_size() == 0:
-        return
-    # At the lowest priority: the adopted sandbox's first command goes first. (Not later:
-    # a delayed fill outlives a `pool drain` made in between and leaves a member behind.)
-    argv = ["nice", "-n", "19", sys.executable, "-m", "sandkit", "pool", "fill",
-            "--cpus", str(config.cpus), "--memory", f"{config.memory_mib}m", "--quiet"]  # fmt: skip
-    if prepared:
-        argv += ["--agent", config.agent, "--default", config.default_policy]
-        for kit in config.kits:
-            argv += ["--kit", kit]
-        for key, value in config.kit_args.items():
-            argv += ["--kit-arg", f"{key}={value}"]
-    log_dir = Store().root
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / "pool.log").open("ab") as out:
-        subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 from sandkit.kits.builtin import looks_like_path
 from sandkit.kits.images import DOCKER_KIT
 from sandkit.kits.sizes import parse_size
-from sandkit.sandbox.lifecycle import POOL_PREFIX
 from sandkit.sandbox.ports import PortError, Published, check_new, parse
-from sandkit.sandbox.store import Config, SandboxError, check_name, default_name
+from sandkit.sandbox.store import POOL_PREFIX, Config, SandboxError, check_name, default_name
 from sandkit.vm.qemu import DEFAULT_DISK_MIB
 
 if TYPE_CHECKING:
+    from sandkit.kits.model import ResolvedSandbox
+    from sandkit.sandbox.agent_command import SessionRequest
     from sandkit.sandbox.kitmemo import Summary
 
 MIN_MEMORY_MIB = 256
@@ -100,18 +101,46 @@ def choose_shape(
     for warning in summary.warnings:
         print(f"sandkit: {warning}", file=sys.stderr)
     images.require(summary.image, summary.agent_name)
-    _summaries[(agent, tuple(kits), tuple(sorted(kit_args.items())))] = summary
+    _summaries[_key(agent, kits, kit_args)] = summary
     return summary
 
 
-# What build() learned about the kits in this process (pool.credential_environ reads it).
-_summaries: dict[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]], Summary] = {}
+# What build() learned about the kits in this process (pool.credential_environ reads it),
+# and the resolved kits when it resolved them (a memo's summary holds no resolution).
+_Key = tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]
+_summaries: dict[_Key, Summary] = {}
+_resolved: dict[_Key, ResolvedSandbox] = {}
+
+
+def _key(agent: str, kits: list[str], kit_args: Mapping[str, str]) -> _Key:
+    return agent, tuple(kits), tuple(sorted(kit_args.items()))
 
 
 def summary_of(config: Config) -> Summary | None:
-    return _summaries.get(
-        (config.agent, tuple(config.kits), tuple(sorted(config.kit_args.items())))
-    )
+    return _summaries.get(_key(config.agent, config.kits, config.kit_args))
+
+
+def check_session_verb(config: Config, session: SessionRequest, interactive: bool) -> None:
+    """Refuse, before anything is created or started, a session verb the agent kit does
+    not declare (UnsupportedVerb, the supervisor's words: agent_command's one rule). The
+    supervisor's agent-argv checks again: a kit may change in between. Called only with
+    a verb: it loads the kit engine, and resolves the kits unless build() did just now."""
+    from sandkit.sandbox.agent_command import agent_argv
+
+    agent_argv(resolved_kits(config), [], interactive, session)
+
+
+def resolved_kits(config: Config) -> ResolvedSandbox:
+    """The config's kits resolved, as its supervisor resolves them: what build() resolved
+    in this process, else now (the kit engine: ~0.1 s)."""
+    sandbox = _resolved.get(_key(config.agent, config.kits, config.kit_args))
+    if sandbox is None:
+        from sandkit.hostconfig import registry_args
+        from sandkit.kits import resolve
+
+        defaults = config.arg_defaults or dict(registry_args())
+        sandbox = resolve(config.agent, config.kits, config.kit_args, defaults=defaults).sandbox
+    return sandbox
 
 
 def _summarise(
@@ -127,7 +156,7 @@ def _summarise(
     from sandkit.sandbox.kitmemo import Required, Summary
 
     resolution = resolve(agent, kits, kit_args, defaults=defaults)
-    sandbox = resolution.sandbox
+    sandbox = _resolved[_key(agent, kits, kit_args)] = resolution.sandbox
     chosen = shape.choose(cpus, memory_mib, sandbox.agent.resources, sandbox.agent_name, *host)
     env_names: set[str] = set()
     required = []

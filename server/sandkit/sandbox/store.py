@@ -20,6 +20,9 @@ from sandkit.sandbox.state import SandboxState
 from sandkit.vm.qemu import DEFAULT_DISK_MIB
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,61}[A-Za-z0-9]")
+# A warm-pool member is known by its name: reset refuses one, `sandkit pool` lists them,
+# and a user's sandbox may not take it.
+POOL_PREFIX = "pool-"
 
 
 class SandboxError(SandkitError):

@@ -228,9 +228,11 @@ class GuestChannel:
             raise ChannelError(str(reply.get("error") or f"{op} failed in the guest"))
         return reply
 
-    async def adopt(self, **fields: Any) -> None:
-        """The in-process adoption step of a pooled VM (see agent.adopt)."""
-        await self._ask("adopt", **fields)
+    async def adopt(self, **fields: Any) -> dict[str, float]:
+        """The in-process adoption step of a pooled VM (see guest/files.adopt): each of
+        its steps' milliseconds in the guest."""
+        steps = (await self._ask("adopt", **fields)).get("ms")
+        return dict(steps) if isinstance(steps, dict) else {}
 
     async def read_file(self, path: str) -> bytes | None:
         data = (await self._ask("read", path=path)).get("data")

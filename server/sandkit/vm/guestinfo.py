@@ -5,10 +5,10 @@ and repeats the share's path.)"""
 
 from __future__ import annotations
 
+from sandkit.guestuser import AGENT_UID as AGENT_UID  # the share's files are the agent's
+from sandkit.guestuser import AGENT_USER as AGENT_USER
 from sandkit.vm.qemu import PROXY_ADDRESS, PROXY_PORT
 
-AGENT_USER = "agent"
-AGENT_UID = 1000  # the agent's uid and gid; the share's files are the agent's
 SHARE_MOUNT = "/run/sandkit/share"
 GUEST_PROXY = f"{PROXY_ADDRESS}:{PROXY_PORT}"  # the sk.proxy kernel parameter
 # Run on every adoption first, and before a golden is saved: their files are then in the

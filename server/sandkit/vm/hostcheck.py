@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandkit.errors import SetupError
+from sandkit.guestuser import AGENT_UID
 
 SUBUID = Path("/etc/subuid")
 SUBGID = Path("/etc/subgid")
 # The guest's ids that must exist in the namespace: root, the agent (1000), and the
 # system users up to nobody (65534); mmdebstrap's unshare mode wants 65536 as well.
 NEEDED = 65536
-AGENT_ID = 1000  # the guest's `agent` user and group
 FIRST_SUGGESTED = 100000  # where useradd starts its own ranges (SUB_UID_MIN)
 
 
@@ -84,9 +84,9 @@ def guest_map(own: int, sub: IdRange) -> list[tuple[int, int, int]]:
     if sub.count < NEEDED:
         raise ValueError(f"{sub} is smaller than {NEEDED} ids")
     return [
-        (0, sub.start, AGENT_ID),
-        (AGENT_ID, own, 1),
-        (AGENT_ID + 1, sub.start + AGENT_ID, sub.count - AGENT_ID),
+        (0, sub.start, AGENT_UID),
+        (AGENT_UID, own, 1),
+        (AGENT_UID + 1, sub.start + AGENT_UID, sub.count - AGENT_UID),
     ]
 
 

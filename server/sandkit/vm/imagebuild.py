@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from sandkit.errors import SetupError
+from sandkit.guestuser import AGENT_UID, AGENT_USER
 from sandkit.vm import userns
 
 LZ4_MAGIC = b"\x02\x21\x4c\x18"
@@ -106,7 +107,8 @@ def rootfs(
     its root mode). ``agent``: the guest agent's package (a folder), copied in;
     ``extra_hooks``: a variant's customize hooks, run after the base's."""
     hooks = [
-        'chroot "$1" useradd --create-home --uid 1000 --shell /bin/bash agent',
+        # The same text as before the constant: the image's key does not hash this file.
+        f'chroot "$1" useradd --create-home --uid {AGENT_UID} --shell /bin/bash {AGENT_USER}',
         'echo "agent ALL=(ALL) NOPASSWD:ALL" > "$1/etc/sudoers.d/agent"',
         'chmod 0440 "$1/etc/sudoers.d/agent"',
         # sudo keeps the proxy settings, as sbx's images do

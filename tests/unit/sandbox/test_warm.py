@@ -30,11 +30,14 @@ from sandkit.sandbox.request import SandboxRequest, build
 from sandkit.sandbox.store import Store
 config = build(SandboxRequest(agent="shell", name="light", cpus=2, memory=1024))
 assert warm.send(Store(), config) is None  # no member: nothing sent
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("asyncio", "pydantic"))))
+heavy = ("asyncio", "pydantic", "importlib.metadata", "sandkit.sandbox.lifecycle", "logging")
+print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))
 """
 
 
 def test_the_request_goes_before_asyncio_and_pydantic(tmp_path: Path) -> None:
+    """... and before importlib.metadata (~15 ms: warm.sandkit_version reads the
+    dist-info itself), the lifecycle module and logging (~20 ms together)."""
     env = {
         **os.environ,
         "XDG_STATE_HOME": str(tmp_path / "state"),
@@ -95,3 +98,79 @@ def test_the_light_identity_is_the_protocols() -> None:
 
     assert warm.local_identity() == Identity.local().model_dump()
     assert Identity.model_validate(warm.local_identity()).same_as(Identity.local())
+
+
+def dist_info(folder: Path, version: str, name: str = "sandkit") -> Path:
+    info = folder / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    body = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nVersion: not-a-header\n"
+    (info / "METADATA").write_text(body)
+    return info
+
+
+def test_the_version_is_the_first_installed_distributions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As importlib.metadata.version("sandkit") answers: the first dist-info on sys.path
+    (a foreign installation is told apart by it: tests/vm/test_foreign_pool_member.py)."""
+    import importlib.metadata
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    dist_info(first, "7.1.post2")
+    dist_info(second, "9.9")
+    dist_info(first, "1.0", name="sandkit_other")
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "missing"), str(first), str(second)])
+    assert warm.sandkit_version() == "7.1.post2" == importlib.metadata.version("sandkit")
+
+
+def test_without_a_dist_info_the_version_is_the_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sandkit
+
+    broken = tmp_path / "sandkit-2.0.dist-info"
+    broken.mkdir()  # no METADATA: skipped, as importlib.metadata skips it
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    assert warm.sandkit_version() == sandkit.__version__
+
+
+async def test_an_answer_waited_for_without_a_loop_is_kept_for_the_general_path(
+    home: Path,  # noqa: F811
+    pool: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """cli/warmrun.py waits on a blocking socket (in a thread here: the member's
+    supervisor runs in this test's loop); whatever the answer, pool.create_or_adopt
+    reads the same one afterwards, without a second request."""
+    import asyncio
+
+    from sandkit.cli.execute import OneShotExec
+    from sandkit.sandbox.wire import SupervisorError
+
+    box = await member(home)
+    monkeypatch.setenv("SANDKIT_POOL_SIZE", "1")
+    first = build(SandboxRequest(agent="shell", name="first", cpus=2, memory=1024))
+    second = build(SandboxRequest(agent="shell", name="second", cpus=2, memory=1024))
+    sent_first, sent_second = warm.send(Store(), first), warm.send(Store(), second)
+    assert sent_first is not None and sent_second is not None
+    await asyncio.to_thread(sent_first.wait)
+    assert sent_first.outcome == [None]
+    sandbox, adopted = await warm_pool.create_or_adopt(Store(), first, None, sent_first)
+    assert adopted and sandbox.name == "first"
+
+    with pytest.raises(SupervisorError, match="pool member taken"):
+        await asyncio.to_thread(sent_second.wait)
+    assert await warm_pool.adopt(Store(), second, {}, sent_second) is None  # taken: cold
+
+    # The adopted sandbox answers agent-argv over the same kind of blocking socket.
+    call = OneShotExec.connect(sandbox.control)
+    try:
+        params = {"extra": ["cat", "README"], "interactive": False}
+        reply = await asyncio.to_thread(call.ask, "agent-argv", params)
+        assert reply == {"argv": ["cat", "README"]}
+        with pytest.raises(SupervisorError, match="declares no 'resume' session verb"):
+            await asyncio.to_thread(call.ask, "agent-argv", {**params, "verb": "resume"})
+    finally:
+        call.close()
+    box.supervisor.request_stop()
+    assert await box.ended() == 0

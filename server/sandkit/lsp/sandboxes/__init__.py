@@ -1,5 +1,5 @@
 """Sandboxes from the editor: the commands of the palette (lifecycle_commands.py,
-sessions.py, kit_commands.py), terminals (terminals.py), and the watcher that pushes the
+sessions.py, agent_verbs.py, kit_commands.py), terminals (terminals.py), and the watcher that pushes the
 list of sandboxes and turns proxy decisions into diagnostics and held requests into
 prompts (watch.py). A client of the same supervisors as the CLI (see sandkit.lsp.protocol
 for the messages)."""
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from sandkit.lsp import protocol
-from sandkit.lsp.sandboxes import kit_commands, lifecycle_commands, sessions
+from sandkit.lsp.sandboxes import agent_verbs, kit_commands, lifecycle_commands, sessions
 from sandkit.lsp.sandboxes.common import Context, get
 from sandkit.lsp.sandboxes.terminals import Terminals
 from sandkit.lsp.sandboxes.watch import Watcher
@@ -50,4 +50,5 @@ def register(server: SandkitServer) -> None:
 
     lifecycle_commands.register(ctx)
     sessions.register(ctx)
+    agent_verbs.register(ctx)
     kit_commands.register(ctx)

@@ -143,7 +143,12 @@ async def resume(sup: Supervisor, resolution: Resolution) -> None:
 
     machine.paths = MachinePaths(sup.sandbox.dir, machine.paths.sockets)
     await machine.qmp.execute("cont")
-    unique = sup.attempt(guest.make_unique(sup), "make-unique")
+    in_guest: dict[str, float] = {}
+
+    async def make_unique() -> None:
+        in_guest.update(await guest.make_unique(sup))
+
+    unique = sup.attempt(make_unique(), "make-unique")
     try:
         await egress.reconfigure(sup, resolution)
         lap("kits and proxy")
@@ -155,7 +160,8 @@ async def resume(sup: Supervisor, resolution: Resolution) -> None:
         error = await unique
         if error is not None:  # its failure, if any, is the one to report
             raise error
-    lap("guest made unique")
+    in_the_guest = ", ".join(f"{step} {ms:.0f} ms" for step, ms in in_guest.items())
+    lap(f"guest made unique ({in_the_guest})")
     # This sandbox's CAs (an upstream CA) in GUEST_CA and the bundle: nothing to do when
     # they are the ones the member pooled with.
     trust = guest.trust_ca(sup, unless_trusted=True)

@@ -54,13 +54,17 @@ async def boot_and_serve(sup: Supervisor) -> None:
 
 
 # What a started supervisor may still import (adoption, agent-argv, the sync): loaded now,
-# so that it keeps working if its installation is replaced or removed while it runs.
+# so that it keeps working if its installation is replaced or removed while it runs, and
+# so that an adoption does not import them in the event loop (the watchers' anyio,
+# watchfiles and multiprocessing held the guest's replies up by 30-50 ms).
 LATER = (
     "sandkit.kits",
+    "sandkit.kits.context",
     "sandkit.sandbox.agent_command",
     "sandkit.sandbox.kitapply",
     "sandkit.sync.engine",
     "sandkit.sync.protect",
+    "sandkit.sync.watch",
 )
 
 
@@ -236,6 +240,7 @@ async def wait_in_pool(sup: Supervisor, clone: golden.Clone, kits: str | None) -
         await prepare_kits(sup, clone, kits)
     await guest.trust_ca(sup)
     await machine.attach_share()
+    await guest.rehearse_adoption(sup)
     # Run once what every adoption runs first (a command as the agent user, a shell),
     # so that its code is translated (TCG's cache is not in the snapshot) before the pause.
     for argv in (["true"], ["sh", "-c", "cat /dev/null"], ["bash", "-lc", "true"]):

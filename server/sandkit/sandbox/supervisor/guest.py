@@ -219,19 +219,35 @@ def credential_files(sup: Supervisor) -> list[tuple[str, bytes]]:
     return out
 
 
-async def make_unique(sup: Supervisor) -> None:
+REHEARSAL = "/run/sandkit/rehearsal"  # a member's rehearsed workspace, unbound at once
+
+
+async def make_unique(sup: Supervisor) -> dict[str, float]:
     """A restored VM was booted before anyone knew its name: give it this sandbox's
     hostname, a fresh machine-id, the host's clock, host entropy mixed into its RNG
-    (then reseeded), and the workspace bound at its path."""
-    assert sup.machine is not None and sup.machine.channel is not None
-    c = sup.config
+    (then reseeded), and the workspace bound at its path. Each step's time in the guest."""
     try:
-        await sup.machine.channel.adopt(
-            hostname=c.name,
-            machine_id=secrets.token_hex(16),
-            time=time.time(),
-            seed=secrets.token_hex(64),
-            workspace=c.workspace,
-        )
+        return await _adopt_in_guest(sup, sup.config.name, sup.config.workspace)
     except Exception as exc:
         raise SandkitError(f"cannot make the restored VM this sandbox's: {exc}") from None
+
+
+async def rehearse_adoption(sup: Supervisor) -> None:
+    """make_unique once in a member, with its own name and a workspace unbound at once, so
+    that TCG has translated the guest's side of it (the bind mount's kernel paths, ctypes)
+    before the pause: an adoption then takes ~20 ms less."""
+    await _adopt_in_guest(sup, sup.sandbox.name, REHEARSAL, rehearse=True)
+
+
+async def _adopt_in_guest(
+    sup: Supervisor, name: str, workspace: str | None, rehearse: bool = False
+) -> dict[str, float]:
+    assert sup.machine is not None and sup.machine.channel is not None
+    return await sup.machine.channel.adopt(
+        hostname=name,
+        machine_id=secrets.token_hex(16),
+        time=time.time(),
+        seed=secrets.token_hex(64),
+        workspace=workspace,
+        rehearse=rehearse,
+    )

@@ -37,9 +37,10 @@ LISTENER_POLL = 2.0  # seconds between looks at the guest's listening sockets
 # Forwards reach the guest's loopback address, so that a service listening on 127.0.0.1
 # only (most dev servers' default) answers as well as one on 0.0.0.0 (both checked in a
 # real guest, tests/vm/test_ports.py). libslirp sends to any address it is given; the
-# guest's kernel accepts 127.0.0.1 from its network card once route_localnet is on (set
-# at each start, before the forwards).
+# guest's kernel accepts 127.0.0.1 from its network card once route_localnet is on (the
+# guest's init sets it; checked at each start, before the forwards).
 GUEST_ADDRESS = "127.0.0.1"
+ROUTE_LOCALNET = "/proc/sys/net/ipv4/conf/all/route_localnet"
 
 
 def free_port(host_ip: str) -> int:
@@ -136,11 +137,15 @@ class PortHost:
                 log.warning("kit port %d not published: %s", guest, exc.message)
 
     async def _enable_loopback_forwards(self) -> None:
+        """The guest's init turns it on; a guest whose disk predates that gets `sysctl`
+        (a program started, ~10 ms under TCG, which an adoption's first command would
+        wait behind)."""
         from sandkit.sandbox.supervisor.control import channel_of
 
-        done = await channel_of(self.sup).run(
-            ["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"]
-        )
+        channel = channel_of(self.sup)
+        if (await channel.read_file(ROUTE_LOCALNET) or b"").strip() == b"1":
+            return
+        done = await channel.run(["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"])
         if done.exit_status != 0:
             log.warning("route_localnet: %s", done.stderr.decode(errors="replace").strip())
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandkit.errors import SandkitError
+from sandkit.guestuser import AGENT_IDS, AGENT_UID
 from sandkit.logs import logger
 
 if TYPE_CHECKING:
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 
 log = logger("sandkit.supervisor")
 GUEST_SHARE = "/run/sandkit/share"
-AGENT_IDS = "1000:1000"
 
 
 async def start_sync(sup: Supervisor, workspace: Path) -> None:
@@ -29,7 +29,7 @@ async def start_sync(sup: Supervisor, workspace: Path) -> None:
     owners: tuple[tuple[int, int] | None, tuple[int, int] | None] = (None, None)
     if os.geteuid() == 0:  # files in the share belong to the guest's agent user
         st = workspace.stat()
-        owners = (1000, 1000), (st.st_uid, st.st_gid)
+        owners = (AGENT_UID, AGENT_UID), (st.st_uid, st.st_gid)
     sync = sup.sync = SyncEngine(
         workspace,
         sup.sandbox.share,
@@ -114,8 +114,8 @@ async def handing_back(sup: Supervisor, step: Callable[[], Awaitable[object]]) -
             channel = sup.machine.channel if sup.machine is not None else None
             if os.geteuid() == 0 or channel is None or tries == 9:
                 raise
-            find = f"find {GUEST_SHARE} -xdev ! -user 1000 -print -exec chown -h {AGENT_IDS} {{}} +"
-            done = await channel.run(["sh", "-c", find])
+            find = [GUEST_SHARE, "-xdev", "!", "-user", str(AGENT_UID), "-print"]
+            done = await channel.run(["find", *find, "-exec", "chown", "-h", AGENT_IDS, "{}", "+"])
             if done.exit_status != 0 or not done.stdout.strip():
                 raise  # nothing of the guest's root: not the cause
             log.info("sync: %s; the guest's root's files in the share go to its agent", exc)
