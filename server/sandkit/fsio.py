@@ -39,9 +39,35 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
 def locked(path: Path) -> Iterator[int]:
     """Hold an exclusive flock on ``path`` (created 0600 if missing) for the block; yields
     the descriptor. Released when the block ends or the process dies."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fd = take_lock(path, block=True)
+    assert fd is not None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
     finally:
         os.close(fd)  # closing drops the lock
+
+
+def take_lock(path: Path, *, block: bool = False) -> int | None:
+    """The flock on ``path`` (created 0600 if missing): its descriptor, which the caller
+    closes to release it, or None when another process holds it and ``block`` is false.
+    Only a lock on the file still at that path counts, so that a lock file may be
+    unlinked by whoever holds it (golden.remove_locks): a waiter that gets the unlinked
+    file's lock tries again on the path's new file (else two would hold "the" lock)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            now = path.lstat()
+        except FileNotFoundError:
+            now = None
+        held = os.fstat(fd)
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandkit.fsio import locked
+from sandkit.fsio import locked, take_lock
 from sandkit.logs import logger
 from sandkit.paths import cache_dir, ram_dir
 from sandkit.pids import alive
@@ -70,6 +69,7 @@ __all__ = [
     "goldens",
     "key_inputs",
     "remove",
+    "remove_locks",
     "save_prepared",
     "sweep",
 ]
@@ -248,14 +248,9 @@ async def _locked(lock: Path) -> AsyncIterator[None]:
     """An exclusive flock, waited for without a thread (so a cancelled wait leaves nothing
     behind): held while a golden is checked and copied, or built, or saved."""
     lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    while (fd := take_lock(lock)) is None:
+        await asyncio.sleep(0.05)
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                await asyncio.sleep(0.05)
         yield
     finally:
         os.close(fd)
@@ -337,4 +332,31 @@ def remove(keep_images: Collection[str] = ()) -> int:
         with locked(lock):  # not while a clone copies it
             shutil.rmtree(folder, ignore_errors=True)
         count += 1
+    remove_locks()
     return count
+
+
+def remove_locks() -> list[Path]:
+    """Unlink the locks of base keys with no golden left (neither the base nor a prepared
+    snapshot of it), each under its own lock and only when no other process holds it: a
+    clone, build or save in progress keeps its lock. Returns those removed."""
+    root = golden_root()
+    removed: list[Path] = []
+    for lock in sorted(root.glob("*.lock")) if root.is_dir() else ():
+        base = lock.name.removesuffix(".lock")
+        if _has_golden(root, base):
+            continue
+        fd = take_lock(lock)
+        if fd is None:
+            continue
+        try:
+            if not _has_golden(root, base):  # none built since the look above
+                lock.unlink()
+                removed.append(lock)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _has_golden(root: Path, base: str) -> bool:
+    return (root / base).exists() or any(root.glob(f"{base}-kits-*"))

@@ -37,6 +37,7 @@ def test_tcg_microvm() -> None:
         "tsc_early_khz=2400000",
         "no_timer_check",
         "lpj=4800000",
+        "norandmaps",  # TCG's translations are found by virtual address
         "sk.ws=/home/u/proj",
         "sk.hostname=box",
         "console=ttyS0",
@@ -69,6 +70,7 @@ def test_kvm() -> None:
     cmd = argv(spec(accel="kvm"))
     assert value(cmd, "-accel") == ["kvm"] and value(cmd, "-cpu") == ["host"]
     assert "lpj=4800000" not in kernel_cmdline(spec(accel="kvm"))
+    assert "norandmaps" not in kernel_cmdline(spec(accel="kvm"))  # ASLR costs KVM nothing
 
 
 def test_kernel_params_must_be_words() -> None:
@@ -148,7 +150,7 @@ COMMON = [
     (
         "-append",
         "console=ttyS0 quiet panic=-1 reboot=t cryptomgr.notests=1 tsc_early_khz=2400000 "
-        "no_timer_check lpj=4800000 sk.ws=/home/u/proj sk.hostname=box",
+        "no_timer_check lpj=4800000 norandmaps sk.ws=/home/u/proj sk.hostname=box",
     ),
     ("-serial", "file:/s/console.log"),
     ("-drive", "id=root,file=/s/disk.qcow2,format=qcow2,if=none,cache=unsafe,discard=unmap"),
