@@ -129,6 +129,21 @@ def skill_steps(sandbox: ResolvedSandbox) -> list[tuple[str, str, str | None]]:
     return steps
 
 
+# sh -c _LINK sh SOURCE LINK NAME IDS: LINK -> SOURCE, the link the agent's (IDS). Run by
+# root, so the folders it makes under the agent's home are given to the agent, as
+# write_file makes a bundled skill's (the agent writes its own ~/.claude and adds skills).
+_LINK = """set -e
+test -d "$1" || { echo "the skill folder $1 is not in the sandbox: ship it in the kit \
+under files/skills/$3/ or create it in an install step" >&2; exit 1; }
+d=${2%/*}; top=
+while [ -n "$d" ] && [ ! -e "$d" ] && [ ! -L "$d" ]; do top=$d; d=${d%/*}; done
+mkdir -p "${2%/*}"
+case $top in {home}/*) chown -R "$4" "$top";; esac
+ln -sfn "$1" "$2"
+chown -h "$4" "$2"
+""".replace("{home}", HOME)
+
+
 async def place_skills(
     channel: GuestChannel, sandbox: ResolvedSandbox, sources: dict[str, KitSource]
 ) -> None:
@@ -140,12 +155,7 @@ async def place_skills(
             await write_file(channel, target, data, 0o644, AGENT_UID, what=what)
             continue
         skill = by_link[target]
-        link = (
-            'test -d "$1" || { echo "the skill folder $1 is not in the sandbox: ship it in the '
-            'kit under files/skills/$3/ or create it in an install step" >&2; exit 1; }; '
-            'mkdir -p "$(dirname "$2")" && ln -sfn "$1" "$2" && chown -h "$4" "$2"'
-        )
-        argv = ["sh", "-c", link, "sh", skill.source, target, skill.name, guestuser.AGENT_IDS]
+        argv = ["sh", "-c", _LINK, "sh", skill.source, target, skill.name, guestuser.AGENT_IDS]
         await _run(channel, argv, "0", {}, f"{what} [{skill.origin}]")
 
 
