@@ -29,7 +29,7 @@ def add_parsers(
         formatter_class=formatter,
         help="the warm pool of pre-booted VMs (instant sandboxes)",
         description="Paused VMs, restored from a golden snapshot, that `run` and `create` adopt\n"
-        "instead of booting cold (about 0.4 s instead of about 4 s under TCG). Each shape\n"
+        "instead of booting cold (about 0.2 s instead of 1-3 s under TCG). Each shape\n"
         "(CPUs, memory) keeps $SANDKIT_POOL_SIZE members (default 1; 0 turns the pool off),\n"
         "refilled in the background after each adoption. A paused member uses memory but\n"
         "no CPU. `fill --agent A --kit K` prepares members for those kits: their installs\n"
