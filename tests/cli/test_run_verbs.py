@@ -12,19 +12,8 @@ from pathlib import Path
 
 from tests.cli.test_kit_cli import SANDKIT
 from tests.conftest import WriteKit
+from tests.lsp.test_agent_verbs import PROMPT_ONLY  # the kit the editor's test refuses too
 
-# An agent kit with only the headless `prompt` verb (agent-sessions@1).
-PROMPT_ONLY = """\
-schemaVersion: "3"
-kind: workload
-build: |
-  FROM docker/sandbox-templates:shell
-  ENTRYPOINT ["tool"]
-capabilities:
-  - type: com.docker.sandbox/agent-sessions@1
-    config:
-      prompt: ["--prompt={{.Prompt}}"]
-"""
 REFUSED = "kit 'tool' declares no 'resume' session verb (agent-sessions@1)"
 
 

@@ -75,6 +75,7 @@ s whoami; id -un
 for d in {REVIEW} {CLAUDE}/review {GEMINI}/review; do
   for f in SKILL.md scripts/check.sh; do s "$d/$f"; cat "$d/$f"; done
 done
+s executable; for d in {REVIEW} {CLAUDE}/review {GEMINI}/review; do "$d/scripts/check.sh"; done
 s bundled-owners
 stat -c '%U %n' {CLAUDE}/review {CLAUDE}/review/SKILL.md {CLAUDE}/review/scripts \\
   {CLAUDE}/review/scripts/check.sh {GEMINI}/review {GEMINI}/review/SKILL.md \\
@@ -140,6 +141,7 @@ def skills(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Skill
         "lint": write_kit(root, "lint", LINT_KIT),
         "gone": write_kit(root, "gone", GONE_KIT),
     }
+    (kits["review"] / "files/skills/review/scripts/check.sh").chmod(0o755)
     workspace = tmp_path_factory.mktemp("skillws")
     s = Skills(env, agent, kits, workspace, subprocess.CompletedProcess([], 0))
     try:
@@ -163,6 +165,7 @@ def test_a_bundled_skill_is_at_its_path_and_in_each_skills_directory(skills: Ski
         for rel in ("", "/SKILL.md", "/scripts", "/scripts/check.sh")
     ]
     assert seen["bundled-owners"].splitlines() == [f"agent {p}" for p in made]
+    assert seen["executable"] == "checked\n" * 3  # the kit file's mode: a script runs
 
 
 def test_a_skill_made_by_an_install_step_is_the_agents_link_in_each_directory(

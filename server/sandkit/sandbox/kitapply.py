@@ -152,7 +152,9 @@ async def place_skills(
         what = f"kit {kit}: skill file {target}"
         if src is not None:
             data = sources[kit].read(src)
-            await write_file(channel, target, data, 0o644, AGENT_UID, what=what)
+            # The kit file's permissions (a skill's scripts stay executable), no set-id bits.
+            mode = sources[kit].files.get(src, 0o644) & 0o777
+            await write_file(channel, target, data, mode, AGENT_UID, what=what)
             continue
         skill = by_link[target]
         argv = ["sh", "-c", _LINK, "sh", skill.source, target, skill.name, guestuser.AGENT_IDS]

@@ -178,3 +178,49 @@ async def test_a_missing_folder_fails_with_the_kit_and_what_to_do(guest: Guest) 
     assert len(guest.shell.calls) == 1  # the first failure stops the skills
     assert not (guest.root / "home").exists()  # checked before any folder is made
     assert not guest.chowned.exists()
+
+
+@dataclass
+class Written:
+    """Stands in for the guest channel's write request: what place_skills asked for."""
+
+    modes: dict[str, int] = field(default_factory=dict)
+
+    async def write_file(self, path: str, data: bytes, mode: int, user: str, **_: object) -> bool:
+        self.modes[path] = mode
+        return True
+
+
+async def test_a_bundled_skills_files_keep_their_permissions(
+    tmp_path: Path, write_kit: WriteKit
+) -> None:
+    """A skill's script stays executable where it is placed (the kit file's mode, without
+    set-id bits); other files are 0644."""
+    agent = write_kit(
+        'schemaVersion: "3"\nkind: workload\ncapabilities:\n'
+        "  - type: com.docker.sandbox/agent-skills@1\n"
+        "    config: {path: /home/agent/.claude/skills}\n",
+        "agent",
+    )
+    files = {
+        "files/skills/review/SKILL.md": "review\n",
+        "files/skills/review/run.sh": "#!/bin/sh\n",
+    }
+    mixin = write_kit(
+        'schemaVersion: "3"\nkind: mixin\ncapabilities:\n'
+        "  - type: com.docker.sandbox/agent-skill@1\n"
+        "    config: {path: /usr/share/skills/review}\n",
+        "review",
+        files=files,
+    )
+    (mixin / "files/skills/review/run.sh").chmod(0o4755)
+    resolution = resolve(str(agent), [str(mixin)])
+    written = Written()
+    sources = {k.kit.name: k.source for k in resolution.loaded}
+    await place_skills(cast(GuestChannel, written), resolution.sandbox, sources)
+    assert written.modes == {
+        "/usr/share/skills/review/SKILL.md": 0o644,
+        "/usr/share/skills/review/run.sh": 0o755,
+        "/home/agent/.claude/skills/review/SKILL.md": 0o644,
+        "/home/agent/.claude/skills/review/run.sh": 0o755,
+    }
