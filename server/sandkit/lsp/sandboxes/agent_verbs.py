@@ -11,6 +11,7 @@ The messages are lsp/protocol.py's, like every other command's."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from sandkit.errors import SandkitError
@@ -29,7 +30,9 @@ def register(ctx: Context) -> None:
         from sandkit.sandbox.agent_command import declared_verbs
         from sandkit.sandbox.request import resolved_kits
 
-        sandbox = resolved_kits(Store().get(str(p["name"])).config())
+        # Off the event loop: resolving may read kit files or fetch a git kit.
+        config = Store().get(str(p["name"])).config()
+        sandbox = await asyncio.to_thread(resolved_kits, config)
         verbs: list[Any] = [v.value for v in declared_verbs(sandbox, interactive=True)]
         return {"kit": sandbox.agent_name, "verbs": verbs}
 
@@ -49,7 +52,8 @@ def register(ctx: Context) -> None:
             None if prompt is None else str(prompt),
             None if session_id is None else str(session_id),
         )
-        check_session_verb(config, session, interactive=True)  # before the sandbox starts
+        # Before the sandbox starts; off the event loop, as the kits may be resolved.
+        await asyncio.to_thread(check_session_verb, config, session, True)
         await ctx.started(ls, sandbox)
         async with await lifecycle.connect(sandbox) as client:
             argv = (
