@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import stat
 import threading
 import time
@@ -372,7 +373,7 @@ async def test_deletions_paced_past_the_old_window_are_still_one_burst(pair: Pai
 
 async def test_a_link_loop_or_a_link_to_root_does_not_stall_the_sync(pair: Pair) -> None:
     # watchfiles' backend follows links when it adds watches: this loop once silenced
-    # every later change from the sandbox. The share's watcher never follows a link.
+    # every later change from the sandbox. Neither side's watcher follows a link.
     (pair.share / "d").mkdir()
     (pair.share / "d" / "u1").symlink_to("..")
     (pair.share / "root").symlink_to("/")
@@ -380,3 +381,21 @@ async def test_a_link_loop_or_a_link_to_root_does_not_stall_the_sync(pair: Pair)
     (pair.share / "after-the-loop.txt").write_text("still synced\n")
     await settle(lambda: (pair.host / "after-the-loop.txt").exists())
     assert not (pair.host / "root").is_symlink()
+
+
+async def test_a_link_loop_the_sync_made_on_the_host_does_not_stall_host_edits(pair: Pair) -> None:
+    # The harmless loop (d/u1 -> ..) is copied to the host as the link it is. The host's
+    # watcher was watchfiles, whose backend followed it there; once the guest removed the
+    # folder again, the user's edits no longer reached the sandbox (a VM test saw it).
+    (pair.share / "d").mkdir()
+    (pair.share / "d" / "u1").symlink_to("..")
+    await settle(lambda: (pair.host / "d" / "u1").is_symlink())
+    await quiet(pair)
+    (pair.host / "d" / "inside.txt").write_text("in the looped folder\n")
+    await settle(lambda: (pair.share / "d" / "inside.txt").exists())
+    shutil.rmtree(pair.share / "d")
+    await settle(lambda: not (pair.host / "d").exists())
+    await quiet(pair)
+    (pair.host / "after-the-loop.txt").write_text("the user's edit\n")
+    await settle(lambda: (pair.share / "after-the-loop.txt").exists())
+    assert_canary(pair)

@@ -326,10 +326,11 @@ def test_image_ls_shows_the_current_image(env: Env, box: Box) -> None:
 def test_workspace_edits_sync_both_ways(env: Env, box: Box) -> None:
     (box.workspace / "from-host.txt").write_text("host edit 1")
     deadline = time.monotonic() + 10
-    seen = ""
-    while time.monotonic() < deadline and seen != "host edit 1":
-        seen = env.sk("exec", box.name, "--", "cat", "from-host.txt").stdout
-    assert seen == "host edit 1"
+    seen = env.sk("exec", box.name, "--", "cat", "from-host.txt")
+    while time.monotonic() < deadline and seen.stdout != "host edit 1":
+        seen = env.sk("exec", box.name, "--", "cat", "from-host.txt")
+    log = (env.state / box.name / "supervisor.log").read_text()
+    assert seen.stdout == "host edit 1", (seen.stderr, log[-4000:])
     env.sk("exec", box.name, "--", "sh", "-c", "echo guest edit > from-guest.txt", check=True)
     target = box.workspace / "from-guest.txt"
     deadline = time.monotonic() + 10

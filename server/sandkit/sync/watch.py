@@ -1,26 +1,26 @@
-"""Watching the share without ever following its links.
+"""Watching both sides of the sync without ever following a link.
 
 watchfiles' backend (notify) follows symlinks when it adds its recursive watches: a loop
 the guest made (``d/u1 -> ..``) silently stopped every later event from the share, and a
-link to ``/`` would have it walk the host's whole filesystem. Here each directory of the
-tree is watched on its own, found by walking the tree through safefs, and added with
-``IN_DONT_FOLLOW | IN_ONLYDIR``: a link is never watched through."""
+link to ``/`` would have it walk the host's whole filesystem. The host's workspace is no
+different: the sync copies the guest's harmless links there as links, and once watchfiles
+had followed that loop on the host, the user's edits stopped reaching the sandbox. So
+each directory of either tree is watched on its own, found by walking the tree through
+safefs, and added with ``IN_DONT_FOLLOW | IN_ONLYDIR``: a link is never watched through.
+Ignored folders (``node_modules/``...) are not watched at all."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import stat
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from inotify_simple import INotify, flags
-from watchfiles import awatch
 
 from sandkit.logs import logger
 from sandkit.sync.safefs import SafeTree
-from sandkit.tasks import spawn
 
 if TYPE_CHECKING:
     from sandkit.sync.engine import SyncEngine
@@ -44,10 +44,12 @@ MASK = (
 
 
 class TreeWatcher:
-    """inotify over every directory of ``tree``; ``read()`` gives the paths changed."""
+    """inotify over every directory of ``tree`` but those ``prune`` says to leave out;
+    ``read()`` gives the paths changed."""
 
-    def __init__(self, tree: SafeTree) -> None:
+    def __init__(self, tree: SafeTree, prune: Callable[[str], bool] | None = None) -> None:
         self.tree = tree
+        self.prune = prune
         self.inotify = INotify()
         self.dirs: dict[int, str] = {}  # watch descriptor -> tree-relative directory
         self._warned = False
@@ -62,8 +64,14 @@ class TreeWatcher:
         watches keep their descriptors but not their paths)."""
         self.dirs.clear()
         self._watch("")
-        for rel, st in self.tree.walk(""):
-            if stat.S_ISDIR(st.st_mode):
+        self._watch_below("")
+
+    def _watch_below(self, start: str, seen: set[str] | None = None) -> None:
+        """Watch every directory below ``start``; each path found goes into ``seen``."""
+        for rel, st in self.tree.walk(start, prune=self.prune):
+            if seen is not None:
+                seen.add(rel)
+            if stat.S_ISDIR(st.st_mode) and not (self.prune and self.prune(rel)):
                 self._watch(rel)
 
     def _watch(self, rel: str) -> None:
@@ -96,13 +104,12 @@ class TreeWatcher:
             if event.mask & flags.ISDIR:
                 if event.mask & (flags.MOVED_FROM | flags.MOVED_TO):
                     moved_dir = True
-                if event.mask & (flags.CREATE | flags.MOVED_TO):
+                if event.mask & (flags.CREATE | flags.MOVED_TO) and not (
+                    self.prune and self.prune(rel)
+                ):
                     # What was made in it before its watch existed is seen now.
                     self._watch(rel)
-                    for sub, st in self.tree.walk(rel):
-                        out.add(sub)
-                        if stat.S_ISDIR(st.st_mode):
-                            self._watch(sub)
+                    self._watch_below(rel, out)
         if moved_dir:
             self.rewatch()
         return out
@@ -111,40 +118,28 @@ class TreeWatcher:
         self.inotify.close()
 
 
-def _relative(root: Path, changed: Iterable[str]) -> set[str]:
-    out = set()
-    for raw in changed:
-        path = Path(raw)
-        if path.is_relative_to(root) and path != root:
-            out.add(path.relative_to(root).as_posix())
-    return out
-
-
-async def _watch_host(
-    root: Path, stop: asyncio.Event, changed: asyncio.Queue[set[str] | None]
-) -> None:
-    """The user's workspace, with watchfiles (its links are the user's own)."""
-    async for changes in awatch(
-        root, watch_filter=None, debounce=DEBOUNCE_MS, step=10, stop_event=stop, rust_timeout=250
-    ):
-        if paths := _relative(root, (path for _, path in changes)):
-            changed.put_nowait(paths)
+def _forward(watcher: TreeWatcher, changed: asyncio.Queue[set[str] | None]) -> None:
+    changed.put_nowait(watcher.read())
 
 
 async def run(engine: SyncEngine, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
-    """Sync until ``stop`` is set: a full pass first, then batches of changes from both
-    watchers (the share's never follows the guest's links: TreeWatcher)."""
+    """Sync until ``stop`` is set: both sides' watchers first (neither follows a link:
+    TreeWatcher), then a full pass, which finds what changed before they watched, then
+    batches of changes."""
     engine.host.clean_temporaries()
     engine.share.clean_temporaries()
-    await asyncio.to_thread(engine.sync)
     loop = asyncio.get_running_loop()
     changed: asyncio.Queue[set[str] | None] = asyncio.Queue()
-    share_watch = await asyncio.to_thread(TreeWatcher, engine.share.tree)
-    loop.add_reader(share_watch.fd, lambda: changed.put_nowait(share_watch.read()))
-    host_watch = spawn(_watch_host(engine.host.root, stop, changed), "sync-watch-host")
-    if ready is not None:
-        ready.set()
+    watchers: list[TreeWatcher] = []
     try:
+        for side in (engine.share, engine.host):
+            prune = functools.partial(side.ignore, is_dir=True)
+            watcher = await asyncio.to_thread(TreeWatcher, side.tree, prune)
+            watchers.append(watcher)
+            loop.add_reader(watcher.fd, _forward, watcher, changed)
+        await asyncio.to_thread(engine.sync)
+        if ready is not None:
+            ready.set()
         while not stop.is_set():
             try:
                 first = await asyncio.wait_for(changed.get(), IDLE_TICK)
@@ -169,8 +164,7 @@ async def run(engine: SyncEngine, stop: asyncio.Event, ready: asyncio.Event | No
             if report.applied:
                 engine.emit("synced", count=report.applied)
     finally:
-        loop.remove_reader(share_watch.fd)
-        share_watch.close()
+        for watcher in watchers:
+            loop.remove_reader(watcher.fd)
+            watcher.close()
         stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await host_watch

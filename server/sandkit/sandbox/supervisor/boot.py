@@ -55,8 +55,8 @@ async def boot_and_serve(sup: Supervisor) -> None:
 
 # What a started supervisor may still import (adoption, agent-argv, the sync): loaded now,
 # so that it keeps working if its installation is replaced or removed while it runs, and
-# so that an adoption does not import them in the event loop (the watchers' anyio,
-# watchfiles and multiprocessing held the guest's replies up by 30-50 ms).
+# so that an adoption does not import them in the event loop (importing the sync's
+# watchers there, when they were watchfiles', held the guest's replies up by 30-50 ms).
 LATER = (
     "sandkit.kits",
     "sandkit.kits.context",

@@ -1,0 +1,69 @@
+"""TreeWatcher on a real tree with real inotify: what it watches and what it reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandkit.sync.ignore import Ignore
+from sandkit.sync.safefs import SafeTree
+from sandkit.sync.watch import TreeWatcher
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Iterator[SafeTree]:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "node_modules" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "u1").symlink_to("..")  # a loop
+    (tmp_path / "out").symlink_to("/")
+    safe = SafeTree(tmp_path)
+    yield safe
+    safe.close()
+
+
+def watcher(tree: SafeTree) -> TreeWatcher:
+    ignore = Ignore.for_workspace(tree.root)
+    return TreeWatcher(tree, lambda rel: ignore(rel, True))
+
+
+def test_every_folder_but_ignored_ones_and_never_through_a_link(tree: SafeTree) -> None:
+    w = watcher(tree)
+    try:
+        assert sorted(w.dirs.values()) == ["", "d", "src"]
+    finally:
+        w.close()
+
+
+def test_a_new_folder_and_what_was_made_in_it_before_its_watch(tree: SafeTree) -> None:
+    w = watcher(tree)
+    try:
+        (tree.root / "src" / "new" / "deep").mkdir(parents=True)
+        (tree.root / "src" / "new" / "deep" / "x.py").write_text("x = 1\n")
+        (tree.root / "node_modules" / "c").mkdir()
+        (tree.root / "node_modules" / "c" / "index.js").write_text("")
+        changed = w.read()
+        assert changed is not None
+        assert {"src/new", "src/new/deep", "src/new/deep/x.py"} <= changed
+        assert "src/new/deep" in w.dirs.values()
+        assert not any(rel.startswith("node_modules/") for rel in w.dirs.values())
+        (tree.root / "src" / "new" / "deep" / "y.py").write_text("y = 1\n")
+        assert w.read() == {"src/new/deep/y.py"}
+    finally:
+        w.close()
+
+
+def test_a_folder_moved_is_watched_at_its_new_path(tree: SafeTree) -> None:
+    w = watcher(tree)
+    try:
+        (tree.root / "src" / "pkg").mkdir()
+        w.read()
+        (tree.root / "src" / "pkg").rename(tree.root / "lib")
+        w.read()
+        assert "lib" in w.dirs.values() and "src/pkg" not in w.dirs.values()
+        (tree.root / "lib" / "m.py").write_text("")
+        assert w.read() == {"lib/m.py"}
+    finally:
+        w.close()
