@@ -23,16 +23,17 @@ capabilities:
       prompt: ["--prompt", "{{.Prompt}}"]
 """
 # The script is written by a RUN (as root, with a build arg in its environment), the note
-# is a COPY, and the agent runs the script with the CMD's argument.
+# and a folder's contents are COPYs, and the agent runs the script with the CMD's argument.
 DOCKERFILE = """\
 # syntax=docker/dockerfile:1
 FROM docker/sandbox-templates:shell
 ARG GREETING=hello
 USER root
-RUN printf '#!/bin/sh\\necho "%s from $KIT_FLAVOUR as $(id -un) (args: $*)"\\ncat /opt/kit/note.txt\\n' \\
+RUN printf '#!/bin/sh\\necho "%s from $KIT_FLAVOUR as $(id -un) (args: $*)"\\ncat /opt/kit/note.txt /opt/kit/lib/sub/deep.txt\\n' \\
       "$GREETING" > /usr/local/bin/kit-agent \\
  && chmod 0755 /usr/local/bin/kit-agent
 COPY --chmod=0644 note.txt /opt/kit/
+COPY lib /opt/kit/lib
 ENV KIT_FLAVOUR=v3
 USER agent
 WORKDIR /home/agent/workspace
@@ -59,6 +60,8 @@ def workload(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Workload:
     (kit / "spec.yaml").write_text(SPEC)
     (kit / "kit-agent.dockerfile").write_text(DOCKERFILE)
     (kit / "note.txt").write_text("note from COPY\n")
+    (kit / "lib" / "sub").mkdir(parents=True)  # a folder's COPY: its contents
+    (kit / "lib" / "sub" / "deep.txt").write_text("deep from a folder's COPY\n")
     workspace = tmp_path_factory.mktemp("v3ws")
     w = Workload(env, kit, workspace, subprocess.CompletedProcess([], 0))
     w.first = w.run("--memory", "512m")
@@ -68,9 +71,10 @@ def workload(env: Env, tmp_path_factory: pytest.TempPathFactory) -> Workload:
 def test_run_launches_the_dockerfiles_entrypoint(workload: Workload) -> None:
     done = workload.first
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-2:] == [
+    assert done.stdout.splitlines()[-3:] == [
         "hello from v3 as agent (args: --default)",
         "note from COPY",
+        "deep from a folder's COPY",
     ]
 
 

@@ -43,7 +43,6 @@ REFUSED = {
 }
 _HEREDOC = re.compile(r"<<-?\s*([\"']?)[A-Za-z_][A-Za-z0-9_]*\1")
 _DIRECTIVE = re.compile(r"#\s*([A-Za-z]+)\s*=\s*(.*?)\s*$")
-_GLOB = re.compile(r"[*?\[]")
 
 
 @dataclass
@@ -384,14 +383,12 @@ def _copy(st: _State, line: int, keyword: str, rest: str) -> None:
                 "and unpack it in a RUN step",
             )
         rel = _kit_path(st, line, keyword, source)
-        target = posixpath.join(dest, posixpath.basename(rel)) if as_dir else dest
-        st.steps.append(Copy(line, rel, posixpath.normpath(target), chown, chmod))
+        st.steps.append(Copy(line, rel, posixpath.normpath(dest), chown, chmod, as_dir))
 
 
 def _kit_path(st: _State, line: int, keyword: str, source: str) -> str:
-    """A COPY source as a path inside the kit folder, or a refusal saying why not."""
-    if _GLOB.search(source):
-        raise st.fail(line, f"{keyword} '{source}': wildcards are not supported: name each file")
+    """A COPY source as a path (or pattern) inside the kit folder, "" for the whole of
+    it, or a refusal saying why not."""
     if source.startswith("/"):
         raise st.fail(
             line,
@@ -399,7 +396,7 @@ def _kit_path(st: _State, line: int, keyword: str, source: str) -> str:
             "relative to it (e.g. scripts/tool.sh)",
         )
     parts = [p for p in source.split("/") if p not in ("", ".")]
-    if ".." in parts or not parts or "\\" in source:
+    if ".." in parts or "\\" in source or (not parts and not source.startswith(".")):
         raise st.fail(
             line,
             f"{keyword} '{source}': the source must stay inside the kit folder (no '..'); "

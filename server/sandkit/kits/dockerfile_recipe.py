@@ -33,13 +33,18 @@ class Run:
 
 @dataclass(frozen=True)
 class Copy:
-    """COPY of one file of the kit folder (``source``, relative, checked) to ``dest``."""
+    """COPY of ``source`` (relative to the kit folder, checked not to leave it: a file, a
+    folder whose contents are copied, "" for the whole kit, or a wildcard pattern) to
+    ``dest``, an absolute path; ``into``: ``dest`` is a folder (it ended with '/', or the
+    instruction names several sources). Which files that is, only the kit folder knows:
+    kits/recipe.py lists them."""
 
     line: int
     source: str
     dest: str
     chown: str | None = None
     chmod: int | None = None
+    into: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,16 @@ def load_kit(
 
 
 def load_text(text: str, file: str, args: Mapping[str, str] | None = None) -> LoadedKit:
-    """Validate spec text that is not on disk (an editor buffer)."""
+    """Validate spec text that is not on disk (an editor buffer). The kit's other files
+    (its Dockerfile, what a COPY names, files/**) are read from its folder as saved, as
+    `sandkit kit validate` would read them; a buffer never saved has none."""
     name = Path(file).parent.name or "kit"
-    return load_source(KitSource(file, file, text, name, folder=str(Path(file).parent)), args)
+    source = KitSource(file, file, text, name, folder=str(Path(file).parent))
+    if Path(file).is_file():
+        # A folder that is not a readable kit: the buffer alone says what it can.
+        with contextlib.suppress(KitError):
+            source = replace(open_source(file), text=text)
+    return load_source(source, args)
 
 
 def load_source(

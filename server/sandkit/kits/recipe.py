@@ -6,8 +6,11 @@ Docker's sandbox templates: the template's agent comes from sandkit's built-in k
 from __future__ import annotations
 
 import base64
+import fnmatch
+import itertools
 import platform
 import posixpath
+import re
 from dataclasses import dataclass, field
 
 from sandkit.guestuser import AGENT_UID
@@ -38,13 +41,19 @@ class Replay:
 
 
 COMPANION = ".dockerfile"
-MAX_COPY_BYTES = 64 << 10  # a COPY travels base64 in one install step's argv
+# A COPY's files travel base64 in one install step's argv: one argument at most 128 KiB,
+# all of them well under the guest's 2 MiB ARG_MAX.
+MAX_COPY_FILE_BYTES = 64 << 10
+MAX_COPY_BYTES = 512 << 10
+MAX_COPY_FILES = 256
 _ROOT_NAMES = {"root": "0", "0": "0"}
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 _WORKDIR_SCRIPT = '[ -d "$1" ] || { mkdir -p "$1" && chown "$2" "$1"; }'
+# $1 the owner, then (path, mode, base64 contents) for each file.
 _COPY_SCRIPT = (
-    'mkdir -p "$(dirname "$1")" && printf %s "$2" | base64 -d > "$1" '
-    '&& chmod "$3" "$1" && chown "$4" "$1"'
+    "owner=$1; shift; while [ $# -ge 3 ]; do "
+    'mkdir -p "$(dirname "$1")" && printf %s "$3" | base64 -d > "$1" '
+    '&& chmod "$2" "$1" && chown "$owner" "$1" || exit 1; shift 3; done'
 )
 
 
@@ -108,7 +117,9 @@ def _find_recipe(
         names = [posixpath.normpath(spec.dockerfile)]
         at: Path = ("dockerfile",)
     else:
-        stem = posixpath.basename(source.spec_file.replace("\\", "/")).rsplit(".", 1)[0]
+        named = source.spec_file  # a zip's is "kit.zip!spec.yaml", its folder "kit.zip!"
+        inside = named[len(source.folder) :] if named.startswith(source.folder) else named
+        stem = posixpath.basename(inside.replace("\\", "/")).rsplit(".", 1)[0]
         names = [f"{stem}{COMPANION}"]
         if stem == "spec":  # a kit folder: Docker's files are named after it
             names.insert(0, f"{source.default_name}{COMPANION}")
@@ -180,6 +191,14 @@ def _replay(
                 origin=origin(step.line),
             )
         )
+    copies = any(isinstance(step, dockerfile.Copy) for step in recipe.steps)
+    if copies and source.files_at(".dockerignore", 0):
+        ctx.warn(
+            at,
+            f"{recipe.file}: sandkit does not read the kit's .dockerignore: a COPY copies "
+            "every file it names (name the files, or move the others out of the kit folder)",
+            at_key=True,
+        )
     for name in recipe.env:
         check_env_name(ctx, name, at)
     out.env = {k: v for k, v in recipe.env.items() if k.upper() not in PROXY_VARS}
@@ -227,26 +246,76 @@ def _template_kit(
 def _copy_argv(
     step: dockerfile.Copy, file: str, ctx: Context, source: KitSource, at: Path
 ) -> tuple[str, ...]:
-    """One install step writing the kit file (read through the kit's checked reader)."""
-    try:
-        data = source.read(step.source)
-    except KeyError:
-        ctx.error(
-            at,
-            f"{file}:{step.line}: COPY {step.source}: no such file in the kit folder "
-            f"{source.folder}; add it there or fix the path (folders are copied file by file)",
-            code=RECIPE,
-        )
+    """One install step writing the files a COPY names, read through the kit's checked
+    reader, as Docker would place them: a file at ``dest`` (or in it), a folder's
+    contents below ``dest``, each wildcard match likewise."""
+    shown = step.source or "."
+
+    def refuse(message: str) -> tuple[str, ...]:
+        ctx.error(at, f"{file}:{step.line}: COPY {shown}: {message}", code=RECIPE)
         return ("true",)
-    if len(data) > MAX_COPY_BYTES:
-        ctx.error(
-            at,
-            f"{file}:{step.line}: COPY {step.source} is larger than {MAX_COPY_BYTES >> 10} "
-            "KiB; download a large file in a RUN step instead",
-            code=RECIPE,
+
+    placed = _copy_targets(step, source)
+    if isinstance(placed, str):
+        return refuse(placed)
+    words: list[str] = []
+    total = 0
+    for rel, target, mode in placed:
+        try:
+            data = source.read(rel)
+        except KeyError:
+            return refuse(f"{rel} cannot be read from the kit folder {source.folder}")
+        if len(data) > MAX_COPY_FILE_BYTES:
+            return refuse(
+                f"{rel} is larger than {MAX_COPY_FILE_BYTES >> 10} KiB; download a large "
+                "file in a RUN step instead"
+            )
+        total += len(data)
+        if total > MAX_COPY_BYTES:
+            return refuse(
+                f"its files come to more than {MAX_COPY_BYTES >> 10} KiB; download large "
+                "files in a RUN step instead"
+            )
+        chmod = step.chmod if step.chmod is not None else mode & 0o777  # never set-id
+        words += [target, f"{chmod:o}", base64.b64encode(data).decode()]
+    return ("sh", "-c", _COPY_SCRIPT, "sh", step.chown or "0:0", *words)
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _copy_targets(step: dockerfile.Copy, source: KitSource) -> list[tuple[str, str, int]] | str:
+    """(kit file, where it goes, its mode) for each file of the COPY, or why none."""
+    pattern = step.source.split("/") if step.source else []
+    fixed = list(itertools.takewhile(lambda part: not _GLOB.search(part), pattern))
+    listed = source.files_at("/".join(fixed), MAX_COPY_FILES)
+    if len(listed) > MAX_COPY_FILES:
+        return f"more than {MAX_COPY_FILES} files; copy fewer, or fetch them in a RUN step"
+    if len(fixed) == len(pattern):  # no wildcard: a file, or a folder's contents
+        matches = {step.source: list(listed.items())}
+    else:
+        matches = {}
+        for rel, mode in listed.items():
+            parts = rel.split("/")
+            if len(parts) >= len(pattern) and all(
+                fnmatch.fnmatchcase(part, glob.replace("[^", "[!"))
+                for part, glob in zip(parts, pattern, strict=False)
+            ):
+                matches.setdefault("/".join(parts[: len(pattern)]), []).append((rel, mode))
+    if not matches or not any(matches.values()):
+        return f"no such file in the kit folder {source.folder}; add it there or fix the path"
+    if len(matches) > 1 and not step.into:
+        return (
+            f"it names {len(matches)} files or folders, so the destination must be a "
+            f"folder ending in '/': {step.dest}/"
         )
-        return ("true",)
-    mode = f"{step.chmod if step.chmod is not None else 0o644:o}"
-    owner = step.chown or "0:0"
-    encoded = base64.b64encode(data).decode()
-    return ("sh", "-c", _COPY_SCRIPT, "sh", step.dest, encoded, mode, owner)
+    out = []
+    for match, found in matches.items():
+        for rel, mode in found:
+            if rel == match:  # a file the source named
+                name = posixpath.basename(rel)
+                out.append((rel, posixpath.join(step.dest, name) if step.into else step.dest, mode))
+            else:  # inside a folder it named: the folder's contents go below dest
+                below = rel[len(match) + 1 :] if match else rel
+                out.append((rel, posixpath.join(step.dest, below), mode))
+    return out

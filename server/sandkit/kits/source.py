@@ -34,6 +34,15 @@ class KitSource:
     files: dict[str, int] = field(default_factory=dict)  # relative path → mode
     reader: Callable[[str], bytes] | None = None
     folder: str = ""  # where companion files are looked for, as messages name it
+    lister: Callable[[str, int], dict[str, int]] | None = None
+
+    def files_at(self, relpath: str, limit: int) -> dict[str, int]:
+        """The regular files at or below ``relpath`` ("" for the whole kit; path → mode),
+        at most ``limit`` + 1 of them (more says "too many"). Links are neither listed
+        nor entered; empty when the path is not in the kit or leaves it."""
+        if self.lister is None or (relpath and unsafe_path(relpath) is not None):
+            return {}
+        return self.lister(relpath, limit)
 
     def read(self, relpath: str) -> bytes:
         """Read a regular file inside the kit; KeyError if there is none at ``relpath``
@@ -155,8 +164,31 @@ def _from_dir(root: Path, shown: str, spec: Path | None = None) -> KitSource:
             raise KeyError(rel)
         return target.read_bytes()
 
+    def lister(rel: str, limit: int) -> dict[str, int]:
+        base = root.resolve()
+        top = base.joinpath(*rel.split("/")) if rel else base
+        if (root / rel).resolve() != top:
+            return {}  # through a link
+        try:
+            info = top.lstat()
+        except OSError:
+            return {}
+        if stat.S_ISREG(info.st_mode):
+            return {rel: stat.S_IMODE(info.st_mode)}
+        out: dict[str, int] = {}
+        for base_dir, _dirs, names in os.walk(top):  # links are listed, never entered
+            for name in sorted(names):
+                item = Path(base_dir) / name
+                path = item.relative_to(base).as_posix()
+                info = item.lstat()
+                if stat.S_ISREG(info.st_mode) and unsafe_path(path) is None:
+                    out[path] = stat.S_IMODE(info.st_mode)
+                    if len(out) > limit:
+                        return out
+        return out
+
     name = root.resolve().name if spec.name == SPEC_NAME else spec.stem
-    return KitSource(shown, spec_file, text, name, files, read, str(spec.parent))
+    return KitSource(shown, spec_file, text, name, files, read, str(spec.parent), lister)
 
 
 def _check_bounds(count: int, total: int, where: str) -> None:
@@ -199,10 +231,24 @@ def _from_zip(path: Path, shown: str) -> KitSource:
                 raise _fail(f"{shown}!{name}", f"cannot read from zip: {exc}") from None
             modes[rel] = stat.S_IMODE(mode) or 0o644
     spec_file = f"{shown}!{prefix}{SPEC_NAME}"
-    text = _decode(contents.pop(SPEC_NAME), spec_file)
+    text = _decode(contents[SPEC_NAME], spec_file)
+    every = dict(sorted(modes.items()))
     modes.pop(SPEC_NAME, None)
+
+    def lister(rel: str, limit: int) -> dict[str, int]:
+        below = f"{rel}/"
+        found = {k: v for k, v in every.items() if not rel or k == rel or k.startswith(below)}
+        return dict(list(found.items())[: limit + 1])
+
     return KitSource(
-        shown, spec_file, text, _stem(path.name), modes, contents.__getitem__, f"{shown}!{prefix}"
+        shown,
+        spec_file,
+        text,
+        _stem(path.name),
+        modes,
+        contents.__getitem__,
+        f"{shown}!{prefix}",
+        lister,
     )
 
 

@@ -256,14 +256,19 @@ def test_copy_forms_flags_destinations_and_expansion() -> None:
         + "COPY --chown=agent:agent --chmod=0755 b.txt c.txt ${DIR}/\n"
         + 'COPY ["d e.txt", "rel/"]\n'
         + "ADD local.txt /etc/local.txt\n"
+        + "COPY . /opt/whole\n"
+        + "COPY scripts/ tools/*.sh /opt/bin/\n"
     )
     copies = [s for s in recipe.steps if isinstance(s, Copy)]
     assert copies == [
         Copy(4, "scripts/a.sh", "/opt/kit/bin/a"),
-        Copy(5, "b.txt", "/opt/kit/b.txt", "agent:agent", 0o755),
-        Copy(5, "c.txt", "/opt/kit/c.txt", "agent:agent", 0o755),
-        Copy(6, "d e.txt", "/work/rel/d e.txt"),
+        Copy(5, "b.txt", "/opt/kit", "agent:agent", 0o755, into=True),
+        Copy(5, "c.txt", "/opt/kit", "agent:agent", 0o755, into=True),
+        Copy(6, "d e.txt", "/work/rel", into=True),
         Copy(7, "local.txt", "/etc/local.txt"),
+        Copy(8, "", "/opt/whole"),  # the whole kit folder
+        Copy(9, "scripts", "/opt/bin", into=True),
+        Copy(9, "tools/*.sh", "/opt/bin", into=True),  # the kit folder says which files
     ]
 
 
@@ -272,10 +277,9 @@ def test_copy_forms_flags_destinations_and_expansion() -> None:
     [
         ("COPY ../secret /x", "the source must stay inside the kit folder (no '..')"),
         ("COPY a/../../b /x", "the source must stay inside the kit folder"),
-        ("COPY . /x", "the source must stay inside the kit folder"),
+        ("COPY ./.. /x", "the source must stay inside the kit folder"),
         ("COPY /etc/passwd /x", "an absolute source; sources are files of the kit folder"),
-        ("COPY *.sh /x/", "wildcards are not supported: name each file"),
-        ("COPY ../*/x /y", "wildcards are not supported"),
+        ("COPY ../*/x /y", "the source must stay inside the kit folder"),
         ("COPY --from=build /out /", "COPY --from (another stage or image) is not supported"),
         ("COPY --link a /x", "COPY --link is not supported (sandkit honours --chown and --chmod)"),
         ("COPY --chmod=u+x a /x", "--chmod=u+x: give an octal mode like 0755"),

@@ -63,10 +63,10 @@ def test_a_workload_recipe_becomes_install_steps_environment_and_command(
         4,
     )
     assert copy.user == "0" and copy.argv[4:] == (
-        "/opt/kit/note.txt",
-        base64.b64encode(b"a note\n").decode(),
-        "600",
         "agent",
+        "/opt/kit/note.txt",
+        "600",
+        base64.b64encode(b"a note\n").decode(),
     )
     assert workdir.argv[4:] == ("/home/agent/workspace", "agent")
 
@@ -180,7 +180,7 @@ def test_a_copy_source_missing_from_the_kit_is_an_error(write_kit: WriteKit) -> 
         load_kit(root)
     assert errors_of(caught) == [
         f"{root}/tool.dockerfile:2: COPY gone.sh: no such file in the kit folder {root}; add "
-        "it there or fix the path (folders are copied file by file)"
+        "it there or fix the path"
     ]
 
 
@@ -201,7 +201,112 @@ def test_a_large_copy_is_refused(write_kit: WriteKit) -> None:
     )
     with pytest.raises(KitError) as caught:
         load_kit(root)
-    assert "COPY big is larger than 64 KiB" in errors_of(caught)[0]
+    assert "COPY big: big is larger than 64 KiB" in errors_of(caught)[0]
+
+
+def _replayed(root: Path, out: Path) -> dict[str, tuple[str, int]]:
+    """Run the kit's COPY steps in this machine's shell (owned by this user, so no root
+    is needed) and read back what they left under ``out``: path → (text, mode)."""
+    for step in load_kit(root).kit.install:
+        if step.argv[:2] == ("sh", "-c") and "base64" in step.argv[2]:
+            subprocess.run(step.argv, check=True)
+    return {
+        p.relative_to(out).as_posix(): (p.read_text(), p.stat().st_mode & 0o7777)
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _owner() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+def test_folders_the_whole_kit_and_wildcards_are_copied_as_docker_copies_them(
+    write_kit: WriteKit, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    recipe = (
+        "FROM docker/sandbox-templates:shell\n"
+        f"COPY --chown={_owner()} scripts {out}/bin\n"  # a folder: its contents
+        f"COPY --chown={_owner()} tools/*.sh lib/ {out}/many/\n"  # several sources: into
+        f"COPY --chown={_owner()} tools/one.* {out}/renamed\n"  # one match: to the name
+        f"COPY --chown={_owner()} --chmod=0600 . {out}/kit\n"  # the whole kit folder
+    )
+    files = {
+        "scripts/run.sh": "#!/bin/sh\n",
+        "scripts/sub/deep.txt": "deep\n",
+        "tools/a.sh": "a\n",
+        "tools/b.sh": "b\n",
+        "tools/one.txt": "one\n",
+        "lib/x.py": "x\n",
+    }
+    root = kit_with(write_kit, recipe, **files)
+    (root / "scripts" / "run.sh").chmod(0o4755)  # Docker keeps the mode; never set-id
+    got = _replayed(root, out)
+    assert {k: v for k, v in got.items() if not k.startswith("kit/")} == {
+        "bin/run.sh": ("#!/bin/sh\n", 0o755),
+        "bin/sub/deep.txt": ("deep\n", 0o644),
+        "many/a.sh": ("a\n", 0o644),
+        "many/b.sh": ("b\n", 0o644),
+        "many/x.py": ("x\n", 0o644),
+        "renamed": ("one\n", 0o644),
+    }
+    kit = {k.removeprefix("kit/"): v for k, v in got.items() if k.startswith("kit/")}
+    assert set(kit) == {*files, "spec.yaml", "tool.dockerfile"}
+    assert {mode for _, mode in kit.values()} == {0o600}
+
+
+def test_a_zip_kits_folder_is_copied_too(write_kit: WriteKit, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "out"
+    recipe = f"FROM docker/sandbox-templates:shell\nCOPY --chown={_owner()} scripts/ {out}/\n"
+    root = kit_with(write_kit, recipe, **{"scripts/a.sh": "a\n", "scripts/b/c.sh": "c\n"})
+    archive = Path(shutil.make_archive(str(tmp_path / "tool"), "zip", root))
+    assert _replayed(archive, out) == {"a.sh": ("a\n", 0o644), "b/c.sh": ("c\n", 0o644)}
+
+
+def test_wildcards_and_folders_never_go_through_a_link(write_kit: WriteKit, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.sh").write_text("secret\n")
+    out = tmp_path / "out"
+    recipe = (
+        "FROM docker/sandbox-templates:shell\n"
+        f"COPY --chown={_owner()} * {out}/star/\n"
+        f"COPY --chown={_owner()} tools {out}/tools/\n"
+    )
+    root = kit_with(write_kit, recipe, **{"tools/mine.sh": "mine\n"})
+    (root / "tools" / "linked").symlink_to(outside)
+    (root / "tools" / "file-link.sh").symlink_to(outside / "secret.sh")
+    (root / "away").symlink_to(outside)
+    got = _replayed(root, out)
+    assert "secret\n" not in {text for text, _ in got.values()}
+    assert got["tools/mine.sh"] == ("mine\n", 0o644)
+
+
+@pytest.mark.parametrize(
+    ("line", "files", "message"),
+    [
+        ("COPY *.md /x", {"a.md": "", "b.md": ""}, "COPY *.md: it names 2 files or folders, "
+         "so the destination must be a folder ending in '/': /x/"),
+        ("COPY nope/*.sh /x/", {"a.sh": ""}, "COPY nope/*.sh: no such file in the kit folder"),
+        ("COPY many /x/", {f"many/{i}": "" for i in range(257)}, "COPY many: more than 256 "
+         "files; copy fewer, or fetch them in a RUN step"),
+        ("COPY big /x/", {f"big/{i}": "x" * (60 << 10) for i in range(9)}, "COPY big: its "
+         "files come to more than 512 KiB; download large files in a RUN step instead"),
+    ],
+)  # fmt: skip
+def test_copies_that_cannot_be_replayed_say_why(
+    write_kit: WriteKit, line: str, files: dict[str, str], message: str
+) -> None:
+    root = kit_with(write_kit, f"FROM docker/sandbox-templates:shell\n{line}\n", **files)
+    with pytest.raises(KitError) as caught:
+        load_kit(root)
+    (error,) = errors_of(caught)
+    assert error.startswith(f"{root}/tool.dockerfile:2: {message}")
 
 
 def test_a_named_missing_dockerfile_loads_but_cannot_run(write_kit: WriteKit) -> None:
@@ -292,10 +397,10 @@ def test_the_official_claude_v3_kit_resolves_to_its_dockerfiles_agent() -> None:
     hook = sandbox.install[5]
     script = (FIXTURES / "claude" / "scripts" / "sbx-agent-hook.sh").read_bytes()
     assert hook.argv[4:] == (
-        "/usr/local/bin/sbx-claude-hook",
-        base64.b64encode(script).decode(),
-        "644",
         "0:0",
+        "/usr/local/bin/sbx-claude-hook",
+        "644",  # the file's own mode, as Docker keeps it (its RUN chmods it)
+        base64.b64encode(script).decode(),
     )
     assert sandbox.agent.sessions == m.SessionVerbs(
         prompt=("-p", "{{.Prompt}}"),
@@ -308,3 +413,26 @@ def test_the_official_claude_v3_kit_resolves_to_its_dockerfiles_agent() -> None:
 def test_the_claude_kits_version_arg_reaches_the_dockerfile() -> None:
     loaded = load_kit(FIXTURES / "claude", {"version": "2.1.300"})
     assert loaded.kit.install[1].argv[1] == "CLAUDE_VERSION=2.1.300"
+
+
+def test_an_editor_buffer_is_checked_with_its_kits_files_as_saved(
+    write_kit: WriteKit, tmp_path: Path
+) -> None:
+    from sandkit.kits.loader import load_text
+
+    root = kit_with(write_kit, "FROM docker/sandbox-templates:shell\nCOPY gone.sh /x\n")
+    buffer = WORKLOAD + "displayName: Unsaved\n"  # the buffer's text, not the file's
+    with pytest.raises(KitError) as caught:
+        load_text(buffer, str(root / "spec.yaml"))
+    assert "COPY gone.sh: no such file in the kit folder" in errors_of(caught)[0]
+    (root / "gone.sh").write_text("echo\n")
+    assert load_text(buffer, str(root / "spec.yaml")).kit.display_name == "Unsaved"
+    never_saved = load_text(buffer, str(tmp_path / "new" / "spec.yaml"))
+    assert never_saved.kit.install == ()
+
+
+def test_a_dockerignore_is_named_as_not_read(write_kit: WriteKit) -> None:
+    recipe = "FROM docker/sandbox-templates:shell\nCOPY . /opt/kit/\n"
+    root = kit_with(write_kit, recipe, **{".dockerignore": "secret.txt\n"})
+    (warning,) = [w.message for w in load_kit(root).warnings if "dockerignore" in w.message]
+    assert "sandkit does not read the kit's .dockerignore: a COPY copies every file" in warning
