@@ -18,7 +18,7 @@ from sandkit.kits import dockerfile, images
 from sandkit.kits import model as m
 from sandkit.kits import spec_v3 as v3
 from sandkit.kits.convert_common import PROXY_VARS, check_env_name
-from sandkit.kits.source import KitSource
+from sandkit.kits.source import MAX_KIT_FILES, KitSource
 from sandkit.kits.validation import Context
 from sandkit.kits.yamlpos import Path
 
@@ -288,9 +288,9 @@ def _copy_targets(step: dockerfile.Copy, source: KitSource) -> list[tuple[str, s
     """(kit file, where it goes, its mode) for each file of the COPY, or why none."""
     pattern = step.source.split("/") if step.source else []
     fixed = list(itertools.takewhile(lambda part: not _GLOB.search(part), pattern))
-    listed = source.files_at("/".join(fixed), MAX_COPY_FILES)
-    if len(listed) > MAX_COPY_FILES:
-        return f"more than {MAX_COPY_FILES} files; copy fewer, or fetch them in a RUN step"
+    listed = source.files_at("/".join(fixed), MAX_KIT_FILES)
+    if len(listed) > MAX_KIT_FILES:
+        return f"the kit folder holds more than {MAX_KIT_FILES} files there"
     if len(fixed) == len(pattern):  # no wildcard: a file, or a folder's contents
         matches = {step.source: list(listed.items())}
     else:
@@ -318,4 +318,6 @@ def _copy_targets(step: dockerfile.Copy, source: KitSource) -> list[tuple[str, s
             else:  # inside a folder it named: the folder's contents go below dest
                 below = rel[len(match) + 1 :] if match else rel
                 out.append((rel, posixpath.join(step.dest, below), mode))
+    if len(out) > MAX_COPY_FILES:
+        return f"more than {MAX_COPY_FILES} files; copy fewer, or fetch them in a RUN step"
     return out

@@ -176,7 +176,8 @@ def _from_dir(root: Path, shown: str, spec: Path | None = None) -> KitSource:
         if stat.S_ISREG(info.st_mode):
             return {rel: stat.S_IMODE(info.st_mode)}
         out: dict[str, int] = {}
-        for base_dir, _dirs, names in os.walk(top):  # links are listed, never entered
+        for base_dir, dirs, names in os.walk(top):  # links are listed, never entered
+            dirs.sort()
             for name in sorted(names):
                 item = Path(base_dir) / name
                 path = item.relative_to(base).as_posix()

@@ -436,3 +436,12 @@ def test_a_dockerignore_is_named_as_not_read(write_kit: WriteKit) -> None:
     root = kit_with(write_kit, recipe, **{".dockerignore": "secret.txt\n"})
     (warning,) = [w.message for w in load_kit(root).warnings if "dockerignore" in w.message]
     assert "sandkit does not read the kit's .dockerignore: a COPY copies every file" in warning
+
+
+def test_a_wildcard_counts_the_files_it_matches_not_the_folder(
+    write_kit: WriteKit, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    files = {f"tools/{i}.txt": "" for i in range(300)} | {"tools/run.sh": "run\n"}
+    recipe = f"FROM docker/sandbox-templates:shell\nCOPY --chown={_owner()} tools/*.sh {out}/\n"
+    assert _replayed(kit_with(write_kit, recipe, **files), out) == {"run.sh": ("run\n", 0o644)}
