@@ -269,3 +269,28 @@ def test_a_first_sync_copies_once_and_a_second_pass_reads_nothing(
     engine.close()
     assert second.applied == 0
     assert set(reads) <= {("host", "big.bin")}
+
+
+async def test_folders_the_kernel_would_not_watch_are_still_synced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Out of inotify watches (fs.inotify.max_user_watches): one watch per side here, the
+    # root's. Changes in src/ are then found by the full passes of quiet moments.
+    host, share = tmp_path / "host", tmp_path / "share"
+    (host / "src" / "deep").mkdir(parents=True)
+    share.mkdir()
+    engine = SyncEngine(host, share, tmp_path / "state", delete_limit=20, grace=0.3)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.get_running_loop().create_task(engine.run(stop, ready, max_watches=1))
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        await asyncio.sleep(1)  # the first pass's own changes are through
+        (host / "src" / "deep" / "from-host.txt").write_text("host")
+        (share / "src" / "from-share.txt").write_text("share")
+        await settle(lambda: (share / "src" / "deep" / "from-host.txt").exists(), 10)
+        await settle(lambda: (host / "src" / "from-share.txt").exists(), 10)
+        assert "raise fs.inotify.max_user_watches" in caplog.text
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        engine.close()

@@ -385,12 +385,18 @@ class SyncEngine(Applier):
         self.sync(paths)
         return len(paths)
 
-    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-        """Sync until ``stop`` is set: a full pass first, then batches of changes from
-        both watchers (sync/watch.py)."""
+    async def run(
+        self,
+        stop: asyncio.Event,
+        ready: asyncio.Event | None = None,
+        max_watches: int | None = None,
+    ) -> None:
+        """Sync until ``stop`` is set: both sides watched, a full pass, then batches of
+        changes (sync/watch.py; ``max_watches`` per side: None, as many as the kernel
+        gives)."""
         from sandkit.sync.watch import run
 
-        await run(self, stop, ready)
+        await run(self, stop, ready, max_watches)
 
     def close(self) -> None:
         self.journal.close()

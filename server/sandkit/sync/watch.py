@@ -7,13 +7,19 @@ different: the sync copies the guest's harmless links there as links, and once w
 had followed that loop on the host, the user's edits stopped reaching the sandbox. So
 each directory of either tree is watched on its own, found by walking the tree through
 safefs, and added with ``IN_DONT_FOLLOW | IN_ONLYDIR``: a link is never watched through.
-Ignored folders (``node_modules/``...) are not watched at all."""
+Ignored folders (``node_modules/``...) are not watched at all.
+
+When the kernel refuses a watch (``fs.inotify.max_user_watches`` reached) or a whole
+inotify instance (``max_user_instances``), a change there would go unseen: the sync then
+also makes a full pass whenever it has been quiet for a while, and says so in its log."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import stat
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -29,6 +35,9 @@ log = logger(__name__)
 
 DEBOUNCE_MS = 30  # changes closer than this are one batch
 IDLE_TICK = 0.25  # seconds without changes after which deferred deletions are looked at
+# With folders left unwatched, a full pass this often, or ten times as long as the last
+# pass took (a pass must not become the sync's whole work).
+POLL_SECONDS = 2.0
 
 MASK = (
     flags.CREATE
@@ -47,12 +56,18 @@ class TreeWatcher:
     """inotify over every directory of ``tree`` but those ``prune`` says to leave out;
     ``read()`` gives the paths changed."""
 
-    def __init__(self, tree: SafeTree, prune: Callable[[str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        tree: SafeTree,
+        prune: Callable[[str], bool] | None = None,
+        max_watches: int | None = None,
+    ) -> None:
         self.tree = tree
         self.prune = prune
+        self.max_watches = max_watches  # None: as many as the kernel gives
         self.inotify = INotify()
         self.dirs: dict[int, str] = {}  # watch descriptor -> tree-relative directory
-        self._warned = False
+        self.incomplete = False  # a folder could not be watched: only a full pass sees it
         self.rewatch()
 
     @property
@@ -76,11 +91,19 @@ class TreeWatcher:
 
     def _watch(self, rel: str) -> None:
         try:
+            if self.max_watches is not None and len(self.dirs) >= self.max_watches:
+                raise OSError(errno.ENOSPC, "watch limit")
             wd = self.inotify.add_watch(self.tree.root / rel if rel else self.tree.root, MASK)
         except OSError as exc:  # gone, or a link now (refused), or out of watches
-            if exc.errno == 28 and not self._warned:  # ENOSPC: fs.inotify.max_user_watches
-                self._warned = True
-                log.warning("out of inotify watches: raise fs.inotify.max_user_watches")
+            if exc.errno == errno.ENOSPC and not self.incomplete:
+                self.incomplete = True
+                log.warning(
+                    "out of inotify watches at %s/%s: changes there are found by a full pass "
+                    "every few seconds; raise fs.inotify.max_user_watches (sysctl) to watch "
+                    "every folder",
+                    self.tree.root,
+                    rel,
+                )
             return
         self.dirs[wd] = rel
 
@@ -122,28 +145,54 @@ def _forward(watcher: TreeWatcher, changed: asyncio.Queue[set[str] | None]) -> N
     changed.put_nowait(watcher.read())
 
 
-async def run(engine: SyncEngine, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
+async def run(
+    engine: SyncEngine,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None,
+    max_watches: int | None = None,
+) -> None:
     """Sync until ``stop`` is set: both sides' watchers first (neither follows a link:
     TreeWatcher), then a full pass, which finds what changed before they watched, then
-    batches of changes."""
+    batches of changes; full passes in quiet moments too when a folder is unwatched."""
     engine.host.clean_temporaries()
     engine.share.clean_temporaries()
     loop = asyncio.get_running_loop()
     changed: asyncio.Queue[set[str] | None] = asyncio.Queue()
     watchers: list[TreeWatcher] = []
+    polling = False
     try:
         for side in (engine.share, engine.host):
             prune = functools.partial(side.ignore, is_dir=True)
-            watcher = await asyncio.to_thread(TreeWatcher, side.tree, prune)
+            try:
+                watcher = await asyncio.to_thread(TreeWatcher, side.tree, prune, max_watches)
+            except OSError as exc:  # EMFILE: fs.inotify.max_user_instances
+                log.warning(
+                    "cannot watch %s (%s): its changes are found by a full pass every few "
+                    "seconds; raise fs.inotify.max_user_instances (sysctl)",
+                    side.root,
+                    exc.strerror,
+                )
+                polling = True
+                continue
             watchers.append(watcher)
             loop.add_reader(watcher.fd, _forward, watcher, changed)
+        started = time.monotonic()
         await asyncio.to_thread(engine.sync)
+        last_pass, took = time.monotonic(), time.monotonic() - started
         if ready is not None:
             ready.set()
         while not stop.is_set():
             try:
                 first = await asyncio.wait_for(changed.get(), IDLE_TICK)
             except TimeoutError:  # a quiet moment: deferred deletions may be due
+                unwatched = polling or any(w.incomplete for w in watchers)
+                if unwatched and time.monotonic() - last_pass >= max(POLL_SECONDS, 10 * took):
+                    started = time.monotonic()
+                    report = await asyncio.to_thread(engine.sync)
+                    last_pass, took = time.monotonic(), time.monotonic() - started
+                    if report.applied:
+                        engine.emit("synced", count=report.applied)
+                    continue
                 if engine.deferred or engine.deferred_writes:
                     report = await asyncio.to_thread(engine.tick)
                     if report.applied:

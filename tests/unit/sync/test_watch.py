@@ -67,3 +67,15 @@ def test_a_folder_moved_is_watched_at_its_new_path(tree: SafeTree) -> None:
         assert w.read() == {"lib/m.py"}
     finally:
         w.close()
+
+
+def test_out_of_watches_it_says_it_is_incomplete(tree: SafeTree) -> None:
+    ignore = Ignore.for_workspace(tree.root)
+    w = TreeWatcher(tree, lambda rel: ignore(rel, True), max_watches=2)
+    try:
+        assert w.incomplete and len(w.dirs) == 2
+    finally:
+        w.close()
+    whole = watcher(tree)
+    whole.close()
+    assert not whole.incomplete
