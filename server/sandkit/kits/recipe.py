@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from sandkit.guestuser import AGENT_UID
-from sandkit.kits import dockerfile, images
+from sandkit.kits import dockerfile, dockerignore, images
 from sandkit.kits import model as m
 from sandkit.kits import spec_v3 as v3
 from sandkit.kits.convert_common import PROXY_VARS, check_env_name
@@ -171,6 +171,8 @@ def _replay(
     def origin(line: int) -> m.Origin:
         return m.Origin(kit=kit, file=recipe.file, line=line, column=1)
 
+    copies = any(isinstance(step, dockerfile.Copy) for step in recipe.steps)
+    ignore = _dockerignore(source, ctx, at) if copies else dockerignore.DockerIgnore()
     for step in recipe.steps:
         if isinstance(step, dockerfile.Workdir):
             argv: tuple[str, ...] = ("sh", "-c", _WORKDIR_SCRIPT, "sh", step.path, step.user)
@@ -181,7 +183,7 @@ def _replay(
             body = step.argv if step.argv is not None else (*step.shell, step.script or "")
             argv, user = ("env", *where, *env, *body), _ROOT_NAMES.get(step.user, step.user)
         else:
-            argv = _copy_argv(step, recipe.file, ctx, source, at)
+            argv = _copy_argv(step, recipe.file, ctx, source, at, ignore)
             user = "0"
         out.install.append(
             m.Command(
@@ -190,14 +192,6 @@ def _replay(
                 description=f"{recipe.file}:{step.line}",
                 origin=origin(step.line),
             )
-        )
-    copies = any(isinstance(step, dockerfile.Copy) for step in recipe.steps)
-    if copies and source.files_at(".dockerignore", 0):
-        ctx.warn(
-            at,
-            f"{recipe.file}: sandkit does not read the kit's .dockerignore: a COPY copies "
-            "every file it names (name the files, or move the others out of the kit folder)",
-            at_key=True,
         )
     for name in recipe.env:
         check_env_name(ctx, name, at)
@@ -243,8 +237,31 @@ def _template_kit(
     return base.agent.entrypoint, base.agent.args
 
 
+def _dockerignore(source: KitSource, ctx: Context, at: Path) -> dockerignore.DockerIgnore:
+    """The kit folder's .dockerignore, as Docker reads a build context's."""
+    if not source.files_at(dockerignore.FILE, 0):
+        return dockerignore.DockerIgnore()
+    shown = posixpath.join(source.folder, dockerignore.FILE) if source.folder else dockerignore.FILE
+    try:
+        data = source.read(dockerignore.FILE)
+        if len(data) > dockerfile.MAX_BYTES:
+            raise dockerignore.DockerIgnoreError(0, f"larger than {dockerfile.MAX_BYTES >> 10} KiB")
+        return dockerignore.parse(data.decode("utf-8-sig"))
+    except (KeyError, UnicodeDecodeError) as exc:
+        ctx.error(at, f"{shown}: cannot be read as text ({exc})", code=RECIPE)
+    except dockerignore.DockerIgnoreError as exc:
+        where = f"{shown}:{exc.line}" if exc.line else shown
+        ctx.error(at, f"{where}: {exc}", code=RECIPE)
+    return dockerignore.DockerIgnore()
+
+
 def _copy_argv(
-    step: dockerfile.Copy, file: str, ctx: Context, source: KitSource, at: Path
+    step: dockerfile.Copy,
+    file: str,
+    ctx: Context,
+    source: KitSource,
+    at: Path,
+    ignore: dockerignore.DockerIgnore,
 ) -> tuple[str, ...]:
     """One install step writing the files a COPY names, read through the kit's checked
     reader, as Docker would place them: a file at ``dest`` (or in it), a folder's
@@ -255,7 +272,7 @@ def _copy_argv(
         ctx.error(at, f"{file}:{step.line}: COPY {shown}: {message}", code=RECIPE)
         return ("true",)
 
-    placed = _copy_targets(step, source)
+    placed = _copy_targets(step, source, ignore)
     if isinstance(placed, str):
         return refuse(placed)
     words: list[str] = []
@@ -284,13 +301,16 @@ def _copy_argv(
 _GLOB = re.compile(r"[*?\[]")
 
 
-def _copy_targets(step: dockerfile.Copy, source: KitSource) -> list[tuple[str, str, int]] | str:
+def _copy_targets(
+    step: dockerfile.Copy, source: KitSource, ignore: dockerignore.DockerIgnore
+) -> list[tuple[str, str, int]] | str:
     """(kit file, where it goes, its mode) for each file of the COPY, or why none."""
     pattern = step.source.split("/") if step.source else []
     fixed = list(itertools.takewhile(lambda part: not _GLOB.search(part), pattern))
     listed = source.files_at("/".join(fixed), MAX_KIT_FILES)
     if len(listed) > MAX_KIT_FILES:
         return f"the kit folder holds more than {MAX_KIT_FILES} files there"
+    listed = {rel: mode for rel, mode in listed.items() if not ignore(rel)}
     if len(fixed) == len(pattern):  # no wildcard: a file, or a folder's contents
         matches = {step.source: list(listed.items())}
     else:
@@ -303,7 +323,11 @@ def _copy_targets(step: dockerfile.Copy, source: KitSource) -> list[tuple[str, s
             ):
                 matches.setdefault("/".join(parts[: len(pattern)]), []).append((rel, mode))
     if not matches or not any(matches.values()):
-        return f"no such file in the kit folder {source.folder}; add it there or fix the path"
+        left_out = " (or its .dockerignore leaves it out)" if ignore.patterns else ""
+        return (
+            f"no such file in the kit folder {source.folder}{left_out}; add it there or fix "
+            "the path"
+        )
     if len(matches) > 1 and not step.into:
         return (
             f"it names {len(matches)} files or folders, so the destination must be a "

@@ -431,11 +431,49 @@ def test_an_editor_buffer_is_checked_with_its_kits_files_as_saved(
     assert never_saved.kit.install == ()
 
 
-def test_a_dockerignore_is_named_as_not_read(write_kit: WriteKit) -> None:
+def test_the_kits_dockerignore_leaves_files_out_as_docker_does(
+    write_kit: WriteKit, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    recipe = (
+        "FROM docker/sandbox-templates:shell\n"
+        f"COPY --chown={_owner()} . {out}/\n"
+        f"COPY --chown={_owner()} secret.env {out}/named/\n"
+    )
+    files = {
+        ".dockerignore": "secret.env\n**/*.log\ncache\n!cache/keep.txt\n",
+        "secret.env": "TOKEN=1\n",
+        "tool.sh": "run\n",
+        "logs/a.log": "",
+        "cache/junk": "",
+        "cache/keep.txt": "kept\n",
+    }
+    root = kit_with(write_kit, recipe, **files)
+    with pytest.raises(KitError) as caught:  # named, but left out of the context
+        load_kit(root)
+    assert errors_of(caught) == [
+        f"{root}/tool.dockerfile:3: COPY secret.env: no such file in the kit folder {root} (or "
+        "its .dockerignore leaves it out); add it there or fix the path"
+    ]
+    (root / "tool.dockerfile").write_text(recipe.splitlines()[0] + "\n" + recipe.splitlines()[1])
+    assert set(_replayed(root, out)) == {
+        ".dockerignore",
+        "cache/keep.txt",
+        "spec.yaml",
+        "tool.dockerfile",
+        "tool.sh",
+    }
+
+
+def test_a_dockerignore_line_that_is_no_pattern_is_an_error_naming_it(
+    write_kit: WriteKit,
+) -> None:
     recipe = "FROM docker/sandbox-templates:shell\nCOPY . /opt/kit/\n"
-    root = kit_with(write_kit, recipe, **{".dockerignore": "secret.txt\n"})
-    (warning,) = [w.message for w in load_kit(root).warnings if "dockerignore" in w.message]
-    assert "sandkit does not read the kit's .dockerignore: a COPY copies every file" in warning
+    root = kit_with(write_kit, recipe, **{".dockerignore": "ok\nbad[z-a]\n"})
+    with pytest.raises(KitError) as caught:
+        load_kit(root)
+    (error,) = errors_of(caught)
+    assert error.startswith(f"{root}/.dockerignore:2: 'bad[z-a]' is not a pattern")
 
 
 def test_a_wildcard_counts_the_files_it_matches_not_the_folder(
