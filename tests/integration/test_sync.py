@@ -285,11 +285,19 @@ async def test_folders_the_kernel_would_not_watch_are_still_synced(
     try:
         await asyncio.wait_for(ready.wait(), 30)
         await asyncio.sleep(1)  # the first pass's own changes are through
+
+        async def busy() -> None:  # a watched folder that never stays quiet (a log)
+            for i in range(200):
+                (host / "busy.log").write_text(f"line {i}\n")
+                await asyncio.sleep(0.1)
+
+        writer = asyncio.get_running_loop().create_task(busy())
         (host / "src" / "deep" / "from-host.txt").write_text("host")
         (share / "src" / "from-share.txt").write_text("share")
         await settle(lambda: (share / "src" / "deep" / "from-host.txt").exists(), 10)
         await settle(lambda: (host / "src" / "from-share.txt").exists(), 10)
         assert "raise fs.inotify.max_user_watches" in caplog.text
+        writer.cancel()
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)

@@ -384,16 +384,24 @@ async def test_a_link_loop_or_a_link_to_root_does_not_stall_the_sync(pair: Pair)
 
 
 async def test_a_link_loop_the_sync_made_on_the_host_does_not_stall_host_edits(pair: Pair) -> None:
-    # The harmless loop (d/u1 -> ..) is copied to the host as the link it is. The host's
-    # watcher was watchfiles, whose backend followed it there; once the guest removed the
-    # folder again, the user's edits no longer reached the sandbox (a VM test saw it).
+    # What a VM test's guest did: a harmless loop (d/u1 -> ..), links through it that
+    # lead out, a git hook; the hook rejected, then all of it removed again. The loop had
+    # been copied to the host as the link it is, and the host's watcher was watchfiles,
+    # whose backend follows links when it sets watches: from then on the user's edits
+    # no longer reached the sandbox.
     (pair.share / "d").mkdir()
     (pair.share / "d" / "u1").symlink_to("..")
+    await asyncio.sleep(1)
+    (pair.share / "p1").symlink_to("d/u1/..")
+    (pair.share / "r").symlink_to("p1/ws")
+    (pair.share / ".git" / "hooks" / "pre-commit").write_text("#!/bin/sh\necho pwned\n")
     await settle(lambda: (pair.host / "d" / "u1").is_symlink())
+    await settle(lambda: ".git/hooks/pre-commit" in pair.engine.pending)
+    await asyncio.to_thread(pair.engine.reject)
     await quiet(pair)
-    (pair.host / "d" / "inside.txt").write_text("in the looped folder\n")
-    await settle(lambda: (pair.share / "d" / "inside.txt").exists())
     shutil.rmtree(pair.share / "d")
+    for name in ("p1", "r"):
+        (pair.share / name).unlink(missing_ok=True)
     await settle(lambda: not (pair.host / "d").exists())
     await quiet(pair)
     (pair.host / "after-the-loop.txt").write_text("the user's edit\n")

@@ -130,6 +130,14 @@ class SafeTree:
         finally:
             os.close(dfd)
 
+    def open_dir(self, rel: str) -> int:
+        """A descriptor of the directory at ``rel`` ("" the root), reached from the root
+        without following a link (UnsafePath if one is on the way or at ``rel``)."""
+        if not rel:
+            return os.dup(self.fd)
+        with self.parent(rel) as (pfd, name):
+            return self._open_dir(pfd, name, rel)
+
     def _open_dir(self, dirfd: int, name: str, shown: str) -> int:
         try:
             return os.open(name, _DIR_FLAGS, dir_fd=dirfd)
@@ -193,11 +201,16 @@ class SafeTree:
     def _walk(
         self, fd: int, base: str, prune: Callable[[str], bool] | None
     ) -> Iterator[tuple[str, os.stat_result]]:
+        entries = []
         try:
             with os.scandir(fd) as it:
-                entries = [(e.name, e.stat(follow_symlinks=False)) for e in it]
+                for entry in it:
+                    try:
+                        entries.append((entry.name, entry.stat(follow_symlinks=False)))
+                    except FileNotFoundError:
+                        continue  # gone since it was listed (a temporary file): not the rest
         except FileNotFoundError:
-            entries = []
+            pass
         try:
             for name, st in entries:
                 rel = f"{base}/{name}" if base else name

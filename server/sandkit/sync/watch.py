@@ -16,8 +16,10 @@ also makes a full pass whenever it has been quiet for a while, and says so in it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
+import os
 import stat
 import time
 from collections.abc import Callable
@@ -39,6 +41,9 @@ IDLE_TICK = 0.25  # seconds without changes after which deferred deletions are l
 # pass took (a pass must not become the sync's whole work).
 POLL_SECONDS = 2.0
 
+# Each folder is opened through safefs (no link on the way) and watched through its
+# descriptor's /proc path: a path from the root could meet a folder the guest just swapped
+# for a link. The descriptor's magic link is followed, so no IN_DONT_FOLLOW.
 MASK = (
     flags.CREATE
     | flags.DELETE
@@ -47,9 +52,9 @@ MASK = (
     | flags.MOVED_FROM
     | flags.MOVED_TO
     | flags.ATTRIB
-    | flags.DONT_FOLLOW
     | flags.ONLYDIR
 )
+GONE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # nothing to watch (or a link: not watched)
 
 
 class TreeWatcher:
@@ -68,50 +73,77 @@ class TreeWatcher:
         self.inotify = INotify()
         self.dirs: dict[int, str] = {}  # watch descriptor -> tree-relative directory
         self.incomplete = False  # a folder could not be watched: only a full pass sees it
-        self.rewatch()
+        try:
+            self.rewatch()
+        except BaseException:
+            self.inotify.close()
+            raise
 
     @property
     def fd(self) -> int:
         return int(self.inotify.fileno())
 
     def rewatch(self) -> None:
-        """Watch every directory as the tree is now (after a directory moved, its
-        watches keep their descriptors but not their paths)."""
+        """Watch every directory as the tree is now (after the kernel's queue overflowed)."""
         self.dirs.clear()
+        self.incomplete = False
         self._watch("")
         self._watch_below("")
 
     def _watch_below(self, start: str, seen: set[str] | None = None) -> None:
         """Watch every directory below ``start``; each path found goes into ``seen``."""
-        for rel, st in self.tree.walk(start, prune=self.prune):
-            if seen is not None:
-                seen.add(rel)
-            if stat.S_ISDIR(st.st_mode) and not (self.prune and self.prune(rel)):
-                self._watch(rel)
+        try:
+            for rel, st in self.tree.walk(start, prune=self.prune):
+                if seen is not None:
+                    seen.add(rel)
+                if stat.S_ISDIR(st.st_mode) and not (self.prune and self.prune(rel)):
+                    self._watch(rel)
+        except OSError as exc:  # a folder that cannot be read (mode 000): a full pass will
+            self._unwatched(start, exc)
 
     def _watch(self, rel: str) -> None:
         try:
             if self.max_watches is not None and len(self.dirs) >= self.max_watches:
                 raise OSError(errno.ENOSPC, "watch limit")
-            wd = self.inotify.add_watch(self.tree.root / rel if rel else self.tree.root, MASK)
-        except OSError as exc:  # gone, or a link now (refused), or out of watches
-            if exc.errno == errno.ENOSPC and not self.incomplete:
-                self.incomplete = True
-                log.warning(
-                    "out of inotify watches at %s/%s: changes there are found by a full pass "
-                    "every few seconds; raise fs.inotify.max_user_watches (sysctl) to watch "
-                    "every folder",
-                    self.tree.root,
-                    rel,
-                )
+            fd = self.tree.open_dir(rel)
+            try:
+                wd = self.inotify.add_watch(f"/proc/self/fd/{fd}", MASK)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if exc.errno not in GONE:
+                self._unwatched(rel, exc)
             return
         self.dirs[wd] = rel
 
+    def _unwatched(self, rel: str, exc: OSError) -> None:
+        if self.incomplete:
+            return
+        self.incomplete = True
+        fix = (
+            "raise fs.inotify.max_user_watches (sysctl) to watch every folder"
+            if exc.errno == errno.ENOSPC
+            else exc.strerror or str(exc)
+        )
+        log.warning(
+            "cannot watch %s/%s: changes there are found by a full pass every few seconds; %s",
+            self.tree.root,
+            rel,
+            fix,
+        )
+
+    def _forget(self, rel: str) -> None:
+        """A folder moved away: its watches (and those below it) no longer say where."""
+        for wd, path in list(self.dirs.items()):
+            if path == rel or path.startswith(rel + "/"):
+                del self.dirs[wd]
+                with contextlib.suppress(OSError):
+                    self.inotify.rm_watch(wd)
+
     def read(self) -> set[str] | None:
-        """Paths changed since the last read; None when the kernel's queue overflowed
-        (then only a full scan knows what changed)."""
+        """Paths changed since the last read; None when only a full scan knows (the
+        kernel's queue overflowed)."""
         out: set[str] = set()
-        moved_dir = False
         for event in self.inotify.read(timeout=0):
             if event.mask & flags.Q_OVERFLOW:
                 self.rewatch()
@@ -125,16 +157,14 @@ class TreeWatcher:
             rel = f"{base}/{event.name}" if base else event.name
             out.add(rel)
             if event.mask & flags.ISDIR:
-                if event.mask & (flags.MOVED_FROM | flags.MOVED_TO):
-                    moved_dir = True
+                if event.mask & flags.MOVED_FROM:
+                    self._forget(rel)
                 if event.mask & (flags.CREATE | flags.MOVED_TO) and not (
                     self.prune and self.prune(rel)
                 ):
                     # What was made in it before its watch existed is seen now.
                     self._watch(rel)
                     self._watch_below(rel, out)
-        if moved_dir:
-            self.rewatch()
         return out
 
     def close(self) -> None:
@@ -142,7 +172,12 @@ class TreeWatcher:
 
 
 def _forward(watcher: TreeWatcher, changed: asyncio.Queue[set[str] | None]) -> None:
-    changed.put_nowait(watcher.read())
+    try:
+        found = watcher.read()
+    except OSError as exc:  # never lose a batch: a full pass finds what it held
+        log.warning("reading %s's changes failed (%s); rescanning", watcher.tree.root, exc)
+        found = None
+    changed.put_nowait(found)
 
 
 async def run(
@@ -153,7 +188,7 @@ async def run(
 ) -> None:
     """Sync until ``stop`` is set: both sides' watchers first (neither follows a link:
     TreeWatcher), then a full pass, which finds what changed before they watched, then
-    batches of changes; full passes in quiet moments too when a folder is unwatched."""
+    batches of changes; and while a folder is unwatched, a full pass every few seconds."""
     engine.host.clean_temporaries()
     engine.share.clean_temporaries()
     loop = asyncio.get_running_loop()
@@ -176,23 +211,16 @@ async def run(
                 continue
             watchers.append(watcher)
             loop.add_reader(watcher.fd, _forward, watcher, changed)
-        started = time.monotonic()
-        await asyncio.to_thread(engine.sync)
-        last_pass, took = time.monotonic(), time.monotonic() - started
+        passes = _FullPasses(engine)
+        await passes.run()
         if ready is not None:
             ready.set()
         while not stop.is_set():
+            if (polling or any(w.incomplete for w in watchers)) and passes.due():
+                await passes.run()  # unwatched folders: even while others keep changing
             try:
                 first = await asyncio.wait_for(changed.get(), IDLE_TICK)
             except TimeoutError:  # a quiet moment: deferred deletions may be due
-                unwatched = polling or any(w.incomplete for w in watchers)
-                if unwatched and time.monotonic() - last_pass >= max(POLL_SECONDS, 10 * took):
-                    started = time.monotonic()
-                    report = await asyncio.to_thread(engine.sync)
-                    last_pass, took = time.monotonic(), time.monotonic() - started
-                    if report.applied:
-                        engine.emit("synced", count=report.applied)
-                    continue
                 if engine.deferred or engine.deferred_writes:
                     report = await asyncio.to_thread(engine.tick)
                     if report.applied:
@@ -203,13 +231,17 @@ async def run(
             while not changed.empty():
                 batch.append(changed.get_nowait())
             paths = None if None in batch else {p for b in batch if b for p in b}
-            if paths is not None and not paths:
+            if paths is None:
+                await passes.run()
+                continue
+            if not paths:
                 continue
             try:
                 report = await asyncio.to_thread(engine.sync, paths)
             except OSError as exc:  # a path vanished mid-batch: a full pass settles it
                 log.warning("sync batch failed (%s); rescanning", exc)
-                report = await asyncio.to_thread(engine.sync)
+                await passes.run()
+                continue
             if report.applied:
                 engine.emit("synced", count=report.applied)
     finally:
@@ -217,3 +249,23 @@ async def run(
             loop.remove_reader(watcher.fd)
             watcher.close()
         stop.set()
+
+
+class _FullPasses:
+    """Full passes, and when the next is due for folders no watcher sees: every
+    POLL_SECONDS, or ten times as long as the last took (never the sync's whole work)."""
+
+    def __init__(self, engine: SyncEngine) -> None:
+        self.engine = engine
+        self.last = self.took = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= max(POLL_SECONDS, 10 * self.took)
+
+    async def run(self) -> None:
+        started = time.monotonic()
+        report = await asyncio.to_thread(self.engine.sync)
+        self.last = time.monotonic()
+        self.took = self.last - started
+        if report.applied:
+            self.engine.emit("synced", count=report.applied)

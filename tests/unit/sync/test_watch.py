@@ -79,3 +79,19 @@ def test_out_of_watches_it_says_it_is_incomplete(tree: SafeTree) -> None:
     whole = watcher(tree)
     whole.close()
     assert not whole.incomplete
+
+
+def test_a_folder_reached_through_a_link_is_never_watched(tree: SafeTree, tmp_path: Path) -> None:
+    # The walk found lnk/sub a real folder; by the time of its watch the guest has swapped
+    # lnk for a link to a host folder. IN_DONT_FOLLOW guards only a path's last part.
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    (outside / "sub").mkdir(parents=True)
+    (tree.root / "lnk").symlink_to(outside)
+    w = watcher(tree)
+    try:
+        w._watch("lnk/sub")
+        assert "lnk/sub" not in w.dirs.values() and not w.incomplete
+        (outside / "sub" / "host-file").write_text("")
+        assert w.read() == set()
+    finally:
+        w.close()
