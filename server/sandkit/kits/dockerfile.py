@@ -367,7 +367,8 @@ def _copy(st: _State, line: int, keyword: str, rest: str) -> None:
     if len(words) < 2:
         raise st.fail(line, f"{keyword} takes a source in the kit folder and a destination")
     *sources, dest = words
-    as_dir = dest.endswith("/") or len(sources) > 1
+    # BuildKit: a destination ending in '/' (or '.', the WORKDIR) is a folder.
+    as_dir = dest.endswith(("/", "/.")) or dest == "." or len(sources) > 1
     dest = posixpath.join(st.workdir or "/", dest)
     for source in sources:
         if keyword == "ADD" and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://|git@", source):

@@ -46,14 +46,20 @@ COMPANION = ".dockerfile"
 MAX_COPY_FILE_BYTES = 64 << 10
 MAX_COPY_BYTES = 512 << 10
 MAX_COPY_FILES = 256
+# All of a recipe's COPYs together: a stranger's kit (or one opened in the editor) must
+# not make sandkit list or read without bound.
+MAX_RECIPE_SOURCES = 256
+MAX_RECIPE_COPY_BYTES = 4 << 20
 _ROOT_NAMES = {"root": "0", "0": "0"}
 _ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 _WORKDIR_SCRIPT = '[ -d "$1" ] || { mkdir -p "$1" && chown "$2" "$1"; }'
-# $1 the owner, then (path, mode, base64 contents) for each file.
+# $1 the owner, then (path, mode, base64 contents, name) for each file: with a name, a
+# path that is a folder in the guest already gets the file inside it, as Docker does.
 _COPY_SCRIPT = (
-    "owner=$1; shift; while [ $# -ge 3 ]; do "
-    'mkdir -p "$(dirname "$1")" && printf %s "$3" | base64 -d > "$1" '
-    '&& chmod "$2" "$1" && chown "$owner" "$1" || exit 1; shift 3; done'
+    "owner=$1; shift; while [ $# -ge 4 ]; do p=$1; "
+    'if [ -n "$4" ] && [ -d "$p" ]; then p="$p/$4"; fi; '
+    'mkdir -p "$(dirname "$p")" && printf %s "$3" | base64 -d > "$p" '
+    '&& chmod "$2" "$p" && chown "$owner" "$p" || exit 1; shift 4; done'
 )
 
 
@@ -171,8 +177,17 @@ def _replay(
     def origin(line: int) -> m.Origin:
         return m.Origin(kit=kit, file=recipe.file, line=line, column=1)
 
-    copies = any(isinstance(step, dockerfile.Copy) for step in recipe.steps)
+    copies = sum(isinstance(step, dockerfile.Copy) for step in recipe.steps)
     ignore = _dockerignore(source, ctx, at) if copies else dockerignore.DockerIgnore()
+    budget = _CopyBudget(MAX_RECIPE_COPY_BYTES)
+    if copies > MAX_RECIPE_SOURCES:
+        ctx.error(
+            at,
+            f"{recipe.file}: its COPY instructions name {copies} sources, more than "
+            f"{MAX_RECIPE_SOURCES}; copy folders instead of their files one by one",
+            code=RECIPE,
+        )
+        budget.spent = True
     for step in recipe.steps:
         if isinstance(step, dockerfile.Workdir):
             argv: tuple[str, ...] = ("sh", "-c", _WORKDIR_SCRIPT, "sh", step.path, step.user)
@@ -183,7 +198,7 @@ def _replay(
             body = step.argv if step.argv is not None else (*step.shell, step.script or "")
             argv, user = ("env", *where, *env, *body), _ROOT_NAMES.get(step.user, step.user)
         else:
-            argv = _copy_argv(step, recipe.file, ctx, source, at, ignore)
+            argv = _copy_argv(step, recipe.file, ctx, source, at, ignore, budget)
             user = "0"
         out.install.append(
             m.Command(
@@ -255,6 +270,16 @@ def _dockerignore(source: KitSource, ctx: Context, at: Path) -> dockerignore.Doc
     return dockerignore.DockerIgnore()
 
 
+@dataclass
+class _CopyBudget:
+    """What a recipe's COPYs may still read; once over, no more is read or reported."""
+
+    bytes_left: int
+    files_left: int = MAX_KIT_FILES  # listed, over all COPYs
+    spent: bool = False
+    listings: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+
+
 def _copy_argv(
     step: dockerfile.Copy,
     file: str,
@@ -262,6 +287,7 @@ def _copy_argv(
     source: KitSource,
     at: Path,
     ignore: dockerignore.DockerIgnore,
+    budget: _CopyBudget,
 ) -> tuple[str, ...]:
     """One install step writing the files a COPY names, read through the kit's checked
     reader, as Docker would place them: a file at ``dest`` (or in it), a folder's
@@ -272,29 +298,41 @@ def _copy_argv(
         ctx.error(at, f"{file}:{step.line}: COPY {shown}: {message}", code=RECIPE)
         return ("true",)
 
-    placed = _copy_targets(step, source, ignore)
+    if budget.spent:
+        return ("true",)
+    placed = _copy_targets(step, source, ignore, budget)
     if isinstance(placed, str):
         return refuse(placed)
-    words: list[str] = []
     total = 0
-    for rel, target, mode in placed:
-        try:
-            data = source.read(rel)
-        except KeyError:
-            return refuse(f"{rel} cannot be read from the kit folder {source.folder}")
-        if len(data) > MAX_COPY_FILE_BYTES:
+    for rel, _target, (_mode, size), _name in placed:  # sizes first: nothing read in vain
+        if size > MAX_COPY_FILE_BYTES:
             return refuse(
                 f"{rel} is larger than {MAX_COPY_FILE_BYTES >> 10} KiB; download a large "
                 "file in a RUN step instead"
             )
-        total += len(data)
-        if total > MAX_COPY_BYTES:
-            return refuse(
-                f"its files come to more than {MAX_COPY_BYTES >> 10} KiB; download large "
-                "files in a RUN step instead"
-            )
+        total += size
+    if total > MAX_COPY_BYTES:
+        return refuse(
+            f"its files come to more than {MAX_COPY_BYTES >> 10} KiB; download large "
+            "files in a RUN step instead"
+        )
+    if total > budget.bytes_left:
+        budget.spent = True
+        return refuse(
+            f"the recipe's COPYs come to more than {MAX_RECIPE_COPY_BYTES >> 20} MiB; "
+            "download large files in a RUN step instead"
+        )
+    budget.bytes_left -= total
+    words: list[str] = []
+    for rel, target, (mode, _size), name in placed:
+        try:
+            data = source.read(rel)
+        except KeyError:
+            return refuse(f"{rel} cannot be read from the kit folder {source.folder}")
+        if len(data) > MAX_COPY_FILE_BYTES:  # it grew since it was listed
+            return refuse(f"{rel} is larger than {MAX_COPY_FILE_BYTES >> 10} KiB")
         chmod = step.chmod if step.chmod is not None else mode & 0o777  # never set-id
-        words += [target, f"{chmod:o}", base64.b64encode(data).decode()]
+        words += [target, f"{chmod:o}", base64.b64encode(data).decode(), name]
     return ("sh", "-c", _COPY_SCRIPT, "sh", step.chown or "0:0", *words)
 
 
@@ -302,14 +340,27 @@ _GLOB = re.compile(r"[*?\[]")
 
 
 def _copy_targets(
-    step: dockerfile.Copy, source: KitSource, ignore: dockerignore.DockerIgnore
-) -> list[tuple[str, str, int]] | str:
-    """(kit file, where it goes, its mode) for each file of the COPY, or why none."""
+    step: dockerfile.Copy,
+    source: KitSource,
+    ignore: dockerignore.DockerIgnore,
+    budget: _CopyBudget,
+) -> list[tuple[str, str, tuple[int, int], str]] | str:
+    """(kit file, where it goes, (mode, size), the name it takes inside ``dest`` should
+    that be a folder already: "" when ``dest`` is a folder anyway) for each file of the
+    COPY, or why none."""
     pattern = step.source.split("/") if step.source else []
     fixed = list(itertools.takewhile(lambda part: not _GLOB.search(part), pattern))
-    listed = source.files_at("/".join(fixed), MAX_KIT_FILES)
-    if len(listed) > MAX_KIT_FILES:
-        return f"the kit folder holds more than {MAX_KIT_FILES} files there"
+    prefix = "/".join(fixed)
+    if prefix not in budget.listings:
+        budget.listings[prefix] = source.files_at(prefix, budget.files_left)
+        budget.files_left -= len(budget.listings[prefix])
+        if budget.files_left < 0:
+            budget.spent = True
+            return (
+                f"the recipe's COPYs list more than {MAX_KIT_FILES} files of the kit folder; "
+                "copy less of it"
+            )
+    listed = budget.listings[prefix]
     listed = {rel: mode for rel, mode in listed.items() if not ignore(rel)}
     if len(fixed) == len(pattern):  # no wildcard: a file, or a folder's contents
         matches = {step.source: list(listed.items())}
@@ -336,12 +387,14 @@ def _copy_targets(
     out = []
     for match, found in matches.items():
         for rel, mode in found:
-            if rel == match:  # a file the source named
-                name = posixpath.basename(rel)
-                out.append((rel, posixpath.join(step.dest, name) if step.into else step.dest, mode))
+            name = posixpath.basename(rel)
+            if rel == match and step.into:  # a file the source named, into a folder
+                out.append((rel, posixpath.join(step.dest, name), mode, ""))
+            elif rel == match:  # to dest itself, or into it if the guest has it as a folder
+                out.append((rel, step.dest, mode, name))
             else:  # inside a folder it named: the folder's contents go below dest
                 below = rel[len(match) + 1 :] if match else rel
-                out.append((rel, posixpath.join(step.dest, below), mode))
+                out.append((rel, posixpath.join(step.dest, below), mode, ""))
     if len(out) > MAX_COPY_FILES:
         return f"more than {MAX_COPY_FILES} files; copy fewer, or fetch them in a RUN step"
     return out

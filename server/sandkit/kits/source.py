@@ -34,12 +34,12 @@ class KitSource:
     files: dict[str, int] = field(default_factory=dict)  # relative path → mode
     reader: Callable[[str], bytes] | None = None
     folder: str = ""  # where companion files are looked for, as messages name it
-    lister: Callable[[str, int], dict[str, int]] | None = None
+    lister: Callable[[str, int], dict[str, tuple[int, int]]] | None = None
 
-    def files_at(self, relpath: str, limit: int) -> dict[str, int]:
-        """The regular files at or below ``relpath`` ("" for the whole kit; path → mode),
-        at most ``limit`` + 1 of them (more says "too many"). Links are neither listed
-        nor entered; empty when the path is not in the kit or leaves it."""
+    def files_at(self, relpath: str, limit: int) -> dict[str, tuple[int, int]]:
+        """The regular files at or below ``relpath`` ("" for the whole kit; path → (mode,
+        size)), at most ``limit`` + 1 of them (more says "too many"). Links are neither
+        listed nor entered; empty when the path is not in the kit or leaves it."""
         if self.lister is None or (relpath and unsafe_path(relpath) is not None):
             return {}
         return self.lister(relpath, limit)
@@ -162,9 +162,12 @@ def _from_dir(root: Path, shown: str, spec: Path | None = None) -> KitSource:
             raise KeyError(rel)  # it leaves the kit or passes through a symlink
         if not target.is_file():
             raise KeyError(rel)
-        return target.read_bytes()
+        try:
+            return target.read_bytes()
+        except OSError:
+            raise KeyError(rel) from None  # unreadable (or gone): as good as not there
 
-    def lister(rel: str, limit: int) -> dict[str, int]:
+    def lister(rel: str, limit: int) -> dict[str, tuple[int, int]]:
         base = root.resolve()
         top = base.joinpath(*rel.split("/")) if rel else base
         if (root / rel).resolve() != top:
@@ -174,16 +177,19 @@ def _from_dir(root: Path, shown: str, spec: Path | None = None) -> KitSource:
         except OSError:
             return {}
         if stat.S_ISREG(info.st_mode):
-            return {rel: stat.S_IMODE(info.st_mode)}
-        out: dict[str, int] = {}
+            return {rel: (stat.S_IMODE(info.st_mode), info.st_size)}
+        out: dict[str, tuple[int, int]] = {}
         for base_dir, dirs, names in os.walk(top):  # links are listed, never entered
             dirs.sort()
             for name in sorted(names):
                 item = Path(base_dir) / name
                 path = item.relative_to(base).as_posix()
-                info = item.lstat()
+                try:
+                    info = item.lstat()
+                except OSError:
+                    continue  # gone since it was listed
                 if stat.S_ISREG(info.st_mode) and unsafe_path(path) is None:
-                    out[path] = stat.S_IMODE(info.st_mode)
+                    out[path] = (stat.S_IMODE(info.st_mode), info.st_size)
                     if len(out) > limit:
                         return out
         return out
@@ -233,10 +239,10 @@ def _from_zip(path: Path, shown: str) -> KitSource:
             modes[rel] = stat.S_IMODE(mode) or 0o644
     spec_file = f"{shown}!{prefix}{SPEC_NAME}"
     text = _decode(contents[SPEC_NAME], spec_file)
-    every = dict(sorted(modes.items()))
+    every = {k: (mode, len(contents[k])) for k, mode in sorted(modes.items())}
     modes.pop(SPEC_NAME, None)
 
-    def lister(rel: str, limit: int) -> dict[str, int]:
+    def lister(rel: str, limit: int) -> dict[str, tuple[int, int]]:
         below = f"{rel}/"
         found = {k: v for k, v in every.items() if not rel or k == rel or k.startswith(below)}
         return dict(list(found.items())[: limit + 1])

@@ -67,6 +67,7 @@ def test_a_workload_recipe_becomes_install_steps_environment_and_command(
         "/opt/kit/note.txt",
         "600",
         base64.b64encode(b"a note\n").decode(),
+        "",  # into /opt/kit/ anyway
     )
     assert workdir.argv[4:] == ("/home/agent/workspace", "agent")
 
@@ -396,11 +397,13 @@ def test_the_official_claude_v3_kit_resolves_to_its_dockerfiles_agent() -> None:
     )
     hook = sandbox.install[5]
     script = (FIXTURES / "claude" / "scripts" / "sbx-agent-hook.sh").read_bytes()
+    mode = (FIXTURES / "claude" / "scripts" / "sbx-agent-hook.sh").stat().st_mode & 0o777
     assert hook.argv[4:] == (
         "0:0",
         "/usr/local/bin/sbx-claude-hook",
-        "644",  # the file's own mode, as Docker keeps it (its RUN chmods it)
+        f"{mode:o}",  # the file's own mode, as Docker keeps it (its RUN chmods it)
         base64.b64encode(script).decode(),
+        "sbx-agent-hook.sh",  # its name, should the guest have a folder at that path
     )
     assert sandbox.agent.sessions == m.SessionVerbs(
         prompt=("-p", "{{.Prompt}}"),
@@ -483,3 +486,47 @@ def test_a_wildcard_counts_the_files_it_matches_not_the_folder(
     files = {f"tools/{i}.txt": "" for i in range(300)} | {"tools/run.sh": "run\n"}
     recipe = f"FROM docker/sandbox-templates:shell\nCOPY --chown={_owner()} tools/*.sh {out}/\n"
     assert _replayed(kit_with(write_kit, recipe, **files), out) == {"run.sh": ("run\n", 0o644)}
+
+
+def test_a_copy_to_the_workdir_or_an_existing_folder_lands_inside_it(
+    write_kit: WriteKit, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    (out / "existing").mkdir(parents=True)
+    recipe = (
+        "FROM docker/sandbox-templates:shell\n"
+        f"WORKDIR {out}/app\n"
+        f"COPY --chown={_owner()} package.json .\n"  # '.': the WORKDIR, a folder
+        f"COPY --chown={_owner()} tool.sh {out}/existing\n"  # a folder in the guest
+        f"COPY --chown={_owner()} tool.sh {out}/renamed.sh\n"  # no folder there: the name
+    )
+    root = kit_with(write_kit, recipe, **{"package.json": "{}\n", "tool.sh": "run\n"})
+    assert _replayed(root, out) == {
+        "app/package.json": ("{}\n", 0o644),
+        "existing/tool.sh": ("run\n", 0o644),
+        "renamed.sh": ("run\n", 0o644),
+    }
+
+
+def test_a_huge_kit_file_is_refused_before_it_is_read(write_kit: WriteKit) -> None:
+    root = kit_with(write_kit, "FROM docker/sandbox-templates:shell\nCOPY . /opt/kit/\n")
+    with (root / "huge.bin").open("wb") as f:  # sparse: 1 GiB on paper, nothing on disk
+        f.truncate(1 << 30)
+    with pytest.raises(KitError) as caught:
+        load_kit(root)
+    assert "COPY .: huge.bin is larger than 64 KiB" in errors_of(caught)[0]
+
+
+def test_a_recipe_cannot_make_sandkit_list_or_read_without_bound(write_kit: WriteKit) -> None:
+    many = "COPY " + " ".join(["d"] * 300) + " /x/\n"  # 300 sources in one short line
+    root = kit_with(write_kit, f"FROM docker/sandbox-templates:shell\n{many}", **{"d/a": "a"})
+    with pytest.raises(KitError) as caught:
+        load_kit(root)
+    assert "its COPY instructions name 300 sources, more than 256" in errors_of(caught)[0]
+    files = {f"d{i}/f": "x" * (60 << 10) for i in range(80)}  # 80 × 60 KiB: over 4 MiB
+    copies = "".join(f"COPY d{i} /x/{i}/\n" for i in range(80))
+    root = kit_with(write_kit, f"FROM docker/sandbox-templates:shell\n{copies}", **files)
+    with pytest.raises(KitError) as caught:
+        load_kit(root)
+    (error,) = errors_of(caught)  # said once, then nothing more is read
+    assert "the recipe's COPYs come to more than 4 MiB" in error
