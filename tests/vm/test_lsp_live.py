@@ -345,8 +345,22 @@ async def test_the_agent_session_outlives_a_window_reload_and_ports_are_offered(
         assert left == {"ports": []}
         first.client.protocol.notify("sandkit/terminalClose", {"terminal": server})
 
-        # The window reloads: this server goes (the agent's terminal detaches) …
+        # The window reloads: this server goes (the agent's terminal detaches, an exec's
+        # program is hung up) without reporting either ended: an exit code would read as
+        # the program's failure, while the editor says in each terminal that the server
+        # stopped.
+        held = {"name": "lspagent", "argv": ["sleep", "6001"], "pty": True, "stream": True}
+        sleeper = (await run(first.client, "sandkit.exec", held))["terminal"]
+        await until(
+            lambda: "sleep 6001" in env.sk("exec", "lspagent", "ps", "-eo", "args").stdout, "sleep"
+        )
         await first.close()
+        assert agent not in first.exits and sleeper not in first.exits, first.exits
+        await until(
+            lambda: "sleep 6001" not in env.sk("exec", "lspagent", "ps", "-eo", "args").stdout,
+            "the exec hung up",
+            tries=60,
+        )
         # … and the next one offers the running session, whose screen comes back.
         second = await Window.open(env)
         row = await until(lambda: (r := second.row("lspagent")) and r.sessions and r, "sessions")

@@ -24,23 +24,27 @@ async function launch() {
 }
 
 async function palette(page, title) {
-  // Contributed commands appear once the extension host has scanned the extensions: retry.
+  // Contributed commands appear once the extension host has scanned the extensions, and
+  // the palette closes when anything takes the focus (a terminal opening or closing, a
+  // view revealed): open it again.
+  let last;
   for (let i = 0; i < 8; i++) {
-    await page.keyboard.press("F1");
-    const input = page.locator(".quick-input-widget input");
-    await input.waitFor({ state: "visible", timeout: 10000 });
-    await input.fill(`>${title}`);
-    const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
     try {
+      await page.keyboard.press("F1");
+      const input = page.locator(".quick-input-widget input");
+      await input.waitFor({ state: "visible", timeout: 10000 });
+      await input.fill(`>${title}`, { timeout: 5000 });
+      const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
       await row.waitFor({ timeout: 4000 });
       await page.keyboard.press("Enter");
       return;
-    } catch {
+    } catch (err) {
+      last = err;
       await page.keyboard.press("Escape");
       await page.waitForTimeout(1500);
     }
   }
-  throw new Error(`command "${title}" never showed in the palette`);
+  throw new Error(`command "${title}" never showed in the palette: ${String(last?.message ?? last).split("\n")[0]}`);
 }
 
 async function terminalText(page) {

@@ -73,6 +73,7 @@ export function registerCommands({
           ? (await client.run(protocol.RUN_AGENT, { name, rows, cols })).terminal
           : (await client.run(protocol.ATTACH, { name, session, rows, cols })).terminal,
       closed,
+      true,
     );
     const title = session === AGENT_SESSION ? `Sandkit agent: ${name}` : `Sandkit ${session}: ${name}`;
     vscode.window.createTerminal({ name: title, pty }).show();

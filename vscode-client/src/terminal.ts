@@ -7,6 +7,8 @@ export interface TerminalSink {
   output(data: string): void;
   /** The program ended (`detached` false or absent), or a session's terminal let go. */
   exit(code: number, detached?: boolean): void;
+  /** The server that ran the program stopped: the program went with it. */
+  lost(why: string): void;
 }
 
 type Pending = { kind: "output"; data: string } | { kind: "exit"; code: number; detached?: boolean };
@@ -33,14 +35,13 @@ export class TerminalRouter {
     this.route(id, { kind: "exit", code, detached });
   }
 
-  /** The server stopped: its programs are gone, and so are the terminals that showed them. */
+  /** The server stopped: its programs are gone; their terminals say why. */
   endAll(why: string): void {
     const sinks = [...this.sinks.values()];
     this.sinks.clear();
     this.early.clear();
     for (const sink of sinks) {
-      sink.output(`\r\nsandkit: ${why}\r\n`);
-      sink.exit(1);
+      sink.lost(why);
     }
   }
 
@@ -86,13 +87,16 @@ export class SandboxTerminal implements vscode.Pseudoterminal {
   private id: number | undefined;
   private closed = false;
   private ended = false;
+  private lingering = false; // its server stopped: it shows why until a key closes it
 
-  /** `onEnd` runs once, when the terminal closes or its program (or session view) ends. */
+  /** `onEnd` runs once, when the terminal closes or its program (or session view) ends;
+   * a `session`'s terminal is a view of a program that outlives it. */
   constructor(
     private readonly router: TerminalRouter,
     private readonly channel: TerminalChannel,
     private readonly start: (rows: number, cols: number) => Promise<number>,
     private readonly onEnd: () => void = () => undefined,
+    private readonly session = false,
   ) {}
 
   private end(): void {
@@ -120,6 +124,16 @@ export class SandboxTerminal implements vscode.Pseudoterminal {
           }
           this.done.fire(code);
         },
+        // Not an exit code: VS Code would take it for the program's failure, alert, and
+        // close the terminal (moving the focus) before anyone read why. The terminal stays,
+        // as a finished task's does, until a key closes it.
+        lost: (why) => {
+          this.id = undefined;
+          this.end();
+          this.lingering = true;
+          const what = this.session ? "the session runs on" : "this terminal's program ended with it";
+          this.write.fire(`\r\n[sandkit: ${why}; ${what}. Press any key to close.]\r\n`);
+        },
       });
     } catch (err) {
       this.end();
@@ -129,7 +143,9 @@ export class SandboxTerminal implements vscode.Pseudoterminal {
   }
 
   handleInput(data: string): void {
-    if (this.id !== undefined) {
+    if (this.lingering) {
+      this.done.fire();
+    } else if (this.id !== undefined) {
       this.channel.input(this.id, data);
     }
   }

@@ -9,7 +9,7 @@ test("output that comes before the terminal knows its id is kept, in order", () 
   router.output(8, "other");
   const seen: string[] = [];
   let code = -1;
-  router.attach(7, { output: (d) => seen.push(d), exit: (c) => (code = c) });
+  router.attach(7, { output: (d) => seen.push(d), exit: (c) => (code = c), lost: () => undefined });
   router.output(7, "c");
   router.exit(7, 3);
   assert.deepEqual(seen, ["a", "b", "c"]);
@@ -21,23 +21,24 @@ test("an exit before attach closes the terminal as soon as it attaches", () => {
   const router = new TerminalRouter();
   router.exit(1, 130);
   let code = -1;
-  router.attach(1, { output: () => undefined, exit: (c) => (code = c) });
+  router.attach(1, { output: () => undefined, exit: (c) => (code = c), lost: () => undefined });
   assert.equal(code, 130);
   assert.equal(router.open, 0);
 });
 
-test("when the server stops, every open terminal says so and closes; early output is dropped", () => {
+test("when the server stops, every open terminal is told why; early output is dropped", () => {
   const router = new TerminalRouter();
-  const seen: string[] = [];
+  const lost: string[] = [];
   const codes: number[] = [];
-  router.attach(1, { output: (d) => seen.push(d), exit: (c) => codes.push(c) });
+  router.attach(1, { output: () => undefined, exit: (c) => codes.push(c), lost: (why) => lost.push(why) });
   router.output(9, "for a terminal not yet attached");
   router.endAll("the language server stopped");
-  assert.deepEqual(seen, ["\r\nsandkit: the language server stopped\r\n"]);
-  assert.deepEqual(codes, [1]);
+  assert.deepEqual(lost, ["the language server stopped"]);
+  assert.deepEqual(codes, []);
   assert.equal(router.open, 0);
-  router.attach(9, { output: (d) => seen.push(d), exit: () => undefined });
-  assert.equal(seen.length, 1);
+  const seen: string[] = [];
+  router.attach(9, { output: (d) => seen.push(d), exit: () => undefined, lost: () => undefined });
+  assert.deepEqual(seen, []);
 });
 
 function recorder(): { sent: string[]; channel: TerminalChannel } {
@@ -134,3 +135,27 @@ test("closing a session's terminal tells the server (which detaches) and ends th
   assert.deepEqual(sent, ["close 8"]);
   assert.equal(ends, 1);
 });
+
+for (const session of [false, true]) {
+  test(`a ${session ? "session's " : ""}terminal whose server stopped says why, with no exit code, until a key closes it`, async () => {
+    const router = new TerminalRouter();
+    const { sent, channel } = recorder();
+    let ends = 0;
+    const pty = new SandboxTerminal(router, channel, async () => 3, () => ends++, session);
+    const written: string[] = [];
+    const closed: (number | void)[] = [];
+    pty.onDidWrite((d) => written.push(d));
+    pty.onDidClose((c) => closed.push(c));
+    await pty.open(undefined);
+    router.endAll("the language server stopped");
+    const what = session ? "the session runs on" : "this terminal's program ended with it";
+    assert.deepEqual(written, [`\r\n[sandkit: the language server stopped; ${what}. Press any key to close.]\r\n`]);
+    assert.deepEqual(closed, []); // an exit code would be an alert, and the terminal gone
+    assert.equal(ends, 1);
+    pty.handleInput("x"); // not sent: the next server's terminal 3 is another program
+    assert.deepEqual(closed, [undefined]);
+    pty.close();
+    assert.deepEqual(sent, []);
+    assert.equal(ends, 1);
+  });
+}

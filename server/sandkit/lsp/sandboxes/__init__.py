@@ -29,8 +29,8 @@ def register(server: SandkitServer) -> None:
         ctx.watcher.start()
 
     @server.feature(types.SHUTDOWN)
-    def shutdown(ls: SandkitServer, params: None) -> None:
-        terminals.close_all()  # execs end; sessions are detached from and run on
+    async def shutdown(ls: SandkitServer, params: None) -> None:
+        await terminals.close_all()  # execs end; sessions are detached from and run on
 
     @server.feature(protocol.TERMINAL_INPUT)
     async def terminal_input(ls: SandkitServer, params: Any) -> None:

@@ -44,6 +44,7 @@ class Terminals:
         self.server = server
         self._ids = itertools.count(1)
         self.open: dict[int, Terminal] = {}
+        self._stopping = False  # the server is shutting down: the editor says why itself
 
     async def start(self, sandbox: Sandbox, argv: list[str], **options: Any) -> int:
         """The connection belongs to the terminal's pump: it ends with the program, or
@@ -97,7 +98,8 @@ class Terminals:
             pass
         finally:
             self.open.pop(terminal.id, None)
-            self.server.protocol.notify(protocol.TERMINAL_EXIT, exit_params)
+            if not self._stopping:
+                self.server.protocol.notify(protocol.TERMINAL_EXIT, exit_params)
 
     def _send(self, terminal: Terminal, text: str) -> None:
         if text:
@@ -122,9 +124,10 @@ class Terminals:
             pass
         finally:
             self.open.pop(terminal.id, None)
-            self.server.protocol.notify(
-                protocol.TERMINAL_EXIT, {"terminal": terminal.id, "code": code}
-            )
+            if not self._stopping:
+                self.server.protocol.notify(
+                    protocol.TERMINAL_EXIT, {"terminal": terminal.id, "code": code}
+                )
 
     async def input(self, terminal_id: int, data: str, eof: bool) -> None:
         terminal = self.open.get(terminal_id)
@@ -148,6 +151,14 @@ class Terminals:
         if terminal is not None and terminal.pump is not None:
             terminal.pump.cancel()  # its connection closes as the pump ends
 
-    def close_all(self) -> None:
-        for terminal_id in list(self.open):
-            self.close(terminal_id)
+    async def close_all(self) -> None:
+        """The server is shutting down: hangs its execs up and detaches from its sessions,
+        and waits (a bounded while) until they have let go. No terminal is reported ended:
+        an exit code would read as the program's own failure, while the editor knows the
+        server stopped and says that in each terminal."""
+        self._stopping = True
+        pumps = [t.pump for t in self.open.values() if t.pump is not None]
+        for pump in pumps:
+            pump.cancel()
+        if pumps:
+            await asyncio.wait(pumps, timeout=5)
