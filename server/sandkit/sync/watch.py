@@ -6,8 +6,9 @@ link to ``/`` would have it walk the host's whole filesystem. The host's workspa
 different: the sync copies the guest's harmless links there as links, and once watchfiles
 had followed that loop on the host, the user's edits stopped reaching the sandbox. So
 each directory of either tree is watched on its own, found by walking the tree through
-safefs, and added with ``IN_DONT_FOLLOW | IN_ONLYDIR``: a link is never watched through.
-Ignored folders (``node_modules/``...) are not watched at all.
+safefs (``O_NOFOLLOW`` from its parent's descriptor) and watched through that descriptor:
+a link is never watched through. Ignored folders (``node_modules/``...) are not watched at
+all.
 
 When the kernel refuses a watch (``fs.inotify.max_user_watches`` reached) or a whole
 inotify instance (``max_user_instances``), a change there would go unseen: the sync then
@@ -199,7 +200,7 @@ async def run(
         for side in (engine.share, engine.host):
             prune = functools.partial(side.ignore, is_dir=True)
             try:
-                watcher = await asyncio.to_thread(TreeWatcher, side.tree, prune, max_watches)
+                watcher = await _open_watcher(side.tree, prune, max_watches)
             except OSError as exc:  # EMFILE: fs.inotify.max_user_instances
                 log.warning(
                     "cannot watch %s (%s): its changes are found by a full pass every few "
@@ -249,6 +250,24 @@ async def run(
             loop.remove_reader(watcher.fd)
             watcher.close()
         stop.set()
+
+
+async def _open_watcher(
+    tree: SafeTree, prune: Callable[[str], bool], max_watches: int | None
+) -> TreeWatcher:
+    """A TreeWatcher set up in a thread (a large tree takes a while); cancelled meanwhile,
+    the thread still finishes, and its watcher is closed then rather than leaked."""
+    setup = asyncio.ensure_future(asyncio.to_thread(TreeWatcher, tree, prune, max_watches))
+    try:
+        return await asyncio.shield(setup)
+    except asyncio.CancelledError:
+        setup.add_done_callback(_close_unused)
+        raise
+
+
+def _close_unused(setup: asyncio.Future[TreeWatcher]) -> None:
+    if not setup.cancelled() and setup.exception() is None:
+        setup.result().close()
 
 
 class _FullPasses:

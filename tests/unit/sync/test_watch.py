@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import pytest
 
 from sandkit.sync.ignore import Ignore
 from sandkit.sync.safefs import SafeTree
-from sandkit.sync.watch import TreeWatcher
+from sandkit.sync.watch import TreeWatcher, _open_watcher
 
 
 @pytest.fixture
@@ -95,3 +97,37 @@ def test_a_folder_reached_through_a_link_is_never_watched(tree: SafeTree, tmp_pa
         assert w.read() == set()
     finally:
         w.close()
+
+
+def _inotify_fds() -> int:
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            count += str(fd.readlink()) == "anon_inode:inotify"
+    return count
+
+
+async def test_a_watcher_cancelled_while_it_is_set_up_is_closed_not_leaked(
+    tmp_path: Path,
+) -> None:
+    for i in range(3000):  # long enough to set up that the cancel lands in the middle
+        (tmp_path / f"d{i}").mkdir()
+    safe = SafeTree(tmp_path)
+    try:
+        before = _inotify_fds()
+        setup = asyncio.ensure_future(_open_watcher(safe, lambda rel: False, None))
+        for _ in range(1000):  # until the thread has its inotify instance
+            if _inotify_fds() > before:
+                break
+            await asyncio.sleep(0.001)
+        setup.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await setup
+        for _ in range(200):  # the thread finishes its walk, then the watcher is closed
+            if _inotify_fds() == before:
+                break
+            await asyncio.sleep(0.05)
+        assert _inotify_fds() == before
+    finally:
+        safe.close()
