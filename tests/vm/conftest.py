@@ -12,9 +12,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -49,6 +50,19 @@ class Env:
         if check and done.returncode != 0:
             raise AssertionError(f"sandkit {' '.join(args)} -> {done.returncode}\n{done.stderr}")
         return done
+
+    def decisions(
+        self, name: str, until: Callable[[list[dict[str, Any]]], bool]
+    ) -> list[dict[str, Any]]:
+        """The sandbox's decision log (`policy log --json`) once ``until`` holds for it:
+        the proxy flushes it every 0.2 s, later under load."""
+        deadline = time.monotonic() + 30
+        while True:
+            out = self.sk("policy", "log", name, "--json", check=True).stdout
+            records = [json.loads(line) for line in out.splitlines()]
+            if until(records) or time.monotonic() > deadline:
+                return records
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +128,16 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pa
     proc.terminate()
     proc.wait(10)
     proc.stdout.close()
+
+
+def eventually(check: Callable[[], object], what: str, timeout: float = 60) -> None:
+    """Polls ``check`` until it holds: a guest under TCG on a busy machine takes its time,
+    so the bound only stops a test that would otherwise wait forever."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def wait_for_member(env: Env, *needles: str, timeout: float = 300) -> str:

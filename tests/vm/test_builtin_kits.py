@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,10 +22,10 @@ CORPUS = Path(__file__).parent.parent / "data" / "kit-corpus"
 HTTP = "%{http_code}:%{http_connect}"
 
 
-def decisions(env: Env, name: str) -> list[dict[str, object]]:
-    time.sleep(0.5)  # the decision log is flushed every 0.2 s
-    out = env.sk("policy", "log", name, "--json", check=True).stdout
-    return [json.loads(line) for line in out.splitlines()]
+def decisions(
+    env: Env, name: str, until: Callable[[list[dict[str, Any]]], bool] = bool
+) -> list[dict[str, Any]]:
+    return env.decisions(name, until)
 
 
 def test_claude_installs_through_the_proxy_and_prints_its_version(env: Env, tmp_path: Path) -> None:
@@ -180,7 +181,7 @@ def test_v3_workload_and_install_phase_network(
         context = env.sk("exec", name, "--", "cat", f"{tmp_path}/AGENTS.md", check=True).stdout
         assert context.startswith("This is a plain shell sandbox on the shell-docker template")
         assert "- install-only: kits-agent-context/install-only.md" not in context  # no body
-        records = decisions(env, name)
+        records = decisions(env, name, lambda rs: sum(r["host"] == "other.test" for r in rs) > 1)
         other = [r for r in records if r["host"] == "other.test"]
         assert [r["action"] for r in other] == ["allowed", "blocked"]  # install, then runtime
     finally:

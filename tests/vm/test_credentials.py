@@ -8,7 +8,6 @@ import hashlib
 import json
 import subprocess
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -129,7 +128,7 @@ def test_credentials_reach_their_host_only(
         assert "403" in blocked.stdout or "403" in blocked.stderr
         plain = env.sk("exec", name, "--", "curl", "-sS", f"http://blocked.test:{port}/")
         assert "Blocked by sandkit network policy: blocked.test" in plain.stdout
-        time.sleep(0.5)  # the decision log is flushed every 0.2 s
+        env.decisions(name, lambda rs: any(r["host"] == "blocked.test" for r in rs))
         log = env.sk("policy", "log", name, check=True).stdout
         blocked_part, allowed_part = log.split("Allowed requests:")
         assert "blocked.test" in blocked_part and "api.test" in allowed_part

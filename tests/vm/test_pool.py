@@ -7,6 +7,7 @@ goes back to the host."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm.conftest import Env
+from tests.vm.conftest import Env, eventually
 
 pytestmark = pytest.mark.vm
 TICK = os.sysconf("SC_CLK_TCK")
@@ -90,8 +91,11 @@ def test_pool_adopt_unique_and_refill(env: Env, tmp_path: Path) -> None:
         steps = (env.state / name / "supervisor.log").read_text()
         assert "guest made unique (names " in steps and " ms, workspace " in steps
         (ws / "from-host.txt").write_text("later\n")  # sync keeps running after adoption
-        seen = pooled.sk("exec", name, "--", "sh", "-c", "sleep 1; cat from-host.txt")
-        assert seen.stdout == "later\n"
+        look = functools.partial(pooled.sk, "exec", name, "--", "cat", "from-host.txt")
+        eventually(
+            lambda: look().stdout == "later\n",  # noqa: B023 (called in this pass only)
+            "the host's edit in the adopted guest",
+        )
     assert names[0][0] != names[1][0] and names[0][1] != names[1][1]
 
     # Each adoption started a background refill: the pool is full again.

@@ -20,7 +20,7 @@ from sandkit.sandbox.protocol import ExitEvent, OutputEvent
 from sandkit.sandbox.store import Store
 from sandkit.vm.image import ensure_image
 from tests.cli.test_kit_cli import SANDKIT
-from tests.vm.conftest import Box, Env
+from tests.vm.conftest import Box, Env, eventually
 
 pytestmark = pytest.mark.vm
 
@@ -325,20 +325,24 @@ def test_image_ls_shows_the_current_image(env: Env, box: Box) -> None:
 
 def test_workspace_edits_sync_both_ways(env: Env, box: Box) -> None:
     (box.workspace / "from-host.txt").write_text("host edit 1")
-    deadline = time.monotonic() + 10
-    seen = env.sk("exec", box.name, "--", "cat", "from-host.txt")
-    while time.monotonic() < deadline and seen.stdout != "host edit 1":
-        seen = env.sk("exec", box.name, "--", "cat", "from-host.txt")
-    log = (env.state / box.name / "supervisor.log").read_text()
-    assert seen.stdout == "host edit 1", (seen.stderr, log[-4000:])
-    env.sk("exec", box.name, "--", "sh", "-c", "echo guest edit > from-guest.txt", check=True)
-    target = box.workspace / "from-guest.txt"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not (
-        target.exists() and target.read_text() == "guest edit\n"
-    ):
-        time.sleep(0.05)
-    assert target.read_text() == "guest edit\n"
+    seen: list[str] = []  # the last look's stderr, for the failure message
+
+    def in_guest() -> bool:
+        look = env.sk("exec", box.name, "--", "cat", "from-host.txt")
+        seen[:] = [look.stderr]
+        return look.stdout == "host edit 1"
+
+    log = env.state / box.name / "supervisor.log"
+    try:
+        eventually(in_guest, "the host's edit in the guest")
+        env.sk("exec", box.name, "--", "sh", "-c", "echo guest edit > from-guest.txt", check=True)
+        target = box.workspace / "from-guest.txt"
+        eventually(
+            lambda: target.exists() and target.read_text() == "guest edit\n",
+            "the guest's edit on the host",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{seen}\n{log.read_text()[-4000:]}") from None
     rows = json.loads(env.sk("ls", "--json").stdout)
     assert next(r for r in rows if r["name"] == box.name)["sync"] in ("in sync", "syncing")
 

@@ -5,7 +5,7 @@
 // wrapper that touches MARKER when it starts).
 // Saves a screenshot per step; exits 0 when every step passed.
 const fs = require("fs");
-const { drive, lap, openWorkbench, palette, typeUntilShown, waitForTerminal } = require("./lib.js");
+const { drive, lap, openWorkbench, palette, quickInput, typeUntilShown, waitForTerminal } = require("./lib.js");
 
 const [url, artifacts, kernel, approvalUrl, newPath, marker] = process.argv.slice(2);
 
@@ -23,10 +23,7 @@ drive(artifacts, "failure.png", async (run) => {
   lap("workbench up");
 
   run.step = "broken kit in the Problems panel";
-  await page.keyboard.press("Control+P");
-  await page.locator(".quick-input-widget input").fill("broken-kit/spec.yaml");
-  await page.locator(".quick-input-list .monaco-list-row", { hasText: "spec.yaml" }).first().waitFor({ timeout: 15000 });
-  await page.keyboard.press("Enter");
+  await quickInput(page, "Control+P", "broken-kit/spec.yaml", "spec.yaml");
   await page.locator(".monaco-editor .squiggly-error").first().waitFor({ timeout: 90000 });
   await page.keyboard.press("Control+Shift+M");
   await page.locator(".markers-panel", { hasText: "must be one of: sandbox, mixin" }).first().waitFor({ timeout: 20000 });
@@ -49,6 +46,7 @@ drive(artifacts, "failure.png", async (run) => {
   await toast.waitFor({ timeout: 60000 });
   const allowOnce = toast.locator(".monaco-button", { hasText: "Allow once" }).first();
   await allowOnce.waitFor({ state: "visible", timeout: 10000 });
+  await toast.hover(); // a toast under the pointer is not hidden by its timer
   await page.waitForTimeout(600); // the toast's fade-in, for a readable screenshot
   await shot("3-approval-prompt.png");
   await allowOnce.click();
@@ -79,19 +77,27 @@ drive(artifacts, "failure.png", async (run) => {
     .first()
     .waitFor({ timeout: 30000 });
   for (const title of ["Sandkit: Ask the Agent…", "Sandkit: Resume an Agent Session…"]) {
-    await page.keyboard.press("F1");
-    await page.locator(".quick-input-widget input").fill(`>${title}`, { timeout: 10000 });
-    await page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first().waitFor({ timeout: 10000 });
-    await page.keyboard.press("Escape");
+    await palette(page, title, false);
   }
   lap("the session verbs are in the palette; an undeclared one is said, naming the kit");
 
   run.step = "a change of sandkit.path restarts the server";
   await palette(page, "Preferences: Open User Settings");
   await page.locator(".settings-editor").waitFor({ timeout: 20000 });
-  await page.keyboard.type("sandkit.path");
+  // The editor shows before its search box has the focus: keys typed then go elsewhere.
+  const search = page.locator(".settings-editor .search-container .monaco-editor").first();
   const input = page.locator(".settings-editor .monaco-list-row", { hasText: "Path to the" }).locator("input").first();
-  await input.waitFor({ timeout: 20000 });
+  for (let attempt = 0; ; attempt++) {
+    await search.click();
+    await page.keyboard.press("Control+A");
+    await page.keyboard.type("sandkit.path");
+    try {
+      await input.waitFor({ timeout: 10000 });
+      break;
+    } catch (err) {
+      if (attempt === 3) throw err;
+    }
+  }
   await input.fill(newPath);
   await input.press("Tab");
   const deadline = Date.now() + 60000;

@@ -23,20 +23,21 @@ async function launch() {
   return context;
 }
 
-async function palette(page, title) {
-  // Contributed commands appear once the extension host has scanned the extensions, and
-  // the palette closes when anything takes the focus (a terminal opening or closing, a
-  // view revealed): open it again.
+// Types `text` into the quick input `key` opens (F1: the command palette, Control+P: Quick
+// Open) until a row showing `row` is listed, then Enter (or, with `pick` false, Escape).
+// Contributed commands appear once the extension host has scanned the extensions, and the
+// quick input closes when anything takes the focus (a terminal opening or closing, a view
+// revealed, the workbench still starting): open it again.
+async function quickInput(page, key, text, row, pick = true) {
   let last;
   for (let i = 0; i < 8; i++) {
     try {
-      await page.keyboard.press("F1");
+      await page.keyboard.press(key);
       const input = page.locator(".quick-input-widget input");
       await input.waitFor({ state: "visible", timeout: 10000 });
-      await input.fill(`>${title}`, { timeout: 5000 });
-      const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
-      await row.waitFor({ timeout: 4000 });
-      await page.keyboard.press("Enter");
+      await input.fill(text, { timeout: 5000 });
+      await page.locator(".quick-input-list .monaco-list-row", { hasText: row }).first().waitFor({ timeout: 4000 });
+      await page.keyboard.press(pick ? "Enter" : "Escape");
       return;
     } catch (err) {
       last = err;
@@ -44,7 +45,11 @@ async function palette(page, title) {
       await page.waitForTimeout(1500);
     }
   }
-  throw new Error(`command "${title}" never showed in the palette: ${String(last?.message ?? last).split("\n")[0]}`);
+  throw new Error(`"${row}" never showed for "${text}": ${String(last?.message ?? last).split("\n")[0]}`);
+}
+
+async function palette(page, title, pick = true) {
+  await quickInput(page, "F1", `>${title}`, title, pick);
 }
 
 async function terminalText(page) {
@@ -110,4 +115,4 @@ async function drive(artifacts, failure, steps) {
   }
 }
 
-module.exports = { drive, lap, openWorkbench, palette, terminalText, typeUntilShown, waitForTerminal };
+module.exports = { drive, lap, openWorkbench, palette, quickInput, terminalText, typeUntilShown, waitForTerminal };

@@ -45,9 +45,7 @@ drive(artifacts, "sessions-failure.png", async (run) => {
   if (!tabs.includes("Sandkit agent: shell-project")) {
     throw new Error(`the terminals after the reload: ${JSON.stringify(tabs)}`);
   }
-  await page.locator(".terminal-wrapper").last().click();
-  await page.keyboard.type("echo still-$((6*8))\n"); // the same shell, live
-  await waitForTerminal(page, "still-48", 60000);
+  await typeUntilShown(page, "echo still-$((6*8))\n", "still-48"); // the same shell, live
   await shot("8-agent-restored.png");
   lap("the agent's terminal is back after the reload, live");
 });

@@ -286,7 +286,7 @@ export function registerCommands({
     "sandkit.ui.showNetworkLog": async () => {
       const name = await pickSandbox();
       if (name) {
-        network.replace(await client.run(protocol.SHOW_NETWORK_LOG, { name }));
+        network.replace(await client.run(protocol.SHOW_NETWORK_LOG, { name }), name);
       }
       await vscode.commands.executeCommand("sandkit.networkLog.focus");
     },

@@ -28,10 +28,14 @@ export class DecisionLog {
     }
   }
 
-  replace(records: DecisionRecord[]): void {
+  /** The log fetched for `sandbox` (oldest first) in place of what is shown. A record of
+   * it that arrived live while the log was read, no older than its newest, stays. */
+  replace(records: DecisionRecord[], sandbox: string): void {
+    const newest = records.reduce((t, r) => (r.time > t ? r.time : t), "");
+    const live = this.records.filter((r) => r.sandbox === sandbox && r.time >= newest).reverse();
     this.records = [];
     this.seen.clear();
-    for (const record of records) {
+    for (const record of [...records, ...live]) {
       this.add(record);
     }
   }
@@ -67,8 +71,8 @@ export class NetworkLogView implements vscode.TreeDataProvider<DecisionRecord> {
     this.changed.fire();
   }
 
-  replace(records: DecisionRecord[]): void {
-    this.log.replace(records);
+  replace(records: DecisionRecord[], sandbox: string): void {
+    this.log.replace(records, sandbox);
     this.changed.fire();
   }
 

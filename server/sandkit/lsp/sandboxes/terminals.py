@@ -153,12 +153,12 @@ class Terminals:
 
     async def close_all(self) -> None:
         """The server is shutting down: hangs its execs up and detaches from its sessions,
-        and waits (a bounded while) until they have let go. No terminal is reported ended:
+        and waits (at most 1.5 s) until they have let go. No terminal is reported ended:
         an exit code would read as the program's own failure, while the editor knows the
         server stopped and says that in each terminal."""
         self._stopping = True
         pumps = [t.pump for t in self.open.values() if t.pump is not None]
         for pump in pumps:
             pump.cancel()
-        if pumps:
-            await asyncio.wait(pumps, timeout=5)
+        if pumps:  # within the 2 s the language client gives shutdown before it kills
+            await asyncio.wait(pumps, timeout=1.5)

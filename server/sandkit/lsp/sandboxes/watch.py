@@ -117,8 +117,14 @@ class Watcher:
     async def refresh(self, name: str, client: SupervisorClient) -> set[int]:
         """Ask the supervisor for its sessions and ports now (after a command changed
         them), and send the rows if that changed them; answers the guest's listeners."""
+        watched = self.watched.get(name)
         ports = await client.ports()
-        self.live[name] = Live.of(await client.sessions(), ports.ports)
+        sessions = await client.sessions()
+        if self.watched.get(name) is not watched:
+            # Forgotten meanwhile (stopped, removed): its sessions must not come back, nor
+            # show on a sandbox made later under the same name.
+            return set(ports.listening)
+        self.live[name] = Live.of(sessions, ports.ports)
         with contextlib.suppress(OSError):
             self._send(sandbox_rows(live=self.live))
         return set(ports.listening)
