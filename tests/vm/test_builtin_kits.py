@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,11 @@ CORPUS = Path(__file__).parent.parent / "data" / "kit-corpus"
 HTTP = "%{http_code}:%{http_connect}"
 
 
-def decisions(
-    env: Env, name: str, until: Callable[[list[dict[str, Any]]], bool] = bool
-) -> list[dict[str, Any]]:
-    return env.decisions(name, until)
+def decisions(env: Env, name: str, *hosts: str, times: int = 1) -> list[dict[str, Any]]:
+    """The sandbox's decision log once each of ``hosts`` is in it ``times`` times."""
+    return env.decisions(
+        name, lambda rs: all(sum(r["host"] == h for r in rs) >= times for h in hosts)
+    )
 
 
 def test_claude_installs_through_the_proxy_and_prints_its_version(env: Env, tmp_path: Path) -> None:
@@ -48,7 +48,9 @@ def test_claude_installs_through_the_proxy_and_prints_its_version(env: Env, tmp_
         state = json.loads((env.state / "claude-box" / "state.json").read_text())
         assert state["adopted_prepared"] is True
         registry = registry_args()["npmRegistryHost"]
-        hosts = {(r["host"], r["action"], r["rule"]) for r in decisions(env, "claude-box")}
+        hosts = {
+            (r["host"], r["action"], r["rule"]) for r in decisions(env, "claude-box", registry)
+        }
         assert (registry, "allowed", registry) in hosts  # the kit's arg-filled rule let it in
         inside = env.sk(
             "exec", "claude-box", "--", "sh", "-c",
@@ -122,7 +124,8 @@ def test_builtin_mixins_and_a_v1_corpus_kit_in_one_guest(env: Env, tmp_path: Pat
             "https://not-in-any-kit.example/",
         )  # fmt: skip
         assert blocked.stdout == "000:403"
-        rules = {(r["host"], r["rule"]) for r in decisions(env, name) if r["rule"]}
+        logged = decisions(env, name, values["pypiIndexHost"], values["npmRegistryHost"])
+        rules = {(r["host"], r["rule"]) for r in logged if r["rule"]}
         assert (values["pypiIndexHost"], values["pypiIndexHost"]) in rules
         assert (values["npmRegistryHost"], values["npmRegistryHost"]) in rules
     finally:
@@ -181,7 +184,7 @@ def test_v3_workload_and_install_phase_network(
         context = env.sk("exec", name, "--", "cat", f"{tmp_path}/AGENTS.md", check=True).stdout
         assert context.startswith("This is a plain shell sandbox on the shell-docker template")
         assert "- install-only: kits-agent-context/install-only.md" not in context  # no body
-        records = decisions(env, name, lambda rs: sum(r["host"] == "other.test" for r in rs) > 1)
+        records = decisions(env, name, "other.test", times=2)
         other = [r for r in records if r["host"] == "other.test"]
         assert [r["action"] for r in other] == ["allowed", "blocked"]  # install, then runtime
     finally:
@@ -206,7 +209,7 @@ def test_corpus_glab_install_runs_through_the_proxy(env: Env, tmp_path: Path) ->
             done.stderr
         )
         assert "Traceback" not in done.stderr
-        gitlab = [r for r in decisions(env, "glab-box") if r["host"] == "gitlab.com"]
+        gitlab = [r for r in decisions(env, "glab-box", "gitlab.com") if r["host"] == "gitlab.com"]
         assert gitlab and gitlab[0]["rule"] == "gitlab.com:443"
         assert "v2-mixin-glab/spec.yaml" in str(gitlab[0]["origin"])
     finally:
@@ -243,7 +246,7 @@ def test_agent_installs_through_the_proxy_and_prints_its_version(
         assert re.fullmatch(version, done.stdout), done.stdout
         values = registry_args()
         registry = values["pypiIndexHost" if kit == "aider" else "npmRegistryHost"]
-        hosts = {(r["host"], r["action"]) for r in decisions(env, name)}
+        hosts = {(r["host"], r["action"]) for r in decisions(env, name, registry)}
         assert (registry, "allowed") in hosts
     finally:
         env.sk("rm", "-f", name)
@@ -263,7 +266,7 @@ def test_opencode_installs_through_the_proxy_and_prints_its_version(
         assert done.returncode == 0, done.stderr
         assert re.fullmatch(r"\d+\.\d+\.\d+\n", done.stdout), done.stdout
         registry = registry_args()["npmRegistryHost"]
-        hosts = {(r["host"], r["action"]) for r in decisions(env, "opencode-box")}
+        hosts = {(r["host"], r["action"]) for r in decisions(env, "opencode-box", registry)}
         assert (registry, "allowed") in hosts
     finally:
         env.sk("rm", "-f", "opencode-box")

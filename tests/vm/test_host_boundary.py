@@ -6,6 +6,7 @@ file on the host (held) until a person answers."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_link_chains_and_git_hooks_from_a_real_guest(env: Env, box: Box) -> None
             return False
         # Everything gone on the host too: a deletion held in a later batch would leave
         # the shared sandbox's sync paused for the tests after this one.
-        return not any((box.workspace / n).exists() for n in ("d", "p1", "r", ".git"))
+        return not any(os.path.lexists(box.workspace / n) for n in ("d", "p1", "r", ".git"))
 
     wait(settled, 60)
 

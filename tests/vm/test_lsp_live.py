@@ -356,7 +356,10 @@ async def test_the_agent_session_outlives_a_window_reload_and_ports_are_offered(
         await first.close()
         assert agent not in first.exits and sleeper not in first.exits, first.exits
         await until(
-            lambda: "sleep 6001" not in env.sk("exec", "lspagent", "ps", "-eo", "args").stdout,
+            lambda: (
+                "sleep 6001"
+                not in env.sk("exec", "lspagent", "ps", "-eo", "args", check=True).stdout
+            ),
             "the exec hung up",
             tries=60,
         )

@@ -72,11 +72,11 @@ export function registerCommands({
         session === AGENT_SESSION
           ? (await client.run(protocol.RUN_AGENT, { name, rows, cols })).terminal
           : (await client.run(protocol.ATTACH, { name, session, rows, cols })).terminal,
-      closed,
-      true,
+      { onEnd: closed, session: true, onLost: () => sessions.lost(name, session, () => terminal.dispose()) },
     );
     const title = session === AGENT_SESSION ? `Sandkit agent: ${name}` : `Sandkit ${session}: ${name}`;
-    vscode.window.createTerminal({ name: title, pty }).show();
+    const terminal = vscode.window.createTerminal({ name: title, pty });
+    terminal.show();
   };
 
   const openTerminal = (name: string, agent: boolean): void => {
@@ -286,7 +286,8 @@ export function registerCommands({
     "sandkit.ui.showNetworkLog": async () => {
       const name = await pickSandbox();
       if (name) {
-        network.replace(await client.run(protocol.SHOW_NETWORK_LOG, { name }), name);
+        const since = network.mark(); // what arrives live while the log is read stays
+        network.replace(await client.run(protocol.SHOW_NETWORK_LOG, { name }), name, since);
       }
       await vscode.commands.executeCommand("sandkit.networkLog.focus");
     },

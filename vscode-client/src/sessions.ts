@@ -12,16 +12,27 @@ const key = (sandbox: string, session: string): string => `${sandbox}\u0000${ses
 /** The session terminals open in this window, so that none is opened twice. */
 export class OpenSessions {
   private readonly open = new Set<string>();
+  // Views whose language server stopped, still open saying so: closed when their session
+  // is opened again (the restorer does, for the next server), so that one tab shows it.
+  private readonly stale = new Map<string, () => void>();
 
   has(sandbox: string, session: string): boolean {
     return this.open.has(key(sandbox, session));
   }
 
-  /** Marks it open; answers the function that marks it closed again. */
+  /** Marks it open (closing a stale view of it); answers the function that marks it
+   * closed again. */
   add(sandbox: string, session: string): () => void {
     const k = key(sandbox, session);
+    this.stale.get(k)?.();
+    this.stale.delete(k);
     this.open.add(k);
     return () => this.open.delete(k);
+  }
+
+  /** A view of it lost its server and stays open: `close` closes it. */
+  lost(sandbox: string, session: string, close: () => void): void {
+    this.stale.set(key(sandbox, session), close);
   }
 }
 

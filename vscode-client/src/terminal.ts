@@ -77,6 +77,20 @@ export interface TerminalChannel {
   close(terminal: number): void;
 }
 
+export interface TerminalOptions {
+  /** Runs once, when the terminal closes or its program (or session view) ends. */
+  onEnd?: () => void;
+  /** A session's terminal: a view of a program that outlives it. */
+  session?: boolean;
+  /** Its server stopped and it stays open saying so (until a key closes it). */
+  onLost?: () => void;
+}
+
+// What the dead program may have left switched on in xterm (mouse reports, focus
+// reports, bracketed paste): off, so that no report closes the terminal unread.
+const RESET_MODES = "\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1004l\x1b[?2004l";
+const REPORT = /^\x1b\[(?:I|O|M|<)/; // focus in/out, a mouse report
+
 /** A VS Code terminal for one program in a sandbox; `start` asks the server for it
  * (sandkit.exec or sandkit.runAgent with stream) and answers its terminal id. */
 export class SandboxTerminal implements vscode.Pseudoterminal {
@@ -89,20 +103,17 @@ export class SandboxTerminal implements vscode.Pseudoterminal {
   private ended = false;
   private lingering = false; // its server stopped: it shows why until a key closes it
 
-  /** `onEnd` runs once, when the terminal closes or its program (or session view) ends;
-   * a `session`'s terminal is a view of a program that outlives it. */
   constructor(
     private readonly router: TerminalRouter,
     private readonly channel: TerminalChannel,
     private readonly start: (rows: number, cols: number) => Promise<number>,
-    private readonly onEnd: () => void = () => undefined,
-    private readonly session = false,
+    private readonly options: TerminalOptions = {},
   ) {}
 
   private end(): void {
     if (!this.ended) {
       this.ended = true;
-      this.onEnd();
+      this.options.onEnd?.();
     }
   }
 
@@ -131,8 +142,9 @@ export class SandboxTerminal implements vscode.Pseudoterminal {
           this.id = undefined;
           this.end();
           this.lingering = true;
-          const what = this.session ? "the session runs on" : "this terminal's program ended with it";
-          this.write.fire(`\r\n[sandkit: ${why}; ${what}. Press any key to close.]\r\n`);
+          const what = this.options.session ? "the session runs on" : "this terminal's program ended with it";
+          this.write.fire(`${RESET_MODES}\r\n[sandkit: ${why}; ${what}. Press any key to close.]\r\n`);
+          this.options.onLost?.();
         },
       });
     } catch (err) {
@@ -144,7 +156,9 @@ export class SandboxTerminal implements vscode.Pseudoterminal {
 
   handleInput(data: string): void {
     if (this.lingering) {
-      this.done.fire();
+      if (!REPORT.test(data)) {
+        this.done.fire(); // a key, not xterm reporting the focus or the mouse
+      }
     } else if (this.id !== undefined) {
       this.channel.input(this.id, data);
     }

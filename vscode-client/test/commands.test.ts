@@ -111,6 +111,21 @@ test("the agent's terminal runs the agent session; a restored session attaches; 
   done();
 });
 
+test("a session's view whose server stopped stays until the session is opened again", async () => {
+  terminals.length = 0;
+  const { sandboxes, sessions, router, done } = setUp({ [protocol.ATTACH]: new Replies([{ terminal: 1 }, { terminal: 1 }]) });
+  sandboxes.update([row("box")]);
+  await registered.get("sandkit.ui.attachSession")!("box", "build");
+  await (terminals[0].pty as Opening).open(undefined);
+  router.endAll("the language server stopped");
+  assert.equal(sessions.has("box", "build"), false); // the restorer may open it again
+  assert.equal(terminals[0].disposed, undefined); // it says why, until then
+  await registered.get("sandkit.ui.attachSession")!("box", "build"); // the next server's
+  assert.equal(terminals[0].disposed, true); // one tab shows the session, not two
+  assert.equal(terminals.length, 2);
+  done();
+});
+
 test("Stop Agent Session and Stop on a session stop it; ports publish, open, unpublish", async () => {
   messages.length = 0;
   opened.length = 0;

@@ -26,26 +26,29 @@ const record = (host: string, action: "allowed" | "blocked"): DecisionRecord => 
 test("newest first, bounded, filtered", () => {
   const log = new DecisionLog(3);
   for (const [i, action] of (["allowed", "blocked", "allowed", "blocked"] as const).entries()) {
-    log.add({ ...record(`h${i}`, action), time: "2025-12-31T00:00:00Z" }); // before the fetched
+    log.add(record(`h${i}`, action));
   }
   assert.deepEqual(log.visible().map((r) => r.host), ["h3", "h2", "h1"]);
   log.filter = "blocked";
   assert.deepEqual(log.visible().map((r) => r.host), ["h3", "h1"]);
-  log.replace([record("old", "allowed"), record("new", "allowed")], "box");
+  log.replace([record("old", "allowed"), record("new", "allowed")], "box", log.mark());
   log.filter = "all";
   assert.deepEqual(log.visible().map((r) => r.host), ["new", "old"]);
   log.add(record("new", "allowed")); // the same record, live after the fetch
   assert.deepEqual(log.visible().map((r) => r.host), ["new", "old"]);
 });
 
-test("a record that arrives live while the log is fetched is kept; other sandboxes' go", () => {
+test("a record that arrives live while the log is fetched is kept; the rest is replaced", () => {
   const log = new DecisionLog();
-  const at = (host: string, time: string, sandbox = "box"): DecisionRecord => ({ ...record(host, "allowed"), time, sandbox });
-  log.add(at("other-box", "2026-01-01T00:00:05Z", "other"));
-  log.add(at("shown-before", "2026-01-01T00:00:01Z"));
-  log.add(at("live", "2026-01-01T00:00:09Z")); // written after the server read the file
-  log.replace([at("fetched-1", "2026-01-01T00:00:02Z"), at("fetched-2", "2026-01-01T00:00:08Z")], "box");
+  const at = (host: string, sandbox = "box"): DecisionRecord => ({ ...record(host, "allowed"), sandbox });
+  log.add(at("other-box", "other"));
+  log.add(at("shown-before"));
+  const since = log.mark(); // the fetch is sent
+  log.add(at("live")); // written after the server read the file
+  log.replace([at("fetched-1"), at("fetched-2")], "box", since);
   assert.deepEqual(log.visible().map((r) => r.host), ["live", "fetched-2", "fetched-1"]);
+  log.replace([], "box", log.mark()); // an empty log (the sandbox made anew): nothing stays
+  assert.deepEqual(log.visible(), []);
 });
 
 test("a decision reads as what happened and why", () => {

@@ -109,7 +109,7 @@ test("a session's terminal that lets go says the session runs on; onEnd runs onc
   const router = new TerminalRouter();
   const { sent, channel } = recorder();
   let ends = 0;
-  const pty = new SandboxTerminal(router, channel, async () => 5, () => ends++);
+  const pty = new SandboxTerminal(router, channel, async () => 5, { onEnd: () => ends++ });
   const written: string[] = [];
   const closed: (number | void)[] = [];
   pty.onDidWrite((d) => written.push(d));
@@ -128,7 +128,7 @@ test("closing a session's terminal tells the server (which detaches) and ends th
   const router = new TerminalRouter();
   const { sent, channel } = recorder();
   let ends = 0;
-  const pty = new SandboxTerminal(router, channel, async () => 8, () => ends++);
+  const pty = new SandboxTerminal(router, channel, async () => 8, { onEnd: () => ends++ });
   await pty.open(undefined);
   pty.close();
   router.exit(8, 255, true); // the server's answer to the close
@@ -141,7 +141,8 @@ for (const session of [false, true]) {
     const router = new TerminalRouter();
     const { sent, channel } = recorder();
     let ends = 0;
-    const pty = new SandboxTerminal(router, channel, async () => 3, () => ends++, session);
+    let lost = 0;
+    const pty = new SandboxTerminal(router, channel, async () => 3, { onEnd: () => ends++, session, onLost: () => lost++ });
     const written: string[] = [];
     const closed: (number | void)[] = [];
     pty.onDidWrite((d) => written.push(d));
@@ -149,9 +150,15 @@ for (const session of [false, true]) {
     await pty.open(undefined);
     router.endAll("the language server stopped");
     const what = session ? "the session runs on" : "this terminal's program ended with it";
-    assert.deepEqual(written, [`\r\n[sandkit: the language server stopped; ${what}. Press any key to close.]\r\n`]);
+    assert.equal(written.length, 1);
+    assert.ok(written[0].startsWith("\x1b[?1000l"), "mouse reports off: none closes it unread");
+    assert.ok(written[0].endsWith(`\r\n[sandkit: the language server stopped; ${what}. Press any key to close.]\r\n`));
     assert.deepEqual(closed, []); // an exit code would be an alert, and the terminal gone
     assert.equal(ends, 1);
+    assert.equal(lost, 1);
+    pty.handleInput("\x1b[I"); // the focus coming back is no key
+    pty.handleInput("\x1b[<0;10;5M"); // nor is a click
+    assert.deepEqual(closed, []);
     pty.handleInput("x"); // not sent: the next server's terminal 3 is another program
     assert.deepEqual(closed, [undefined]);
     pty.close();

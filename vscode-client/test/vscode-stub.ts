@@ -38,7 +38,7 @@ export const answers: { error: string[]; info: string[]; input: (string | undefi
   input: [],
 };
 export const inputs: Record<string, unknown>[] = [];
-export const terminals: { name: string; pty: unknown }[] = [];
+export const terminals: { name: string; pty: unknown; disposed?: boolean }[] = [];
 export const opened: string[] = []; // env.openExternal
 export const window = {
   showErrorMessage: async (message: string) => (messages.push(`error: ${message}`), answers.error.shift()),
@@ -47,8 +47,9 @@ export const window = {
   showQuickPick: async () => undefined,
   showInputBox: async (options: Record<string, unknown>) => (inputs.push(options), answers.input.shift()),
   createTerminal: (options: { name: string; pty: unknown }) => {
-    terminals.push(options);
-    return { show: () => undefined };
+    const terminal: { name: string; pty: unknown; disposed?: boolean } = { ...options };
+    terminals.push(terminal);
+    return { show: () => undefined, dispose: () => void (terminal.disposed = true) };
   },
 };
 export const Uri = {

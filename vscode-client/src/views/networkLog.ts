@@ -7,7 +7,8 @@ export type Filter = "all" | "allowed" | "blocked";
 
 export class DecisionLog {
   private records: DecisionRecord[] = [];
-  private seen = new Set<string>();
+  private seen = new Map<string, number>(); // key -> when it arrived (a count)
+  private arrivals = 0;
   filter: Filter = "all";
 
   constructor(private readonly limit = 500) {}
@@ -19,7 +20,7 @@ export class DecisionLog {
     if (this.seen.has(key)) {
       return;
     }
-    this.seen.add(key);
+    this.seen.set(key, ++this.arrivals);
     this.records.unshift(record);
     if (this.records.length > this.limit) {
       for (const dropped of this.records.splice(this.limit)) {
@@ -28,11 +29,17 @@ export class DecisionLog {
     }
   }
 
-  /** The log fetched for `sandbox` (oldest first) in place of what is shown. A record of
-   * it that arrived live while the log was read, no older than its newest, stays. */
-  replace(records: DecisionRecord[], sandbox: string): void {
-    const newest = records.reduce((t, r) => (r.time > t ? r.time : t), "");
-    const live = this.records.filter((r) => r.sandbox === sandbox && r.time >= newest).reverse();
+  /** Where arrivals stand now: pass it to `replace` with the log fetched from here on. */
+  mark(): number {
+    return this.arrivals;
+  }
+
+  /** The log fetched for `sandbox` (oldest first) in place of what is shown; what of it
+   * arrived live after `since` (while the log was read) stays. */
+  replace(records: DecisionRecord[], sandbox: string, since: number): void {
+    const live = this.records
+      .filter((r) => r.sandbox === sandbox && (this.seen.get(recordKey(r)) ?? 0) > since)
+      .reverse();
     this.records = [];
     this.seen.clear();
     for (const record of [...records, ...live]) {
@@ -71,8 +78,12 @@ export class NetworkLogView implements vscode.TreeDataProvider<DecisionRecord> {
     this.changed.fire();
   }
 
-  replace(records: DecisionRecord[], sandbox: string): void {
-    this.log.replace(records, sandbox);
+  mark(): number {
+    return this.log.mark();
+  }
+
+  replace(records: DecisionRecord[], sandbox: string, since: number): void {
+    this.log.replace(records, sandbox, since);
     this.changed.fire();
   }
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sandkit.errors import SandkitError
 from sandkit.lsp import protocol
 from sandkit.rpc import ConnectionLost, exit_status
 from sandkit.sandbox import lifecycle
@@ -52,6 +53,7 @@ class Terminals:
         async with contextlib.AsyncExitStack() as stack:
             client = await stack.enter_async_context(await lifecycle.connect(sandbox))
             remote = await client.exec(argv, stdin=True, **options)
+            self._refuse_if_stopping()  # the stack hangs it up
             connection = stack.pop_all()  # from here the pump's to close
         terminal = Terminal(next(self._ids), remote)
         self.open[terminal.id] = terminal
@@ -64,11 +66,18 @@ class Terminals:
         async with contextlib.AsyncExitStack() as stack:
             client = await stack.enter_async_context(await lifecycle.connect(sandbox))
             remote = await opener(client)
+            self._refuse_if_stopping()  # the stack detaches from it
             connection = stack.pop_all()
         terminal = Terminal(next(self._ids), remote)
         self.open[terminal.id] = terminal
         terminal.pump = spawn(self._pump_session(terminal, connection), f"session-{terminal.id}")
         return terminal.id
+
+    def _refuse_if_stopping(self) -> None:
+        """A terminal whose start was asked for before the server began to shut down, and
+        got its program after: not one more for close_all to miss."""
+        if self._stopping:
+            raise SandkitError("the language server is shutting down")
 
     async def _pump_session(
         self, terminal: Terminal, connection: contextlib.AsyncExitStack
