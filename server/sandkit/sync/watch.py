@@ -12,7 +12,8 @@ all.
 
 When the kernel refuses a watch (``fs.inotify.max_user_watches`` reached) or a whole
 inotify instance (``max_user_instances``), a change there would go unseen: the sync then
-also makes a full pass whenever it has been quiet for a while, and says so in its log."""
+also makes a full pass every few seconds (even while other folders keep changing), and
+says so in its log."""
 
 from __future__ import annotations
 
